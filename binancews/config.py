@@ -1,0 +1,186 @@
+"""Read and validate the service's configuration from environment variables.
+
+Pure: :func:`load_config` takes a mapping (``os.environ`` plus a ``.env`` file)
+and returns a :class:`Config` or raises :class:`ConfigError` whose message names
+the variable to fix.
+"""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from pymongo.errors import ConfigurationError, InvalidURI
+from pymongo.uri_parser import parse_uri
+
+EMBEDDED_MONGO_PORT = 27117
+EMBEDDED_MONGO_URI = f"mongodb://127.0.0.1:{EMBEDDED_MONGO_PORT}/?directConnection=true"
+DEFAULT_SYMBOLS = ("btcusdt", "bnbusdt", "ethusdt", "solusdt", "xrpusdt")
+# Kline intervals Binance USD-M futures accepts, with their length in seconds.
+INTERVAL_SECONDS = {
+    "1m": 60,
+    "3m": 180,
+    "5m": 300,
+    "15m": 900,
+    "30m": 1800,
+    "1h": 3600,
+    "2h": 7200,
+    "4h": 14400,
+    "6h": 21600,
+    "8h": 28800,
+    "12h": 43200,
+    "1d": 86400,
+    "3d": 259200,
+    "1w": 604800,
+}
+_SYMBOL_RE = re.compile(r"^[a-z0-9]{2,30}$")
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or malformed; the message says what to set."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Config:
+    mongo_uri: str
+    mongo_database: str
+    mongo_collection: str
+    binance_ws_url: str
+    binance_rest_url: str
+    symbols: tuple[str, ...]
+    interval: str
+    timezone: str
+    secret_key: str
+    debug: bool
+    allowed_hosts: tuple[str, ...]
+    ws_allowed_origins: tuple[str, ...]
+    redis_url: str
+    poll_seconds: float
+    embedded_mongo: bool
+
+    @property
+    def interval_seconds(self) -> int:
+        return INTERVAL_SECONDS[self.interval]
+
+
+def parse_symbols(raw: str, *, variable: str = "KLINE_SYMBOLS") -> tuple[str, ...]:
+    """Split a comma-separated symbol list, lower-cased, order kept, duplicates dropped."""
+    symbols = tuple(dict.fromkeys(s.strip().lower() for s in raw.split(",") if s.strip()))
+    if not symbols:
+        raise ConfigError(f"{variable} is empty; set it to e.g. 'btcusdt,ethusdt'")
+    for symbol in symbols:
+        if not _SYMBOL_RE.match(symbol):
+            raise ConfigError(f"{variable}: {symbol!r} is not a Binance symbol (letters and digits only)")
+    return symbols
+
+
+def parse_interval(raw: str, *, variable: str = "KLINE_INTERVAL") -> str:
+    interval = raw.strip()
+    if interval not in INTERVAL_SECONDS:
+        known = ", ".join(INTERVAL_SECONDS)
+        raise ConfigError(f"{variable}: unknown interval {raw!r}; use one of {known}")
+    return interval
+
+
+def _parse_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ConfigError(f"{name}: {raw!r} is not a boolean; use true or false")
+
+
+def _parse_timezone(raw: str) -> str:
+    try:
+        zoneinfo.ZoneInfo(raw)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"KLINE_TIMEZONE: unknown time zone {raw!r}; use an IANA name such as 'UTC' or 'Europe/Berlin'"
+        ) from None
+    return raw
+
+
+def _parse_mongo_uri(raw: str) -> str:
+    uri = raw.strip()
+    if uri.startswith("mongodb+srv://"):
+        # Resolving an SRV record needs DNS; only check the shape here.
+        if not urlsplit(uri).hostname:
+            raise ConfigError("MONGO_URI: the mongodb+srv:// URI has no host")
+        return uri
+    try:
+        parse_uri(uri)
+    except (InvalidURI, ConfigurationError, ValueError) as exc:
+        raise ConfigError(f"MONGO_URI: {exc} (expected e.g. mongodb://host:27017/)") from None
+    return uri
+
+
+def _parse_url(env: Mapping[str, str], name: str, default: str, schemes: tuple[str, ...]) -> str:
+    url = env.get(name, default).strip().rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in schemes or not parts.hostname:
+        raise ConfigError(f"{name}: {url!r} is not a {' or '.join(schemes)} URL")
+    return url
+
+
+def _parse_positive(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise ConfigError(f"{name}: {raw!r} is not a positive number of seconds")
+    return value
+
+
+def _parse_list(raw: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+def _parse_name(env: Mapping[str, str], name: str, default: str) -> str:
+    value = env.get(name, default).strip()
+    if not value or any(ch in value for ch in ' /\\."$\x00'):
+        raise ConfigError(f"{name}: {value!r} is not a valid MongoDB name")
+    return value
+
+
+def load_config(env: Mapping[str, str]) -> Config:
+    """Build the configuration from ``env``; raise :class:`ConfigError` on bad values."""
+    debug = _parse_bool(env, "DJANGO_DEBUG", default=True)
+    secret_key = env.get("DJANGO_SECRET_KEY", "").strip()
+    allowed_hosts = _parse_list(env.get("DJANGO_ALLOWED_HOSTS", ""))
+    if not debug:
+        if not secret_key:
+            raise ConfigError("DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off")
+        if not allowed_hosts:
+            raise ConfigError("DJANGO_ALLOWED_HOSTS must be set when DJANGO_DEBUG is off (e.g. 'example.com')")
+    secret_key = secret_key or "insecure-development-key-set-DJANGO_SECRET_KEY-in-production"
+    mongo_uri_raw = env.get("MONGO_URI", "").strip()
+    return Config(
+        mongo_uri=_parse_mongo_uri(mongo_uri_raw or EMBEDDED_MONGO_URI),
+        mongo_database=_parse_name(env, "MONGO_DATABASE", "binancews"),
+        mongo_collection=_parse_name(env, "MONGO_COLLECTION", "klines"),
+        binance_ws_url=_parse_url(env, "BINANCE_WS_URL", "wss://fstream.binance.com/market", ("ws", "wss")),
+        binance_rest_url=_parse_url(env, "BINANCE_REST_URL", "https://fapi.binance.com", ("http", "https")),
+        symbols=parse_symbols(env.get("KLINE_SYMBOLS", ",".join(DEFAULT_SYMBOLS))),
+        interval=parse_interval(env.get("KLINE_INTERVAL", "1m")),
+        timezone=_parse_timezone(env.get("KLINE_TIMEZONE", "UTC").strip()),
+        secret_key=secret_key,
+        debug=debug,
+        allowed_hosts=allowed_hosts or ("*",),
+        ws_allowed_origins=_parse_list(env.get("WS_ALLOWED_ORIGINS", "")),
+        redis_url=env.get("REDIS_URL", "").strip(),
+        poll_seconds=_parse_positive(env, "KLINE_POLL_SECONDS", 1.0),
+        embedded_mongo=not mongo_uri_raw,
+    )

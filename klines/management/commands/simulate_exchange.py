@@ -1,0 +1,63 @@
+"""``manage.py simulate_exchange``: a local stand-in for Binance, for offline development."""
+
+from __future__ import annotations
+
+import asyncio
+from argparse import ArgumentParser
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from binancews.config import ConfigError, parse_interval, parse_symbols
+from klines.simexchange.server import SimulatedExchange
+
+
+class Command(BaseCommand):
+    help = (
+        "Serve a simulated Binance combined kline stream and /fapi/v1/klines on 127.0.0.1. "
+        "Point BINANCE_WS_URL at ws://127.0.0.1:PORT/market and BINANCE_REST_URL at http://127.0.0.1:PORT."
+    )
+
+    def add_arguments(self, parser: ArgumentParser) -> None:
+        parser.add_argument("--port", type=int, default=9900, help="port to listen on (default 9900)")
+        parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+        parser.add_argument("--symbols", help="comma-separated symbols (default: KLINE_SYMBOLS)")
+        parser.add_argument("--interval", help="kline interval (default: KLINE_INTERVAL)")
+        parser.add_argument("--speed", type=float, default=1.0, help="clock speed-up, e.g. 60 closes a 1m kline every second")
+        parser.add_argument("--update-seconds", type=float, default=0.3, help="seconds between unclosed updates")
+
+    def handle(
+        self,
+        *,
+        port: int,
+        host: str,
+        symbols: str | None,
+        interval: str | None,
+        speed: float,
+        update_seconds: float,
+        **options: Any,
+    ) -> None:
+        try:
+            symbol_list = parse_symbols(symbols, variable="--symbols") if symbols else settings.KLINE_SYMBOLS
+            interval = parse_interval(interval, variable="--interval") if interval else settings.KLINE_INTERVAL
+        except ConfigError as exc:
+            raise CommandError(str(exc)) from None
+        if speed <= 0 or update_seconds <= 0:
+            raise CommandError("--speed and --update-seconds must be positive")
+        exchange = SimulatedExchange(symbols=symbol_list, interval=interval, speed=speed, update_seconds=update_seconds)
+        try:
+            asyncio.run(self._serve(exchange, host, port))
+        except KeyboardInterrupt:
+            self.stdout.write("simulated exchange stopped")
+
+    async def _serve(self, exchange: SimulatedExchange, host: str, port: int) -> None:
+        try:
+            bound = await exchange.start(host, port)
+        except OSError as exc:
+            raise CommandError(f"cannot listen on {host}:{port}: {exc}") from None
+        self.stdout.write(
+            f"simulated exchange on {host}:{bound}\n"
+            f"  BINANCE_WS_URL=ws://{host}:{bound}/market\n  BINANCE_REST_URL=http://{host}:{bound}"
+        )
+        await asyncio.Future()

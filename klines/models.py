@@ -1,0 +1,39 @@
+"""The stored kline (candle)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+PRICE = {"max_digits": 30, "decimal_places": 12}
+
+
+class Kline(models.Model):
+    """One closed kline of one symbol and interval, exactly as Binance reported it."""
+
+    symbol = models.CharField(max_length=30, help_text="Upper-case Binance symbol, e.g. BTCUSDT")
+    interval = models.CharField(max_length=4, help_text="Binance interval, e.g. 1m")
+    open_time = models.DateTimeField()
+    close_time = models.DateTimeField()
+    open = models.DecimalField(**PRICE)
+    high = models.DecimalField(**PRICE)
+    low = models.DecimalField(**PRICE)
+    close = models.DecimalField(**PRICE)
+    volume = models.DecimalField("base volume", **PRICE)
+    quote_volume = models.DecimalField(**PRICE)
+    trades = models.BigIntegerField("number of trades")
+    taker_buy_base_volume = models.DecimalField(**PRICE)
+    taker_buy_quote_volume = models.DecimalField(**PRICE)
+    stored_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        db_table = settings.MONGO_COLLECTION
+        ordering = ["-open_time"]
+        constraints = [
+            # Also the index behind "last N klines of a symbol": equality on
+            # (symbol, interval), then open_time in either direction.
+            models.UniqueConstraint(fields=["symbol", "interval", "open_time"], name="unique_kline"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.symbol} {self.interval} {self.open_time:%Y-%m-%d %H:%M} close {self.close}"

@@ -1,0 +1,180 @@
+"""A simulated Binance USD-M futures exchange on one port: combined stream + REST.
+
+* ``ws://host:port/market/stream?streams=btcusdt@kline_1m/...`` (any path ending
+  in ``/stream``) pushes an unclosed kline event per stream every
+  ``update_seconds`` and a closed one (``k.x == true``) at each interval boundary.
+* ``GET /fapi/v1/klines?symbol=..&interval=..&startTime=..&endTime=..&limit=..``
+  answers with Binance's 12-value rows, the still-open kline included, as
+  Binance does.
+
+Time runs ``speed`` times faster than the wall clock, so a test sees a minute
+close every second at ``speed=60``. Tests subclass or configure it to inject
+faults; the development command ``simulate_exchange`` runs it as is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Sequence
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from binancews.config import INTERVAL_SECONDS
+from klines.simexchange.series import KlineSeries, SimKline
+
+logger = logging.getLogger(__name__)
+
+REST_MAX_LIMIT = 1500
+REST_DEFAULT_LIMIT = 500
+
+
+class SimulatedExchange:
+    def __init__(
+        self,
+        *,
+        symbols: Sequence[str],
+        interval: str = "1m",
+        speed: float = 1.0,
+        update_seconds: float = 0.25,
+        start_ms: int | None = None,
+        seed: int = 1,
+        duplicate_closes: bool = False,
+        max_close_rounds: int | None = None,
+    ) -> None:
+        self.symbols = [s.upper() for s in symbols]
+        self.interval = interval
+        self.series = KlineSeries(interval=interval, interval_ms=INTERVAL_SECONDS[interval] * 1000, seed=seed)
+        self.speed = speed
+        self.update_seconds = update_seconds
+        self.duplicate_closes = duplicate_closes
+        self.max_close_rounds = max_close_rounds
+        self._start_ms = start_ms if start_ms is not None else int(time.time() * 1000)
+        self._started = time.monotonic()
+        self.closed_sent: list[SimKline] = []  # every close event sent, repeats included
+        self.close_rounds = 0
+        self._server: Server | None = None
+
+    # -- clock -------------------------------------------------------------
+    def now_ms(self) -> int:
+        return self._start_ms + int((time.monotonic() - self._started) * 1000 * self.speed)
+
+    def current_index(self) -> int:
+        return self.series.index_at(self.now_ms())
+
+    def closed_klines(self, symbol: str, first_index: int, last_index: int) -> list[SimKline]:
+        """Ground truth: the klines of ``symbol`` from ``first_index`` to ``last_index``."""
+        return [self.series.kline(symbol, i) for i in range(first_index, last_index + 1)]
+
+    # -- server --------------------------------------------------------------
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
+        """Start listening; return the port."""
+        self._server = await serve(
+            self._handle_stream, host, port, process_request=self._process_request, compression=None
+        )
+        return self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    # -- websocket -----------------------------------------------------------
+    async def _handle_stream(self, connection: ServerConnection) -> None:
+        symbols = self._requested_symbols(connection.request.path)
+        logger.info("stream client connected for %s", ",".join(symbols))
+        index = self.current_index()
+        try:
+            while True:
+                now = self.current_index()
+                if now > index and self._may_close():
+                    await self._send_closes(connection, symbols, range(index, now))
+                    index = now
+                fraction = (self.now_ms() % self.series.interval_ms) / self.series.interval_ms
+                for symbol in symbols:
+                    partial = self.series.partial(symbol, index, fraction)
+                    await self.send(connection, partial.stream_event(closed=False, event_ms=self.now_ms()))
+                await asyncio.sleep(self.update_seconds)
+        except ConnectionClosed:
+            logger.info("stream client left")
+
+    def _may_close(self) -> bool:
+        return self.max_close_rounds is None or self.close_rounds < self.max_close_rounds
+
+    async def _send_closes(self, connection: ServerConnection, symbols: list[str], indexes: range) -> None:
+        for index in indexes:
+            self.close_rounds += 1
+            for symbol in symbols:
+                kline = self.series.kline(symbol, index)
+                repeats = 2 if self.duplicate_closes else 1
+                for _ in range(repeats):
+                    await self.send(connection, kline.stream_event(closed=True, event_ms=self.now_ms()))
+                    self.closed_sent.append(kline)
+
+    async def send(self, connection: ServerConnection, message: dict[str, Any] | str) -> None:
+        """Send one frame; the hook tests override to drop, mangle or delay frames."""
+        await connection.send(message if isinstance(message, str) else json.dumps(message))
+
+    def _requested_symbols(self, path: str) -> list[str]:
+        query = parse_qs(urlsplit(path).query)
+        streams = query.get("streams", [""])[0].split("/")
+        wanted = []
+        for stream in streams:
+            name, _, kind = stream.partition("@")
+            if kind == f"kline_{self.interval}" and name:
+                wanted.append(name.upper())
+        return wanted
+
+    # -- REST ----------------------------------------------------------------
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        parts = urlsplit(request.path)
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            if parts.path.endswith("/stream"):
+                return None
+            return connection.respond(HTTPStatus.NOT_FOUND, "unknown stream path\n")
+        if parts.path == "/fapi/v1/klines":
+            status, body = self.rest_klines(parse_qs(parts.query))
+        elif parts.path == "/fapi/v1/time":
+            status, body = HTTPStatus.OK, {"serverTime": self.now_ms()}
+        elif parts.path == "/fapi/v1/ping":
+            status, body = HTTPStatus.OK, {}
+        else:
+            status, body = HTTPStatus.NOT_FOUND, {"code": -1000, "msg": "not found"}
+        return json_response(connection, status, body)
+
+    def rest_klines(self, query: dict[str, list[str]]) -> tuple[HTTPStatus, Any]:
+        """Answer ``/fapi/v1/klines`` like Binance: rows from startTime, at most limit."""
+
+        def param(name: str) -> str | None:
+            return query.get(name, [None])[0]
+
+        symbol = (param("symbol") or "").upper()
+        if symbol not in self.symbols:
+            return HTTPStatus.BAD_REQUEST, {"code": -1121, "msg": "Invalid symbol."}
+        if param("interval") != self.interval:
+            return HTTPStatus.BAD_REQUEST, {"code": -1120, "msg": "Invalid interval."}
+        try:
+            limit = min(int(param("limit") or REST_DEFAULT_LIMIT), REST_MAX_LIMIT)
+            start = int(param("startTime")) if param("startTime") else None
+            end = int(param("endTime")) if param("endTime") else self.now_ms()
+        except ValueError:
+            return HTTPStatus.BAD_REQUEST, {"code": -1100, "msg": "Illegal characters found in a parameter."}
+        last = min(self.series.index_at(end), self.current_index())
+        first = last - limit + 1 if start is None else -(-start // self.series.interval_ms)
+        last = min(last, first + limit - 1)
+        rows = [self.series.kline(symbol, i).rest_row() for i in range(first, last + 1)]
+        return HTTPStatus.OK, rows
+
+
+def json_response(connection: ServerConnection, status: HTTPStatus, body: Any) -> Response:
+    response = connection.respond(status, json.dumps(body))
+    del response.headers["Content-Type"]
+    response.headers["Content-Type"] = "application/json"
+    return response
