@@ -106,16 +106,16 @@ class LiveFeed:
     async def _poll(self) -> list[str]:
         changed: dict[str, str] = {}
         while True:
-            rows = await database_sync_to_async(klines_stored_since)(
+            rows, read, newest = await database_sync_to_async(klines_stored_since)(
                 self._stored_since, self.interval, self.book.symbols, POLL_BATCH
             )
             for row in rows:
                 frame = self.book.add(row.symbol, row)
                 if frame is not None:
                     changed[row.symbol] = frame
-            if rows:
-                self._stored_since = rows[-1].stored_at
-            if len(rows) < POLL_BATCH:
+            if newest is not None:
+                self._stored_since = newest
+            if read < POLL_BATCH:
                 return list(changed.values())
 
     async def _listen_forever(self) -> None:

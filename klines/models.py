@@ -30,9 +30,13 @@ class Kline(models.Model):
         db_table = settings.MONGO_COLLECTION
         ordering = ["-open_time"]
         constraints = [
-            # Also the index behind "last N klines of a symbol": equality on
-            # (symbol, interval), then open_time in either direction.
             models.UniqueConstraint(fields=["symbol", "interval", "open_time"], name="unique_kline"),
+        ]
+        indexes = [
+            # "Last N klines of a symbol". The unique index above cannot serve it:
+            # django-mongodb-backend makes it partial, and a query must repeat the
+            # partial filter for MongoDB to use a partial index.
+            models.Index(fields=["symbol", "interval", "-open_time"], name="kline_latest"),
         ]
 
     def __str__(self) -> str:

@@ -20,7 +20,7 @@ class KlineLike(Protocol):
 
 
 def operation(close: Decimal, reference: Decimal) -> str:
-    """"BUY" when the close is at or above the reference price, else "SELL"."""
+    """ "BUY" when the close is at or above the reference price, else "SELL"."""
     return "BUY" if close >= reference else "SELL"
 
 

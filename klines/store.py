@@ -26,10 +26,17 @@ def last_klines(symbol: str, interval: str, count: int = HISTORY) -> list[Kline]
     return list(reversed(newest_first))
 
 
-def klines_stored_since(moment: datetime, interval: str, symbols: Iterable[str], limit: int) -> list[Kline]:
-    """Klines stored at or after ``moment`` for the given symbols, oldest stored first."""
-    return list(
-        Kline.objects.filter(
-            stored_at__gte=moment, interval=interval, symbol__in=[s.upper() for s in symbols]
-        ).order_by("stored_at")[:limit]
-    )
+def klines_stored_since(
+    moment: datetime, interval: str, symbols: Iterable[str], limit: int
+) -> tuple[list[Kline], int, datetime | None]:
+    """Klines stored at or after ``moment`` for the given symbols, oldest stored first.
+
+    Returns the matching rows, how many rows were read and the newest
+    ``stored_at`` read (to resume from). The query uses only
+    the ``stored_at`` index (some servers' planners skip an index when more
+    filters are added); the few rows since the last look are filtered here.
+    """
+    wanted = {s.upper() for s in symbols}
+    rows = list(Kline.objects.filter(stored_at__gte=moment).order_by("stored_at")[:limit])
+    matching = [r for r in rows if r.symbol in wanted and r.interval == interval]
+    return matching, len(rows), rows[-1].stored_at if rows else None

@@ -34,8 +34,7 @@ class Command(BaseCommand):
         url = combined_stream_url(settings.BINANCE_WS_URL, symbol_list, interval)
         database = settings.DATABASES["default"]
         self.stdout.write(
-            f"ingesting {url}\n  into MongoDB database {database['NAME']!r}, "
-            f"collection {settings.MONGO_COLLECTION!r}"
+            f"ingesting {url}\n  into MongoDB database {database['NAME']!r}, collection {settings.MONGO_COLLECTION!r}"
         )
         ingestor = KlineIngestor(symbols=symbol_list, interval=interval, on_stored=self._stored)
         stop = threading.Event()

@@ -24,7 +24,9 @@ class Command(BaseCommand):
         parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
         parser.add_argument("--symbols", help="comma-separated symbols (default: KLINE_SYMBOLS)")
         parser.add_argument("--interval", help="kline interval (default: KLINE_INTERVAL)")
-        parser.add_argument("--speed", type=float, default=1.0, help="clock speed-up, e.g. 60 closes a 1m kline every second")
+        parser.add_argument(
+            "--speed", type=float, default=1.0, help="clock speed-up, e.g. 60 closes a 1m kline every second"
+        )
         parser.add_argument("--update-seconds", type=float, default=0.3, help="seconds between unclosed updates")
 
     def handle(

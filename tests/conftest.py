@@ -1,0 +1,61 @@
+"""Shared fixtures: a real SecantusDB server for the whole session."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from pymongo import monitoring
+
+from tests.servers import SecantusServer
+
+
+class ReadCounter(monitoring.CommandListener):
+    """Counts read commands (find/aggregate) every MongoClient in this process sends."""
+
+    def __init__(self) -> None:
+        self.reads = 0
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name in ("find", "aggregate", "count"):
+            self.reads += 1
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+READS = ReadCounter()
+monitoring.register(READS)  # before Django creates its client
+
+
+@pytest.fixture
+def mongo_reads() -> ReadCounter:
+    return READS
+
+
+@pytest.fixture(scope="session")
+def secantus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecantusServer]:
+    server = SecantusServer(tmp_path_factory.mktemp("secantus") / "data").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(secantus: SecantusServer) -> None:
+    """Point Django at the session's SecantusDB before the test database is created."""
+    from django.conf import settings
+
+    settings.DATABASES["default"]["HOST"] = secantus.uri
+
+
+@pytest.fixture(autouse=True)
+def _fresh_feed() -> Iterator[None]:
+    """Each test gets its own process-wide live feed."""
+    from klines.feed import reset_feed
+
+    reset_feed()
+    yield
+    reset_feed()

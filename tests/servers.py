@@ -1,0 +1,127 @@
+"""Start and stop the real servers tests talk to, on free 127.0.0.1 ports."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import pymongo
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, *, timeout: float = 20.0, process: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"process exited with {process.returncode} before listening on {port}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
+
+
+def stop_process(process: subprocess.Popen, *, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int:
+    """Signal ``process`` and wait; kill it if it does not stop in time."""
+    if process.poll() is None:
+        process.send_signal(sig)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
+
+
+class SecantusServer:
+    """A real SecantusDB (MongoDB wire protocol) server with its data in ``data_dir``."""
+
+    def __init__(self, data_dir: Path, port: int | None = None) -> None:
+        self.data_dir = data_dir
+        self.port = port or free_port()
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def uri(self) -> str:
+        return f"mongodb://127.0.0.1:{self.port}/?directConnection=true"
+
+    def start(self) -> SecantusServer:
+        executable = shutil.which("secantusd-py", path=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+        if executable is None:
+            raise RuntimeError("secantusd-py not found: pip install -r requirements.txt")
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.log = open(self.data_dir.parent / f"secantus-{self.port}.log", "ab")  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [
+                executable,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--storage-path",
+                str(self.data_dir),
+                "--log-level",
+                "WARNING",
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        wait_for_port(self.port, process=self.process)
+        client = pymongo.MongoClient(self.uri, serverSelectionTimeoutMS=20000)
+        client.admin.command("ping")
+        client.close()
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_process(self.process, sig=signal.SIGINT)
+            self.process = None
+            self.log.close()
+
+
+def service_env(mongo_uri: str, database: str, **extra: str) -> dict[str, str]:
+    """The environment for a manage.py / daphne subprocess of the service."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MONGO_", "KLINE_", "BINANCE_", "REDIS_"))}
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "binancews.settings",
+            "MONGO_URI": mongo_uri,
+            "MONGO_DATABASE": database,
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    env.update(extra)
+    return env
+
+
+def manage(args: list[str], env: Mapping[str, str], **popen: object) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, str(ROOT / "manage.py"), *args], cwd=ROOT, env=dict(env), **popen)
+
+
+def daphne(port: int, env: Mapping[str, str], log_path: Path) -> subprocess.Popen:
+    log = open(log_path, "ab")  # noqa: SIM115
+    process = subprocess.Popen(
+        [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "binancews.asgi:application"],
+        cwd=ROOT,
+        env=dict(env),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    wait_for_port(port, process=process)
+    return process

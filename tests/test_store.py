@@ -1,0 +1,70 @@
+"""Storage against a real SecantusDB server."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from django.db import IntegrityError
+
+from klines.binance import ClosedKline
+from klines.models import Kline
+from klines.store import last_klines, save_kline
+from tests.factories import closed_kline
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_saved_kline_reads_back_with_exact_decimals() -> None:
+    kline = closed_kline()
+    save_kline(kline)
+    row = Kline.objects.get(symbol="BTCUSDT")
+    assert ClosedKline(**{name: getattr(row, name) for name in ClosedKline.__dataclass_fields__}) == kline
+    assert row.stored_at is not None
+
+
+def test_decimals_keep_digits_a_float_would_lose() -> None:
+    kline = ClosedKline(**{**closed_kline().as_fields(), "close": Decimal("0.30000000000000000001")})
+    save_kline(kline)
+    assert Kline.objects.get().close == Decimal("0.30000000000000000001")  # stored as Decimal128
+    kline = ClosedKline(**{**closed_kline(offset=1).as_fields(), "volume": Decimal("0.1") + Decimal("0.2")})
+    save_kline(kline)
+    assert Kline.objects.get(open_time=kline.open_time).volume == Decimal("0.3")
+
+
+def test_saving_the_same_kline_twice_stores_one_row() -> None:
+    kline = closed_kline()
+    assert save_kline(kline) is not None
+    assert save_kline(kline) is None
+    assert Kline.objects.count() == 1
+
+
+def test_unique_constraint_rejects_a_second_row_for_the_same_open_time() -> None:
+    Kline.objects.create(**closed_kline().as_fields())
+    with pytest.raises(IntegrityError):
+        Kline.objects.create(**{**closed_kline().as_fields(), "close": Decimal("1")})
+
+
+def test_same_open_time_for_another_symbol_is_a_different_kline() -> None:
+    save_kline(closed_kline("BTCUSDT"))
+    save_kline(closed_kline("ETHUSDT"))
+    assert Kline.objects.count() == 2
+
+
+def test_last_klines_returns_newest_oldest_first_for_one_symbol() -> None:
+    for offset in (3, 0, 14, 7, 1, 2, 4, 5, 6, 8, 9, 10, 11, 12, 13):
+        save_kline(closed_kline("BTCUSDT", offset))
+    save_kline(closed_kline("ETHUSDT", 20))
+    rows = last_klines("btcusdt", "1m", 11)
+    assert [r.open_time for r in rows] == [closed_kline("BTCUSDT", o).open_time for o in range(4, 15)]
+
+
+def test_last_klines_is_served_by_an_index() -> None:
+    from django.db import connection
+
+    for offset in range(3):
+        save_kline(closed_kline("BTCUSDT", offset))
+    collection = connection.database[Kline._meta.db_table]
+    plan = collection.find({"symbol": "BTCUSDT", "interval": "1m"}).sort("open_time", -1).limit(11).explain()
+    assert "COLLSCAN" not in str(plan)
+    assert "IXSCAN" in str(plan)
