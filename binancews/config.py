@@ -62,6 +62,12 @@ class Config:
     redis_url: str
     poll_seconds: float
     embedded_mongo: bool
+    streams_per_connection: int = 1024
+    silence_seconds: float = 30.0
+    reconnect_max_seconds: float = 30.0
+    stats_seconds: float = 60.0
+    queue_size: int = 10_000
+    rest_weight_per_minute: int = 1200
 
     @property
     def interval_seconds(self) -> int:
@@ -144,6 +150,19 @@ def _parse_positive(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+def _parse_count(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ConfigError(f"{name}: {raw!r} is not a positive whole number")
+    return value
+
+
 def _parse_list(raw: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in raw.split(",") if item.strip())
 
@@ -183,4 +202,10 @@ def load_config(env: Mapping[str, str]) -> Config:
         redis_url=env.get("REDIS_URL", "").strip(),
         poll_seconds=_parse_positive(env, "KLINE_POLL_SECONDS", 1.0),
         embedded_mongo=not mongo_uri_raw,
+        streams_per_connection=_parse_count(env, "KLINE_STREAMS_PER_CONNECTION", 1024),
+        silence_seconds=_parse_positive(env, "KLINE_SILENCE_SECONDS", 30.0),
+        reconnect_max_seconds=_parse_positive(env, "KLINE_RECONNECT_MAX_SECONDS", 30.0),
+        stats_seconds=_parse_positive(env, "KLINE_STATS_SECONDS", 60.0),
+        queue_size=_parse_count(env, "KLINE_QUEUE_SIZE", 10_000),
+        rest_weight_per_minute=_parse_count(env, "BINANCE_REST_WEIGHT_PER_MINUTE", 1200),
     )

@@ -115,6 +115,13 @@ KLINE_INTERVAL = CONFIG.interval
 KLINE_TIMEZONE = CONFIG.timezone
 WS_ALLOWED_ORIGINS = CONFIG.ws_allowed_origins
 KLINE_POLL_SECONDS = CONFIG.poll_seconds
+# Ingest reliability (see docs/reliability.md).
+KLINE_STREAMS_PER_CONNECTION = CONFIG.streams_per_connection
+KLINE_SILENCE_SECONDS = CONFIG.silence_seconds
+KLINE_RECONNECT_MAX_SECONDS = CONFIG.reconnect_max_seconds
+KLINE_STATS_SECONDS = CONFIG.stats_seconds
+KLINE_QUEUE_SIZE = CONFIG.queue_size
+BINANCE_REST_WEIGHT_PER_MINUTE = CONFIG.rest_weight_per_minute
 
 LOGGING = {
     "version": 1,

@@ -1,8 +1,14 @@
-"""Turn stream messages into stored klines, counting what happened."""
+"""Turn stream messages into stored klines, counting what happened.
+
+By default a closed kline is stored at once; with a ``sink`` (the ingest
+service's writer queue) it is handed on instead, so a slow or absent database
+never blocks the thread that reads the stream.
+"""
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -10,6 +16,10 @@ from klines.binance import ClosedKline, MalformedMessage, parse_stream_message
 from klines.store import save_kline
 
 logger = logging.getLogger(__name__)
+
+# Each bad frame is logged once, with the offending part; a flood of them is
+# capped at this many lines a minute (all are still counted).
+MALFORMED_LOG_PER_MINUTE = 20
 
 
 @dataclass
@@ -19,6 +29,7 @@ class IngestStats:
     duplicates: int = 0
     malformed: int = 0
     ignored: int = 0
+    unlogged: int = 0
     malformed_kinds: set[str] = field(default_factory=set)
 
 
@@ -31,11 +42,14 @@ class KlineIngestor:
         symbols: tuple[str, ...],
         interval: str,
         on_stored: Callable[[ClosedKline], None] = lambda kline: None,
+        sink: Callable[[ClosedKline], None] | None = None,
     ) -> None:
         self.symbols = {s.upper() for s in symbols}
         self.interval = interval
         self.on_stored = on_stored
+        self.sink = sink or self.store
         self.stats = IngestStats()
+        self._log_window = (float("-inf"), 0)  # (minute start, lines logged in it)
 
     def handle_message(self, text: str) -> None:
         """Process one frame; malformed or unexpected frames are logged and skipped."""
@@ -44,15 +58,26 @@ class KlineIngestor:
             update = parse_stream_message(text)
         except MalformedMessage as exc:
             self.stats.malformed += 1
-            logger.warning("skipped malformed message: %s", exc)
+            self._warn("skipped malformed message: %s", exc)
             return
         kline = update.kline
         if kline.symbol not in self.symbols or kline.interval != self.interval:
             self.stats.ignored += 1
-            logger.warning("skipped kline for unexpected stream %s@%s", kline.symbol, kline.interval)
+            self._warn("skipped kline for unexpected stream %s@%s", kline.symbol, kline.interval)
             return
         if update.closed:
-            self.store(kline)
+            self.sink(kline)
+
+    def _warn(self, message: str, *args: object) -> None:
+        now = time.monotonic()
+        started, lines = self._log_window
+        if now - started >= 60:
+            started, lines = now, 0
+        if lines < MALFORMED_LOG_PER_MINUTE:
+            logger.warning(message, *args)
+        else:
+            self.stats.unlogged += 1
+        self._log_window = (started, lines + 1)
 
     def store(self, kline: ClosedKline) -> bool:
         """Store one closed kline; ``False`` if it was stored before."""

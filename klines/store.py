@@ -26,6 +26,18 @@ def last_klines(symbol: str, interval: str, count: int = HISTORY) -> list[Kline]
     return list(reversed(newest_first))
 
 
+def newest_open_time(symbol: str, interval: str) -> datetime | None:
+    """Open time of the newest stored kline of one symbol, ``None`` if none is stored."""
+    newest = Kline.objects.filter(symbol=symbol.upper(), interval=interval).order_by("-open_time")
+    return newest.values_list("open_time", flat=True).first()
+
+
+def open_times_between(symbol: str, interval: str, since: datetime, until: datetime) -> list[datetime]:
+    """Open times of one symbol's stored klines with ``since <= open time < until``, oldest first."""
+    rows = Kline.objects.filter(symbol=symbol.upper(), interval=interval, open_time__gte=since, open_time__lt=until)
+    return list(rows.order_by("open_time").values_list("open_time", flat=True))
+
+
 def klines_stored_since(
     moment: datetime, interval: str, symbols: Iterable[str], limit: int
 ) -> tuple[list[Kline], int, datetime | None]:

@@ -1,40 +1,95 @@
 """The websocket-client loop: connect, read, reconnect with backoff, watchdog.
 
 Transport only: every text frame goes to ``on_message``; parsing and storage
-live elsewhere. websocket-client answers the server's pings itself.
+live elsewhere. The server's pings are answered (websocket-client does it inside
+``recv_data``) through :class:`PoliteWebSocket`, which never sends more than
+Binance's limit of incoming messages per second on one connection. The client
+sends nothing else: the streams are named in the URL, not subscribed to.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import websocket
 
 logger = logging.getLogger(__name__)
 
 READ_TICK_SECONDS = 0.25  # how often a blocked read checks for stop and silence
+CONNECT_TIMEOUT_SECONDS = 10.0
+# Binance disconnects a connection that sends more than 10 messages a second
+# (pings, pongs and JSON messages all count); stay well under it.
+MAX_SENT_PER_SECOND = 5.0
 
 
 @dataclass(frozen=True, kw_only=True)
 class Backoff:
-    """Exponential backoff with full jitter, capped."""
+    """Exponential backoff with jitter, capped: ``attempt`` 0, 1, 2... waits about 0.5, 1, 2... s."""
 
     initial: float = 0.5
     maximum: float = 30.0
     factor: float = 2.0
 
     def delay(self, attempt: int) -> float:
-        ceiling = min(self.maximum, self.initial * self.factor**attempt)
+        ceiling = min(self.maximum, self.initial * self.factor ** min(attempt, 64))
         return random.uniform(ceiling / 2, ceiling)
+
+
+class TokenBucket:
+    """Allow at most ``rate`` events a second on average, ``burst`` at once."""
+
+    def __init__(self, *, rate: float, burst: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.clock = clock
+        self._tokens = burst
+        self._at = clock()
+
+    def allow(self) -> bool:
+        now = self.clock()
+        self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+        self._at = now
+        if self._tokens >= 1:
+            self._tokens -= 1
+            return True
+        return False
+
+
+class PoliteWebSocket(websocket.WebSocket):
+    """A websocket-client socket whose automatic pongs respect Binance's message-rate limit.
+
+    A pong only proves the link is alive, so skipping one when a server floods
+    pings loses nothing; exceeding the limit would get the connection dropped.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sent_budget = TokenBucket(rate=MAX_SENT_PER_SECOND, burst=MAX_SENT_PER_SECOND)
+        self.pongs_skipped = 0
+
+    def pong(self, payload: str | bytes = "") -> None:
+        if self.sent_budget.allow():
+            super().pong(payload)
+        else:
+            self.pongs_skipped += 1
 
 
 class StreamClosed(Exception):
     """The link ended (closed, dropped or silent); the loop reconnects."""
+
+
+def split_streams(symbols: Sequence[str], per_connection: int) -> list[tuple[str, ...]]:
+    """Cut ``symbols`` into consecutive groups of at most ``per_connection``, one per connection."""
+    if per_connection < 1:
+        raise ValueError("per_connection must be at least 1")
+    return [tuple(symbols[i : i + per_connection]) for i in range(0, len(symbols), per_connection)]
 
 
 def run_stream(
@@ -46,37 +101,50 @@ def run_stream(
     silence_seconds: float = 30.0,
     healthy_seconds: float = 60.0,
     backoff: Backoff = Backoff(),
+    name: str = "stream",
 ) -> None:
     """Read ``url`` until ``stop`` is set, reconnecting on any loss.
 
     ``on_connect`` runs after each successful connect (e.g. to backfill what the
     gap may have missed). The backoff resets once a link has stayed up for
-    ``healthy_seconds``.
+    ``healthy_seconds``. An exception from ``on_message`` is logged and the
+    frame skipped: the loop never dies on one bad frame.
     """
     attempt = 0
     while not stop.is_set():
         connected_at = None
         try:
-            ws = websocket.create_connection(url, timeout=10, enable_multithread=True)
+            ws = websocket.create_connection(
+                url, timeout=CONNECT_TIMEOUT_SECONDS, enable_multithread=True, class_=PoliteWebSocket
+            )
         except (OSError, websocket.WebSocketException) as exc:
-            logger.warning("connect to %s failed: %s", url, exc)
+            logger.warning("%s: connect failed: %s", name, exc)
         else:
             connected_at = time.monotonic()
-            logger.info("connected to %s", url)
+            logger.info("%s: connected", name)
             try:
                 on_connect()
                 _read_until_lost(ws, on_message=on_message, stop=stop, silence_seconds=silence_seconds)
             except StreamClosed as exc:
-                logger.warning("stream lost: %s; reconnecting", exc)
+                logger.warning("%s: stream lost: %s; reconnecting", name, exc)
             finally:
-                ws.close(timeout=1)
+                _close_quietly(ws)
         if stop.is_set():
             break
         if connected_at is not None and time.monotonic() - connected_at >= healthy_seconds:
             attempt = 0
         delay = backoff.delay(attempt)
         attempt += 1
+        logger.info("%s: reconnecting in %.1fs", name, delay)
         stop.wait(delay)
+
+
+def _close_quietly(ws: websocket.WebSocket) -> None:
+    """Close the link, and always the socket: after a server's close frame, ``close()`` alone returns early
+    (websocket-client marks the link closed when it answers the close frame) and leaves the socket open."""
+    with contextlib.suppress(OSError, websocket.WebSocketException):
+        ws.close(timeout=1)
+    ws.shutdown()
 
 
 def _read_until_lost(
@@ -89,7 +157,7 @@ def _read_until_lost(
             opcode, data = ws.recv_data(control_frame=False)
         except websocket.WebSocketTimeoutException:
             if time.monotonic() - last_message > silence_seconds:
-                raise StreamClosed(f"no message for {silence_seconds:.0f}s (watchdog)") from None
+                raise StreamClosed(f"no message for {silence_seconds:g}s (watchdog)") from None
             continue
         except websocket.WebSocketConnectionClosedException as exc:
             raise StreamClosed(f"connection closed ({exc})") from None
@@ -99,4 +167,8 @@ def _read_until_lost(
         if opcode == websocket.ABNF.OPCODE_CLOSE:
             raise StreamClosed("server sent a close frame")
         if opcode in (websocket.ABNF.OPCODE_TEXT, websocket.ABNF.OPCODE_BINARY):
-            on_message(data.decode("utf-8", errors="replace") if isinstance(data, bytes) else data)
+            text = data.decode("utf-8", errors="replace") if isinstance(data, bytes) else data
+            try:
+                on_message(text)
+            except Exception:  # a bug in one frame's handling must not end the stream
+                logger.exception("message handler failed; frame skipped: %.200s", text)

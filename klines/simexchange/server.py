@@ -4,8 +4,8 @@
   in ``/stream``) pushes an unclosed kline event per stream every
   ``update_seconds`` and a closed one (``k.x == true``) at each interval boundary.
 * ``GET /fapi/v1/klines?symbol=..&interval=..&startTime=..&endTime=..&limit=..``
-  answers with Binance's 12-value rows, the still-open kline included, as
-  Binance does.
+  answers with Binance's 12-value rows, the still-open kline included (with
+  its values so far), as Binance does.
 
 Time runs ``speed`` times faster than the wall clock, so a test sees a minute
 close every second at ``speed=60``. Tests subclass or configure it to inject
@@ -166,11 +166,19 @@ class SimulatedExchange:
             end = int(param("endTime")) if param("endTime") else self.now_ms()
         except ValueError:
             return HTTPStatus.BAD_REQUEST, {"code": -1100, "msg": "Illegal characters found in a parameter."}
-        last = min(self.series.index_at(end), self.current_index())
+        current = self.current_index()
+        last = min(self.series.index_at(end), current)
         first = last - limit + 1 if start is None else -(-start // self.series.interval_ms)
         last = min(last, first + limit - 1)
-        rows = [self.series.kline(symbol, i).rest_row() for i in range(first, last + 1)]
+        rows = [self._rest_kline(symbol, i, current).rest_row() for i in range(first, last + 1)]
         return HTTPStatus.OK, rows
+
+    def _rest_kline(self, symbol: str, index: int, current: int) -> SimKline:
+        """The kline as REST shows it now: the current one still open (partial), like Binance."""
+        if index < current:
+            return self.series.kline(symbol, index)
+        fraction = (self.now_ms() % self.series.interval_ms) / self.series.interval_ms
+        return self.series.partial(symbol, index, fraction)
 
 
 def json_response(connection: ServerConnection, status: HTTPStatus, body: Any) -> Response:

@@ -11,14 +11,16 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from binancews.config import ConfigError, parse_interval, parse_symbols
-from klines.binance import ClosedKline, combined_stream_url
+from klines.binance import ClosedKline
 from klines.events import publish_closed
-from klines.ingest import KlineIngestor
-from klines.stream import run_stream
+from klines.service import IngestService, IngestSettings
 
 
 class Command(BaseCommand):
-    help = "Read Binance's kline stream and store every closed kline in MongoDB (Ctrl-C to stop)."
+    help = (
+        "Read Binance's kline stream and store every closed kline in MongoDB, backfilling "
+        "what a disconnect missed from REST (Ctrl-C to stop)."
+    )
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("--symbols", help="comma-separated symbols (default: KLINE_SYMBOLS)")
@@ -31,23 +33,40 @@ class Command(BaseCommand):
         except ConfigError as exc:
             raise CommandError(str(exc)) from None
 
-        url = combined_stream_url(settings.BINANCE_WS_URL, symbol_list, interval)
-        database = settings.DATABASES["default"]
-        self.stdout.write(
-            f"ingesting {url}\n  into MongoDB database {database['NAME']!r}, collection {settings.MONGO_COLLECTION!r}"
+        service = IngestService(
+            IngestSettings(
+                ws_url=settings.BINANCE_WS_URL,
+                rest_url=settings.BINANCE_REST_URL,
+                symbols=symbol_list,
+                interval=interval,
+                streams_per_connection=settings.KLINE_STREAMS_PER_CONNECTION,
+                silence_seconds=settings.KLINE_SILENCE_SECONDS,
+                reconnect_max_seconds=settings.KLINE_RECONNECT_MAX_SECONDS,
+                stats_seconds=settings.KLINE_STATS_SECONDS,
+                queue_size=settings.KLINE_QUEUE_SIZE,
+                rest_weight_per_minute=settings.BINANCE_REST_WEIGHT_PER_MINUTE,
+            ),
+            on_stored=self._stored,
         )
-        ingestor = KlineIngestor(symbols=symbol_list, interval=interval, on_stored=self._stored)
+        database = settings.DATABASES["default"]
+        for connection in service.connections:
+            self.stdout.write(f"ingesting {connection.url}")
+        self.stdout.write(
+            f"  into MongoDB database {database['NAME']!r}, collection {settings.MONGO_COLLECTION!r}\n"
+            f"  backfilling from {settings.BINANCE_REST_URL}/fapi/v1/klines"
+        )
         stop = threading.Event()
         previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
-            run_stream(url, on_message=ingestor.handle_message, stop=stop)
+            left = service.run(stop)
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-        stats = ingestor.stats
+        counters = service.counters()
         self.stdout.write(
-            f"stopped: {stats.received} messages, {stats.stored} klines stored, "
-            f"{stats.duplicates} duplicates skipped, {stats.malformed} malformed"
+            f"stopped: {counters.messages} messages, {counters.stored} klines stored, "
+            f"{counters.duplicates} duplicates skipped, {counters.malformed} malformed, "
+            f"{counters.reconnects} reconnects, {left} left unwritten"
         )
 
     def _stored(self, kline: ClosedKline) -> None:

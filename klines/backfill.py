@@ -1,0 +1,259 @@
+"""Fetch missed closed klines from ``GET /fapi/v1/klines`` and hand them to the writer.
+
+Planning is pure (:func:`first_page`, :func:`next_page`, :func:`kline_weight`):
+pages start at the next open time wanted, ask only for klines already closed
+by the exchange's clock, and are at most :data:`PAGE_LIMIT` long. The
+:class:`Backfiller` thread runs on request — at start, after every reconnect,
+when the stream skips a kline, when the writer had to drop one — and retries
+with backoff when REST or the database fails.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import DatabaseError
+from pymongo.errors import PyMongoError
+
+from klines.binance import ClosedKline, MalformedMessage, datetime_to_ms, parse_rest_row
+from klines.payloads import HISTORY as PAYLOAD_HISTORY
+from klines.rest import BinanceRest, RestError
+from klines.store import newest_open_time
+from klines.stream import Backoff
+
+logger = logging.getLogger(__name__)
+
+# With an empty database, fetch the payload's 10 klines plus the 11th it judges the oldest against.
+HISTORY = PAYLOAD_HISTORY + 1
+# Binance: limit max 1500; weight 1 below 100, 2 below 500, 5 up to 1000, 10 above.
+# 499 is the largest limit of the weight-2 band, the fewest weight per kline.
+MAX_LIMIT = 1500
+PAGE_LIMIT = 499
+WAKE_SECONDS = 0.5
+RETRY = Backoff(initial=1.0, maximum=10.0)  # a failed round (REST or database down)
+
+
+def kline_weight(limit: int) -> int:
+    """Request weight of ``GET /fapi/v1/klines`` with ``limit`` (Binance's documented table)."""
+    if limit < 100:
+        return 1
+    if limit < 500:
+        return 2
+    if limit <= 1000:
+        return 5
+    return 10
+
+
+@dataclass(frozen=True, kw_only=True)
+class Page:
+    """One ``/fapi/v1/klines`` request: from ``start_ms`` (or the newest, when ``None``), ``limit`` rows."""
+
+    start_ms: int | None
+    limit: int
+
+    def params(self, symbol: str, interval: str) -> dict[str, Any]:
+        params: dict[str, Any] = {"symbol": symbol.upper(), "interval": interval, "limit": self.limit}
+        if self.start_ms is not None:
+            params["startTime"] = self.start_ms
+        return params
+
+
+def first_page(
+    next_open_ms: int | None, *, server_ms: int, interval_ms: int, history: int = HISTORY, page_limit: int = PAGE_LIMIT
+) -> Page | None:
+    """The first request for klines opening at ``next_open_ms`` that closed before ``server_ms``.
+
+    ``None`` for ``next_open_ms`` means nothing is stored: ask for the newest
+    ``history`` closed klines (plus one, the still-open kline Binance includes).
+    Returns ``None`` when no such kline has closed yet.
+    """
+    if next_open_ms is None:
+        return Page(start_ms=None, limit=min(history + 1, MAX_LIMIT))
+    closed = (server_ms - next_open_ms) // interval_ms  # kline k closes at next_open + (k+1)*interval - 1
+    if closed <= 0:
+        return None
+    return Page(start_ms=next_open_ms, limit=min(closed, page_limit))
+
+
+def next_page(previous: Page, closed: list[ClosedKline], *, server_ms: int, interval_ms: int) -> Page | None:
+    """The request after ``previous`` returned ``closed``; ``None`` when caught up."""
+    if previous.start_ms is None or not closed:
+        return None
+    last_open = max(datetime_to_ms(k.open_time) for k in closed)
+    return first_page(last_open + interval_ms, server_ms=server_ms, interval_ms=interval_ms)
+
+
+def closed_before(klines: Iterable[ClosedKline], server_ms: int) -> list[ClosedKline]:
+    """Only the klines whose close time has passed on the exchange's clock, oldest first."""
+    return sorted((k for k in klines if datetime_to_ms(k.close_time) < server_ms), key=lambda k: k.open_time)
+
+
+def starting_points(mark_ms: int | None, newest_open_ms: int | None, interval_ms: int) -> list[int | None]:
+    """Where to start fetching: after the newest stored kline, or from an earlier mark (a gap or a drop).
+
+    ``None`` in the result means the newest :data:`HISTORY` klines (nothing is stored yet).
+    """
+    starts: list[int | None] = []
+    if newest_open_ms is None:
+        starts.append(None)
+        if mark_ms is not None:
+            starts.append(mark_ms)
+        return starts
+    after_newest = newest_open_ms + interval_ms
+    return [after_newest if mark_ms is None else min(mark_ms, after_newest)]
+
+
+@dataclass
+class BackfillStats:
+    rounds: int = 0
+    fetched: int = 0  # closed klines received from REST and handed to the writer
+    malformed: int = 0
+    failures: int = 0
+
+
+class Backfiller:
+    def __init__(
+        self,
+        *,
+        rest: BinanceRest,
+        interval: str,
+        interval_ms: int,
+        deliver: Callable[[ClosedKline], bool],
+        stop: threading.Event,
+        on_newest: Callable[[str, datetime], None] = lambda symbol, close_time: None,
+        newest_open: Callable[[str, str], datetime | None] = newest_open_time,
+        retry: Backoff = RETRY,
+    ) -> None:
+        self.rest = rest
+        self.interval = interval
+        self.interval_ms = interval_ms
+        self.deliver = deliver
+        self.stop = stop
+        self.on_newest = on_newest
+        self.newest_open = newest_open
+        self.retry = retry
+        self.stats = BackfillStats()
+        self._pending: dict[str, int | None] = {}  # symbol -> earliest open time to refetch (None: newest stored)
+        self._delivered: dict[str, int] = {}  # symbol -> newest open time handed to the writer (maybe not yet stored)
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._retry_now = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="kline-backfill", daemon=True)
+
+    def request(self, symbols: Iterable[str], *, from_ms: int | None = None) -> None:
+        """Backfill ``symbols`` from the newest stored kline, or from ``from_ms`` if that is earlier."""
+        with self._lock:
+            for symbol in symbols:
+                symbol = symbol.upper()
+                marks = [m for m in (self._pending.get(symbol), from_ms) if m is not None]
+                self._pending[symbol] = min(marks) if marks else None
+        self._wake.set()
+
+    def retry_now(self) -> None:
+        """Cut a retry wait short (the database is back)."""
+        self._retry_now.set()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
+
+    def _take(self) -> dict[str, int | None]:
+        with self._lock:
+            batch, self._pending = self._pending, {}
+            self._wake.clear()
+        return batch
+
+    def _run(self) -> None:
+        attempt = 0
+        while not self.stop.is_set():
+            self._wake.wait(WAKE_SECONDS)
+            batch = self._take()
+            if not batch:
+                continue
+            failed = self._round(batch)
+            if not failed:
+                attempt = 0
+                continue
+            for symbol, mark in failed.items():
+                self.request([symbol], from_ms=mark)
+            delay = self.retry.delay(attempt)
+            attempt += 1
+            logger.info("backfill: retrying %d symbols in %.1fs", len(failed), delay)
+            self._retry_now.clear()
+            deadline = time.monotonic() + delay
+            while not (self.stop.is_set() or self._retry_now.is_set()) and time.monotonic() < deadline:
+                self._retry_now.wait(min(WAKE_SECONDS, deadline - time.monotonic()))
+
+    def _round(self, batch: dict[str, int | None]) -> dict[str, int | None]:
+        """Backfill every symbol of ``batch``; return those that failed (to retry)."""
+        self.stats.rounds += 1
+        started, fetched_before, requests_before = time.monotonic(), self.stats.fetched, self.rest.requests
+        failed: dict[str, int | None] = {}
+        server_ms = None
+        for symbol, mark in batch.items():
+            if self.stop.is_set():
+                failed[symbol] = mark
+                continue
+            try:
+                # One clock reading per round: klines closing after it come from the stream,
+                # which was connected before the round started, or from the next round.
+                server_ms = server_ms or self.rest.server_time_ms()
+                self.backfill_symbol(symbol, mark, server_ms=server_ms)
+            except (RestError, DatabaseError, PyMongoError) as exc:
+                self.stats.failures += 1
+                failed[symbol] = mark
+                if len(failed) == 1:
+                    logger.warning("backfill of %s failed: %s", symbol, exc)
+        logger.info(
+            "backfill: %d closed klines from REST for %d symbols in %d requests (%.1fs)%s",
+            self.stats.fetched - fetched_before,
+            len(batch),
+            self.rest.requests - requests_before,
+            time.monotonic() - started,
+            f"; {len(failed)} to retry" if failed else "",
+        )
+        return failed
+
+    def backfill_symbol(self, symbol: str, mark_ms: int | None, *, server_ms: int) -> None:
+        """Hand the writer every closed kline of ``symbol`` after the newest stored (or from ``mark_ms``)."""
+        newest = self.newest_open(symbol, self.interval)
+        if newest is not None:
+            self.on_newest(symbol, newest)
+        # What this process already handed to the writer is stored or queued: no need to fetch it again.
+        known = [self._delivered[symbol]] if symbol in self._delivered else []
+        if newest is not None:
+            known.append(datetime_to_ms(newest))
+        newest_ms = max(known, default=None)
+        for start in starting_points(mark_ms, newest_ms, self.interval_ms):
+            page = first_page(start, server_ms=server_ms, interval_ms=self.interval_ms)
+            while page is not None:
+                closed = closed_before(self._fetch(symbol, page), server_ms)
+                if page.start_ms is None:
+                    closed = closed[-HISTORY:]
+                for kline in closed:
+                    if not self.deliver(kline):
+                        return
+                    self.stats.fetched += 1
+                    self._delivered[symbol] = max(self._delivered.get(symbol, 0), datetime_to_ms(kline.open_time))
+                page = next_page(page, closed, server_ms=server_ms, interval_ms=self.interval_ms)
+
+    def _fetch(self, symbol: str, page: Page) -> list[ClosedKline]:
+        rows = self.rest.get("/fapi/v1/klines", page.params(symbol, self.interval), weight=kline_weight(page.limit))
+        if not isinstance(rows, list):
+            raise RestError(f"/fapi/v1/klines for {symbol}: expected a list, got {str(rows)[:200]}")
+        klines = []
+        for row in rows:
+            try:
+                klines.append(parse_rest_row(row, symbol=symbol, interval=self.interval))
+            except MalformedMessage as exc:
+                self.stats.malformed += 1
+                logger.warning("backfill: skipped malformed REST row for %s: %s", symbol, exc)
+        return klines

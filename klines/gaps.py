@@ -1,0 +1,60 @@
+"""Pure gap arithmetic over kline open times (milliseconds since the epoch).
+
+Used by ``klines_status`` (holes in what is stored) and by the ingest (a stream
+that skips a closed kline). The grid is anchored on stored open times, not the
+epoch, so it holds for every fixed-length interval, weekly ones included.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, kw_only=True)
+class Gap:
+    first_ms: int  # open time of the first missing kline
+    last_ms: int  # open time of the last missing kline
+    missing: int
+
+
+def find_gaps(open_ms: Sequence[int], *, interval_ms: int, expected_last_ms: int | None = None) -> list[Gap]:
+    """Missing klines between consecutive ``open_ms`` (sorted) and after the last one up to ``expected_last_ms``."""
+    gaps = []
+    for before, after in zip(open_ms, open_ms[1:], strict=False):
+        missing = (after - before) // interval_ms - 1
+        if missing > 0:
+            gaps.append(Gap(first_ms=before + interval_ms, last_ms=after - interval_ms, missing=missing))
+    if open_ms and expected_last_ms is not None:
+        missing = (expected_last_ms - open_ms[-1]) // interval_ms
+        if missing > 0:
+            first = open_ms[-1] + interval_ms
+            gaps.append(Gap(first_ms=first, last_ms=first + (missing - 1) * interval_ms, missing=missing))
+    return gaps
+
+
+def last_expected_open(anchor_ms: int, *, until_ms: int, interval_ms: int, grace_ms: int = 0) -> int:
+    """The newest open time on ``anchor_ms``'s grid whose kline closed at least ``grace_ms`` before ``until_ms``."""
+    steps = (until_ms - grace_ms - interval_ms - anchor_ms) // interval_ms
+    return anchor_ms + steps * interval_ms
+
+
+class SequenceWatch:
+    """Notice when a stream's closed klines of one symbol skip an interval."""
+
+    def __init__(self, interval_ms: int) -> None:
+        self.interval_ms = interval_ms
+        self._last: dict[str, int] = {}
+
+    def reset(self) -> None:
+        """Forget what was seen (a new connection: the backfill covers the gap)."""
+        self._last.clear()
+
+    def observe(self, symbol: str, open_ms: int) -> int | None:
+        """Record a closed kline; return the first missing open time if the stream skipped some."""
+        last = self._last.get(symbol)
+        if last is None or open_ms > last:
+            self._last[symbol] = open_ms
+        if last is not None and open_ms - last > self.interval_ms:
+            return last + self.interval_ms
+        return None

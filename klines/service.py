@@ -1,0 +1,194 @@
+"""The ingest service: stream readers, one writer, the REST backfill and the stats line, wired together.
+
+::
+
+    connection 1..n (run_stream) --parse--> SequenceWatch --offer--> KlineWriter --save--> MongoDB
+         | on connect                          | gap                  ^    | dropped
+         v                                     v                      |    v
+    Backfiller <------------------------------------------------------+-- request
+         `-- GET /fapi/v1/klines --put------------------------------> KlineWriter
+
+Streams are split across connections at ``streams_per_connection``. Nothing
+blocks a reader: a closed kline goes into the writer's bounded queue. On stop,
+readers stop first, then the writer writes what is queued, all within
+:data:`SHUTDOWN_SECONDS`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from binancews.config import INTERVAL_SECONDS
+from klines.backfill import Backfiller
+from klines.binance import ClosedKline, combined_stream_url, datetime_to_ms
+from klines.gaps import SequenceWatch
+from klines.ingest import KlineIngestor
+from klines.rest import BinanceRest
+from klines.stats import Counters, format_stats, lag_seconds
+from klines.stream import Backoff, run_stream, split_streams
+from klines.writer import KlineWriter
+
+logger = logging.getLogger(__name__)
+
+SHUTDOWN_SECONDS = 4.0  # stop to return: readers, then the queued writes (the process must exit within 5 s)
+READERS_STOP_SECONDS = 1.5
+TICK_SECONDS = 0.5
+
+
+@dataclass(frozen=True, kw_only=True)
+class IngestSettings:
+    ws_url: str
+    rest_url: str
+    symbols: tuple[str, ...]
+    interval: str
+    streams_per_connection: int = 1024
+    silence_seconds: float = 30.0
+    reconnect_max_seconds: float = 30.0
+    stats_seconds: float = 60.0
+    queue_size: int = 10_000
+    rest_weight_per_minute: int = 1200
+
+    @property
+    def interval_ms(self) -> int:
+        return INTERVAL_SECONDS[self.interval] * 1000
+
+
+@dataclass
+class Connection:
+    """One websocket connection's share of the symbols and its own parsing state."""
+
+    name: str
+    symbols: tuple[str, ...]
+    url: str
+    ingestor: KlineIngestor
+    watch: SequenceWatch
+    connects: int = 0
+    thread: threading.Thread | None = field(default=None, repr=False)
+
+
+class IngestService:
+    def __init__(self, settings: IngestSettings, *, on_stored: Callable[[ClosedKline], None]) -> None:
+        self.settings = settings
+        self.stop = threading.Event()
+        self.writer = KlineWriter(
+            capacity=settings.queue_size,
+            on_stored=on_stored,
+            on_dropped=self._dropped,
+            on_recovered=lambda: self.backfill.retry_now(),
+        )
+        self.rest = BinanceRest(settings.rest_url, weight_per_minute=settings.rest_weight_per_minute, stop=self.stop)
+        self.backfill = Backfiller(
+            rest=self.rest,
+            interval=settings.interval,
+            interval_ms=settings.interval_ms,
+            deliver=lambda kline: self.writer.put(kline, stop=self.stop),
+            stop=self.stop,
+            on_newest=self.writer.note_newest,
+        )
+        groups = split_streams(settings.symbols, settings.streams_per_connection)
+        self.connections = [self._connection(f"connection {i}/{len(groups)}", g) for i, g in enumerate(groups, 1)]
+
+    def _connection(self, name: str, symbols: tuple[str, ...]) -> Connection:
+        connection = Connection(
+            name=name,
+            symbols=symbols,
+            url=combined_stream_url(self.settings.ws_url, symbols, self.settings.interval),
+            ingestor=KlineIngestor(symbols=symbols, interval=self.settings.interval),
+            watch=SequenceWatch(self.settings.interval_ms),
+        )
+        connection.ingestor.sink = lambda kline: self._closed(connection, kline)
+        return connection
+
+    # -- callbacks (reader and writer threads) ---------------------------------
+    def _connected(self, connection: Connection) -> None:
+        connection.connects += 1
+        connection.watch.reset()
+        self.backfill.request(connection.symbols)
+
+    def _closed(self, connection: Connection, kline: ClosedKline) -> None:
+        missing = connection.watch.observe(kline.symbol, datetime_to_ms(kline.open_time))
+        if missing is not None:
+            logger.warning(
+                "%s: the stream skipped %s klines before %s; backfilling them",
+                connection.name,
+                kline.symbol,
+                kline.open_time,
+            )
+            self.backfill.request([kline.symbol], from_ms=missing)
+        self.writer.offer(kline)
+
+    def _dropped(self, kline: ClosedKline) -> None:
+        self.backfill.request([kline.symbol], from_ms=datetime_to_ms(kline.open_time))
+
+    # -- running ---------------------------------------------------------------
+    def run(self, stop: threading.Event) -> int:
+        """Ingest until ``stop`` is set; return the number of queued klines left unwritten."""
+        self.writer.start()
+        self.backfill.start()
+        self.backfill.request(self.settings.symbols)
+        backoff = Backoff(maximum=self.settings.reconnect_max_seconds)
+        for connection in self.connections:
+            connection.thread = threading.Thread(
+                target=run_stream,
+                name=connection.name,
+                daemon=True,
+                args=(connection.url,),
+                kwargs={
+                    "on_message": connection.ingestor.handle_message,
+                    "stop": self.stop,
+                    "on_connect": lambda c=connection: self._connected(c),
+                    "silence_seconds": self.settings.silence_seconds,
+                    "backoff": backoff,
+                    "name": connection.name,
+                },
+            )
+            connection.thread.start()
+        next_stats = time.monotonic() + self.settings.stats_seconds
+        while not stop.wait(TICK_SECONDS):
+            if time.monotonic() >= next_stats:
+                next_stats += self.settings.stats_seconds
+                logger.info(self.stats_line())
+        return self._shut_down()
+
+    def _shut_down(self) -> int:
+        stopped = time.monotonic()
+        self.stop.set()
+        logger.info("stopping: %d klines queued, writing them before exit", self.writer.pending)
+        for connection in self.connections:
+            if connection.thread is not None:
+                connection.thread.join(max(0.0, stopped + READERS_STOP_SECONDS - time.monotonic()))
+        self.backfill.join(0.1)
+        left = self.writer.close(deadline=stopped + SHUTDOWN_SECONDS)
+        logger.info(self.stats_line())
+        if left:
+            logger.error("%d klines still queued at exit (database unavailable?); the next start backfills them", left)
+        return left
+
+    # -- visibility --------------------------------------------------------------
+    def counters(self) -> Counters:
+        ingest = [c.ingestor.stats for c in self.connections]
+        return Counters(
+            messages=sum(s.received for s in ingest),
+            stored=self.writer.stats.stored,
+            duplicates=self.writer.stats.duplicates,
+            malformed=sum(s.malformed for s in ingest),
+            unknown=sum(s.ignored for s in ingest),
+            reconnects=sum(max(0, c.connects - 1) for c in self.connections),
+            dropped=self.writer.stats.dropped,
+            queued=self.writer.pending,
+            backfilled=self.backfill.stats.fetched,
+        )
+
+    def lags(self) -> dict[str, float | None]:
+        newest: dict[str, datetime] = dict(self.writer.newest)
+        return lag_seconds(
+            newest, self.settings.symbols, interval_ms=self.settings.interval_ms, now_ms=self.rest.exchange_now_ms()
+        )
+
+    def stats_line(self) -> str:
+        return format_stats(self.counters(), self.lags())

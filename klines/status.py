@@ -1,0 +1,67 @@
+"""Pure: what ``klines_status`` says about one symbol's stored klines in a time window."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from klines.binance import datetime_to_ms, ms_to_datetime
+from klines.gaps import Gap, find_gaps, last_expected_open
+
+
+@dataclass(frozen=True, kw_only=True)
+class SymbolStatus:
+    symbol: str
+    interval: str
+    newest: datetime | None  # newest stored open time, in or out of the window
+    stored: int  # klines stored in the window
+    gaps: tuple[Gap, ...]
+
+    @property
+    def healthy(self) -> bool:
+        return self.stored > 0 and not self.gaps
+
+    def line(self) -> str:
+        newest = "nothing stored" if self.newest is None else f"newest {self.newest:%Y-%m-%d %H:%M} UTC"
+        head = f"{self.symbol} {self.interval}: {newest}, {self.stored} in range"
+        if self.stored == 0:
+            return f"{head}, GAP: no kline stored in the range"
+        if not self.gaps:
+            return f"{head}, no gaps"
+        missing = sum(g.missing for g in self.gaps)
+        listed = ", ".join(_describe(g) for g in self.gaps[:10])
+        more = f" and {len(self.gaps) - 10} more" if len(self.gaps) > 10 else ""
+        return f"{head}, {len(self.gaps)} GAPS ({missing} klines missing): {listed}{more}"
+
+
+def _describe(gap: Gap) -> str:
+    first, last = ms_to_datetime(gap.first_ms), ms_to_datetime(gap.last_ms)
+    span = f"{first:%Y-%m-%d %H:%M}" if gap.missing == 1 else f"{first:%Y-%m-%d %H:%M}..{last:%Y-%m-%d %H:%M}"
+    return f"{span} ({gap.missing})"
+
+
+def symbol_status(
+    symbol: str,
+    interval: str,
+    *,
+    open_times: Sequence[datetime],
+    newest: datetime | None,
+    until: datetime,
+    interval_ms: int,
+    grace_ms: int,
+) -> SymbolStatus:
+    """Gaps between the first stored kline in the window and the last one closed ``grace_ms`` before ``until``.
+
+    The record may start inside the window (the service was first started
+    then), so missing klines before the first stored one are not gaps; missing
+    klines at the end are (the ingest stalled).
+    """
+    opens = [datetime_to_ms(t) for t in open_times]
+    expected_last = None
+    if opens:
+        expected_last = last_expected_open(
+            opens[0], until_ms=datetime_to_ms(until), interval_ms=interval_ms, grace_ms=grace_ms
+        )
+    gaps = find_gaps(opens, interval_ms=interval_ms, expected_last_ms=expected_last)
+    return SymbolStatus(symbol=symbol.upper(), interval=interval, newest=newest, stored=len(opens), gaps=tuple(gaps))

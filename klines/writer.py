@@ -1,0 +1,179 @@
+"""One writer thread that stores closed klines from a bounded queue.
+
+The stream readers hand klines over with :meth:`KlineWriter.offer`, which never
+blocks, so the stream keeps being read while the database is slow or down. The
+writer retries a failed write until the database is back. When the queue is
+full the kline is dropped, loudly, and ``on_dropped`` asks the REST backfill to
+fetch it again.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import DatabaseError
+from pymongo.errors import PyMongoError
+
+from klines.binance import ClosedKline
+from klines.store import save_kline
+from klines.stream import Backoff
+
+logger = logging.getLogger(__name__)
+
+GET_TICK_SECONDS = 0.25
+OUTAGE_LOG_SECONDS = 30.0  # while the database is down, one reminder this often
+DROP_LOG_SECONDS = 10.0  # while the queue is full, one error line this often
+WRITE_RETRY = Backoff(initial=0.2, maximum=2.0)
+
+
+@dataclass
+class WriterStats:
+    stored: int = 0
+    duplicates: int = 0
+    dropped: int = 0
+    outages: int = 0
+
+
+class KlineWriter:
+    def __init__(
+        self,
+        *,
+        capacity: int,
+        on_stored: Callable[[ClosedKline], None] = lambda kline: None,
+        on_dropped: Callable[[ClosedKline], None] = lambda kline: None,
+        on_recovered: Callable[[], None] = lambda: None,
+        retry: Backoff = WRITE_RETRY,
+    ) -> None:
+        self.capacity = capacity
+        self.on_stored = on_stored
+        self.on_dropped = on_dropped
+        self.on_recovered = on_recovered
+        self.retry = retry
+        self.stats = WriterStats()
+        self.newest: dict[str, datetime] = {}  # symbol -> open time of the newest stored kline
+        self._queue: queue.Queue[ClosedKline] = queue.Queue(maxsize=capacity)
+        self._in_flight = 0
+        self._closing = threading.Event()
+        self._abandon = threading.Event()
+        self._last_drop_log = float("-inf")
+        self._thread = threading.Thread(target=self._run, name="kline-writer", daemon=True)
+
+    # -- producers -------------------------------------------------------------
+    def offer(self, kline: ClosedKline) -> bool:
+        """Queue ``kline`` without blocking; drop it (and say so) when the queue is full."""
+        try:
+            self._queue.put_nowait(kline)
+        except queue.Full:
+            self._dropped(kline)
+            return False
+        return True
+
+    def put(self, kline: ClosedKline, *, stop: threading.Event) -> bool:
+        """Queue ``kline``, waiting while the queue is full; ``False`` if stopped first."""
+        while not (stop.is_set() or self._closing.is_set()):
+            try:
+                self._queue.put(kline, timeout=GET_TICK_SECONDS)
+            except queue.Full:
+                continue
+            return True
+        return False
+
+    def note_newest(self, symbol: str, open_time: datetime) -> None:
+        """Record a kline known to be stored (e.g. found in the database by the backfill)."""
+        if symbol not in self.newest or open_time > self.newest[symbol]:
+            self.newest[symbol] = open_time
+
+    @property
+    def pending(self) -> int:
+        """Klines queued or being written."""
+        return self._queue.qsize() + self._in_flight
+
+    # -- lifecycle -------------------------------------------------------------
+    def start(self) -> None:
+        self._thread.start()
+
+    def close(self, *, deadline: float) -> int:
+        """Write what is queued until ``deadline`` (monotonic); return how many were left unwritten."""
+        self._closing.set()
+        self._thread.join(max(0.0, deadline - time.monotonic()))
+        self._abandon.set()
+        return self.pending
+
+    # -- the writer thread -----------------------------------------------------
+    def _run(self) -> None:
+        while not self._abandon.is_set():
+            try:
+                kline = self._queue.get(timeout=GET_TICK_SECONDS)
+            except queue.Empty:
+                if self._closing.is_set():
+                    return
+                continue
+            self._in_flight = 1
+            if self._write(kline):
+                self._in_flight = 0
+
+    def _write(self, kline: ClosedKline) -> bool:
+        """Store one kline, retrying while the database is unavailable; ``False`` if abandoned."""
+        failed_at = None
+        attempt = 0
+        last_log = 0.0
+        while True:
+            try:
+                row = save_kline(kline)
+            except (DatabaseError, PyMongoError) as exc:
+                now = time.monotonic()
+                if failed_at is None:
+                    failed_at = last_log = now
+                    self.stats.outages += 1
+                    logger.error(
+                        "database unavailable (%s): %d klines wait in the queue (bound %d) until it is back",
+                        exc,
+                        self.pending,
+                        self.capacity,
+                    )
+                elif now - last_log >= OUTAGE_LOG_SECONDS:
+                    last_log = now
+                    logger.error(
+                        "database still unavailable after %.0fs; %d klines queued", now - failed_at, self.pending
+                    )
+                if self._abandon.wait(self.retry.delay(attempt)):
+                    return False
+                attempt += 1
+                continue
+            if failed_at is not None:
+                logger.warning(
+                    "database back after %.1fs; writing %d queued klines", time.monotonic() - failed_at, self.pending
+                )
+                self.on_recovered()
+            break
+        if row is None:
+            self.stats.duplicates += 1
+            return True
+        self.stats.stored += 1
+        self.note_newest(kline.symbol, kline.open_time)
+        try:
+            self.on_stored(kline)
+        except Exception:  # printing or publishing must not stop the writer
+            logger.exception("after storing %s %s", kline.symbol, kline.open_time)
+        return True
+
+    def _dropped(self, kline: ClosedKline) -> None:
+        self.stats.dropped += 1
+        now = time.monotonic()
+        if now - self._last_drop_log >= DROP_LOG_SECONDS:
+            self._last_drop_log = now
+            logger.error(
+                "QUEUE FULL (%d klines waiting for the database): dropped %s %s and %d so far; "
+                "the REST backfill will fetch them again",
+                self.capacity,
+                kline.symbol,
+                kline.open_time,
+                self.stats.dropped,
+            )
+        self.on_dropped(kline)

@@ -1,0 +1,287 @@
+"""A fault-injecting fake Binance for the reliability tests, run in a thread of the test process.
+
+:class:`FaultyExchange` is the simulated exchange (combined stream + REST on one
+127.0.0.1 port, ground truth from :class:`KlineSeries`, compressed clock) with
+scriptable faults. Each fault is a method or an attribute the test sets while
+the ingest runs; the exchange records what it did (connections, pings and
+pongs, REST calls, frames dropped) so a test can check the fault really
+happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Coroutine, Iterable
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Request, Response
+
+from klines.binance import ClosedKline, parse_rest_row
+from klines.simexchange.server import SimulatedExchange, json_response
+
+INCOMING_LIMIT_PER_SECOND = 10  # Binance disconnects a connection that sends more
+COUNTED = (Opcode.TEXT, Opcode.BINARY, Opcode.PING, Opcode.PONG)
+
+
+@dataclass(frozen=True)
+class RestCall:
+    at: float  # time.monotonic()
+    path: str
+    query: dict[str, str]
+    status: int
+
+
+class FaultyExchange(SimulatedExchange):
+    def __init__(
+        self,
+        *,
+        ping_interval: float | None = None,
+        pong_timeout: float = 1.0,
+        max_streams: int | None = None,
+        drop_rate: float = 0.0,
+        late_repeat: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.ping_interval = ping_interval
+        self.pong_timeout = pong_timeout
+        self.max_streams = max_streams
+        self.drop_rate = drop_rate
+        self.late_repeat = late_repeat
+        self.stream_skips: set[int] = set()  # kline indexes whose closes never go out on the stream
+        self.connections: set[ServerConnection] = set()
+        self.connects = 0
+        self.streams_per_connect: list[int] = []
+        self.stalled: set[ServerConnection] = set()
+        self.paused_until = 0.0
+        self.refused_until = 0.0
+        self.rejected_handshakes = 0
+        self.injected: deque[str] = deque()
+        self.rest_faults: deque[tuple[int, str | None]] = deque()
+        self.rest_calls: list[RestCall] = []
+        self.pings = self.pongs = self.pong_timeouts = 0
+        self.pong_frames = 0  # pong frames received (a pong may acknowledge several pings)
+        self.client_messages = 0  # other frames received: text, binary, ping
+        self.over_limit: set[ServerConnection] = set()  # connections cut off for sending too much
+        self.frames_dropped = 0
+        self.closes_skipped = 0
+        self._random = random.Random(7)
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: set[asyncio.Future] = set()
+
+    # -- scripting (call from the test thread) -------------------------------------
+    def kill_connections(self, *, abort: bool = False) -> int:
+        """Close every open stream connection (a close frame), or ``abort`` (TCP drop, no close frame)."""
+        connections = list(self.connections)
+        for connection in connections:
+            if abort:
+                self._in_loop(lambda c=connection: c.transport.abort())
+            else:
+                self._await(connection.close(1001, "going away"))
+        return len(connections)
+
+    def stall_connections(self) -> int:
+        """Stop sending on every open connection, without closing it."""
+        self.stalled.update(self.connections)
+        return len(self.stalled)
+
+    def pause(self, seconds: float) -> None:
+        """Hold all frames for ``seconds``, then send what piled up at once (a burst)."""
+        self.paused_until = time.monotonic() + seconds
+
+    def refuse(self, seconds: float) -> None:
+        """Answer websocket handshakes with 503 for ``seconds`` (the exchange is unreachable)."""
+        self.refused_until = time.monotonic() + seconds
+
+    def inject(self, frames: Iterable[str | dict[str, Any]]) -> None:
+        """Send these frames, as they are, before the next regular frame."""
+        self.injected.extend(f if isinstance(f, str) else json.dumps(f) for f in frames)
+
+    def fail_rest(self, status: int, retry_after: str | None, times: int = 1) -> None:
+        """Answer the next ``times`` ``/fapi/v1/klines`` requests with ``status`` and ``Retry-After``."""
+        self.rest_faults.extend([(status, retry_after)] * times)
+
+    def skip_stream_closes(self, indexes: Iterable[int]) -> None:
+        """Never send these klines' closes on the stream: REST alone has them."""
+        self.stream_skips.update(indexes)
+
+    # -- ground truth --------------------------------------------------------------
+    def truth(self, symbol: str, first_index: int, last_index: int) -> list[ClosedKline]:
+        return [
+            parse_rest_row(k.rest_row(), symbol=k.symbol, interval=k.interval)
+            for k in self.closed_klines(symbol, first_index, last_index)
+        ]
+
+    def last_closed_index(self) -> int:
+        return self.current_index() - 1
+
+    # -- hooks into the simulated exchange -------------------------------------------
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
+        self.loop = asyncio.get_running_loop()
+        return await super().start(host, port)
+
+    async def _handle_stream(self, connection: ServerConnection) -> None:
+        self.connections.add(connection)
+        self.connects += 1
+        self._watch_incoming(connection)
+        tasks = [asyncio.create_task(self._ping(connection))] if self.ping_interval else []
+        try:
+            await super()._handle_stream(connection)
+        finally:
+            self.connections.discard(connection)
+            self.stalled.discard(connection)
+            for task in tasks:
+                task.cancel()
+
+    async def send(self, connection: ServerConnection, message: dict[str, Any] | str) -> None:
+        if connection in self.stalled:
+            await connection.wait_closed()  # then the send below raises ConnectionClosed
+        if (held := self.paused_until - time.monotonic()) > 0:
+            await asyncio.sleep(held)
+        while self.injected:
+            await connection.send(self.injected.popleft())
+        if isinstance(message, dict) and self._skipped(message):
+            self.closes_skipped += 1
+            return
+        if self.drop_rate and self._random.random() < self.drop_rate:
+            self.frames_dropped += 1
+            return
+        await super().send(connection, message)
+
+    def _skipped(self, message: dict[str, Any]) -> bool:
+        k = message["data"]["k"]
+        return k["x"] and self.series.index_at(k["t"]) in self.stream_skips
+
+    async def _send_closes(self, connection: ServerConnection, symbols: list[str], indexes: range) -> None:
+        await super()._send_closes(connection, symbols, indexes)
+        if self.late_repeat:
+            for index in indexes:
+                for symbol in symbols:
+                    old = self.series.kline(symbol, index - self.late_repeat)
+                    await self.send(connection, old.stream_event(closed=True, event_ms=self.now_ms()))
+
+    def _watch_incoming(self, connection: ServerConnection) -> None:
+        """Count what the client sends — pongs included, as Binance does — and cut it off above the limit."""
+        window: deque[float] = deque()
+        process_event = connection.process_event
+
+        def counting(event: Any) -> None:
+            process_event(event)
+            if not isinstance(event, Frame) or event.opcode not in COUNTED:
+                return
+            if event.opcode is Opcode.PONG:
+                self.pong_frames += 1
+            else:
+                self.client_messages += 1
+            now = time.monotonic()
+            window.append(now)
+            while window[0] < now - 1:
+                window.popleft()
+            if len(window) > INCOMING_LIMIT_PER_SECOND and connection not in self.over_limit:
+                self.over_limit.add(connection)
+                self._spawn(connection.close(1008, "too many messages"))
+
+        connection.process_event = counting  # type: ignore[method-assign]
+
+    async def _ping(self, connection: ServerConnection) -> None:
+        """Ping every ``ping_interval``; close the link when a ping is not answered within ``pong_timeout``.
+
+        A pong acknowledges its ping and every earlier one (RFC 6455 allows answering only the latest).
+        """
+        try:
+            while True:
+                await asyncio.sleep(self.ping_interval)
+                waiter = await connection.ping()
+                self.pings += 1
+                self._spawn(self._await_pong(connection, waiter))
+        except ConnectionClosed:
+            return
+
+    async def _await_pong(self, connection: ServerConnection, waiter: asyncio.Future) -> None:
+        try:
+            await asyncio.wait_for(waiter, self.pong_timeout)
+        except TimeoutError:
+            self.pong_timeouts += 1
+            await connection.close(1008, "pong timeout")
+        except ConnectionClosed:
+            return
+        else:
+            self.pongs += 1
+
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        parts = urlsplit(request.path)
+        query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            streams = [s for s in query.get("streams", "").split("/") if s]
+            if time.monotonic() < self.refused_until:
+                self.rejected_handshakes += 1
+                return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "maintenance\n")
+            self.streams_per_connect.append(len(streams))
+            if self.max_streams is not None and len(streams) > self.max_streams:
+                self.rejected_handshakes += 1
+                return connection.respond(HTTPStatus.BAD_REQUEST, "too many streams\n")
+            return super()._process_request(connection, request)
+        if parts.path == "/fapi/v1/klines" and self.rest_faults:
+            status, retry_after = self.rest_faults.popleft()
+            self.rest_calls.append(RestCall(time.monotonic(), parts.path, query, status))
+            response = json_response(connection, HTTPStatus(status), {"code": -1003, "msg": "Too many requests."})
+            if retry_after is not None:
+                response.headers["Retry-After"] = retry_after
+            return response
+        response = super()._process_request(connection, request)
+        self.rest_calls.append(RestCall(time.monotonic(), parts.path, query, response.status_code))
+        return response
+
+    # -- the loop thread ---------------------------------------------------------------
+    def _spawn(self, coroutine: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _in_loop(self, callback: Any) -> None:
+        assert self.loop is not None
+        self.loop.call_soon_threadsafe(callback)
+
+    def _await(self, coroutine: Coroutine[Any, Any, Any]) -> Any:
+        assert self.loop is not None
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=5)
+
+
+class ExchangeThread:
+    """Run an exchange on its own event loop in a daemon thread: ``with ExchangeThread(fake) as urls:``."""
+
+    def __init__(self, exchange: SimulatedExchange) -> None:
+        self.exchange = exchange
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="fake-exchange", daemon=True)
+        self.port = 0
+
+    def __enter__(self) -> ExchangeThread:
+        self.thread.start()
+        self.port = asyncio.run_coroutine_threadsafe(self.exchange.start(), self.loop).result(timeout=10)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        asyncio.run_coroutine_threadsafe(self.exchange.stop(), self.loop).result(timeout=10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=5)
+        self.loop.close()
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/market"
+
+    @property
+    def rest_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"

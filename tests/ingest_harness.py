@@ -1,0 +1,173 @@
+"""Drive the real ``ingest_klines`` command against a fake exchange and check the result.
+
+Every reliability scenario ends with :func:`assert_ground_truth`: the stored
+klines of every symbol are exactly the exchange's ground truth — contiguous,
+no duplicates, the same fields with the same decimal digits — and
+``klines_status`` (the real command, as a subprocess) reports no gaps.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from datetime import UTC
+from pathlib import Path
+from typing import Any
+
+from bson.decimal128 import Decimal128
+from pymongo.collection import Collection
+
+from klines.backfill import HISTORY
+from klines.binance import ClosedKline, ms_to_datetime
+from tests.fake_exchange import ExchangeThread, FaultyExchange
+from tests.servers import manage, service_env, stop_process
+
+INTERVAL_MS = 60_000
+SPEED = 240.0  # a 1m kline closes every 0.25 s
+FIELDS = tuple(ClosedKline.__dataclass_fields__)
+
+
+def make_exchange(symbols: list[str], **faults: Any) -> FaultyExchange:
+    """A fake exchange whose clock starts mid-minute, ten hours ago (inside klines_status' 24 h window)."""
+    start_ms = (int(time.time() * 1000) // INTERVAL_MS - 600) * INTERVAL_MS + INTERVAL_MS // 4
+    options: dict[str, Any] = {"interval": "1m", "speed": SPEED, "update_seconds": 0.1, "start_ms": start_ms}
+    return FaultyExchange(symbols=symbols, **{**options, **faults})
+
+
+def wait_until(condition: Callable[[], Any], *, timeout: float, what: str, every: float = 0.1) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = condition()
+        if result:
+            return result
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+class Ingest:
+    """The ``ingest_klines`` command as a subprocess, its output in files under ``workdir``."""
+
+    def __init__(self, env: dict[str, str], workdir: Path, name: str = "ingest") -> None:
+        self.out_path = workdir / f"{name}.out"
+        self.err_path = workdir / f"{name}.err"
+        self.env = env
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> Ingest:
+        with open(self.out_path, "ab") as out, open(self.err_path, "ab") as err:
+            self.process = manage(["ingest_klines"], self.env, stdout=out, stderr=err)
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> tuple[int, float]:
+        """Signal the command; return its exit code and how long it took to exit."""
+        assert self.process is not None
+        started = time.monotonic()
+        code = stop_process(self.process, sig=sig, timeout=timeout)
+        return code, time.monotonic() - started
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    @property
+    def stdout(self) -> str:
+        return self.out_path.read_text(errors="replace")
+
+    @property
+    def log(self) -> str:
+        return self.err_path.read_text(errors="replace")
+
+
+def ingest_env(mongo_uri: str, database: str, exchange: ExchangeThread, symbols: list[str], **extra: str) -> dict:
+    settings = {
+        "KLINE_SYMBOLS": ",".join(symbols),
+        "KLINE_INTERVAL": "1m",
+        "BINANCE_WS_URL": exchange.ws_url,
+        "BINANCE_REST_URL": exchange.rest_url,
+        "KLINE_SILENCE_SECONDS": "1.5",
+        "KLINE_RECONNECT_MAX_SECONDS": "0.5",
+        "KLINE_STATS_SECONDS": "1",
+        "KLINES_LOG_LEVEL": "INFO",
+    }
+    return service_env(mongo_uri, database, **{**settings, **extra})
+
+
+def stored(collection: Collection, symbol: str) -> list[ClosedKline]:
+    rows = collection.find({"symbol": symbol.upper(), "interval": "1m"}).sort("open_time", 1)
+    return [ClosedKline(**{name: _value(row[name]) for name in FIELDS}) for row in rows]
+
+
+def _value(value: Any) -> Any:
+    if isinstance(value, Decimal128):
+        return value.to_decimal()
+    if hasattr(value, "tzinfo") and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def index_of(kline: ClosedKline) -> int:
+    return int(kline.open_time.timestamp() * 1000) // INTERVAL_MS
+
+
+def complete_through(collection: Collection, symbol: str, index: int, *, at_least: int = HISTORY) -> bool:
+    """``symbol`` has a contiguous run of at least ``at_least`` stored klines reaching ``index``."""
+    indexes = [index_of(k) for k in stored(collection, symbol)]
+    contiguous = bool(indexes) and indexes == list(range(indexes[0], indexes[-1] + 1))
+    return contiguous and len(indexes) >= at_least and indexes[-1] >= index
+
+
+def wait_for_complete(collection: Collection, symbols: list[str], index: int, timeout: float) -> None:
+    """Wait until every symbol's stored klines are contiguous and reach ``index``."""
+    wait_until(
+        lambda: all(complete_through(collection, s, index) for s in symbols),
+        timeout=timeout,
+        what=f"every symbol stored without gaps through kline {index}",
+    )
+
+
+def assert_ground_truth(
+    collection: Collection,
+    exchange: FaultyExchange,
+    symbols: list[str],
+    *,
+    through: int,
+    env: dict[str, str],
+) -> None:
+    """Everything stored equals the ground truth: contiguous, at least :data:`HISTORY` klines, reaching ``through``.
+
+    No open kline was stored, no kline twice, every field and decimal digit as the
+    exchange has it; and ``klines_status`` (the real command) reports no gaps.
+    """
+    last_closed = exchange.last_closed_index()
+    for symbol in symbols:
+        klines = stored(collection, symbol)
+        assert len(klines) >= HISTORY, f"{symbol}: only {len(klines)} klines stored"
+        first, last = index_of(klines[0]), index_of(klines[-1])
+        assert through <= last <= last_closed, f"{symbol}: newest stored {last}, expected {through}..{last_closed}"
+        truth = exchange.truth(symbol, first, last)
+        assert [k.open_time for k in klines] == [k.open_time for k in truth], f"{symbol}: gaps or duplicates"
+        assert klines == truth, f"{symbol}: stored values differ from the exchange's"
+        assert [_digits(k) for k in klines] == [_digits(k) for k in truth], f"{symbol}: decimal digits differ"
+    status = manage(
+        [
+            "klines_status",
+            "--symbols",
+            ",".join(symbols),
+            "--until",
+            ms_to_datetime((through + 1) * INTERVAL_MS).isoformat(),
+            "--grace",
+            "0",
+        ],
+        env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    output, _ = status.communicate(timeout=30)
+    assert status.returncode == 0, output
+    assert f"no gaps in {len(symbols)} symbols" in output
+
+
+def _digits(kline: ClosedKline) -> tuple[str, ...]:
+    return tuple(str(getattr(kline, name)) for name in FIELDS)

@@ -1,0 +1,326 @@
+"""The real ``ingest_klines`` command through each fault of a fake Binance: nothing missed, nothing twice.
+
+Every test runs the command as a subprocess against :class:`FaultyExchange`
+(compressed clock: a 1m kline closes every 0.25 s) and a real SecantusDB, injects
+its fault, lets the ingest recover, stops it with a signal (exit code 0), and
+ends with :func:`assert_ground_truth`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pymongo
+import pytest
+from pymongo.collection import Collection
+
+from klines.backfill import HISTORY
+from tests.fake_exchange import ExchangeThread, FaultyExchange
+from tests.ingest_harness import (
+    Ingest,
+    assert_ground_truth,
+    complete_through,
+    ingest_env,
+    make_exchange,
+    wait_for_complete,
+    wait_until,
+)
+from tests.servers import SecantusServer, manage, service_env
+
+pytestmark = pytest.mark.e2e
+SYMBOLS = ["btcusdt", "ethusdt", "xrpusdt"]
+DATABASE = "reliability"
+
+
+def migrate(uri: str, database: str) -> None:
+    process = manage(["migrate", "--noinput", "-v0"], service_env(uri, database))
+    assert process.wait(timeout=60) == 0
+
+
+@pytest.fixture(scope="module")
+def mongo_uri(secantus: SecantusServer) -> str:
+    migrate(secantus.uri, DATABASE)
+    return secantus.uri
+
+
+@pytest.fixture
+def klines(mongo_uri: str) -> Iterator[Collection]:
+    client = pymongo.MongoClient(mongo_uri, tz_aware=True)
+    collection = client[DATABASE]["klines"]
+    collection.delete_many({})
+    yield collection
+    client.close()
+
+
+@contextmanager
+def running(
+    fake: FaultyExchange, mongo_uri: str, workdir: Path, symbols: list[str] = SYMBOLS, **settings: str
+) -> Iterator[tuple[Ingest, dict[str, str]]]:
+    """The fake exchange and the ingest command against it; the command is stopped (SIGKILL) if still running."""
+    with ExchangeThread(fake) as exchange:
+        env = ingest_env(mongo_uri, DATABASE, exchange, symbols, **settings)
+        ingest = Ingest(env, workdir).start()
+        try:
+            yield ingest, env
+        except BaseException:
+            print(f"--- ingest log ({ingest.err_path}) ---\n{ingest.log[-6000:]}")
+            raise
+        finally:
+            if ingest.alive():
+                ingest.stop(signal.SIGKILL)
+
+
+def settle(klines: Collection, fake: FaultyExchange, symbols: list[str], ahead: int = 3, timeout: float = 20) -> int:
+    """Wait until every symbol is stored without gaps ``ahead`` klines past the last closed one; return that index."""
+    target = fake.last_closed_index() + ahead
+    wait_for_complete(klines, symbols, target, timeout=timeout)
+    return target
+
+
+def stopped_cleanly(ingest: Ingest, sig: int = signal.SIGTERM) -> str:
+    code, took = ingest.stop(sig)
+    assert code == 0, ingest.log[-3000:]
+    assert took < 5
+    assert ", 0 left unwritten" in ingest.stdout
+    return ingest.log
+
+
+def stats_lines(log: str) -> list[dict[str, int]]:
+    """The counters of each periodic stats line."""
+    lines = re.findall(r"stats: (.*?); lag", log)
+    return [{name: int(n) for n, name in re.findall(r"(\d+) ([a-z]+(?: [a-z]+)*)", line)} for line in lines]
+
+
+def test_first_start_backfills_the_history_then_follows_the_stream(klines, mongo_uri, tmp_path) -> None:
+    fake = make_exchange(SYMBOLS)
+    with running(fake, mongo_uri, tmp_path) as (ingest, env):
+        target = settle(klines, fake, SYMBOLS)
+        stopped_cleanly(ingest)
+    first_requests = [c for c in fake.rest_calls if c.path == "/fapi/v1/klines"][: len(SYMBOLS)]
+    assert {c.query["symbol"] for c in first_requests} == {s.upper() for s in SYMBOLS}
+    assert all("startTime" not in c.query and int(c.query["limit"]) > HISTORY for c in first_requests)
+    assert fake.connects == 1
+    assert_ground_truth(klines, fake, SYMBOLS, through=target, env=env)
+
+
+@pytest.mark.parametrize("abort", [False, True], ids=["close-frame", "tcp-drop"])
+def test_a_lost_connection_is_reconnected_and_the_gap_backfilled(abort, klines, mongo_uri, tmp_path) -> None:
+    fake = make_exchange(SYMBOLS)
+    with running(fake, mongo_uri, tmp_path) as (ingest, env):
+        settle(klines, fake, SYMBOLS)
+        fake.refuse(2.0)  # about four klines close while the ingest cannot get back in
+        assert fake.kill_connections(abort=abort) == 1
+        wait_until(lambda: fake.connects >= 2, timeout=10, what="a reconnect")
+        target = settle(klines, fake, SYMBOLS)
+        log = stopped_cleanly(ingest)
+    assert fake.rejected_handshakes >= 1
+    assert "stream lost" in log
+    assert_ground_truth(klines, fake, SYMBOLS, through=target, env=env)
+
+
+def test_a_stalled_connection_trips_the_watchdog(klines, mongo_uri, tmp_path) -> None:
+    fake = make_exchange(SYMBOLS)
+    with running(fake, mongo_uri, tmp_path, KLINE_SILENCE_SECONDS="1") as (ingest, env):
+        settle(klines, fake, SYMBOLS)
+        assert fake.stall_connections() == 1
+        wait_until(lambda: fake.connects >= 2, timeout=10, what="the watchdog to reconnect")
+        target = settle(klines, fake, SYMBOLS)
+        log = stopped_cleanly(ingest)
+    assert "no message for 1s (watchdog)" in log
+    assert_ground_truth(klines, fake, SYMBOLS, through=target, env=env)
+
+
+def test_dropped_frames_and_closes_only_rest_has_are_backfilled(klines, mongo_uri, tmp_path) -> None:
+    fake = make_exchange(SYMBOLS)
+    with running(fake, mongo_uri, tmp_path) as (ingest, env):
+        settle(klines, fake, SYMBOLS)
+        now = fake.current_index()
+        fake.skip_stream_closes(range(now + 1, now + 4))
+        fake.drop_rate = 0.3
+        wait_until(lambda: fake.closes_skipped >= 9, timeout=10, what="closes only REST serves")
+        wait_until(lambda: fake.frames_dropped >= 50, timeout=10, what="dropped frames")
+        fake.drop_rate = 0.0
+        target = settle(klines, fake, SYMBOLS)
+        log = stopped_cleanly(ingest)
+    assert "the stream skipped" in log
+    assert fake.connects == 1  # recovered without reconnecting
+    assert_ground_truth(klines, fake, SYMBOLS, through=target, env=env)
+
+
+def test_pings_are_answered_within_the_message_rate_limit(klines, mongo_uri, tmp_path) -> None:
+    # 50 pings a second: answering each would break Binance's 10 messages a second.
+    fake = make_exchange(SYMBOLS, ping_interval=0.02, pong_timeout=1.0)
+    with running(fake, mongo_uri, tmp_path) as (ingest, env):
+        wait_until(lambda: fake.pings > 100, timeout=10, what="a hundred pings")
+        target = settle(klines, fake, SYMBOLS)
+        stopped_cleanly(ingest)
+    assert fake.pong_timeouts == 0
+    assert 0 < fake.pong_frames < fake.pings
+    assert not fake.over_limit
+    assert fake.connects == 1
+    assert_ground_truth(klines, fake, SYMBOLS, through=target, env=env)
+
+
+def malformed_frames(fake: FaultyExchange) -> list[tuple[str, str | dict[str, Any]]]:
+    """(the offending part the log must name, frame) for each kind of bad input."""
+    index = fake.current_index()
+
+    def frame(**k_changes: Any) -> dict[str, Any]:
+        event = fake.series.kline("BTCUSDT", index).stream_event(closed=True, event_ms=fake.now_ms())
+        event["data"]["k"].update(k_changes)
+        return event
+
+    no_k = frame()
+    del no_k["data"]["k"]
+    other_event = frame()
+    other_event["data"]["e"] = "aggTrade"
+    return [
+        ("invalid JSON", '{"stream": "btcusdt@kline_1m", "data": {"e": "kli'),
+        ("frame has no 'data'", {"stream": "btcusdt@kline_1m", "result": None, "id": 1}),
+        ("data has no 'k'", no_k),
+        ("k.c is not a number: '96,000.5'", frame(c="96,000.5")),
+        ("unexpected event type 'aggTrade'", other_event),
+        ("unexpected stream DOGEUSDT@1m", frame(s="DOGEUSDT")),
+        ("unexpected stream BTCUSDT@7m", frame(i="7m")),
+    ]
+
+
+def test_malformed_frames_and_repeated_closes_are_skipped(klines, mongo_uri, tmp_path) -> None:
+    fake = make_exchange(SYMBOLS, duplicate_closes=True, late_repeat=2)
+    with running(fake, mongo_uri, tmp_path) as (ingest, env):
+        settle(klines, fake, SYMBOLS)
+        bad = malformed_frames(fake)
+        fake.inject(frame for _, frame in bad)
+        wait_until(lambda: not fake.injected, timeout=5, what="the bad frames to go out")
+        target = settle(klines, fake, SYMBOLS)
+        log = stopped_cleanly(ingest)
+    for offending, _ in bad:
+        assert log.count(offending) == 1, offending
+    final = stats_lines(log)[-1]
+    assert final["malformed"] == 5
+    assert final["unknown streams"] == 2
+    assert final["duplicates skipped"] > 0
+    assert "Traceback" not in log
+    assert fake.connects == 1
+    assert_ground_truth(klines, fake, SYMBOLS, through=target, env=env)
+
+
+def test_rest_rate_limits_are_honoured(klines, mongo_uri, tmp_path) -> None:
+    fake = make_exchange(SYMBOLS)
+    fake.fail_rest(429, "1", times=2)
+    fake.fail_rest(418, "1.5")
+    with running(fake, mongo_uri, tmp_path) as (ingest, env):
+        wait_until(lambda: not fake.rest_faults, timeout=10, what="the rate-limited answers to go out")
+        wait_until(lambda: fake.rest_calls[-1].status == 200, timeout=10, what="a request after the last wait")
+        target = settle(klines, fake, SYMBOLS)
+        log = stopped_cleanly(ingest, signal.SIGINT)
+    calls = fake.rest_calls
+    limited = [(i, c) for i, c in enumerate(calls) if c.status in (429, 418)]
+    assert [c.status for _, c in limited] == [429, 429, 418]
+    for i, call in limited:
+        wait = calls[i + 1].at - call.at
+        retry_after = {429: 1.0, 418: 1.5}[call.status]
+        assert wait >= retry_after - 0.05, f"request {i + 1} came {wait:.2f}s after a {call.status}"
+    assert "rate limited (429)" in log
+    assert "IP banned (418)" in log
+    assert_ground_truth(klines, fake, SYMBOLS, through=target, env=env)
+
+
+def test_streams_are_split_across_connections(klines, mongo_uri, tmp_path) -> None:
+    symbols = [f"coin{i:02d}usdt" for i in range(12)]
+    fake = make_exchange(symbols, max_streams=5)
+    with running(fake, mongo_uri, tmp_path, symbols, KLINE_STREAMS_PER_CONNECTION="5") as (ingest, env):
+        target = settle(klines, fake, symbols)
+        stopped_cleanly(ingest)
+    assert sorted(fake.streams_per_connect) == [2, 5, 5]
+    assert fake.rejected_handshakes == 0
+    assert fake.client_messages == 0  # streams are named in the URL: nothing is sent
+    assert_ground_truth(klines, fake, symbols, through=target, env=env)
+
+
+@pytest.mark.parametrize("queue_size", [10_000, 5], ids=["queued", "queue-overflow"])
+def test_a_database_outage_loses_nothing(queue_size, tmp_path) -> None:
+    server = SecantusServer(tmp_path / "data").start()
+    client = pymongo.MongoClient(server.uri, tz_aware=True)
+    try:
+        migrate(server.uri, DATABASE)
+        klines = client[DATABASE]["klines"]
+        fake = make_exchange(SYMBOLS, speed=600)  # ten klines a second
+        with running(fake, server.uri, tmp_path, KLINE_QUEUE_SIZE=str(queue_size)) as (ingest, env):
+            settle(klines, fake, SYMBOLS, ahead=5)
+            server.stop()
+            down_from = fake.current_index()
+            # Writes fail (after pymongo's 5 s server selection) and sixty simulated minutes close meanwhile.
+            wait_until(lambda: "database unavailable" in ingest.log, timeout=15, what="a failed write")
+            wait_until(lambda: fake.current_index() >= down_from + 60, timeout=10, what="an hour of closes")
+            server.start()
+            target = settle(klines, fake, SYMBOLS, ahead=10, timeout=30)
+            log = stopped_cleanly(ingest)
+        assert "database unavailable" in log
+        assert "database back after" in log
+        during = [s for s in stats_lines(log) if s["queued"] > 0]
+        assert during, "no stats line saw klines waiting for the database"
+        assert during[-1]["messages"] > during[0]["messages"], "the stream was not read during the outage"
+        if queue_size < 100:
+            assert "QUEUE FULL" in log
+            assert stats_lines(log)[-1]["dropped"] > 0
+        else:
+            assert "QUEUE FULL" not in log
+        assert fake.connects == 1
+        assert_ground_truth(klines, fake, SYMBOLS, through=target, env=env)
+    finally:
+        client.close()
+        server.stop()
+
+
+def test_sigterm_in_a_burst_writes_what_is_queued_and_exits_in_time(klines, mongo_uri, tmp_path) -> None:
+    symbols = [f"burst{i:02d}usdt" for i in range(40)]
+    fake = make_exchange(symbols, update_seconds=0.5)
+    with running(fake, mongo_uri, tmp_path, symbols, KLINE_SILENCE_SECONDS="3") as (ingest, env):
+        settle(klines, fake, symbols, ahead=1, timeout=30)
+        before = ingest.stdout.count("stored ")
+        fake.pause(1.5)  # six closes per symbol pile up, then arrive at once
+        wait_until(lambda: ingest.stdout.count("stored ") >= before + 30, timeout=10, what="the burst", every=0.02)
+        log = stopped_cleanly(ingest)
+        queued = int(re.search(r"stopping: (\d+) klines queued", log).group(1))
+        assert queued > 0, "the burst was written before SIGTERM arrived"
+        # What was received is stored, in order: no symbol has a hole.
+        assert all(complete_through(klines, s, 0) for s in symbols)
+        # A restart backfills the rest.
+        again = Ingest(env, tmp_path, "again").start()
+        try:
+            target = settle(klines, fake, symbols, ahead=1, timeout=30)
+            stopped_cleanly(again)
+        finally:
+            if again.alive():
+                again.stop(signal.SIGKILL)
+    assert_ground_truth(klines, fake, symbols, through=target, env=env)
+
+
+def test_the_fake_closes_a_link_that_does_not_answer_pings() -> None:
+    """The fake enforces what Binance does, so the ping test above means something."""
+    import websocket
+
+    class Deaf(websocket.WebSocket):
+        def pong(self, payload: str | bytes = "") -> None:
+            pass
+
+    fake = make_exchange(SYMBOLS, ping_interval=0.1, pong_timeout=0.3)
+    with ExchangeThread(fake) as exchange:
+        ws = websocket.create_connection(f"{exchange.ws_url}/stream?streams=btcusdt@kline_1m", class_=Deaf, timeout=5)
+        wait_until(lambda: fake.pong_timeouts == 1, timeout=5, what="the fake to give up on pongs")
+        ws.close()
+        ws.shutdown()
+
+        flood = websocket.create_connection(f"{exchange.ws_url}/stream?streams=btcusdt@kline_1m", timeout=5)
+        for n in range(12):
+            flood.send(json.dumps({"method": "LIST_SUBSCRIPTIONS", "id": n}))
+        wait_until(lambda: len(fake.over_limit) == 1, timeout=5, what="the fake to cut off a chatty client")
+        flood.close()
+        flood.shutdown()
