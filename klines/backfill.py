@@ -22,15 +22,14 @@ from django.db import DatabaseError
 from pymongo.errors import PyMongoError
 
 from klines.binance import ClosedKline, MalformedMessage, datetime_to_ms, parse_rest_row
-from klines.payloads import HISTORY as PAYLOAD_HISTORY
+from klines.payloads import HISTORY
 from klines.rest import BinanceRest, RestError
 from klines.store import newest_open_time
 from klines.stream import Backoff
 
 logger = logging.getLogger(__name__)
 
-# With an empty database, fetch the payload's 10 klines plus the 11th it judges the oldest against.
-HISTORY = PAYLOAD_HISTORY + 1
+# With an empty database, fetch HISTORY (11) klines: the payload's 10 and the 11th it judges the oldest against.
 # Binance: limit max 1500; weight 1 below 100, 2 below 500, 5 up to 1000, 10 above.
 # 499 is the largest limit of the weight-2 band, the fewest weight per kline.
 MAX_LIMIT = 1500
@@ -126,7 +125,7 @@ class Backfiller:
         interval_ms: int,
         deliver: Callable[[ClosedKline], bool],
         stop: threading.Event,
-        on_newest: Callable[[str, datetime], None] = lambda symbol, close_time: None,
+        on_newest: Callable[[str, datetime], None] = lambda symbol, open_time: None,
         newest_open: Callable[[str, str], datetime | None] = newest_open_time,
         retry: Backoff = RETRY,
     ) -> None:

@@ -7,6 +7,7 @@ epoch, so it holds for every fixed-length interval, weekly ones included.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -40,21 +41,28 @@ def last_expected_open(anchor_ms: int, *, until_ms: int, interval_ms: int, grace
 
 
 class SequenceWatch:
-    """Notice when a stream's closed klines of one symbol skip an interval."""
+    """The newest kline known per symbol (stored, queued or fetched); notice when the stream skips some.
+
+    Thread-safe: the stream readers call :meth:`observe`, the backfill calls :meth:`note`.
+    """
 
     def __init__(self, interval_ms: int) -> None:
         self.interval_ms = interval_ms
-        self._last: dict[str, int] = {}
+        self._newest: dict[str, int] = {}
+        self._lock = threading.Lock()
 
-    def reset(self) -> None:
-        """Forget what was seen (a new connection: the backfill covers the gap)."""
-        self._last.clear()
+    def note(self, symbol: str, open_ms: int) -> None:
+        """Record a kline known from elsewhere (the database, the REST backfill)."""
+        with self._lock:
+            if open_ms > self._newest.get(symbol, open_ms - 1):
+                self._newest[symbol] = open_ms
 
     def observe(self, symbol: str, open_ms: int) -> int | None:
-        """Record a closed kline; return the first missing open time if the stream skipped some."""
-        last = self._last.get(symbol)
-        if last is None or open_ms > last:
-            self._last[symbol] = open_ms
-        if last is not None and open_ms - last > self.interval_ms:
-            return last + self.interval_ms
+        """Record a closed kline from the stream; return the first missing open time if it skipped some."""
+        with self._lock:
+            newest = self._newest.get(symbol)
+            if newest is None or open_ms > newest:
+                self._newest[symbol] = open_ms
+        if newest is not None and open_ms - newest > self.interval_ms:
+            return newest + self.interval_ms
         return None

@@ -66,7 +66,6 @@ class Connection:
     symbols: tuple[str, ...]
     url: str
     ingestor: KlineIngestor
-    watch: SequenceWatch
     connects: int = 0
     thread: threading.Thread | None = field(default=None, repr=False)
 
@@ -86,10 +85,12 @@ class IngestService:
             rest=self.rest,
             interval=settings.interval,
             interval_ms=settings.interval_ms,
-            deliver=lambda kline: self.writer.put(kline, stop=self.stop),
+            deliver=self._fetched,
             stop=self.stop,
-            on_newest=self.writer.note_newest,
+            on_newest=self._newest_stored,
         )
+        # One watch for all connections: a gap is judged against every kline known, from any source.
+        self.watch = SequenceWatch(settings.interval_ms)
         groups = split_streams(settings.symbols, settings.streams_per_connection)
         self.connections = [self._connection(f"connection {i}/{len(groups)}", g) for i, g in enumerate(groups, 1)]
 
@@ -99,7 +100,6 @@ class IngestService:
             symbols=symbols,
             url=combined_stream_url(self.settings.ws_url, symbols, self.settings.interval),
             ingestor=KlineIngestor(symbols=symbols, interval=self.settings.interval),
-            watch=SequenceWatch(self.settings.interval_ms),
         )
         connection.ingestor.sink = lambda kline: self._closed(connection, kline)
         return connection
@@ -107,11 +107,10 @@ class IngestService:
     # -- callbacks (reader and writer threads) ---------------------------------
     def _connected(self, connection: Connection) -> None:
         connection.connects += 1
-        connection.watch.reset()
         self.backfill.request(connection.symbols)
 
     def _closed(self, connection: Connection, kline: ClosedKline) -> None:
-        missing = connection.watch.observe(kline.symbol, datetime_to_ms(kline.open_time))
+        missing = self.watch.observe(kline.symbol, datetime_to_ms(kline.open_time))
         if missing is not None:
             logger.warning(
                 "%s: the stream skipped %s klines before %s; backfilling them",
@@ -121,6 +120,14 @@ class IngestService:
             )
             self.backfill.request([kline.symbol], from_ms=missing)
         self.writer.offer(kline)
+
+    def _fetched(self, kline: ClosedKline) -> bool:
+        self.watch.note(kline.symbol, datetime_to_ms(kline.open_time))
+        return self.writer.put(kline, stop=self.stop)
+
+    def _newest_stored(self, symbol: str, open_time: datetime) -> None:
+        self.watch.note(symbol, datetime_to_ms(open_time))
+        self.writer.note_newest(symbol, open_time)
 
     def _dropped(self, kline: ClosedKline) -> None:
         self.backfill.request([kline.symbol], from_ms=datetime_to_ms(kline.open_time))

@@ -101,7 +101,8 @@ class KlineWriter:
     def close(self, *, deadline: float) -> int:
         """Write what is queued until ``deadline`` (monotonic); return how many were left unwritten."""
         self._closing.set()
-        self._thread.join(max(0.0, deadline - time.monotonic()))
+        if self._thread.is_alive():
+            self._thread.join(max(0.0, deadline - time.monotonic()))
         self._abandon.set()
         return self.pending
 
@@ -133,7 +134,7 @@ class KlineWriter:
                     self.stats.outages += 1
                     logger.error(
                         "database unavailable (%s): %d klines wait in the queue (bound %d) until it is back",
-                        exc,
+                        _describe(exc),
                         self.pending,
                         self.capacity,
                     )
@@ -177,3 +178,9 @@ class KlineWriter:
                 self.stats.dropped,
             )
         self.on_dropped(kline)
+
+
+def _describe(exc: BaseException) -> str:
+    """Django wraps pymongo's error, sometimes without a message: name the cause."""
+    cause = exc.__cause__ or exc
+    return f"{type(cause).__name__}: {str(cause)[:300]}"

@@ -13,6 +13,7 @@ import re
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from pymongo.collection import Collection
 from klines.backfill import HISTORY
 from tests.fake_exchange import ExchangeThread, FaultyExchange
 from tests.ingest_harness import (
+    INTERVAL_MS,
     Ingest,
     assert_ground_truth,
     complete_through,
@@ -97,6 +99,13 @@ def stats_lines(log: str) -> list[dict[str, int]]:
     return [{name: int(n) for n, name in re.findall(r"(\d+) ([a-z]+(?: [a-z]+)*)", line)} for line in lines]
 
 
+def stored_since(stdout: str, index: int) -> int:
+    """How many ``stored ...`` lines the command printed for klines from ``index`` on."""
+    opens = re.findall(r"^stored \S+ (\d{4}-\d\d-\d\d \d\d:\d\d) UTC", stdout, re.MULTILINE)
+    moments = (datetime.strptime(o, "%Y-%m-%d %H:%M").replace(tzinfo=UTC) for o in opens)
+    return sum(1 for m in moments if m.timestamp() * 1000 // INTERVAL_MS >= index)
+
+
 def test_first_start_backfills_the_history_then_follows_the_stream(klines, mongo_uri, tmp_path) -> None:
     fake = make_exchange(SYMBOLS)
     with running(fake, mongo_uri, tmp_path) as (ingest, env):
@@ -109,18 +118,25 @@ def test_first_start_backfills_the_history_then_follows_the_stream(klines, mongo
     assert_ground_truth(klines, fake, SYMBOLS, through=target, env=env)
 
 
-@pytest.mark.parametrize("abort", [False, True], ids=["close-frame", "tcp-drop"])
-def test_a_lost_connection_is_reconnected_and_the_gap_backfilled(abort, klines, mongo_uri, tmp_path) -> None:
+def test_a_lost_connection_is_reconnected_and_the_gap_backfilled(klines, mongo_uri, tmp_path) -> None:
     fake = make_exchange(SYMBOLS)
     with running(fake, mongo_uri, tmp_path) as (ingest, env):
         settle(klines, fake, SYMBOLS)
-        fake.refuse(2.0)  # about four klines close while the ingest cannot get back in
-        assert fake.kill_connections(abort=abort) == 1
-        wait_until(lambda: fake.connects >= 2, timeout=10, what="a reconnect")
+        # The server closes the link (a close frame, as at Binance's 24-hour mark) and refuses
+        # handshakes for a while: about eight klines close while the ingest cannot get back in.
+        fake.refuse(2.0)
+        assert fake.kill_connections() == 1
+        wait_until(lambda: fake.connects == 2, timeout=10, what="a reconnect")
+        settle(klines, fake, SYMBOLS)
+        # The TCP connection drops without a close frame.
+        fake.refuse(1.0)
+        assert fake.kill_connections(abort=True) == 1
+        wait_until(lambda: fake.connects == 3, timeout=10, what="a second reconnect")
         target = settle(klines, fake, SYMBOLS)
         log = stopped_cleanly(ingest)
-    assert fake.rejected_handshakes >= 1
-    assert "stream lost" in log
+    assert fake.rejected_handshakes >= 2
+    assert "stream lost: server sent a close frame" in log
+    assert log.count("stream lost") == 2
     assert_ground_truth(klines, fake, SYMBOLS, through=target, env=env)
 
 
@@ -144,7 +160,7 @@ def test_dropped_frames_and_closes_only_rest_has_are_backfilled(klines, mongo_ur
         fake.skip_stream_closes(range(now + 1, now + 4))
         fake.drop_rate = 0.3
         wait_until(lambda: fake.closes_skipped >= 9, timeout=10, what="closes only REST serves")
-        wait_until(lambda: fake.frames_dropped >= 50, timeout=10, what="dropped frames")
+        wait_until(lambda: fake.frames_dropped >= 15, timeout=10, what="dropped frames")
         fake.drop_rate = 0.0
         target = settle(klines, fake, SYMBOLS)
         log = stopped_cleanly(ingest)
@@ -157,7 +173,7 @@ def test_pings_are_answered_within_the_message_rate_limit(klines, mongo_uri, tmp
     # 50 pings a second: answering each would break Binance's 10 messages a second.
     fake = make_exchange(SYMBOLS, ping_interval=0.02, pong_timeout=1.0)
     with running(fake, mongo_uri, tmp_path) as (ingest, env):
-        wait_until(lambda: fake.pings > 100, timeout=10, what="a hundred pings")
+        wait_until(lambda: fake.pings > 60, timeout=10, what="sixty pings")
         target = settle(klines, fake, SYMBOLS)
         stopped_cleanly(ingest)
     assert fake.pong_timeouts == 0
@@ -213,8 +229,8 @@ def test_malformed_frames_and_repeated_closes_are_skipped(klines, mongo_uri, tmp
 
 def test_rest_rate_limits_are_honoured(klines, mongo_uri, tmp_path) -> None:
     fake = make_exchange(SYMBOLS)
-    fake.fail_rest(429, "1", times=2)
-    fake.fail_rest(418, "1.5")
+    fake.fail_rest(429, "1")
+    fake.fail_rest(418, "1")
     with running(fake, mongo_uri, tmp_path) as (ingest, env):
         wait_until(lambda: not fake.rest_faults, timeout=10, what="the rate-limited answers to go out")
         wait_until(lambda: fake.rest_calls[-1].status == 200, timeout=10, what="a request after the last wait")
@@ -222,11 +238,10 @@ def test_rest_rate_limits_are_honoured(klines, mongo_uri, tmp_path) -> None:
         log = stopped_cleanly(ingest, signal.SIGINT)
     calls = fake.rest_calls
     limited = [(i, c) for i, c in enumerate(calls) if c.status in (429, 418)]
-    assert [c.status for _, c in limited] == [429, 429, 418]
+    assert [c.status for _, c in limited] == [429, 418]
     for i, call in limited:
         wait = calls[i + 1].at - call.at
-        retry_after = {429: 1.0, 418: 1.5}[call.status]
-        assert wait >= retry_after - 0.05, f"request {i + 1} came {wait:.2f}s after a {call.status}"
+        assert wait >= 1.0 - 0.05, f"request {i + 1} came {wait:.2f}s after a {call.status}"
     assert "rate limited (429)" in log
     assert "IP banned (418)" in log
     assert_ground_truth(klines, fake, SYMBOLS, through=target, env=env)
@@ -244,26 +259,37 @@ def test_streams_are_split_across_connections(klines, mongo_uri, tmp_path) -> No
     assert_ground_truth(klines, fake, symbols, through=target, env=env)
 
 
+@pytest.fixture(scope="module")
+def outage_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecantusServer]:
+    """A SecantusDB of its own, for tests that stop and restart it (on the same data directory)."""
+    server = SecantusServer(tmp_path_factory.mktemp("outage") / "data").start()
+    migrate(server.uri, DATABASE)
+    yield server
+    server.stop()
+
+
 @pytest.mark.parametrize("queue_size", [10_000, 5], ids=["queued", "queue-overflow"])
-def test_a_database_outage_loses_nothing(queue_size, tmp_path) -> None:
-    server = SecantusServer(tmp_path / "data").start()
+def test_a_database_outage_loses_nothing(queue_size, outage_server, tmp_path) -> None:
+    server = outage_server
+    if server.process is None:  # a failed run left it stopped
+        server.start()
     client = pymongo.MongoClient(server.uri, tz_aware=True)
     try:
-        migrate(server.uri, DATABASE)
         klines = client[DATABASE]["klines"]
-        fake = make_exchange(SYMBOLS, speed=600)  # ten klines a second
+        klines.delete_many({})
+        fake = make_exchange(SYMBOLS, speed=1200)  # twenty klines a second
         with running(fake, server.uri, tmp_path, KLINE_QUEUE_SIZE=str(queue_size)) as (ingest, env):
             settle(klines, fake, SYMBOLS, ahead=5)
             server.stop()
             down_from = fake.current_index()
-            # Writes fail (after pymongo's 5 s server selection) and sixty simulated minutes close meanwhile.
-            wait_until(lambda: "database unavailable" in ingest.log, timeout=15, what="a failed write")
+            # Sixty simulated minutes close while the database is down.
             wait_until(lambda: fake.current_index() >= down_from + 60, timeout=10, what="an hour of closes")
+            if queue_size > 100:
+                # and long enough for writes to fail (pymongo gives up selecting a server after 5 s)
+                wait_until(lambda: "database unavailable" in ingest.log, timeout=15, what="a failed write")
             server.start()
             target = settle(klines, fake, SYMBOLS, ahead=10, timeout=30)
             log = stopped_cleanly(ingest)
-        assert "database unavailable" in log
-        assert "database back after" in log
         during = [s for s in stats_lines(log) if s["queued"] > 0]
         assert during, "no stats line saw klines waiting for the database"
         assert during[-1]["messages"] > during[0]["messages"], "the stream was not read during the outage"
@@ -271,22 +297,23 @@ def test_a_database_outage_loses_nothing(queue_size, tmp_path) -> None:
             assert "QUEUE FULL" in log
             assert stats_lines(log)[-1]["dropped"] > 0
         else:
+            assert "database unavailable" in log
+            assert "database back after" in log
             assert "QUEUE FULL" not in log
         assert fake.connects == 1
         assert_ground_truth(klines, fake, SYMBOLS, through=target, env=env)
     finally:
         client.close()
-        server.stop()
 
 
 def test_sigterm_in_a_burst_writes_what_is_queued_and_exits_in_time(klines, mongo_uri, tmp_path) -> None:
-    symbols = [f"burst{i:02d}usdt" for i in range(40)]
+    symbols = [f"burst{i:02d}usdt" for i in range(16)]
     fake = make_exchange(symbols, update_seconds=0.5)
     with running(fake, mongo_uri, tmp_path, symbols, KLINE_SILENCE_SECONDS="3") as (ingest, env):
         settle(klines, fake, symbols, ahead=1, timeout=30)
-        before = ingest.stdout.count("stored ")
+        burst = fake.current_index()
         fake.pause(1.5)  # six closes per symbol pile up, then arrive at once
-        wait_until(lambda: ingest.stdout.count("stored ") >= before + 30, timeout=10, what="the burst", every=0.02)
+        wait_until(lambda: stored_since(ingest.stdout, burst) >= 20, timeout=10, what="the burst", every=0.02)
         log = stopped_cleanly(ingest)
         queued = int(re.search(r"stopping: (\d+) klines queued", log).group(1))
         assert queued > 0, "the burst was written before SIGTERM arrived"

@@ -1,0 +1,46 @@
+"""The writer: store from a bounded queue, drop loudly when full, report what is left at exit."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import pytest
+
+from klines.binance import ClosedKline
+from klines.models import Kline
+from klines.writer import KlineWriter
+from tests.factories import closed_kline
+
+
+@pytest.mark.django_db(transaction=True)
+def test_writer_stores_each_kline_once_and_reports_it() -> None:
+    stored: list[ClosedKline] = []
+    writer = KlineWriter(capacity=10, on_stored=stored.append)
+    writer.start()
+    for offset in (0, 1, 1, 2):
+        assert writer.offer(closed_kline("BTCUSDT", offset))
+    assert writer.close(deadline=time.monotonic() + 5) == 0
+    assert Kline.objects.count() == 3
+    assert [k.open_time for k in stored] == [closed_kline("BTCUSDT", o).open_time for o in (0, 1, 2)]
+    assert (writer.stats.stored, writer.stats.duplicates, writer.stats.dropped) == (3, 1, 0)
+    assert writer.newest == {"BTCUSDT": closed_kline("BTCUSDT", 2).open_time}
+
+
+def test_a_full_queue_drops_loudly_without_blocking(caplog: pytest.LogCaptureFixture) -> None:
+    dropped: list[ClosedKline] = []
+    writer = KlineWriter(capacity=2, on_dropped=dropped.append)  # not started: nothing drains the queue
+    with caplog.at_level(logging.ERROR, logger="klines.writer"):
+        results = [writer.offer(closed_kline("BTCUSDT", offset)) for offset in range(5)]
+    assert results == [True, True, False, False, False]
+    assert [k.open_time for k in dropped] == [closed_kline("BTCUSDT", o).open_time for o in (2, 3, 4)]
+    assert writer.stats.dropped == 3
+    assert len(caplog.records) == 1  # one loud line, not one per kline
+    assert "QUEUE FULL" in caplog.records[0].getMessage()
+
+
+def test_close_reports_what_could_not_be_written_in_time() -> None:
+    writer = KlineWriter(capacity=5)
+    for offset in range(3):
+        writer.offer(closed_kline("BTCUSDT", offset))
+    assert writer.close(deadline=time.monotonic() + 0.1) == 3
