@@ -15,16 +15,17 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import DatabaseError
 from pymongo.errors import PyMongoError
 
-from klines.binance import ClosedKline, MalformedMessage, datetime_to_ms, parse_rest_row
+from klines.binance import ClosedKline, MalformedMessage, datetime_to_ms, ms_to_datetime, parse_rest_row
+from klines.gaps import find_gaps
 from klines.payloads import HISTORY
 from klines.rest import BinanceRest, RestError
-from klines.store import newest_open_time
+from klines.store import newest_open_time, open_times_between
 from klines.stream import Backoff
 
 logger = logging.getLogger(__name__)
@@ -35,6 +36,9 @@ logger = logging.getLogger(__name__)
 MAX_LIMIT = 1500
 PAGE_LIMIT = 499
 WAKE_SECONDS = 0.5
+# On a symbol's first backfill, look this many intervals back for holes an earlier run left
+# (klines dropped or skipped and not yet refetched when it stopped).
+HOLE_SCAN = 1000
 RETRY = Backoff(initial=1.0, maximum=10.0)  # a failed round (REST or database down)
 
 
@@ -127,6 +131,7 @@ class Backfiller:
         stop: threading.Event,
         on_newest: Callable[[str, datetime], None] = lambda symbol, open_time: None,
         newest_open: Callable[[str, str], datetime | None] = newest_open_time,
+        open_times: Callable[[str, str, datetime, datetime], list[datetime]] = open_times_between,
         retry: Backoff = RETRY,
     ) -> None:
         self.rest = rest
@@ -136,6 +141,8 @@ class Backfiller:
         self.stop = stop
         self.on_newest = on_newest
         self.newest_open = newest_open
+        self.open_times = open_times
+        self._scanned: set[str] = set()  # symbols checked for holes since start
         self.retry = retry
         self.stats = BackfillStats()
         self._pending: dict[str, int | None] = {}  # symbol -> earliest open time to refetch (None: newest stored)
@@ -153,6 +160,12 @@ class Backfiller:
                 marks = [m for m in (self._pending.get(symbol), from_ms) if m is not None]
                 self._pending[symbol] = min(marks) if marks else None
         self._wake.set()
+
+    @property
+    def pending(self) -> int:
+        """Symbols waiting for a backfill."""
+        with self._lock:
+            return len(self._pending)
 
     def retry_now(self) -> None:
         """Cut a retry wait short (the database is back)."""
@@ -226,6 +239,12 @@ class Backfiller:
         newest = self.newest_open(symbol, self.interval)
         if newest is not None:
             self.on_newest(symbol, newest)
+            if symbol not in self._scanned:
+                hole = self._first_hole(symbol, newest)
+                self._scanned.add(symbol)
+                if hole is not None:
+                    logger.warning("backfill: %s has a hole at %s; refetching from there", symbol, ms_to_datetime(hole))
+                    mark_ms = hole if mark_ms is None else min(mark_ms, hole)
         # What this process already handed to the writer is stored or queued: no need to fetch it again.
         known = [self._delivered[symbol]] if symbol in self._delivered else []
         if newest is not None:
@@ -243,6 +262,13 @@ class Backfiller:
                     self.stats.fetched += 1
                     self._delivered[symbol] = max(self._delivered.get(symbol, 0), datetime_to_ms(kline.open_time))
                 page = next_page(page, closed, server_ms=server_ms, interval_ms=self.interval_ms)
+
+    def _first_hole(self, symbol: str, newest: datetime) -> int | None:
+        """Open time of the first missing kline among the last :data:`HOLE_SCAN` before ``newest``."""
+        since = newest - timedelta(milliseconds=HOLE_SCAN * self.interval_ms)
+        opens = self.open_times(symbol, self.interval, since, newest + timedelta(milliseconds=1))
+        gaps = find_gaps([datetime_to_ms(t) for t in opens], interval_ms=self.interval_ms)
+        return gaps[0].first_ms if gaps else None
 
     def _fetch(self, symbol: str, page: Page) -> list[ClosedKline]:
         rows = self.rest.get("/fapi/v1/klines", page.params(symbol, self.interval), weight=kline_weight(page.limit))

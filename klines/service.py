@@ -174,6 +174,11 @@ class IngestService:
         logger.info(self.stats_line())
         if left:
             logger.error("%d klines still queued at exit (database unavailable?); the next start backfills them", left)
+        if self.backfill.pending:
+            logger.warning(
+                "%d symbols still wait for a backfill; the next start finds their holes and backfills them",
+                self.backfill.pending,
+            )
         return left
 
     # -- visibility --------------------------------------------------------------

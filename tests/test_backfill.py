@@ -108,7 +108,9 @@ def fake_rest() -> ExchangeThread:
         yield exchange
 
 
-def run_backfill(exchange: ExchangeThread, newest: datetime | None, mark_ms: int | None = None) -> list[ClosedKline]:
+def run_backfill(
+    exchange: ExchangeThread, newest: datetime | None, mark_ms: int | None = None, stored: list[datetime] = ()
+) -> list[ClosedKline]:
     stop = threading.Event()
     rest = BinanceRest(exchange.rest_url, weight_per_minute=1200, stop=stop)
     got: list[ClosedKline] = []
@@ -119,6 +121,7 @@ def run_backfill(exchange: ExchangeThread, newest: datetime | None, mark_ms: int
         deliver=lambda kline: got.append(kline) is None,
         stop=stop,
         newest_open=lambda symbol, interval: newest,
+        open_times=lambda symbol, interval, since, until: [t for t in stored if since <= t < until],
     )
     backfiller.backfill_symbol("btcusdt", mark_ms, server_ms=rest.server_time_ms())
     return got
@@ -145,6 +148,14 @@ def test_backfill_from_a_mark_refetches_what_the_writer_dropped(fake_rest: Excha
     last = fake.last_closed_index()
     got = run_backfill(fake_rest, ms_to_datetime((last - 2) * MINUTE), mark_ms=(last - 5) * MINUTE)
     assert got == fake.truth("BTCUSDT", last - 5, last)
+
+
+def test_backfill_refetches_from_a_hole_an_earlier_run_left(fake_rest: ExchangeThread) -> None:
+    fake = fake_rest.exchange
+    last = fake.last_closed_index()
+    stored = [ms_to_datetime(i * MINUTE) for i in range(last - 20, last - 2) if i != last - 9]
+    got = run_backfill(fake_rest, stored[-1], stored=stored)
+    assert got == fake.truth("BTCUSDT", last - 9, last)
 
 
 def test_rest_errors_other_than_rate_limits_are_raised(fake_rest: ExchangeThread) -> None:
