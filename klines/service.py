@@ -1,17 +1,16 @@
 """The ingest service: stream readers, one writer, the REST backfill and the stats line, wired together.
 
-::
-
-    connection 1..n (run_stream) --parse--> SequenceWatch --offer--> KlineWriter --save--> MongoDB
-         | on connect                          | gap                  ^    | dropped
-         v                                     v                      |    v
-    Backfiller <------------------------------------------------------+-- request
-         `-- GET /fapi/v1/klines --put------------------------------> KlineWriter
-
-Streams are split across connections at ``streams_per_connection``. Nothing
-blocks a reader: a closed kline goes into the writer's bounded queue. On stop,
-readers stop first, then the writer writes what is queued, all within
-:data:`SHUTDOWN_SECONDS`.
+* One reader thread per connection (:func:`run_stream`); streams are split across
+  connections at ``streams_per_connection``. A reader parses each frame and hands
+  closed klines to the writer's bounded queue — never blocking on the database.
+* A :class:`SequenceWatch` compares each closed kline with the newest one known for
+  its symbol; a skipped interval asks the backfill to fetch it.
+* The :class:`KlineWriter` thread stores what is queued, riding out database outages;
+  a kline dropped from a full queue is handed to the backfill too.
+* The :class:`Backfiller` thread fetches from REST at start, after every (re)connect,
+  on a gap or a drop.
+* On stop, readers stop first, then the writer writes what is queued, all within
+  :data:`SHUTDOWN_SECONDS`.
 """
 
 from __future__ import annotations
@@ -71,7 +70,8 @@ class Connection:
 
 
 class IngestService:
-    def __init__(self, settings: IngestSettings, *, on_stored: Callable[[ClosedKline], None]) -> None:
+    def __init__(self, settings: IngestSettings, *, on_stored: Callable[[list[ClosedKline]], None]) -> None:
+        """``on_stored`` gets each batch of newly stored klines (on the writer thread)."""
         self.settings = settings
         self.stop = threading.Event()
         self.writer = KlineWriter(

@@ -114,8 +114,14 @@ def run_stream(
     while not stop.is_set():
         connected_at = None
         try:
+            # Frames are decoded below with bytes.decode(), which checks UTF-8 in C;
+            # websocket-client's own check is pure Python and slow.
             ws = websocket.create_connection(
-                url, timeout=CONNECT_TIMEOUT_SECONDS, enable_multithread=True, class_=PoliteWebSocket
+                url,
+                timeout=CONNECT_TIMEOUT_SECONDS,
+                enable_multithread=True,
+                skip_utf8_validation=True,
+                class_=PoliteWebSocket,
             )
         except (OSError, websocket.WebSocketException) as exc:
             logger.warning("%s: connect failed: %s", name, exc)

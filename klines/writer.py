@@ -1,10 +1,11 @@
-"""One writer thread that stores closed klines from a bounded queue.
+"""One writer thread that stores closed klines from a bounded queue, in batches.
 
 The stream readers hand klines over with :meth:`KlineWriter.offer`, which never
 blocks, so the stream keeps being read while the database is slow or down. The
-writer retries a failed write until the database is back. When the queue is
-full the kline is dropped, loudly, and ``on_dropped`` asks the REST backfill to
-fetch it again.
+writer takes whatever has queued up (up to ``max_batch``), stores it with
+``store`` and retries a failed write until the database is back. When the
+queue is full the kline is dropped, loudly, and ``on_dropped`` asks the REST
+backfill to fetch it again.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -30,6 +31,12 @@ GET_TICK_SECONDS = 0.25
 OUTAGE_LOG_SECONDS = 30.0  # while the database is down, one reminder this often
 DROP_LOG_SECONDS = 10.0  # while the queue is full, one error line this often
 WRITE_RETRY = Backoff(initial=0.2, maximum=2.0)
+MAX_BATCH = 500
+
+
+def save_each(klines: Sequence[ClosedKline]) -> list[ClosedKline]:
+    """Store klines one by one, each once; return those newly stored."""
+    return [kline for kline in klines if save_kline(kline) is not None]
 
 
 @dataclass
@@ -45,12 +52,18 @@ class KlineWriter:
         self,
         *,
         capacity: int,
-        on_stored: Callable[[ClosedKline], None] = lambda kline: None,
+        on_stored: Callable[[list[ClosedKline]], None] = lambda klines: None,
         on_dropped: Callable[[ClosedKline], None] = lambda kline: None,
         on_recovered: Callable[[], None] = lambda: None,
+        store: Callable[[list[ClosedKline]], list[ClosedKline]] = save_each,
+        max_batch: int = MAX_BATCH,
         retry: Backoff = WRITE_RETRY,
     ) -> None:
+        """``store`` takes a batch and returns the klines it newly stored (the others were stored before);
+        ``on_stored`` gets each such list."""
         self.capacity = capacity
+        self.store = store
+        self.max_batch = max_batch
         self.on_stored = on_stored
         self.on_dropped = on_dropped
         self.on_recovered = on_recovered
@@ -95,8 +108,9 @@ class KlineWriter:
         return self._queue.qsize() + self._in_flight
 
     # -- lifecycle -------------------------------------------------------------
-    def start(self) -> None:
+    def start(self) -> KlineWriter:
         self._thread.start()
+        return self
 
     def close(self, *, deadline: float) -> int:
         """Write what is queued until ``deadline`` (monotonic); return how many were left unwritten."""
@@ -109,24 +123,34 @@ class KlineWriter:
     # -- the writer thread -----------------------------------------------------
     def _run(self) -> None:
         while not self._abandon.is_set():
-            try:
-                kline = self._queue.get(timeout=GET_TICK_SECONDS)
-            except queue.Empty:
-                if self._closing.is_set():
-                    return
-                continue
-            self._in_flight = 1
-            if self._write(kline):
+            batch = self._next_batch()
+            if batch is None:
+                return
+            if batch and self._write(batch):
                 self._in_flight = 0
 
-    def _write(self, kline: ClosedKline) -> bool:
-        """Store one kline, retrying while the database is unavailable; ``False`` if abandoned."""
+    def _next_batch(self) -> list[ClosedKline] | None:
+        """What has queued up, at most ``max_batch``; ``[]`` after a quiet tick, ``None`` when closed and empty."""
+        try:
+            batch = [self._queue.get(timeout=GET_TICK_SECONDS)]
+        except queue.Empty:
+            return None if self._closing.is_set() else []
+        while len(batch) < self.max_batch:
+            try:
+                batch.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        self._in_flight = len(batch)
+        return batch
+
+    def _write(self, batch: list[ClosedKline]) -> bool:
+        """Store one batch, retrying while the database is unavailable; ``False`` if abandoned."""
         failed_at = None
         attempt = 0
         last_log = 0.0
         while True:
             try:
-                row = save_kline(kline)
+                stored = self.store(batch)
             except (DatabaseError, PyMongoError) as exc:
                 now = time.monotonic()
                 if failed_at is None:
@@ -153,15 +177,15 @@ class KlineWriter:
                 )
                 self.on_recovered()
             break
-        if row is None:
-            self.stats.duplicates += 1
-            return True
-        self.stats.stored += 1
-        self.note_newest(kline.symbol, kline.open_time)
-        try:
-            self.on_stored(kline)
-        except Exception:  # printing or publishing must not stop the writer
-            logger.exception("after storing %s %s", kline.symbol, kline.open_time)
+        self.stats.duplicates += len(batch) - len(stored)
+        self.stats.stored += len(stored)
+        for kline in stored:
+            self.note_newest(kline.symbol, kline.open_time)
+        if stored:
+            try:
+                self.on_stored(stored)
+            except Exception:  # printing or publishing must not stop the writer
+                logger.exception("after storing %d klines", len(stored))
         return True
 
     def _dropped(self, kline: ClosedKline) -> None:

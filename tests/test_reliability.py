@@ -228,10 +228,11 @@ def test_malformed_frames_and_repeated_closes_are_skipped(klines, mongo_uri, tmp
     assert_ground_truth(klines, fake, SYMBOLS, through=target, env=env)
 
 
-def test_rest_rate_limits_are_honoured(klines, mongo_uri, tmp_path) -> None:
+def test_rest_rate_limits_and_errors_are_ridden_out(klines, mongo_uri, tmp_path) -> None:
     fake = make_exchange(SYMBOLS)
     fake.fail_rest(429, "1")
     fake.fail_rest(418, "1")
+    fake.fail_rest(503, None)  # not a rate limit: the round fails and is retried with backoff
     with running(fake, mongo_uri, tmp_path) as (ingest, env):
         wait_until(lambda: not fake.rest_faults, timeout=10, what="the rate-limited answers to go out")
         wait_until(lambda: fake.rest_calls[-1].status == 200, timeout=10, what="a request after the last wait")
@@ -245,6 +246,7 @@ def test_rest_rate_limits_are_honoured(klines, mongo_uri, tmp_path) -> None:
         assert wait >= 1.0 - 0.05, f"request {i + 1} came {wait:.2f}s after a {call.status}"
     assert "rate limited (429)" in log
     assert "IP banned (418)" in log
+    assert "failed: HTTP 503" in log
     assert_ground_truth(klines, fake, SYMBOLS, through=target, env=env)
 
 

@@ -6,6 +6,7 @@ import logging
 import time
 
 import pytest
+from django.db import DatabaseError
 
 from klines.binance import ClosedKline
 from klines.models import Kline
@@ -16,7 +17,7 @@ from tests.factories import closed_kline
 @pytest.mark.django_db(transaction=True)
 def test_writer_stores_each_kline_once_and_reports_it() -> None:
     stored: list[ClosedKline] = []
-    writer = KlineWriter(capacity=10, on_stored=stored.append)
+    writer = KlineWriter(capacity=10, on_stored=stored.extend)
     writer.start()
     for offset in (0, 1, 1, 2):
         assert writer.offer(closed_kline("BTCUSDT", offset))
@@ -25,6 +26,39 @@ def test_writer_stores_each_kline_once_and_reports_it() -> None:
     assert [k.open_time for k in stored] == [closed_kline("BTCUSDT", o).open_time for o in (0, 1, 2)]
     assert (writer.stats.stored, writer.stats.duplicates, writer.stats.dropped) == (3, 1, 0)
     assert writer.newest == {"BTCUSDT": closed_kline("BTCUSDT", 2).open_time}
+
+
+def test_what_queued_up_is_stored_as_one_batch() -> None:
+    batches: list[list[ClosedKline]] = []
+    writer = KlineWriter(capacity=10, store=lambda batch: batches.append(batch) or batch, max_batch=4)
+    klines = [closed_kline("BTCUSDT", offset) for offset in range(6)]
+    for kline in klines:
+        writer.offer(kline)  # queued before the writer starts
+    writer.start()
+    assert writer.close(deadline=time.monotonic() + 5) == 0
+    assert batches == [klines[:4], klines[4:]]
+
+
+def test_a_failed_write_is_retried_until_the_database_is_back() -> None:
+    attempts: list[int] = []
+
+    def flaky(batch: list[ClosedKline]) -> list[ClosedKline]:
+        attempts.append(len(batch))
+        if len(attempts) < 3:
+            raise DatabaseError("server selection timed out")
+        return batch
+
+    recovered: list[bool] = []
+    stored: list[ClosedKline] = []
+    writer = KlineWriter(
+        capacity=10, store=flaky, on_stored=stored.extend, on_recovered=lambda: recovered.append(True)
+    ).start()
+    writer.offer(closed_kline())
+    assert writer.close(deadline=time.monotonic() + 5) == 0
+    assert attempts == [1, 1, 1]
+    assert stored == [closed_kline()]
+    assert recovered == [True]
+    assert writer.stats.outages == 1
 
 
 def test_a_full_queue_drops_loudly_without_blocking(caplog: pytest.LogCaptureFixture) -> None:

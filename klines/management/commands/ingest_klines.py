@@ -69,6 +69,7 @@ class Command(BaseCommand):
             f"{counters.reconnects} reconnects, {left} left unwritten"
         )
 
-    def _stored(self, kline: ClosedKline) -> None:
-        self.stdout.write(f"stored {kline.symbol} {kline.open_time:%Y-%m-%d %H:%M} UTC close {kline.close}")
-        publish_closed(kline)
+    def _stored(self, klines: list[ClosedKline]) -> None:
+        for kline in klines:
+            self.stdout.write(f"stored {kline.symbol} {kline.open_time:%Y-%m-%d %H:%M} UTC close {kline.close}")
+            publish_closed(kline)
