@@ -35,7 +35,8 @@ def test_changelist_lists_klines_newest_first_with_filters(admin_client_mongo: C
     assert response.status_code == 200
     page = response.content.decode()
     assert "4 klines" in page
-    for column in ("Symbol", "Interval", "Open time", "Open", "High", "Low", "Close", "Base volume", "Number of trades"):
+    columns = ("Symbol", "Interval", "Open time", "Open", "High", "Low", "Close", "Base volume", "Number of trades")
+    for column in columns:
         assert f">{column}<" in page or f">{column}</a>" in page
     assert "By symbol" in page and "By interval" in page
     shown = [row.symbol for row in response.context["cl"].result_list]
