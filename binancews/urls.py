@@ -1,6 +1,9 @@
 from django.contrib import admin
 from django.urls import path
 
+from klines.views import dashboard
+
 urlpatterns = [
+    path("", dashboard, name="dashboard"),
     path("admin/", admin.site.urls),
 ]
