@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from klines.payloads import build_payload
-from tests.browser import console_errors, start_chromium
+from tests.browser import chromium_paths, console_errors, start_chromium
 from tests.factories import closed_kline
 from tests.servers import ROOT, SecantusServer, daphne, free_port, manage, service_env, stop_process
 
@@ -91,6 +91,12 @@ def site_env(secantus: SecantusServer, database: str) -> dict[str, str]:
 def start_site(env: dict[str, str], log: Path, *, port: int | None = None) -> Site:
     port = port or free_port()
     return Site(f"http://127.0.0.1:{port}", port, env, log, daphne(port, env, log))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _chromium_installed() -> None:
+    """Skip before starting any server when there is no browser (fail instead in CI)."""
+    chromium_paths()
 
 
 @pytest.fixture(scope="module")
