@@ -124,9 +124,10 @@ class LiveFeed:
             return
         failures = 0
         while True:
+            membership = None
             try:
                 channel = await layer.new_channel()
-                await layer.group_add(GROUP, channel)
+                membership = asyncio.create_task(_keep_membership(layer, channel))
                 failures = 0
                 while True:
                     message = await layer.receive(channel)
@@ -138,6 +139,9 @@ class LiveFeed:
                 failures += 1
                 logger.warning("channel layer unavailable (%s); retry in %ss", exc, delay)
                 await asyncio.sleep(delay)
+            finally:
+                if membership is not None:
+                    membership.cancel()
 
     async def _apply_message(self, message: dict) -> None:
         try:
@@ -150,6 +154,17 @@ class LiveFeed:
         frame = self.book.add(kline.symbol, kline)
         if frame is not None:
             await self.publish([frame])
+
+
+async def _keep_membership(layer, channel: str) -> None:
+    """Join the group now and again well before the layer's group expiry drops us."""
+    refresh = max(60.0, getattr(layer, "group_expiry", 86400) / 4)
+    while True:
+        try:
+            await layer.group_add(GROUP, channel)
+        except Exception as exc:  # the receive loop notices a dead layer too
+            logger.warning("could not join %s: %s", GROUP, exc)
+        await asyncio.sleep(refresh)
 
 
 def _read_all(symbols: tuple[str, ...], interval: str) -> dict[str, list]:
