@@ -10,9 +10,13 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+WAIT_SECONDS = 20
 
 CHROMIUM_FLAGS = [
     "--headless",
@@ -71,3 +75,10 @@ def start_chromium(*, width: int, height: int, profile_dir: Path | None = None):
 def console_errors(driver) -> list[str]:
     """The browser console's errors since the last call (CSP violations, script errors, 404s)."""
     return [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+
+
+def wait_until(driver, condition: Callable[[Any], Any], message: str, timeout: float = WAIT_SECONDS) -> Any:
+    """Poll ``condition(driver)`` every 0.1 s until it is truthy; fail with ``message`` after ``timeout``."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout, poll_frequency=0.1).until(condition, message)

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from klines.payloads import build_payload
-from tests.browser import chromium_paths, console_errors, start_chromium
+from tests.browser import chromium_paths, console_errors, start_chromium, wait_until
 from tests.factories import closed_kline
 from tests.servers import ROOT, SecantusServer, daphne, free_port, manage, service_env, stop_process
 
@@ -31,7 +31,6 @@ SYMBOLS = ["BTCUSDT", "BNBUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT"]
 # Stored before the page opens: a full window, an exact window, a short one, one kline, none.
 SEEDED = {"BTCUSDT": 12, "BNBUSDT": 10, "ETHUSDT": 3, "SOLUSDT": 1, "XRPUSDT": 0}
 ADMIN_PASSWORD = "browser-test-password"
-WAIT_SECONDS = 20
 
 
 @dataclass
@@ -51,7 +50,7 @@ def run_manage(args: list[str], env: Mapping[str, str]) -> str:
 
 
 def store(env: Mapping[str, str], klines: Mapping[str, range]) -> None:
-    """Store factory klines with ``save_kline`` in a separate process, as the ingest does."""
+    """Store factory klines with ``save_kline`` in one separate process, as the ingest does."""
     pairs = [(symbol, offset) for symbol, offsets in klines.items() for offset in offsets]
     code = (
         "from klines.store import save_kline\n"
@@ -122,12 +121,6 @@ def browser_factory(tmp_path: Path) -> Iterator[Callable[..., Any]]:
     yield start
     for driver in drivers:
         driver.quit()
-
-
-def wait_until(driver, condition: Callable[[Any], Any], message: str, timeout: float = WAIT_SECONDS) -> Any:
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    return WebDriverWait(driver, timeout, poll_frequency=0.1).until(condition, message)
 
 
 def panel(driver, coin: str) -> dict[str, Any]:
