@@ -2,8 +2,10 @@ from django.contrib import admin
 from django.urls import path
 
 from klines.health import healthz
+from klines.views import dashboard
 
 urlpatterns = [
+    path("", dashboard, name="dashboard"),
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
 ]
