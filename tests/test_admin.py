@@ -45,6 +45,9 @@ def test_changelist_lists_klines_newest_first_with_filters(admin_client_mongo: C
     assert set(shown) == {"BTCUSDT", "ETHUSDT"}
     assert 'class="toplinks"' in page and "open_time__year=2025" in page  # the date drill-down
     assert "/admin/klines/kline/add/" not in page  # read-only: no "Add kline"
+    newest = closed_kline("BTCUSDT", 2)
+    assert f">{format(newest.close.normalize(), 'f')}<" in page  # as Binance wrote it, no padding zeros
+    assert "000000<" not in page
 
 
 def test_filter_by_symbol_and_drill_down_by_date(admin_client_mongo: Client) -> None:
