@@ -66,3 +66,14 @@ def test_klines_of_unconfigured_symbols_are_skipped(caplog: pytest.LogCaptureFix
         ingestor.handle_message(frame("DOGEUSDT", 0))
     assert Kline.objects.count() == 0
     assert "DOGEUSDT" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [({"interval": "7m"}, "--interval: unknown interval '7m'"), ({"symbols": "btc-usdt"}, "--symbols: 'btc-usdt'")],
+)
+def test_ingest_command_rejects_bad_options_with_a_clear_error(options: dict, message: str) -> None:
+    from django.core.management import CommandError, call_command
+
+    with pytest.raises(CommandError, match=message):
+        call_command("ingest_klines", **options)
