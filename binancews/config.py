@@ -61,6 +61,8 @@ class Config:
     ws_allowed_origins: tuple[str, ...]
     redis_url: str
     poll_seconds: float
+    ws_max_pending_bytes: int
+    health_grace_seconds: float
     embedded_mongo: bool
     streams_per_connection: int = 1024
     silence_seconds: float = 30.0
@@ -146,7 +148,7 @@ def _parse_positive(env: Mapping[str, str], name: str, default: float) -> float:
     except ValueError:
         value = -1.0
     if not value > 0:
-        raise ConfigError(f"{name}: {raw!r} is not a positive number of seconds")
+        raise ConfigError(f"{name}: {raw!r} is not a positive number")
     return value
 
 
@@ -201,6 +203,8 @@ def load_config(env: Mapping[str, str]) -> Config:
         ws_allowed_origins=_parse_list(env.get("WS_ALLOWED_ORIGINS", "")),
         redis_url=env.get("REDIS_URL", "").strip(),
         poll_seconds=_parse_positive(env, "KLINE_POLL_SECONDS", 1.0),
+        ws_max_pending_bytes=int(_parse_positive(env, "WS_MAX_PENDING_BYTES", 512 * 1024)),
+        health_grace_seconds=_parse_positive(env, "HEALTH_GRACE_SECONDS", 30.0),
         embedded_mongo=not mongo_uri_raw,
         streams_per_connection=_parse_count(env, "KLINE_STREAMS_PER_CONNECTION", 1024),
         silence_seconds=_parse_positive(env, "KLINE_SILENCE_SECONDS", 30.0),

@@ -85,7 +85,16 @@ if CONFIG.redis_url:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [CONFIG.redis_url]},
+            # One message per serving process per close; room for a burst of
+            # thousands of symbols before a slow process drops (it then
+            # catches up from the database).
+            # redis-py >= 8 times reads out after 5 s, as long as channels_redis's
+            # blocking pop waits: give the socket more room than that.
+            "CONFIG": {
+                "hosts": [{"address": CONFIG.redis_url, "socket_timeout": 30}],
+                "capacity": 10_000,
+                "expiry": 60,
+            },
         }
     }
 else:
@@ -115,6 +124,9 @@ KLINE_INTERVAL = CONFIG.interval
 KLINE_TIMEZONE = CONFIG.timezone
 WS_ALLOWED_ORIGINS = CONFIG.ws_allowed_origins
 KLINE_POLL_SECONDS = CONFIG.poll_seconds
+WS_MAX_PENDING_BYTES = CONFIG.ws_max_pending_bytes
+HEALTH_GRACE_SECONDS = CONFIG.health_grace_seconds
+REDIS_URL = CONFIG.redis_url
 # Ingest reliability (see docs/reliability.md).
 KLINE_STREAMS_PER_CONNECTION = CONFIG.streams_per_connection
 KLINE_SILENCE_SECONDS = CONFIG.silence_seconds
@@ -129,6 +141,10 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "loggers": {
-        "klines": {"handlers": ["console"], "level": os.environ.get("KLINES_LOG_LEVEL", "INFO")},
+        "klines": {
+            "handlers": ["console"],
+            "level": os.environ.get("KLINES_LOG_LEVEL", "INFO"),
+            "propagate": False,
+        },
     },
 }

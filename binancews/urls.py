@@ -1,6 +1,11 @@
 from django.contrib import admin
 from django.urls import path
 
+from klines.health import healthz
+from klines.views import dashboard
+
 urlpatterns = [
+    path("", dashboard, name="dashboard"),
     path("admin/", admin.site.urls),
+    path("healthz", healthz, name="healthz"),
 ]

@@ -1,13 +1,47 @@
 """Read-only admin for stored klines: market data is never edited by hand."""
 
+from __future__ import annotations
+
+from decimal import Decimal
+
 from django.contrib import admin
 
 from klines.models import Kline
 
 
+def plain(value: Decimal) -> str:
+    """A decimal as Binance wrote it, without the field's padding zeros (96254.1, not 96254.100000000000)."""
+    return format(value.normalize(), "f")
+
+
+def _decimal_column(name: str, label: str):
+    @admin.display(description=label, ordering=name)
+    def column(model_admin: admin.ModelAdmin, obj: Kline) -> str:
+        return plain(getattr(obj, name))
+
+    column.__name__ = f"{name}_plain"
+    return column
+
+
 @admin.register(Kline)
 class KlineAdmin(admin.ModelAdmin):
-    list_display = ["symbol", "interval", "open_time", "open", "high", "low", "close", "volume", "trades"]
+    open_plain = _decimal_column("open", "Open")
+    high_plain = _decimal_column("high", "High")
+    low_plain = _decimal_column("low", "Low")
+    close_plain = _decimal_column("close", "Close")
+    volume_plain = _decimal_column("volume", "Base volume")
+
+    list_display = [
+        "symbol",
+        "interval",
+        "open_time",
+        "open_plain",
+        "high_plain",
+        "low_plain",
+        "close_plain",
+        "volume_plain",
+        "trades",
+    ]
     list_filter = ["symbol", "interval"]
     search_fields = ["symbol"]
     date_hierarchy = "open_time"

@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
-from channels.generic.websocket import AsyncWebsocketConsumer
+import logging
 
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from klines.backpressure import pending_bytes
 from klines.feed import get_feed
 
+logger = logging.getLogger(__name__)
+
+CLOSE_TOO_SLOW = 4008  # the client stopped reading; its unsent frames passed WS_MAX_PENDING_BYTES
 CLOSE_UNKNOWN_PATH = 4404
 
 
 class KlineFeedConsumer(AsyncWebsocketConsumer):
     """Send the five payloads on connect, then every update; ignore what clients send."""
+
+    # Frames come from the process-wide feed, which holds the process's one
+    # channel-layer channel; a connection needs no layer channel of its own
+    # (no alias is configured under this name, so channels gives it none).
+    channel_layer_alias = None
 
     async def connect(self) -> None:
         await self.accept()
@@ -18,7 +30,13 @@ class KlineFeedConsumer(AsyncWebsocketConsumer):
             await self.send_frame(frame)
 
     async def send_frame(self, frame: str) -> None:
+        """Send one frame; close this connection if it has stopped reading."""
         await self.send(text_data=frame)
+        pending = pending_bytes(self.base_send)
+        if pending is not None and pending > settings.WS_MAX_PENDING_BYTES:
+            logger.warning("closing a client that stopped reading (%d bytes unsent) %s", pending, self.scope["client"])
+            get_feed().detach(self)
+            await self.close(code=CLOSE_TOO_SLOW)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         """Clients have nothing to say to a market-data feed; their messages are ignored."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from channels.db import database_sync_to_async
@@ -27,13 +27,14 @@ from django.conf import settings
 
 from klines.book import PayloadBook
 from klines.events import GROUP, kline_from_message
-from klines.store import klines_stored_since, last_klines
+from klines.store import klines_stored_since, last_klines, newest_stored_at
 
 logger = logging.getLogger(__name__)
 
 Sender = Callable[[str], Awaitable[None]]
 POLL_BATCH = 1000
 RETRY_SECONDS = (0.5, 1, 2, 5)
+REREAD_MARGIN = timedelta(seconds=2)
 
 
 class LiveFeed:
@@ -44,7 +45,7 @@ class LiveFeed:
         self.loaded = False
         self._clients: dict[object, Sender] = {}
         self._tasks: list[asyncio.Task] = []
-        self._stored_since = datetime.min.replace(tzinfo=UTC)
+        self._stored_since = datetime(1970, 1, 1, tzinfo=UTC)
 
     def attach(self, client: object, send: Callable[[str], Awaitable[None]]) -> list[str]:
         """Register a connection; return the frames to send it now (none until loaded)."""
@@ -93,30 +94,36 @@ class LiveFeed:
             await asyncio.sleep(self.poll_seconds)
 
     async def _load(self) -> list[str]:
-        loaded = await database_sync_to_async(_read_all)(self.book.symbols, self.interval)
+        newest_stored, loaded = await database_sync_to_async(_read_all)(self.book.symbols, self.interval)
         for symbol, rows in loaded.items():
             self.book.replace(symbol, rows)
-        self._stored_since = max(
-            (row.stored_at for rows in loaded.values() for row in rows), default=self._stored_since
-        )
+        if newest_stored is not None:
+            self._stored_since = newest_stored
         self.loaded = True
         logger.info("loaded payloads for %s", ", ".join(self.book.symbols))
         return self.book.frames()
 
     async def _poll(self) -> list[str]:
+        """Apply klines stored since the last look; return the frames that changed."""
+        # Re-read a little: a row stamped just before the newest one seen may
+        # commit just after it. The book ignores klines it already holds.
+        since = self._stored_since - REREAD_MARGIN
         changed: dict[str, str] = {}
         while True:
             rows, read, newest = await database_sync_to_async(klines_stored_since)(
-                self._stored_since, self.interval, self.book.symbols, POLL_BATCH
+                since, self.interval, self.book.symbols, POLL_BATCH
             )
             for row in rows:
                 frame = self.book.add(row.symbol, row)
                 if frame is not None:
                     changed[row.symbol] = frame
             if newest is not None:
-                self._stored_since = newest
+                self._stored_since = max(self._stored_since, newest)
             if read < POLL_BATCH:
                 return list(changed.values())
+            if newest is None or newest <= since:  # a full page of one timestamp: reload instead
+                return await self._load()
+            since = newest
 
     async def _listen_forever(self) -> None:
         layer = get_channel_layer()
@@ -124,9 +131,10 @@ class LiveFeed:
             return
         failures = 0
         while True:
+            membership = None
             try:
                 channel = await layer.new_channel()
-                await layer.group_add(GROUP, channel)
+                membership = asyncio.create_task(_keep_membership(layer, channel))
                 failures = 0
                 while True:
                     message = await layer.receive(channel)
@@ -138,6 +146,9 @@ class LiveFeed:
                 failures += 1
                 logger.warning("channel layer unavailable (%s); retry in %ss", exc, delay)
                 await asyncio.sleep(delay)
+            finally:
+                if membership is not None:
+                    membership.cancel()
 
     async def _apply_message(self, message: dict) -> None:
         try:
@@ -152,8 +163,20 @@ class LiveFeed:
             await self.publish([frame])
 
 
-def _read_all(symbols: tuple[str, ...], interval: str) -> dict[str, list]:
-    return {symbol: last_klines(symbol, interval) for symbol in symbols}
+async def _keep_membership(layer, channel: str) -> None:
+    """Join the group now and again well before the layer's group expiry drops us."""
+    refresh = max(60.0, getattr(layer, "group_expiry", 86400) / 4)
+    while True:
+        try:
+            await layer.group_add(GROUP, channel)
+        except Exception as exc:  # the receive loop notices a dead layer too
+            logger.warning("could not join %s: %s", GROUP, exc)
+        await asyncio.sleep(refresh)
+
+
+def _read_all(symbols: tuple[str, ...], interval: str) -> tuple[datetime | None, dict[str, list]]:
+    """The newest ``stored_at`` (read first, so nothing stored meanwhile is missed) and each symbol's klines."""
+    return newest_stored_at(), {symbol: last_klines(symbol, interval) for symbol in symbols}
 
 
 _feed: LiveFeed | None = None

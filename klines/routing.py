@@ -1,3 +1,9 @@
+"""Websocket routes: the feed on ``/``, a refusal everywhere else."""
+
+from __future__ import annotations
+
+from channels.routing import URLRouter
+from channels.security.websocket import OriginValidator
 from django.urls import path, re_path
 
 from klines.consumers import KlineFeedConsumer, UnknownPathConsumer
@@ -6,3 +12,13 @@ websocket_urlpatterns = [
     path("", KlineFeedConsumer.as_asgi()),
     re_path(r"", UnknownPathConsumer.as_asgi()),
 ]
+
+
+def websocket_application(allowed_origins: tuple[str, ...] = ()):
+    """The websocket ASGI app; with ``allowed_origins``, other origins are refused.
+
+    The feed is public market data read by clients served from other origins, so
+    by default any origin may connect.
+    """
+    router = URLRouter(websocket_urlpatterns)
+    return OriginValidator(router, list(allowed_origins)) if allowed_origins else router

@@ -52,3 +52,8 @@ def klines_stored_since(
     rows = list(Kline.objects.filter(stored_at__gte=moment).order_by("stored_at")[:limit])
     matching = [r for r in rows if r.symbol in wanted and r.interval == interval]
     return matching, len(rows), rows[-1].stored_at if rows else None
+
+
+def newest_stored_at() -> datetime | None:
+    """When the most recently stored kline (of any symbol) was stored."""
+    return Kline.objects.order_by("-stored_at").values_list("stored_at", flat=True).first()

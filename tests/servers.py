@@ -125,3 +125,46 @@ def daphne(port: int, env: Mapping[str, str], log_path: Path) -> subprocess.Pope
     )
     wait_for_port(port, process=process)
     return process
+
+
+class RedisServer:
+    """A real redis-server on a free port, nothing persisted."""
+
+    def __init__(self, log_path: Path) -> None:
+        self.port = free_port()
+        self.log_path = log_path
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisServer:
+        executable = shutil.which("redis-server")
+        if executable is None:
+            raise RuntimeError("redis-server not found: apt-get install redis-server")
+        self.log = open(self.log_path, "ab")  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [executable, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no"],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        wait_for_port(self.port, process=self.process)
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_process(self.process)
+            self.process = None
+            self.log.close()
+
+
+def store_klines(env: Mapping[str, str], symbol: str, offsets: range) -> None:
+    """Store ground-truth klines (tests.factories) through the ORM of the database in ``env``."""
+    code = (
+        "from tests.factories import closed_kline; from klines.store import save_kline\n"
+        f"for offset in {list(offsets)!r}: save_kline(closed_kline({symbol!r}, offset))"
+    )
+    process = manage(["shell", "-c", code], env)
+    if process.wait(120) != 0:
+        raise RuntimeError(f"storing klines failed (exit {process.returncode})")

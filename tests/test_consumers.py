@@ -13,6 +13,7 @@ from channels.testing import WebsocketCommunicator
 from binancews.asgi import application
 from klines.events import GROUP, kline_to_message
 from klines.payloads import build_payload
+from klines.routing import websocket_application
 from klines.store import save_kline
 from tests.factories import closed_kline
 
@@ -123,3 +124,14 @@ async def test_any_origin_is_accepted_by_default() -> None:
     connected, _ = await communicator.connect()
     assert connected
     await communicator.disconnect()
+
+
+async def test_ws_allowed_origins_restricts_who_may_connect() -> None:
+    app = websocket_application(("https://dashboard.example",))
+    allowed = WebsocketCommunicator(app, "/", headers=[(b"origin", b"https://dashboard.example")])
+    assert (await allowed.connect())[0]
+    await allowed.disconnect()
+    for origin in (b"https://evil.example", b"http://dashboard.example"):
+        refused = WebsocketCommunicator(app, "/", headers=[(b"origin", origin)])
+        assert not (await refused.connect())[0]
+        await refused.disconnect()

@@ -1,0 +1,80 @@
+"""``GET /healthz``: is the database reachable, is the channel layer, is every symbol fresh?"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.http import JsonResponse
+
+from binancews.config import INTERVAL_SECONDS
+from klines.store import last_klines
+
+
+def symbol_freshness(
+    newest: dict[str, datetime | None], *, now: datetime, interval_seconds: int, grace_seconds: float
+) -> tuple[dict[str, dict[str, Any]], bool]:
+    """Per symbol: newest open time, its age and whether it is stale; and whether all are fresh.
+
+    A healthy stream's newest closed kline opened between one and two intervals
+    ago; older than two intervals plus the grace period means closes are missing.
+    """
+    limit = timedelta(seconds=2 * interval_seconds + grace_seconds)
+    report: dict[str, dict[str, Any]] = {}
+    for symbol, open_time in newest.items():
+        age = (now - open_time) if open_time else None
+        report[symbol] = {
+            "newest_open_time": open_time.isoformat() if open_time else None,
+            "age_seconds": round(age.total_seconds(), 1) if age is not None else None,
+            "stale": age is None or age > limit,
+        }
+    return report, not any(entry["stale"] for entry in report.values())
+
+
+def _database_newest() -> dict[str, datetime | None]:
+    newest = {}
+    for symbol in settings.KLINE_SYMBOLS:
+        rows = last_klines(symbol, settings.KLINE_INTERVAL, 1)
+        newest[symbol.upper()] = rows[0].open_time if rows else None
+    return newest
+
+
+def _channel_layer_status() -> dict[str, Any]:
+    if not settings.REDIS_URL:
+        return {"ok": True, "backend": "in-memory (single process; clients get closes by reconciling)"}
+    import redis
+
+    try:
+        redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        return {"ok": False, "backend": "redis", "error": str(exc)}
+    return {"ok": True, "backend": "redis"}
+
+
+def healthz(request) -> JsonResponse:
+    """200 when the database answers and every symbol is fresh, else 503.
+
+    A dead channel layer is reported ("degraded") but is not fatal: clients
+    still get new closes by reconciling with the database.
+    """
+    layer = _channel_layer_status()
+    try:
+        newest = _database_newest()
+    except Exception as exc:  # any driver error means "not reachable"
+        body = {"status": "unhealthy", "database": {"ok": False, "error": str(exc)}, "channel_layer": layer}
+        return JsonResponse(body, status=503)
+    symbols, fresh = symbol_freshness(
+        newest,
+        now=datetime.now(UTC),
+        interval_seconds=INTERVAL_SECONDS[settings.KLINE_INTERVAL],
+        grace_seconds=settings.HEALTH_GRACE_SECONDS,
+    )
+    status = "stale" if not fresh else "ok" if layer["ok"] else "degraded"
+    body = {
+        "status": status,
+        "database": {"ok": True},
+        "channel_layer": layer,
+        "symbols": symbols,
+    }
+    return JsonResponse(body, status=200 if fresh else 503)

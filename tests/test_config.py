@@ -1,0 +1,93 @@
+"""Configuration: sane defaults, and one clear line naming the variable when a value is bad."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from binancews.config import EMBEDDED_MONGO_URI, ConfigError, load_config
+from tests.servers import ROOT
+
+
+def test_defaults_run_locally() -> None:
+    config = load_config({})
+    assert config.mongo_uri == EMBEDDED_MONGO_URI
+    assert config.embedded_mongo
+    assert (config.mongo_database, config.mongo_collection) == ("binancews", "klines")
+    assert config.binance_ws_url == "wss://fstream.binance.com/market"
+    assert config.binance_rest_url == "https://fapi.binance.com"
+    assert config.symbols == ("btcusdt", "bnbusdt", "ethusdt", "solusdt", "xrpusdt")
+    assert (config.interval, config.timezone) == ("1m", "UTC")
+    assert config.debug
+    assert config.ws_allowed_origins == ()
+
+
+def test_values_are_read_and_normalised() -> None:
+    config = load_config(
+        {
+            "MONGO_URI": "mongodb://db.internal:27017/",
+            "KLINE_SYMBOLS": " ETHUSDT, btcusdt ,ethusdt",
+            "KLINE_INTERVAL": "5m",
+            "KLINE_TIMEZONE": "Europe/Berlin",
+            "WS_ALLOWED_ORIGINS": "https://a.example, https://b.example",
+        }
+    )
+    assert config.symbols == ("ethusdt", "btcusdt")
+    assert config.interval_seconds == 300
+    assert not config.embedded_mongo
+    assert config.ws_allowed_origins == ("https://a.example", "https://b.example")
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"KLINE_INTERVAL": "2m"}, "KLINE_INTERVAL"),
+        ({"KLINE_SYMBOLS": " , "}, "KLINE_SYMBOLS"),
+        ({"KLINE_SYMBOLS": "btc-usdt"}, "KLINE_SYMBOLS"),
+        ({"KLINE_TIMEZONE": "Mars/Olympus"}, "KLINE_TIMEZONE"),
+        ({"MONGO_URI": "postgres://localhost/db"}, "MONGO_URI"),
+        ({"MONGO_URI": "mongodb://"}, "MONGO_URI"),
+        ({"MONGO_DATABASE": "bad name"}, "MONGO_DATABASE"),
+        ({"BINANCE_WS_URL": "https://fstream.binance.com"}, "BINANCE_WS_URL"),
+        ({"DJANGO_DEBUG": "maybe"}, "DJANGO_DEBUG"),
+        ({"DJANGO_DEBUG": "false", "DJANGO_ALLOWED_HOSTS": "example.com"}, "DJANGO_SECRET_KEY"),
+        ({"DJANGO_DEBUG": "false", "DJANGO_SECRET_KEY": "s3cret"}, "DJANGO_ALLOWED_HOSTS"),
+        ({"KLINE_POLL_SECONDS": "0"}, "KLINE_POLL_SECONDS"),
+    ],
+)
+def test_bad_values_name_the_variable(env: dict[str, str], named: str) -> None:
+    with pytest.raises(ConfigError, match=named):
+        load_config(env)
+
+
+def test_bad_value_stops_start_up_with_one_line() -> None:
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin", "KLINE_TIMEZONE": "Nowhere/Land"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "binancews: configuration error: KLINE_TIMEZONE: unknown time zone 'Nowhere/Land'; "
+        "use an IANA name such as 'UTC' or 'Europe/Berlin'"
+    ]
+    assert "Traceback" not in result.stderr
+
+
+def test_production_without_secret_key_fails_fast_under_daphne() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", "import binancews.asgi"],
+        cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin", "DJANGO_DEBUG": "false", "DJANGO_ALLOWED_HOSTS": "example.com"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "DJANGO_SECRET_KEY must be set" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,132 @@
+"""End to end over real sockets: simulated exchange -> ingest_klines -> SecantusDB -> daphne -> client."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pymongo
+import pytest
+import websocket
+
+from klines.binance import parse_rest_row
+from klines.payloads import build_payload
+from klines.simexchange.server import SimulatedExchange
+from tests.servers import SecantusServer, daphne, free_port, manage, service_env, stop_process
+
+pytestmark = pytest.mark.e2e
+SYMBOLS = ["BTCUSDT", "BNBUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT"]
+CLOSE_ROUNDS = 3
+
+
+class ExchangeThread:
+    """Runs a SimulatedExchange on its own event loop in a background thread."""
+
+    def __init__(self, exchange: SimulatedExchange) -> None:
+        self.exchange = exchange
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    def __enter__(self) -> ExchangeThread:
+        self.thread.start()
+        self.port = asyncio.run_coroutine_threadsafe(self.exchange.start(), self.loop).result(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        asyncio.run_coroutine_threadsafe(self.exchange.stop(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+@pytest.fixture
+def database(secantus: SecantusServer) -> Iterator[str]:
+    name = f"e2e_{uuid.uuid4().hex[:8]}"
+    env = service_env(secantus.uri, name)
+    assert manage(["migrate", "--noinput", "-v0"], env).wait(120) == 0
+    yield name
+    pymongo.MongoClient(secantus.uri).drop_database(name)
+
+
+def wait_until(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def test_closed_klines_flow_from_exchange_to_websocket_client(
+    secantus: SecantusServer, database: str, tmp_path: Path
+) -> None:
+    exchange = SimulatedExchange(
+        symbols=SYMBOLS, speed=60, update_seconds=0.1, duplicate_closes=True, max_close_rounds=CLOSE_ROUNDS
+    )
+    klines = pymongo.MongoClient(secantus.uri)[database]["klines"]
+    with ExchangeThread(exchange) as running:
+        env = service_env(
+            secantus.uri,
+            database,
+            BINANCE_WS_URL=f"ws://127.0.0.1:{running.port}/market",
+            BINANCE_REST_URL=f"http://127.0.0.1:{running.port}",
+        )
+        ingest_log = tmp_path / "ingest.log"
+        with ingest_log.open("wb") as log:
+            ingest = manage(["ingest_klines"], env, stdout=log, stderr=log)
+            try:
+                wait_until(lambda: exchange.close_rounds >= CLOSE_ROUNDS, 30, "the exchange to close klines")
+                expected_rows = len(SYMBOLS) * CLOSE_ROUNDS
+                wait_until(lambda: klines.count_documents({}) >= expected_rows, 30, "the ingest to store them")
+                time.sleep(0.5)  # a late duplicate would land now
+            finally:
+                assert stop_process(ingest) == 0  # SIGTERM is a clean stop
+    output = ingest_log.read_text()
+
+    # Every close was sent twice; each is stored exactly once, with the exchange's exact values.
+    sent = {(k.symbol, k.open_ms): k for k in exchange.closed_sent}
+    assert len(exchange.closed_sent) == 2 * len(sent)
+    assert klines.count_documents({}) == len(sent)
+    truth = {
+        symbol: sorted(
+            (parse_rest_row(k.rest_row(), symbol=symbol, interval="1m") for k in sent.values() if k.symbol == symbol),
+            key=lambda k: k.open_time,
+        )
+        for symbol in SYMBOLS
+    }
+    for symbol, expected in truth.items():
+        stored = list(klines.find({"symbol": symbol}).sort("open_time", 1))
+        assert [row["close"].to_decimal() for row in stored] == [k.close for k in expected]
+        assert [row["volume"].to_decimal() for row in stored] == [k.volume for k in expected]
+    assert output.count("stored ") == len(sent)
+    assert f"ws://127.0.0.1:{running.port}/market/stream?streams=btcusdt@kline_1m/bnbusdt@kline_1m" in output
+
+    port = free_port()
+    server = daphne(port, env, tmp_path / "daphne.log")
+    try:
+        client = websocket.create_connection(f"ws://127.0.0.1:{port}/", timeout=10)
+        frames = [json.loads(client.recv()) for _ in SYMBOLS]
+        assert frames == [build_payload(s, truth[s], ZoneInfo("UTC")) for s in SYMBOLS]
+        assert all(len(f["values"]) == CLOSE_ROUNDS for f in frames)
+        client.send("anything at all")  # ignored, connection stays open
+        client.settimeout(1.5)
+        with pytest.raises(websocket.WebSocketTimeoutException):
+            client.recv()
+        client.close()
+
+        with pytest.raises(websocket.WebSocketBadStatusException):
+            websocket.create_connection(f"ws://127.0.0.1:{port}/elsewhere", timeout=10)
+
+        static = urllib.request.urlopen(f"http://127.0.0.1:{port}/static/admin/css/base.css", timeout=10)
+        assert static.status == 200
+        login = urllib.request.urlopen(f"http://127.0.0.1:{port}/admin/login/", timeout=10).read().decode()
+        assert "/static/admin/css/base.css" in login
+    finally:
+        stop_process(server)
+    assert "Traceback" not in (tmp_path / "daphne.log").read_text()

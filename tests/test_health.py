@@ -1,0 +1,58 @@
+"""GET /healthz: database, channel layer and per-symbol freshness."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.test import Client
+
+from klines.health import symbol_freshness
+from klines.store import save_kline
+from tests.factories import closed_kline
+
+NOW = datetime(2025, 11, 25, 12, 0, tzinfo=UTC)
+
+
+def test_a_symbol_is_fresh_within_two_intervals_plus_grace() -> None:
+    newest = {"BTCUSDT": NOW - timedelta(seconds=149), "ETHUSDT": NOW - timedelta(seconds=61)}
+    report, fresh = symbol_freshness(newest, now=NOW, interval_seconds=60, grace_seconds=30)
+    assert fresh
+    assert report["BTCUSDT"] == {
+        "newest_open_time": "2025-11-25T11:57:31+00:00",
+        "age_seconds": 149.0,
+        "stale": False,
+    }
+
+
+def test_an_old_or_missing_symbol_is_stale() -> None:
+    newest = {"BTCUSDT": NOW - timedelta(seconds=151), "ETHUSDT": NOW, "XRPUSDT": None}
+    report, fresh = symbol_freshness(newest, now=NOW, interval_seconds=60, grace_seconds=30)
+    assert not fresh
+    assert [s for s, entry in report.items() if entry["stale"]] == ["BTCUSDT", "XRPUSDT"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_healthz_is_503_while_symbols_have_no_recent_kline() -> None:
+    save_kline(closed_kline("BTCUSDT", 0))  # 2025: long ago
+    response = Client().get("/healthz")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "stale"
+    assert body["database"] == {"ok": True}
+    assert body["channel_layer"]["ok"] is True
+    assert body["symbols"]["BTCUSDT"]["newest_open_time"] == "2025-11-25T10:00:00+00:00"
+    assert body["symbols"]["BNBUSDT"] == {"newest_open_time": None, "age_seconds": None, "stale": True}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_healthz_is_200_when_every_symbol_is_fresh(settings) -> None:
+    from klines.binance import ClosedKline
+
+    now = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=1)
+    for symbol in settings.KLINE_SYMBOLS:
+        fields = {**closed_kline(symbol.upper(), 0).as_fields(), "open_time": now, "close_time": now}
+        save_kline(ClosedKline(**fields))
+    response = Client().get("/healthz")
+    assert response.status_code == 200
+    assert response.json()["status"] == "ok"

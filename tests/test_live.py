@@ -1,0 +1,291 @@
+"""Live push and scale-out over real sockets: daphne processes, Redis, SecantusDB, the ingest."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pymongo
+import pytest
+import websocket
+from channels_redis.core import RedisChannelLayer
+
+from klines.events import GROUP, kline_to_message
+from klines.payloads import build_payload
+from klines.simexchange.server import SimulatedExchange
+from tests.factories import closed_kline
+from tests.servers import (
+    RedisServer,
+    SecantusServer,
+    daphne,
+    free_port,
+    manage,
+    service_env,
+    stop_process,
+    store_klines,
+)
+from tests.test_e2e import ExchangeThread, wait_until
+
+pytestmark = pytest.mark.e2e
+SYMBOLS = ["BTCUSDT", "BNBUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT"]
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path / "redis.log").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def database(secantus: SecantusServer) -> Iterator[str]:
+    name = f"live_{uuid.uuid4().hex[:8]}"
+    assert manage(["migrate", "--noinput", "-v0"], service_env(secantus.uri, name)).wait(120) == 0
+    yield name
+    pymongo.MongoClient(secantus.uri).drop_database(name)
+
+
+class Reader:
+    """A websocket client that records every frame it receives, in a thread."""
+
+    def __init__(self, port: int) -> None:
+        self.ws = websocket.create_connection(f"ws://127.0.0.1:{port}/", timeout=30)
+        self.frames: list[tuple[float, dict]] = []
+        self.closed_with: int | None = None
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                opcode, data = self.ws.recv_data()
+            except (websocket.WebSocketException, OSError):
+                return
+            if opcode == websocket.ABNF.OPCODE_CLOSE:
+                self.closed_with = int.from_bytes(data[:2], "big") if len(data) >= 2 else None
+                return
+            self.frames.append((time.time(), json.loads(data)))
+
+    def coin_frames(self, coin: str) -> list[dict]:
+        return [frame for _, frame in self.frames if frame["coin"] == coin]
+
+    def close(self) -> None:
+        self.ws.close()
+        self.thread.join(5)
+
+
+def stored(database: pymongo.database.Database, symbol: str) -> list[dict]:
+    return list(database["klines"].find({"symbol": symbol}).sort("open_time", 1))
+
+
+def hhmm(rows: list[dict]) -> list[str]:
+    return [row["open_time"].replace(tzinfo=UTC).strftime("%H:%M") for row in rows]
+
+
+def test_every_close_reaches_clients_of_two_daphne_processes_in_order_once(
+    secantus: SecantusServer, database: str, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    exchange = SimulatedExchange(symbols=SYMBOLS, speed=60, update_seconds=0.1, max_close_rounds=4)
+    db = pymongo.MongoClient(secantus.uri)[database]
+    with ExchangeThread(exchange) as running:
+        env = service_env(
+            secantus.uri,
+            database,
+            REDIS_URL=redis_server.url,
+            KLINE_POLL_SECONDS="600",  # closes can only arrive through Redis
+            BINANCE_WS_URL=f"ws://127.0.0.1:{running.port}/market",
+            BINANCE_REST_URL=f"http://127.0.0.1:{running.port}",
+        )
+        ports = [free_port(), free_port()]
+        servers = [daphne(port, env, tmp_path / f"daphne-{port}.log") for port in ports]
+        readers = [Reader(port) for port in ports for _ in range(2)]
+        ingest = None
+        try:
+            wait_until(lambda: all(len(r.frames) >= 5 for r in readers), 20, "the initial frames")
+            ingest = manage(["ingest_klines"], env, stdout=open(tmp_path / "ingest.log", "wb"))  # noqa: SIM115
+            wait_until(lambda: exchange.close_rounds >= 4, 30, "four closes")
+            total = lambda: sum(len(stored(db, s)) for s in SYMBOLS)  # noqa: E731
+            wait_until(lambda: total() >= 20, 30, "the ingest to store them")
+            expected_frames = 5 + total()
+            wait_until(lambda: all(len(r.frames) >= expected_frames for r in readers), 10, "every push")
+            time.sleep(0.5)
+        finally:
+            if ingest is not None:
+                assert stop_process(ingest) == 0
+            for reader in readers:
+                reader.close()
+            for server in servers:
+                stop_process(server)
+    for symbol in SYMBOLS:
+        rows = stored(db, symbol)
+        final = build_payload(symbol, [_kline(row) for row in rows][-11:], ZoneInfo("UTC"))
+        for reader in readers:
+            frames = reader.coin_frames(symbol)
+            assert frames[0]["values"] == []  # connected before anything was stored
+            # One frame per stored close, in the order of the closes, none twice.
+            assert [frame["time"][-1] for frame in frames[1:]] == hhmm(rows)
+            assert frames[-1] == final
+
+
+def _kline(row: dict):
+    from klines.binance import ClosedKline
+
+    fields = {name: row[name] for name in ClosedKline.__dataclass_fields__}
+    for name, value in fields.items():
+        if hasattr(value, "to_decimal"):
+            fields[name] = value.to_decimal()
+        elif isinstance(value, datetime):
+            fields[name] = value.replace(tzinfo=UTC)
+    return ClosedKline(**fields)
+
+
+def test_without_redis_a_new_close_reaches_the_client_within_two_seconds(
+    secantus: SecantusServer, database: str, tmp_path: Path
+) -> None:
+    exchange = SimulatedExchange(symbols=SYMBOLS, speed=30, update_seconds=0.1, max_close_rounds=2)
+    db = pymongo.MongoClient(secantus.uri)[database]
+    with ExchangeThread(exchange) as running:
+        env = service_env(
+            secantus.uri,
+            database,
+            BINANCE_WS_URL=f"ws://127.0.0.1:{running.port}/market",
+            BINANCE_REST_URL=f"http://127.0.0.1:{running.port}",
+        )
+        port = free_port()
+        server = daphne(port, env, tmp_path / "daphne.log")
+        reader = Reader(port)
+        ingest = manage(["ingest_klines"], env, stdout=open(tmp_path / "ingest.log", "wb"))  # noqa: SIM115
+        try:
+            wait_until(lambda: len(stored(db, "XRPUSDT")) >= 2, 30, "two closes stored")
+            wait_until(lambda: len(reader.coin_frames("XRPUSDT")) >= 3, 5, "their frames")
+        finally:
+            assert stop_process(ingest) == 0
+            reader.close()
+            stop_process(server)
+    rows = stored(db, "XRPUSDT")
+    received = [(at, frame) for at, frame in reader.frames if frame["coin"] == "XRPUSDT"][1:]
+    for row, (at, frame) in zip(rows, received, strict=True):
+        assert frame["time"][-1] == hhmm([row])[0]
+        assert at - row["stored_at"].replace(tzinfo=UTC).timestamp() < 2.0
+
+
+def test_a_client_that_stops_reading_is_closed_and_does_not_hold_up_others(
+    secantus: SecantusServer, database: str, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    env = service_env(secantus.uri, database, REDIS_URL=redis_server.url, WS_MAX_PENDING_BYTES="65536")
+    port = free_port()
+    log = tmp_path / "daphne.log"
+    server = daphne(port, env, log)
+    try:
+        fast = Reader(port)
+        wait_until(lambda: len(fast.frames) >= 5, 20, "the initial frames")
+        slow = websocket.create_connection(
+            f"ws://127.0.0.1:{port}/", timeout=10, sockopt=((socket.SOL_SOCKET, socket.SO_RCVBUF, 4096),)
+        )  # reads nothing from now on
+        # The kernel absorbs a few MB for a peer that does not read before
+        # daphne's own buffer grows; publish until the server gives up on it.
+        slow_closed = lambda: "closing a client that stopped reading" in log.read_text()  # noqa: E731
+        published = asyncio.run(_publish_until(redis_server.url, "BTCUSDT", slow_closed, limit=40_000))
+        wait_until(lambda: len(fast.coin_frames("BTCUSDT")) >= published + 1, 60, "the fast client's frames")
+        last_time = closed_kline("BTCUSDT", published).open_time.strftime("%H:%M")
+        assert fast.coin_frames("BTCUSDT")[-1]["time"][-1] == last_time
+        slow.settimeout(10)
+        with pytest.raises((websocket.WebSocketConnectionClosedException, ConnectionError)):
+            while True:  # drain what the kernel held; then the connection is gone
+                slow.recv()
+        assert fast.closed_with is None
+        newcomer = Reader(port)
+        wait_until(lambda: len(newcomer.frames) >= 5, 10, "a new client's frames")
+        fast.close()
+        newcomer.close()
+        slow.close()
+    finally:
+        stop_process(server)
+    assert "Traceback" not in log.read_text()
+
+
+async def _publish_until(redis_url: str, symbol: str, done: Callable[[], bool], *, limit: int) -> int:
+    """Publish closes of ``symbol`` until daphne logs a slow-client close; return how many."""
+    layer = RedisChannelLayer(hosts=[redis_url], capacity=10_000)  # as the ingest has it
+    for offset in range(1, limit + 1):
+        await layer.group_send(GROUP, kline_to_message(closed_kline(symbol, offset)))
+        if offset % 1000 == 0 and done():
+            return offset
+    raise AssertionError(f"the slow client was not closed after {limit} frames")
+
+
+def test_garbage_from_clients_and_unknown_paths_never_break_the_server(
+    secantus: SecantusServer, database: str, tmp_path: Path
+) -> None:
+    env = service_env(secantus.uri, database)
+    store_klines(env, "BTCUSDT", range(3))
+    port = free_port()
+    log = tmp_path / "daphne.log"
+    server = daphne(port, env, log)
+    try:
+        client = Reader(port)
+        wait_until(lambda: len(client.frames) >= 5, 20, "the initial frames")
+        for junk in ("", "null", "{", '{"type": "websocket.disconnect"}', "\u0000" * 1000, "x" * 200_000):
+            client.ws.send(junk)
+        client.ws.send_binary(bytes(range(256)) * 100)
+        client.ws.ping(b"are you there")
+        for path in ("/nope", "/admin/", "/ws/klines/"):
+            with pytest.raises(websocket.WebSocketBadStatusException):
+                websocket.create_connection(f"ws://127.0.0.1:{port}{path}", timeout=10)
+        store_klines(env, "BTCUSDT", range(3, 4))  # the garbage sender still gets the next close
+        wait_until(lambda: len(client.frames) >= 6, 10, "the next close")
+        assert client.closed_with is None
+        assert len(client.coin_frames("BTCUSDT")[-1]["values"]) == 4
+        client.close()
+    finally:
+        stop_process(server)
+    assert "Traceback" not in log.read_text()
+
+
+def test_serving_survives_a_database_that_is_down_at_start_and_later(tmp_path: Path) -> None:
+    data = tmp_path / "db"
+    mongo = SecantusServer(data).start()
+    env = service_env(mongo.uri, "outage")
+    assert manage(["migrate", "--noinput", "-v0"], env).wait(120) == 0
+    store_klines(env, "ETHUSDT", range(4))
+    mongo.stop()
+
+    port = free_port()
+    server = daphne(port, env, tmp_path / "daphne.log")
+    try:
+        early = Reader(port)  # accepted although the database is down
+        time.sleep(1.0)
+        assert early.frames == [] and early.closed_with is None
+        mongo = SecantusServer(data, port=mongo.port).start()
+        wait_until(lambda: len(early.frames) >= 5, 30, "payloads once the database is back")
+        assert len(early.coin_frames("ETHUSDT")[0]["values"]) == 4
+
+        mongo.stop()  # lose the database again: the last good payloads are still served
+        late = Reader(port)
+        wait_until(lambda: len(late.frames) >= 5, 10, "payloads while the database is down")
+        assert [frame for _, frame in late.frames] == [frame for _, frame in early.frames[:5]]
+        health = urllib_status(f"http://127.0.0.1:{port}/healthz")
+        assert health == 503
+        early.close()
+        late.close()
+    finally:
+        stop_process(server)
+        mongo.stop()
+
+
+def urllib_status(url: str) -> int:
+    import urllib.error
+    import urllib.request
+
+    try:
+        return urllib.request.urlopen(url, timeout=30).status
+    except urllib.error.HTTPError as exc:
+        return exc.code
