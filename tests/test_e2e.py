@@ -9,6 +9,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -54,6 +55,10 @@ def database(secantus: SecantusServer) -> Iterator[str]:
     pymongo.MongoClient(secantus.uri).drop_database(name)
 
 
+def stored_keys(klines: pymongo.collection.Collection) -> set[tuple[str, datetime]]:
+    return {(row["symbol"], row["open_time"]) for row in klines.find({}, {"symbol": 1, "open_time": 1})}
+
+
 def wait_until(condition, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -82,29 +87,33 @@ def test_closed_klines_flow_from_exchange_to_websocket_client(
             ingest = manage(["ingest_klines"], env, stdout=log, stderr=log)
             try:
                 wait_until(lambda: exchange.close_rounds >= CLOSE_ROUNDS, 30, "the exchange to close klines")
-                expected_rows = len(SYMBOLS) * CLOSE_ROUNDS
-                wait_until(lambda: klines.count_documents({}) >= expected_rows, 30, "the ingest to store them")
+                sent_keys = {
+                    (k.symbol, datetime.fromtimestamp(k.open_ms / 1000, UTC).replace(tzinfo=None))
+                    for k in exchange.closed_sent
+                }
+                wait_until(lambda: sent_keys <= stored_keys(klines), 30, "the ingest to store them")
                 time.sleep(0.5)  # a late duplicate would land now
             finally:
                 assert stop_process(ingest) == 0  # SIGTERM is a clean stop
     output = ingest_log.read_text()
 
-    # Every close was sent twice; each is stored exactly once, with the exchange's exact values.
+    # Every close was sent twice; each is stored exactly once, with the exchange's exact values. The
+    # ingest also backfilled the klines before the first close from REST (at least 11: full payloads).
     sent = {(k.symbol, k.open_ms): k for k in exchange.closed_sent}
     assert len(exchange.closed_sent) == 2 * len(sent)
-    assert klines.count_documents({}) == len(sent)
-    truth = {
-        symbol: sorted(
-            (parse_rest_row(k.rest_row(), symbol=symbol, interval="1m") for k in sent.values() if k.symbol == symbol),
-            key=lambda k: k.open_time,
-        )
-        for symbol in SYMBOLS
-    }
-    for symbol, expected in truth.items():
+    truth = {}
+    for symbol in SYMBOLS:
         stored = list(klines.find({"symbol": symbol}).sort("open_time", 1))
+        first, last = (int(row["open_time"].replace(tzinfo=UTC).timestamp()) // 60 for row in (stored[0], stored[-1]))
+        expected = [
+            parse_rest_row(exchange.series.kline(symbol, i).rest_row(), symbol=symbol, interval="1m")
+            for i in range(first, last + 1)
+        ]
+        assert len(stored) == len(expected) >= 11 + 1
         assert [row["close"].to_decimal() for row in stored] == [k.close for k in expected]
         assert [row["volume"].to_decimal() for row in stored] == [k.volume for k in expected]
-    assert output.count("stored ") == len(sent)
+        truth[symbol] = expected
+    assert output.count("stored ") == klines.count_documents({})
     assert f"ws://127.0.0.1:{running.port}/market/stream?streams=btcusdt@kline_1m/bnbusdt@kline_1m" in output
 
     port = free_port()
@@ -112,8 +121,8 @@ def test_closed_klines_flow_from_exchange_to_websocket_client(
     try:
         client = websocket.create_connection(f"ws://127.0.0.1:{port}/", timeout=10)
         frames = [json.loads(client.recv()) for _ in SYMBOLS]
-        assert frames == [build_payload(s, truth[s], ZoneInfo("UTC")) for s in SYMBOLS]
-        assert all(len(f["values"]) == CLOSE_ROUNDS for f in frames)
+        assert frames == [build_payload(s, truth[s][-11:], ZoneInfo("UTC")) for s in SYMBOLS]
+        assert all(len(f["values"]) == 10 for f in frames)
         client.send("anything at all")  # ignored, connection stays open
         client.settimeout(1.5)
         with pytest.raises(websocket.WebSocketTimeoutException):
