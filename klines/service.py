@@ -176,7 +176,8 @@ class IngestService:
             logger.error("%d klines still queued at exit (database unavailable?); the next start backfills them", left)
         if self.backfill.pending:
             logger.warning(
-                "%d symbols still wait for a backfill; the next start finds their holes and backfills them",
+                "%d symbols still wait for a backfill (REST or the database unavailable?); "
+                "the next start backfills them and refills any hole",
                 self.backfill.pending,
             )
         return left

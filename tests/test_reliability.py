@@ -21,7 +21,7 @@ import pymongo
 import pytest
 from pymongo.collection import Collection
 
-from klines.backfill import HISTORY
+from klines.payloads import HISTORY
 from tests.fake_exchange import ExchangeThread, FaultyExchange
 from tests.ingest_harness import (
     INTERVAL_MS,
