@@ -13,7 +13,6 @@ import re
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,6 @@ from pymongo.collection import Collection
 from klines.payloads import HISTORY
 from tests.fake_exchange import ExchangeThread, FaultyExchange
 from tests.ingest_harness import (
-    INTERVAL_MS,
     Ingest,
     assert_ground_truth,
     complete_through,
@@ -98,13 +96,6 @@ def stats_lines(log: str) -> list[dict[str, int]]:
     """The counters of each periodic stats line."""
     lines = re.findall(r"stats: (.*?); lag", log)
     return [{name: int(n) for n, name in re.findall(r"(\d+) ([a-z]+(?: [a-z]+)*)", line)} for line in lines]
-
-
-def stored_since(stdout: str, index: int) -> int:
-    """How many ``stored ...`` lines the command printed for klines from ``index`` on."""
-    opens = re.findall(r"^stored \S+ (\d{4}-\d\d-\d\d \d\d:\d\d) UTC", stdout, re.MULTILINE)
-    moments = (datetime.strptime(o, "%Y-%m-%d %H:%M").replace(tzinfo=UTC) for o in opens)
-    return sum(1 for m in moments if m.timestamp() * 1000 // INTERVAL_MS >= index)
 
 
 def test_first_start_backfills_the_history_then_follows_the_stream(klines, mongo_uri, tmp_path) -> None:
@@ -322,8 +313,13 @@ def test_sigterm_in_a_burst_writes_what_is_queued_and_exits_in_time(klines, mong
     with running(fake, mongo_uri, tmp_path, symbols, KLINE_SILENCE_SECONDS="3") as (ingest, env):
         settle(klines, fake, symbols, ahead=1, timeout=30)
         burst = fake.current_index()
-        fake.pause(1.5)  # six closes per symbol pile up, then arrive at once
-        wait_until(lambda: stored_since(ingest.stdout, burst) >= 20, timeout=10, what="the burst", every=0.02)
+        fake.pause(1.5)  # six closes per symbol pile up, then go out at once
+        wait_until(
+            lambda: sum(fake.series.index_at(k.open_ms) >= burst for k in list(fake.closed_sent)) >= 5 * len(symbols),
+            timeout=10,
+            what="the burst to go out",
+            every=0.005,
+        )
         log = stopped_cleanly(ingest)
         queued = int(re.search(r"stopping: (\d+) klines queued", log).group(1))
         assert queued > 0, "the burst was written before SIGTERM arrived"
