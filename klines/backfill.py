@@ -142,9 +142,9 @@ class Backfiller:
         self.on_newest = on_newest
         self.newest_open = newest_open
         self.open_times = open_times
-        self._scanned: set[str] = set()  # symbols checked for holes since start
         self.retry = retry
         self.stats = BackfillStats()
+        self._scanned: set[str] = set()  # symbols checked for holes since start
         self._pending: dict[str, int | None] = {}  # symbol -> earliest open time to refetch (None: newest stored)
         self._delivered: dict[str, int] = {}  # symbol -> newest open time handed to the writer (maybe not yet stored)
         self._lock = threading.Lock()
@@ -190,6 +190,7 @@ class Backfiller:
             batch = self._take()
             if not batch:
                 continue
+            self._retry_now.clear()  # a recovery signalled from here on cuts the wait below short
             failed = self._round(batch)
             if not failed:
                 attempt = 0
@@ -199,7 +200,6 @@ class Backfiller:
             delay = self.retry.delay(attempt)
             attempt += 1
             logger.info("backfill: retrying %d symbols in %.1fs", len(failed), delay)
-            self._retry_now.clear()
             deadline = time.monotonic() + delay
             while not (self.stop.is_set() or self._retry_now.is_set()) and time.monotonic() < deadline:
                 self._retry_now.wait(min(WAKE_SECONDS, deadline - time.monotonic()))

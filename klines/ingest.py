@@ -29,7 +29,6 @@ class IngestStats:
     duplicates: int = 0
     malformed: int = 0
     ignored: int = 0
-    unlogged: int = 0
     malformed_kinds: set[str] = field(default_factory=set)
 
 
@@ -75,8 +74,8 @@ class KlineIngestor:
             started, lines = now, 0
         if lines < MALFORMED_LOG_PER_MINUTE:
             logger.warning(message, *args)
-        else:
-            self.stats.unlogged += 1
+        elif lines == MALFORMED_LOG_PER_MINUTE:
+            logger.warning("more bad frames this minute are counted in the stats line but not logged")
         self._log_window = (started, lines + 1)
 
     def store(self, kline: ClosedKline) -> bool:

@@ -1,12 +1,14 @@
-"""Pure pieces of the ingest: connection split, backoff, pong budget, gap watch, stats line."""
+"""Pure pieces of the ingest: connection split, backoff, pong budget, gap watch, stats line, log cap."""
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 
 import pytest
 
 from klines.gaps import Gap, SequenceWatch, find_gaps, last_expected_open
+from klines.ingest import MALFORMED_LOG_PER_MINUTE, KlineIngestor
 from klines.stats import LAGS_LISTED, Counters, format_stats, lag_seconds
 from klines.stream import Backoff, TokenBucket, split_streams
 
@@ -104,3 +106,13 @@ def test_stats_line_lists_only_the_worst_lags_of_many_symbols() -> None:
     line = format_stats(Counters(), lags)
     assert f"lag (worst {LAGS_LISTED} of 300) S299 299.0s S298 298.0s" in line
     assert line.count("s S") == LAGS_LISTED - 1
+
+
+def test_a_flood_of_bad_frames_is_counted_but_its_logging_capped(caplog: pytest.LogCaptureFixture) -> None:
+    ingestor = KlineIngestor(symbols=("btcusdt",), interval="1m", sink=lambda kline: None)
+    with caplog.at_level(logging.WARNING, logger="klines"):
+        for n in range(100):
+            ingestor.handle_message(f"not json {n}")
+    assert ingestor.stats.malformed == 100
+    assert len(caplog.records) == MALFORMED_LOG_PER_MINUTE + 1
+    assert "not json 0" in caplog.records[0].getMessage()
