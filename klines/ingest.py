@@ -31,10 +31,14 @@ class KlineIngestor:
         symbols: tuple[str, ...],
         interval: str,
         on_stored: Callable[[ClosedKline], None] = lambda kline: None,
+        sink: Callable[[ClosedKline], None] | None = None,
     ) -> None:
+        """``sink``, when given, takes each closed kline instead of it being stored here
+        (e.g. :meth:`klines.writer.BatchWriter.put`, which reports what it stored itself)."""
         self.symbols = {s.upper() for s in symbols}
         self.interval = interval
         self.on_stored = on_stored
+        self.sink = sink
         self.stats = IngestStats()
 
     def handle_message(self, text: str) -> None:
@@ -52,7 +56,7 @@ class KlineIngestor:
             logger.warning("skipped kline for unexpected stream %s@%s", kline.symbol, kline.interval)
             return
         if update.closed:
-            self.store(kline)
+            (self.sink or self.store)(kline)
 
     def store(self, kline: ClosedKline) -> bool:
         """Store one closed kline; ``False`` if it was stored before."""

@@ -15,6 +15,7 @@ from klines.binance import ClosedKline, combined_stream_url
 from klines.events import publish_closed
 from klines.ingest import KlineIngestor
 from klines.stream import run_stream
+from klines.writer import BatchWriter
 
 
 class Command(BaseCommand):
@@ -36,12 +37,16 @@ class Command(BaseCommand):
         self.stdout.write(
             f"ingesting {url}\n  into MongoDB database {database['NAME']!r}, collection {settings.MONGO_COLLECTION!r}"
         )
-        ingestor = KlineIngestor(symbols=symbol_list, interval=interval, on_stored=self._stored)
+        # Closes are stored in batches by a writer thread, so a burst of them costs a few round trips.
+        writer = BatchWriter(on_stored=self._stored, on_duplicates=self._duplicates)
+        self.ingestor = ingestor = KlineIngestor(symbols=symbol_list, interval=interval, sink=writer.put)
         stop = threading.Event()
         previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+        writer.start()
         try:
             run_stream(url, on_message=ingestor.handle_message, stop=stop)
         finally:
+            writer.close()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         stats = ingestor.stats
@@ -50,6 +55,11 @@ class Command(BaseCommand):
             f"{stats.duplicates} duplicates skipped, {stats.malformed} malformed"
         )
 
-    def _stored(self, kline: ClosedKline) -> None:
-        self.stdout.write(f"stored {kline.symbol} {kline.open_time:%Y-%m-%d %H:%M} UTC close {kline.close}")
-        publish_closed(kline)
+    def _stored(self, klines: list[ClosedKline]) -> None:
+        self.ingestor.stats.stored += len(klines)
+        for kline in klines:
+            self.stdout.write(f"stored {kline.symbol} {kline.open_time:%Y-%m-%d %H:%M} UTC close {kline.close}")
+        publish_closed(*klines)
+
+    def _duplicates(self, count: int) -> None:
+        self.ingestor.stats.duplicates += count
