@@ -28,6 +28,7 @@ def latency_summary(seconds: Sequence[float]) -> dict[str, float]:
     """p50/p95/p99/max in milliseconds."""
     return {
         "count": len(seconds),
+        "min_ms": min(seconds) * 1000 if seconds else math.nan,
         "p50_ms": percentile(seconds, 50) * 1000,
         "p95_ms": percentile(seconds, 95) * 1000,
         "p99_ms": percentile(seconds, 99) * 1000,

@@ -76,6 +76,8 @@ async def run(stack: Stack, options: Options) -> Outcome:
     a_over_b = servers["a"]["p99_ms"] / servers["b"]["p99_ms"]
     c_over_a = servers["c"]["p99_ms"] / servers["a"]["p99_ms"]
     d_over_b = servers["d"]["p99_ms"] / servers["b"]["p99_ms"]
+    c_over_d = servers["c"]["p99_ms"] / servers["d"]["p99_ms"]
+    rate = {k: s["connections_per_s"] for k, s in servers.items()}
     outcome = Outcome(
         "storm",
         {
@@ -88,6 +90,9 @@ async def run(stack: Stack, options: Options) -> Outcome:
             "ratio_p99_a_over_b": a_over_b,
             "ratio_p99_c_over_a": c_over_a,
             "ratio_p99_d_over_b": d_over_b,
+            "ratio_p99_c_over_d": c_over_d,
+            "ratio_rate_a_over_c": rate["a"] / rate["c"],
+            "ratio_rate_b_over_a": rate["b"] / rate["a"],
         },
     )
     title = f"connect storm ({options.connections} x {options.rounds} rounds, {options.concurrency} in flight)"
@@ -102,5 +107,20 @@ async def run(stack: Stack, options: Options) -> Outcome:
         check("connect p99 a/b (daphne vs bare ceiling)", a_over_b, "<=", 2),
         check("connect p99 c/a (naive vs daphne)", c_over_a, ">=", 20),
     ]
-    outcome.rows.append((title, "ratio p99 d/b (uvicorn vs ceiling)", f"{d_over_b:.2f}", "same app, other server"))
+    outcome.rows.append(
+        (
+            title,
+            "uvicorn: ratio p99 d/b and c/d",
+            f"{d_over_b:.2f} and {c_over_d:.1f}",
+            "the same application, another server",
+        )
+    )
+    outcome.rows.append(
+        (
+            title,
+            "conn/s ratios b/a and a/c",
+            f"{rate['b'] / rate['a']:.2f} and {rate['a'] / rate['c']:.1f}",
+            "throughput bounds the p99 at a fixed number in flight",
+        )
+    )
     return outcome
