@@ -4,6 +4,8 @@ The reader hands each closed kline to :meth:`BatchWriter.put`. The writer takes
 whatever has queued up since its last write (up to ``max_batch``) and stores
 it with one ``insert_many``: one close is written at once, and 1,000 closes
 arriving in the same second go out in a few round trips instead of 1,000.
+What was stored is reported (printed, published) on a second thread, in order,
+so reporting one batch never holds up storing the next.
 """
 
 from __future__ import annotations
@@ -42,10 +44,13 @@ class BatchWriter:
         self.max_batch = max_batch
         self._queue: queue.Queue = queue.Queue(max_queue)
         self._stopping = threading.Event()
+        self._stored: queue.Queue = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="kline-writer", daemon=True)
+        self._reporter = threading.Thread(target=self._report, name="kline-writer-report", daemon=True)
 
     def start(self) -> BatchWriter:
         self._thread.start()
+        self._reporter.start()
         return self
 
     def put(self, kline: ClosedKline) -> None:
@@ -58,6 +63,8 @@ class BatchWriter:
         self._thread.join(timeout)
         self._stopping.set()
         self._thread.join(timeout)
+        self._stored.put(_STOP)
+        self._reporter.join(timeout)
 
     def _run(self) -> None:
         while True:
@@ -97,6 +104,10 @@ class BatchWriter:
         if len(stored) < len(batch):
             self.on_duplicates(len(batch) - len(stored))
         if stored:
+            self._stored.put(stored)
+
+    def _report(self) -> None:
+        while (stored := self._stored.get()) is not _STOP:
             try:
                 self.on_stored(stored)
             except Exception:  # reporting must not stop the writer
