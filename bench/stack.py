@@ -194,3 +194,9 @@ def wait_for_streams(port: int, connections: int, timeout: float = 60.0) -> None
 def rss(process: subprocess.Popen) -> int:
     """Resident set size in bytes."""
     return psutil.Process(process.pid).memory_info().rss
+
+
+def cpu_seconds(process: subprocess.Popen) -> float:
+    """User + system CPU time the process (all its threads) has used so far."""
+    times = psutil.Process(process.pid).cpu_times()
+    return times.user + times.system

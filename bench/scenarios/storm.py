@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 import statistics
+import time
 
 from bench import load
 from bench.options import Options
 from bench.report import check, fmt, latency_summary
 from bench.scenarios import SYMBOLS, Outcome
-from bench.stack import Stack
+from bench.stack import Stack, cpu_seconds
 
 DATABASE = "bench_storm"
 LABELS = {
@@ -27,17 +28,20 @@ LABELS = {
 
 async def run(stack: Stack, options: Options) -> Outcome:
     env = stack.env(DATABASE)  # seeded by bench.__main__, shared with the memory scenario
-    _, daphne_port = stack.daphne("storm-daphne", env)
-    _, uvicorn_port = stack.uvicorn("storm-uvicorn", env, ws=options.uvicorn_ws)
-    _, naive_port = stack.naive(env, SYMBOLS)
+    daphne, daphne_port = stack.daphne("storm-daphne", env)
+    uvicorn, uvicorn_port = stack.uvicorn("storm-uvicorn", env, ws=options.uvicorn_ws)
+    naive, naive_port = stack.naive(env, SYMBOLS)
 
     # Warm up (the first connection loads the payloads), and take the service's frames for the ceiling.
     warm = await load.storm(daphne_port, connections=20, concurrency=5)
     if not warm.frames:
         raise RuntimeError(f"daphne sent no frames: {warm.first_error}")
     frames = warm.frames
-    _, bare_port = stack.bare([f.decode() for f in frames])
+    bare, bare_port = stack.bare([f.decode() for f in frames])
     ports = {"a": daphne_port, "b": bare_port, "c": naive_port, "d": uvicorn_port}
+    processes = {"a": daphne, "b": bare, "c": naive, "d": uvicorn}
+    server_cpu = dict.fromkeys(ports, 0.0)
+    client_cpu = dict.fromkeys(ports, 0.0)
     identical = {}
     for key, port in ports.items():
         check_run = await load.storm(port, connections=20, concurrency=5)
@@ -53,7 +57,10 @@ async def run(stack: Stack, options: Options) -> Outcome:
     for round_no in range(options.rounds):
         shift = round_no % len(order)
         for key in order[shift:] + order[:shift]:
+            server_before, client_before = cpu_seconds(processes[key]), time.process_time()
             result = await load.storm(ports[key], connections=options.connections, concurrency=options.concurrency)
+            server_cpu[key] += cpu_seconds(processes[key]) - server_before
+            client_cpu[key] += time.process_time() - client_before
             latencies[key] += result.latencies
             rates[key].append(result.rate)
             round_p99[key].append(latency_summary(result.latencies)["p99_ms"])
@@ -69,6 +76,8 @@ async def run(stack: Stack, options: Options) -> Outcome:
             "connections_per_s": statistics.median(rates[key]),
             "rates_per_round": rates[key],
             "p99_ms_per_round": round_p99[key],
+            "server_cpu_us_per_connection": server_cpu[key] / max(1, len(latencies[key])) * 1e6,
+            "client_cpu_us_per_connection": client_cpu[key] / max(1, len(latencies[key])) * 1e6,
             "errors": errors[key],
             "first_error": first_errors.get(key, ""),
             "frames_identical_to_daphne": identical[key],
@@ -101,7 +110,10 @@ async def run(stack: Stack, options: Options) -> Outcome:
             f"p50 {fmt(s['p50_ms'])} / p95 {fmt(s['p95_ms'])} / p99 {fmt(s['p99_ms'])} ms, "
             f"{fmt(s['connections_per_s'], 0)} conn/s"
         )
-        notes = f"{s['errors']} errors" + ("" if s["frames_identical_to_daphne"] else ", FRAMES DIFFER")
+        notes = (
+            f"server {fmt(s['server_cpu_us_per_connection'], 0)} / "
+            f"client {fmt(s['client_cpu_us_per_connection'], 0)} CPU us per conn, {s['errors']} errors"
+        ) + ("" if s["frames_identical_to_daphne"] else ", FRAMES DIFFER")
         outcome.rows.append((title, s["label"], figures, notes))
     outcome.targets = [
         check("connect p99 a/b (daphne vs bare ceiling)", a_over_b, "<=", 2),
