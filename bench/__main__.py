@@ -43,10 +43,10 @@ async def run_all(options: Options, stack: Stack, progress) -> list[Outcome]:
         outcomes.append(await burst.run(stack, options, redis_url))
         stack.stop_all_but_infrastructure()
     if wanted & {"memory", "soak"}:
-        progress(
-            f"memory: {options.idle} idle clients"
-            + (f", soak {options.soak_seconds:.0f} s" if "soak" in wanted else "")
-        )
+        parts = [f"memory: {options.idle} idle clients"] if "memory" in wanted else []
+        if "soak" in wanted:
+            parts.append(f"soak: {options.soak_seconds:.0f} s after {options.soak_warmup:.0f} s warm-up")
+        progress("; ".join(parts))
         outcomes += await memory.run(stack, options, idle="memory" in wanted, soak="soak" in wanted)
         stack.stop_all_but_infrastructure()
     return outcomes
