@@ -9,5 +9,8 @@ test:       ## run the test suite
 simulate:   ## run the service offline against the simulated exchange
 	SIMULATE_EXCHANGE=1 scripts/run
 
+bench:      ## run the benchmarks (ARGS="--quick" for a short run); see bench/README.md
+	scripts/bootstrap requirements-dev.txt && .venv/bin/python -m bench $(ARGS)
+
 lint:
 	scripts/bootstrap requirements-dev.txt && .venv/bin/ruff check . && .venv/bin/ruff format --check .

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from django.db import IntegrityError
@@ -18,6 +18,56 @@ def save_kline(kline: ClosedKline) -> Kline | None:
         return Kline.objects.create(**kline.as_fields())
     except IntegrityError:
         return None
+
+
+def save_klines(klines: Sequence[ClosedKline]) -> list[ClosedKline]:
+    """Store many klines, each once, in as few round trips as possible; return the newly stored.
+
+    One ``insert_many`` for the whole batch. It inserts in order and stops at
+    the first duplicate: what came before is stored; the keys already stored
+    are then looked up in one query and the rest inserted again. Only if
+    another writer races us a second time are the last ones stored one by one.
+    """
+    pending = list(klines)
+    try:
+        _insert(pending)
+        return pending
+    except IntegrityError as exc:
+        done = _inserted_before_duplicate(exc)
+    stored, pending = pending[:done], pending[done:]
+    existing = _stored_keys(pending)
+    pending = [k for k in pending if k.key not in existing]
+    try:
+        _insert(pending)
+        return stored + pending
+    except IntegrityError as exc:
+        done = _inserted_before_duplicate(exc)
+    return stored + pending[:done] + [k for k in pending[done:] if save_kline(k) is not None]
+
+
+def _insert(klines: list[ClosedKline]) -> None:
+    if klines:
+        Kline.objects.bulk_create([Kline(**k.as_fields()) for k in klines])
+
+
+def _inserted_before_duplicate(exc: IntegrityError) -> int:
+    """How many documents an ordered ``insert_many`` stored before its duplicate (0 if unknown)."""
+    details = getattr(exc.__cause__, "details", None)  # pymongo's BulkWriteError
+    errors = details.get("writeErrors") if isinstance(details, dict) else None
+    if errors and len(errors) == 1 and isinstance(errors[0].get("index"), int):
+        return errors[0]["index"]
+    return 0
+
+
+def _stored_keys(klines: list[ClosedKline]) -> set[tuple[str, str, datetime]]:
+    if not klines:
+        return set()
+    rows = Kline.objects.filter(
+        symbol__in={k.symbol for k in klines},
+        interval__in={k.interval for k in klines},
+        open_time__in={k.open_time for k in klines},
+    ).values_list("symbol", "interval", "open_time")
+    return set(rows)
 
 
 def last_klines(symbol: str, interval: str, count: int = HISTORY) -> list[Kline]:

@@ -22,7 +22,7 @@ from django.db import DatabaseError
 from pymongo.errors import PyMongoError
 
 from klines.binance import ClosedKline
-from klines.store import save_kline
+from klines.store import save_klines
 from klines.stream import Backoff
 
 logger = logging.getLogger(__name__)
@@ -32,11 +32,6 @@ OUTAGE_LOG_SECONDS = 30.0  # while the database is down, one reminder this often
 DROP_LOG_SECONDS = 10.0  # while the queue is full, one error line this often
 WRITE_RETRY = Backoff(initial=0.2, maximum=2.0)
 MAX_BATCH = 500
-
-
-def save_each(klines: Sequence[ClosedKline]) -> list[ClosedKline]:
-    """Store klines one by one, each once; return those newly stored."""
-    return [kline for kline in klines if save_kline(kline) is not None]
 
 
 @dataclass
@@ -55,7 +50,7 @@ class KlineWriter:
         on_stored: Callable[[list[ClosedKline]], None] = lambda klines: None,
         on_dropped: Callable[[ClosedKline], None] = lambda kline: None,
         on_recovered: Callable[[], None] = lambda: None,
-        store: Callable[[list[ClosedKline]], list[ClosedKline]] = save_each,
+        store: Callable[[Sequence[ClosedKline]], list[ClosedKline]] = save_klines,
         max_batch: int = MAX_BATCH,
         retry: Backoff = WRITE_RETRY,
     ) -> None:

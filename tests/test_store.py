@@ -9,7 +9,7 @@ from django.db import IntegrityError
 
 from klines.binance import ClosedKline
 from klines.models import Kline
-from klines.store import last_klines, save_kline
+from klines.store import last_klines, save_kline, save_klines
 from tests.factories import closed_kline
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -49,6 +49,28 @@ def test_same_open_time_for_another_symbol_is_a_different_kline() -> None:
     save_kline(closed_kline("BTCUSDT"))
     save_kline(closed_kline("ETHUSDT"))
     assert Kline.objects.count() == 2
+
+
+def test_save_klines_stores_a_batch_and_returns_it() -> None:
+    batch = [closed_kline(symbol) for symbol in ("BTCUSDT", "ETHUSDT", "SOLUSDT")]
+    assert save_klines(batch) == batch
+    assert Kline.objects.count() == 3
+
+
+def test_save_klines_skips_the_ones_already_stored_and_stores_the_rest() -> None:
+    batch = [closed_kline("BTCUSDT", offset) for offset in range(6)]
+    save_kline(batch[1])
+    save_kline(batch[4])
+    assert save_klines(batch) == [batch[0], batch[2], batch[3], batch[5]]
+    assert Kline.objects.count() == 6
+
+
+def test_save_klines_of_a_replayed_batch_stores_nothing() -> None:
+    batch = [closed_kline("BTCUSDT", offset) for offset in range(4)]
+    save_klines(batch)
+    assert save_klines(batch) == []
+    assert save_klines([]) == []
+    assert Kline.objects.count() == 4
 
 
 def test_last_klines_returns_newest_oldest_first_for_one_symbol() -> None:

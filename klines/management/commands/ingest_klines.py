@@ -70,6 +70,6 @@ class Command(BaseCommand):
         )
 
     def _stored(self, klines: list[ClosedKline]) -> None:
+        publish_closed(*klines)
         for kline in klines:
             self.stdout.write(f"stored {kline.symbol} {kline.open_time:%Y-%m-%d %H:%M} UTC close {kline.close}")
-            publish_closed(kline)

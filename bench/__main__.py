@@ -1,0 +1,106 @@
+"""``python -m bench``: run the benchmark suite, print a table, write JSON.
+
+Everything runs on 127.0.0.1 and is started here: SecantusDB, redis-server,
+daphne, uvicorn, the baseline servers, the scripted exchange and the ingest.
+See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import sys
+import time
+from datetime import UTC, datetime
+
+from bench.load import raise_open_files_limit
+from bench.options import Options, parse_args
+from bench.report import fmt, machine, table, write_json
+from bench.scenarios import SYMBOLS, Outcome, burst, fanout, memory, parse, storm
+from bench.stack import Stack
+
+
+async def run_all(options: Options, stack: Stack, progress) -> list[Outcome]:
+    wanted = set(options.scenarios)
+    outcomes: list[Outcome] = []
+    stack.start_mongo()
+    stack.prepare_database(stack.env(storm.DATABASE), symbols=SYMBOLS, count=30)
+    redis_url = stack.start_redis() if wanted & {"fanout", "burst"} else ""
+    if "parse" in wanted:
+        progress("parser rate")
+        outcomes.append(parse.run(options))
+    if "storm" in wanted:
+        progress(f"connect storm: {options.connections} clients x 4 servers x {options.rounds} rounds")
+        outcomes.append(await storm.run(stack, options))
+        stack.stop_all_but_infrastructure()
+    if "fanout" in wanted:
+        progress(f"fan-out: {options.idle} idle clients on {options.daphnes} daphne + Redis")
+        outcomes.append(await fanout.run(stack, options, redis_url))
+        stack.stop_all_but_infrastructure()
+    if "burst" in wanted:
+        progress(f"ingest burst: {options.burst_symbols} symbols")
+        outcomes.append(await burst.run(stack, options, redis_url))
+        stack.stop_all_but_infrastructure()
+    if wanted & {"memory", "soak"}:
+        parts = [f"memory: {options.idle} idle clients"] if "memory" in wanted else []
+        if "soak" in wanted:
+            parts.append(f"soak: {options.soak_seconds:.0f} s after {options.soak_warmup:.0f} s warm-up")
+        progress("; ".join(parts))
+        outcomes += await memory.run(stack, options, idle="memory" in wanted, soak="soak" in wanted)
+        stack.stop_all_but_infrastructure()
+    return outcomes
+
+
+def render(outcomes: list[Outcome]) -> str:
+    targets = [t for o in outcomes for t in o.targets]
+    lines = [
+        table(
+            [(t.name, fmt(t.value, 2), t.goal, "met" if t.met else "MISSED") for t in targets],
+            ("target", "measured", "goal", ""),
+        ),
+        "",
+        table([row for o in outcomes for row in o.rows], ("scenario", "subject", "figures", "notes")),
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = parse_args(argv)
+    nofile = raise_open_files_limit(max(4096, options.idle * 2 + 1000))
+    began = time.monotonic()
+    started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    load_before = os.getloadavg()
+
+    def progress(message: str) -> None:
+        print(f"[{time.monotonic() - began:6.1f}s] {message}", file=sys.stderr, flush=True)
+
+    shutil.rmtree(options.workdir, ignore_errors=True)
+    with Stack(options.workdir) as stack:
+        outcomes = asyncio.run(run_all(options, stack, progress))
+    duration = time.monotonic() - began
+    results = {
+        "started_at": started_at,
+        "duration_s": duration,
+        "quick": options.quick,
+        "machine": machine(),
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg(),
+        "open_files_limit": nofile,
+        "targets": [t.as_dict() for o in outcomes for t in o.targets],
+        "scenarios": {o.name: o.data for o in outcomes},
+    }
+    write_json(options.output, results)
+    info = results["machine"]
+    print(
+        f"\nbinancews benchmarks, {started_at}, {duration:.0f} s: {info['nproc']} x {info['cpu_model']}, "
+        f"{info['ram_gib']} GiB RAM, load average {load_before[0]:.2f} before / {os.getloadavg()[0]:.2f} after\n"
+    )
+    print(render(outcomes))
+    print(f"\nJSON: {options.output}")
+    shutil.rmtree(options.workdir / "secantus-data", ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""The benchmark's options: defaults for the full run, smaller ones for ``--quick``."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+
+SCENARIOS = ("storm", "fanout", "burst", "parse", "memory", "soak")
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Options:
+    scenarios: tuple[str, ...]
+    connections: int  # connect storm: clients per round and server
+    concurrency: int  # connect storm: clients in flight
+    rounds: int  # connect storm: interleaved rounds per server
+    idle: int  # fan-out and memory: idle clients
+    daphnes: int  # fan-out: daphne processes sharing Redis
+    fanout_rounds: int
+    burst_symbols: int
+    per_stream: int  # burst: symbols per combined stream (one ingest process each)
+    parse_messages: int
+    soak_seconds: float
+    soak_warmup: float
+    soak_concurrency: int
+    uvicorn_ws: str
+    output: Path
+    workdir: Path
+    quick: bool
+
+
+def parse_args(argv: list[str] | None = None) -> Options:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="Benchmark binancews against the bare websockets ceiling and the naive design, in one run.",
+    )
+    parser.add_argument("--quick", action="store_true", help="small sizes and a short soak (about 2 minutes)")
+    parser.add_argument(
+        "--only", help=f"comma-separated scenarios to run (default: all of {','.join(SCENARIOS)})", default=""
+    )
+    parser.add_argument("-n", "--connections", type=int, help="connect storm clients per round (default 1000)")
+    parser.add_argument("--concurrency", type=int, default=100, help="connect storm clients in flight (default 100)")
+    parser.add_argument("--rounds", type=int, help="connect storm rounds, servers interleaved (default 3)")
+    parser.add_argument("-m", "--idle", type=int, help="idle clients for fan-out and memory (default 2000)")
+    parser.add_argument("--daphnes", type=int, default=2, choices=(1, 2, 3, 4), help="fan-out daphne processes")
+    parser.add_argument("--fanout-rounds", type=int, help="closes published in the fan-out (default 3)")
+    parser.add_argument("--burst-symbols", type=int, default=1000, help="symbols closing at once (default 1000)")
+    parser.add_argument("--per-stream", type=int, default=200, help="symbols per combined stream (default 200)")
+    parser.add_argument("--parse-messages", type=int, help="messages for the parser rate (default 50000)")
+    parser.add_argument("--soak-seconds", type=float, help="connect/disconnect soak after warm-up (default 300)")
+    parser.add_argument("--soak-warmup", type=float, help="soak warm-up before the baseline RSS (default 30)")
+    parser.add_argument("--soak-concurrency", type=int, default=50, help="soak clients in flight (default 50)")
+    parser.add_argument(
+        "--uvicorn-ws",
+        default="websockets-sansio",
+        choices=("websockets-sansio", "websockets", "wsproto"),
+        help="uvicorn's websocket implementation for scenario 1d (default websockets-sansio)",
+    )
+    parser.add_argument("--output", type=Path, default=RESULTS / "latest.json", help="JSON results file")
+    args = parser.parse_args(argv)
+
+    quick = args.quick
+    scenarios = tuple(s.strip() for s in args.only.split(",") if s.strip()) or SCENARIOS
+    unknown = set(scenarios) - set(SCENARIOS)
+    if unknown:
+        parser.error(f"unknown scenario(s) {', '.join(sorted(unknown))}; choose from {', '.join(SCENARIOS)}")
+
+    def pick(value: object, full: object, small: object) -> object:
+        return value if value is not None else (small if quick else full)
+
+    options = Options(
+        scenarios=scenarios,
+        connections=pick(args.connections, 1000, 200),
+        concurrency=args.concurrency,
+        rounds=pick(args.rounds, 3, 2),
+        idle=pick(args.idle, 2000, 300),
+        daphnes=args.daphnes,
+        fanout_rounds=pick(args.fanout_rounds, 3, 2),
+        burst_symbols=args.burst_symbols,
+        per_stream=args.per_stream,
+        parse_messages=pick(args.parse_messages, 50000, 20000),
+        soak_seconds=pick(args.soak_seconds, 300.0, 20.0),
+        soak_warmup=pick(args.soak_warmup, 30.0, 5.0),
+        soak_concurrency=args.soak_concurrency,
+        uvicorn_ws=args.uvicorn_ws,
+        output=args.output,
+        workdir=RESULTS / "work",
+        quick=quick,
+    )
+    for name in ("connections", "concurrency", "rounds", "idle", "fanout_rounds", "burst_symbols", "per_stream"):
+        if getattr(options, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    return options

@@ -1,0 +1,105 @@
+"""Percentiles, the machine description, the printed table and the JSON file."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The ``q``-th percentile (0-100) by the nearest-rank method; NaN when empty."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def latency_summary(seconds: Sequence[float]) -> dict[str, float]:
+    """p50/p95/p99/max in milliseconds."""
+    return {
+        "count": len(seconds),
+        "min_ms": min(seconds) * 1000 if seconds else math.nan,
+        "p50_ms": percentile(seconds, 50) * 1000,
+        "p95_ms": percentile(seconds, 95) * 1000,
+        "p99_ms": percentile(seconds, 99) * 1000,
+        "max_ms": max(seconds) * 1000 if seconds else math.nan,
+    }
+
+
+def machine() -> dict[str, Any]:
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    packages = ("daphne", "uvicorn", "websockets", "channels", "channels-redis", "Django", "SecantusDB", "pymongo")
+    return {
+        "nproc": os.cpu_count(),
+        "cpu_model": model,
+        "ram_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "packages": {name: version(name) for name in packages},
+    }
+
+
+@dataclass
+class Target:
+    name: str
+    value: float
+    goal: str  # e.g. "<= 2"
+    met: bool
+    why: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "value": self.value, "goal": self.goal, "met": self.met, "why": self.why}
+
+
+def check(name: str, value: float, op: str, limit: float, why: str = "") -> Target:
+    met = not math.isnan(value) and {"<=": value <= limit, "<": value < limit, ">=": value >= limit}[op]
+    return Target(name, value, f"{op} {limit:g}", met, why)
+
+
+def fmt(value: float, digits: int = 1) -> str:
+    if isinstance(value, float) and math.isnan(value):
+        return "n/a"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.{digits}f}"
+
+
+def table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    line = "  ".join("-" * w for w in widths)
+    out = ["  ".join(str(h).ljust(w) for h, w in zip(header, widths, strict=True)), line]
+    for row in rows:
+        out.append("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)))
+    return "\n".join(out)
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, float) and math.isnan(value):
+            return None
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [clean(v) for v in value]
+        return value
+
+    path.write_text(json.dumps(clean(data), indent=2) + "\n")

@@ -1,0 +1,114 @@
+"""Scenario 3, the ingest burst: 1,000 symbols close in the same second.
+
+The scripted exchange serves one combined stream per ``per_stream`` symbols
+and the real ``ingest_klines`` runs once per stream (publishing to Redis as in
+production). The clock starts when the exchange starts sending the closes and
+stops when the benchmark sees all of them stored (polled every 50 ms, so the
+figure is an upper bound); the newest ``stored_at`` is reported as well.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime, timedelta
+
+import pymongo
+
+from bench.options import Options
+from bench.report import check, fmt
+from bench.scenarios import Outcome
+from bench.stack import Stack, exchange_call, wait_for_streams
+
+DATABASE = "bench_burst"
+POLL_SECONDS = 0.05
+WAIT_SECONDS = 120.0
+
+
+def _per_stream(stamps: list[dict], streams: list[list[str]], sent_at: float) -> list[dict[str, float]]:
+    """First and last ``stored_at`` of each stream's klines, seconds after the exchange began sending."""
+    stream_of = {symbol.upper(): n for n, chunk in enumerate(streams) for symbol in chunk}
+    spans: dict[int, list[float]] = {}
+    for doc in stamps:
+        spans.setdefault(stream_of[doc["symbol"]], []).append(doc["stored_at"].timestamp() - sent_at)
+    return [
+        {
+            "stored": len(spans.get(n, [])),
+            "first_s": min(spans.get(n, [float("nan")])),
+            "last_s": max(spans.get(n, [float("nan")])),
+        }
+        for n in range(len(streams))
+    ]
+
+
+def burst_symbols(count: int) -> list[str]:
+    return [f"s{i:04d}usdt" for i in range(count)]
+
+
+async def run(stack: Stack, options: Options, redis_url: str) -> Outcome:
+    env = stack.env(DATABASE, REDIS_URL=redis_url)
+    stack.prepare_database(env)
+    symbols = burst_symbols(options.burst_symbols)
+    streams = [symbols[i : i + options.per_stream] for i in range(0, len(symbols), options.per_stream)]
+    _, exchange_port = stack.exchange("burst-exchange", symbols, env)
+    ingest_env = {**env, "BINANCE_WS_URL": f"ws://127.0.0.1:{exchange_port}/market"}
+    ingest_env["BINANCE_REST_URL"] = f"http://127.0.0.1:{exchange_port}"
+    for number, chunk in enumerate(streams):
+        stack.ingest(f"burst-ingest-{number}", ingest_env, chunk)
+    await asyncio.to_thread(wait_for_streams, exchange_port, len(streams))
+    await asyncio.sleep(2.0)  # let every ingest settle into reading updates
+
+    mongo = pymongo.MongoClient(env["MONGO_URI"], tz_aware=True)
+    collection = mongo[DATABASE][env.get("MONGO_COLLECTION", "klines")]
+    try:
+        sent = await asyncio.to_thread(exchange_call, exchange_port, "/bench/close?symbols=*")
+        open_times = {datetime.fromtimestamp(ms / 1000, tz=UTC) for ms in sent["open_ms"].values()}
+        since = datetime.fromtimestamp(sent["sent_at"], tz=UTC) - timedelta(seconds=1)
+        query = {"stored_at": {"$gte": since}, "open_time": {"$in": sorted(open_times)}}
+        deadline = time.monotonic() + WAIT_SECONDS
+        stored = 0
+        polls = []
+        while time.monotonic() < deadline:
+            poll_start = time.time()
+            stored = await asyncio.to_thread(collection.count_documents, query)
+            polls.append((round(poll_start - sent["sent_at"], 3), round(time.time() - poll_start, 3), stored))
+            if stored >= len(symbols):
+                break
+            await asyncio.sleep(POLL_SECONDS)
+        seen_all = time.time() - sent["sent_at"]
+        newest = await asyncio.to_thread(collection.find_one, query, sort=[("stored_at", -1)])
+        stamps = await asyncio.to_thread(list, collection.find(query, {"symbol": 1, "stored_at": 1}))
+    finally:
+        mongo.close()
+
+    complete = stored >= len(symbols)
+    last_stored = newest["stored_at"].timestamp() - sent["sent_at"] if newest else float("nan")
+    outcome = Outcome(
+        "burst",
+        {
+            "symbols": len(symbols),
+            "streams": len(streams),
+            "ingest_processes": len(streams),
+            "stored": stored,
+            "complete": complete,
+            "send_seconds": sent["done_at"] - sent["sent_at"],
+            "all_stored_seen_s": seen_all if complete else float("nan"),
+            "newest_stored_at_s": last_stored,
+            "polls": polls,
+            "per_stream_stored_at_s": _per_stream(stamps, streams, sent["sent_at"]),
+        },
+    )
+    outcome.rows.append(
+        (
+            f"ingest burst ({len(symbols)} closes, {len(streams)} streams of {options.per_stream})",
+            "exchange sends -> all stored",
+            f"{fmt(seen_all, 2)} s seen ({fmt(last_stored, 2)} s by newest stored_at)"
+            if complete
+            else f"only {stored} stored in {WAIT_SECONDS:.0f} s",
+            "SecantusDB, ingest publishes to Redis",
+        )
+    )
+    outcome.targets = [
+        check(f"burst of {len(symbols)} closes stored (s)", seen_all if complete else float("nan"), "<", 1)
+    ]
+    return outcome

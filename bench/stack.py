@@ -1,0 +1,202 @@
+"""Start and stop everything a benchmark needs, on free 127.0.0.1 ports.
+
+The service is driven through its public interfaces only (``manage.py``
+commands, the ``daphne`` command line, environment variables), so the
+benchmarks keep working while its insides change.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Mapping
+from pathlib import Path
+
+import psutil
+
+from tests.servers import BIN, ROOT, SecantusServer, free_port, service_env, stop_process, wait_for_port
+
+DAPHNE_BACKLOG = 1024  # as in the Procfile
+# Benchmark processes run as in production: no DEBUG query log, no per-event logging.
+PRODUCTION_ENV = {
+    "DJANGO_DEBUG": "false",
+    "DJANGO_SECRET_KEY": "benchmark-only-secret-key-not-for-production",
+    "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+    "KLINES_LOG_LEVEL": "WARNING",
+}
+
+
+class Stack:
+    """Owns every process it starts and stops them all, newest first."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.logs = workdir / "logs"
+        self.logs.mkdir(parents=True, exist_ok=True)
+        self._processes: list[tuple[str, subprocess.Popen]] = []
+        self.mongo: SecantusServer | None = None
+
+    # -- lifecycle ----------------------------------------------------------
+    def __enter__(self) -> Stack:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop_all()
+
+    def stop_all(self) -> None:
+        while self._processes:
+            self.stop(self._processes[-1][1])
+        if self.mongo is not None:
+            self.mongo.stop()
+            self.mongo = None
+
+    def stop_all_but_infrastructure(self) -> None:
+        """Stop the servers of one scenario; SecantusDB and Redis stay up for the next."""
+        for name, process in reversed(self._processes):
+            if name != "redis":
+                self.stop(process)
+
+    def stop(self, process: subprocess.Popen) -> None:
+        stop_process(process, sig=signal.SIGINT if process.args[0].endswith("secantusd-py") else signal.SIGTERM)
+        self._processes = [(n, p) for n, p in self._processes if p is not process]
+
+    def _spawn(
+        self, name: str, args: list[str], env: Mapping[str, str] | None = None, *, cwd: Path = ROOT
+    ) -> subprocess.Popen:
+        log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
+        process = subprocess.Popen(args, cwd=cwd, env=dict(env) if env else None, stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        self._processes.append((name, process))
+        return process
+
+    def _spawn_listening(
+        self, name: str, args: list[str], port: int, env: Mapping[str, str] | None = None, *, cwd: Path = ROOT
+    ) -> subprocess.Popen:
+        process = self._spawn(name, args, env, cwd=cwd)
+        try:
+            wait_for_port(port, timeout=60, process=process)
+        except (RuntimeError, TimeoutError) as exc:
+            raise RuntimeError(f"{name} did not start: {exc}; see {self.logs / (name + '.log')}") from None
+        return process
+
+    # -- infrastructure -----------------------------------------------------
+    def start_mongo(self) -> SecantusServer:
+        data = self.workdir / "secantus-data"
+        shutil.rmtree(data, ignore_errors=True)
+        self.mongo = SecantusServer(data).start()
+        return self.mongo
+
+    def start_redis(self) -> str:
+        executable = shutil.which("redis-server")
+        if executable is None:
+            raise RuntimeError("redis-server not found: apt-get install redis-server (Debian/Ubuntu)")
+        port = free_port()
+        args = [executable, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"]
+        self._spawn_listening("redis", args, port)
+        return f"redis://127.0.0.1:{port}/0"
+
+    def env(self, database: str, **extra: str) -> dict[str, str]:
+        assert self.mongo is not None, "start_mongo() first"
+        return service_env(self.mongo.uri, database, **PRODUCTION_ENV, **extra)
+
+    def manage(self, args: list[str], env: Mapping[str, str], timeout: float = 300) -> str:
+        """Run a ``manage.py`` command to completion; return its output."""
+        done = subprocess.run(
+            [sys.executable, str(ROOT / "manage.py"), *args],
+            cwd=ROOT,
+            env=dict(env),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
+        return done.stdout
+
+    def python(self, module: str, args: list[str], env: Mapping[str, str], timeout: float = 300) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", module, *args],
+            cwd=ROOT,
+            env=dict(env),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"python -m {module} failed:\n{done.stdout}{done.stderr}")
+        return done.stdout
+
+    def prepare_database(self, env: Mapping[str, str], *, symbols: list[str] | None = None, count: int = 30) -> None:
+        self.manage(["migrate", "--noinput", "-v0"], env)
+        if symbols:
+            self.python("bench.seed", ["--symbols", ",".join(symbols), "--count", str(count)], env)
+
+    # -- servers ------------------------------------------------------------
+    def daphne(self, name: str, env: Mapping[str, str], *, root: Path = ROOT) -> tuple[subprocess.Popen, int]:
+        """Our service with the Procfile's command line (listen backlog raised, see the Procfile)."""
+        port = free_port()
+        endpoint = f"tcp:port={port}:interface=127.0.0.1:backlog={DAPHNE_BACKLOG}"
+        args = [str(BIN / "daphne"), "-e", endpoint, "binancews.asgi:application"]
+        return self._spawn_listening(name, args, port, env, cwd=root), port
+
+    def uvicorn(self, name: str, env: Mapping[str, str], *, ws: str) -> tuple[subprocess.Popen, int]:
+        """The same ASGI application under uvicorn (asyncio loop, the given websocket implementation)."""
+        port = free_port()
+        args = [str(BIN / "uvicorn"), "--host", "127.0.0.1", "--port", str(port), "--ws", ws]
+        args += ["--log-level", "warning", "binancews.asgi:application"]
+        return self._spawn_listening(name, args, port, env), port
+
+    def bare(self, frames: list[str]) -> tuple[subprocess.Popen, int]:
+        port = free_port()
+        path = self.workdir / "frames.json"
+        path.write_text(json.dumps(frames))
+        args = [sys.executable, "-m", "bench.baselines", "bare", "--port", str(port), "--frames", str(path)]
+        return self._spawn_listening("bare", args, port), port
+
+    def naive(self, env: Mapping[str, str], symbols: list[str]) -> tuple[subprocess.Popen, int]:
+        port = free_port()
+        args = [sys.executable, "-m", "bench.baselines", "naive", "--port", str(port)]
+        args += ["--mongo-uri", env["MONGO_URI"], "--database", env["MONGO_DATABASE"]]
+        args += ["--collection", env.get("MONGO_COLLECTION", "klines"), "--symbols", ",".join(symbols)]
+        return self._spawn_listening("naive", args, port), port
+
+    def exchange(self, name: str, symbols: list[str], env: Mapping[str, str]) -> tuple[subprocess.Popen, int]:
+        port = free_port()
+        path = self.workdir / f"{name}-symbols.txt"
+        path.write_text("\n".join(symbols))
+        args = [sys.executable, "-m", "bench.exchange", "--port", str(port), "--symbols-file", str(path)]
+        return self._spawn_listening(name, args, port, env), port
+
+    def ingest(self, name: str, env: Mapping[str, str], symbols: list[str]) -> subprocess.Popen:
+        args = [sys.executable, str(ROOT / "manage.py"), "ingest_klines", "--symbols", ",".join(symbols)]
+        return self._spawn(name, args, env)
+
+
+def exchange_call(port: int, path: str, timeout: float = 30.0) -> dict:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as response:
+        return json.loads(response.read())
+
+
+def wait_for_streams(port: int, connections: int, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if exchange_call(port, "/bench/status")["connections"] >= connections:
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"the ingest did not connect {connections} stream(s) to the exchange in {timeout:.0f}s")
+
+
+def rss(process: subprocess.Popen) -> int:
+    """Resident set size in bytes."""
+    return psutil.Process(process.pid).memory_info().rss
+
+
+def cpu_seconds(process: subprocess.Popen) -> float:
+    """User + system CPU time the process (all its threads) has used so far."""
+    times = psutil.Process(process.pid).cpu_times()
+    return times.user + times.system
