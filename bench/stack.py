@@ -106,30 +106,10 @@ class Stack:
 
     def manage(self, args: list[str], env: Mapping[str, str], timeout: float = 300) -> str:
         """Run a ``manage.py`` command to completion; return its output."""
-        done = subprocess.run(
-            [sys.executable, str(ROOT / "manage.py"), *args],
-            cwd=ROOT,
-            env=dict(env),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{done.stdout}{done.stderr}")
-        return done.stdout
+        return _run([str(ROOT / "manage.py"), *args], env, timeout)
 
     def python(self, module: str, args: list[str], env: Mapping[str, str], timeout: float = 300) -> str:
-        done = subprocess.run(
-            [sys.executable, "-m", module, *args],
-            cwd=ROOT,
-            env=dict(env),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"python -m {module} failed:\n{done.stdout}{done.stderr}")
-        return done.stdout
+        return _run(["-m", module, *args], env, timeout)
 
     def prepare_database(self, env: Mapping[str, str], *, symbols: list[str] | None = None, count: int = 30) -> None:
         self.manage(["migrate", "--noinput", "-v0"], env)
@@ -200,3 +180,13 @@ def cpu_seconds(process: subprocess.Popen) -> float:
     """User + system CPU time the process (all its threads) has used so far."""
     times = psutil.Process(process.pid).cpu_times()
     return times.user + times.system
+
+
+def _run(argv: list[str], env: Mapping[str, str], timeout: float) -> str:
+    """Run ``python argv`` in the project to completion; return its output, raise with it on failure."""
+    done = subprocess.run(
+        [sys.executable, *argv], cwd=ROOT, env=dict(env), capture_output=True, text=True, timeout=timeout
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"python {' '.join(argv)} failed:\n{done.stdout}{done.stderr}")
+    return done.stdout

@@ -71,6 +71,11 @@ class KlineWriter:
         self._abandon = threading.Event()
         self._last_drop_log = float("-inf")
         self._thread = threading.Thread(target=self._run, name="kline-writer", daemon=True)
+        # Printing and publishing a stored batch (one Redis message per kline) take
+        # as long as the insert; a reporter thread does it, in order, so the next
+        # insert does not wait for it.
+        self._reports: queue.Queue[list[ClosedKline] | None] = queue.Queue()
+        self._reporter = threading.Thread(target=self._report, name="kline-reporter", daemon=True)
 
     # -- producers -------------------------------------------------------------
     def offer(self, kline: ClosedKline) -> bool:
@@ -105,6 +110,7 @@ class KlineWriter:
     # -- lifecycle -------------------------------------------------------------
     def start(self) -> KlineWriter:
         self._thread.start()
+        self._reporter.start()
         return self
 
     def close(self, *, deadline: float) -> int:
@@ -113,6 +119,9 @@ class KlineWriter:
         if self._thread.is_alive():
             self._thread.join(max(0.0, deadline - time.monotonic()))
         self._abandon.set()
+        self._reports.put(None)
+        if self._reporter.is_alive():
+            self._reporter.join(max(0.0, deadline - time.monotonic()))
         return self.pending
 
     # -- the writer thread -----------------------------------------------------
@@ -177,11 +186,15 @@ class KlineWriter:
         for kline in stored:
             self.note_newest(kline.symbol, kline.open_time)
         if stored:
+            self._reports.put(stored)
+        return True
+
+    def _report(self) -> None:
+        while (stored := self._reports.get()) is not None:
             try:
                 self.on_stored(stored)
             except Exception:  # printing or publishing must not stop the writer
                 logger.exception("after storing %d klines", len(stored))
-        return True
 
     def _dropped(self, kline: ClosedKline) -> None:
         self.stats.dropped += 1

@@ -110,6 +110,11 @@ def service_env(mongo_uri: str, database: str, **extra: str) -> dict[str, str]:
     return env
 
 
+def exchange_urls(port: int) -> dict[str, str]:
+    """Settings that point the service at a (simulated) exchange on 127.0.0.1:``port``."""
+    return {"BINANCE_WS_URL": f"ws://127.0.0.1:{port}/market", "BINANCE_REST_URL": f"http://127.0.0.1:{port}"}
+
+
 def manage(args: list[str], env: Mapping[str, str], **popen: object) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, str(ROOT / "manage.py"), *args], cwd=ROOT, env=dict(env), **popen)
 

@@ -20,7 +20,7 @@ import websocket
 from klines.binance import parse_rest_row
 from klines.payloads import build_payload
 from klines.simexchange.server import SimulatedExchange
-from tests.servers import SecantusServer, daphne, free_port, manage, service_env, stop_process
+from tests.servers import SecantusServer, daphne, exchange_urls, free_port, manage, service_env, stop_process
 
 pytestmark = pytest.mark.e2e
 SYMBOLS = ["BTCUSDT", "BNBUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT"]
@@ -79,8 +79,7 @@ def test_closed_klines_flow_from_exchange_to_websocket_client(
         env = service_env(
             secantus.uri,
             database,
-            BINANCE_WS_URL=f"ws://127.0.0.1:{running.port}/market",
-            BINANCE_REST_URL=f"http://127.0.0.1:{running.port}",
+            **exchange_urls(running.port),
         )
         ingest_log = tmp_path / "ingest.log"
         with ingest_log.open("wb") as log:

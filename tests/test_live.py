@@ -26,6 +26,7 @@ from tests.servers import (
     RedisServer,
     SecantusServer,
     daphne,
+    exchange_urls,
     free_port,
     manage,
     service_env,
@@ -101,8 +102,7 @@ def test_every_close_reaches_clients_of_two_daphne_processes_in_order_once(
             database,
             REDIS_URL=redis_server.url,
             KLINE_POLL_SECONDS="600",  # closes can only arrive through Redis
-            BINANCE_WS_URL=f"ws://127.0.0.1:{running.port}/market",
-            BINANCE_REST_URL=f"http://127.0.0.1:{running.port}",
+            **exchange_urls(running.port),
         )
         ports = [free_port(), free_port()]
         servers = [daphne(port, env, tmp_path / f"daphne-{port}.log") for port in ports]
@@ -160,8 +160,7 @@ def test_without_redis_a_new_close_reaches_the_client_within_two_seconds(
         env = service_env(
             secantus.uri,
             database,
-            BINANCE_WS_URL=f"ws://127.0.0.1:{running.port}/market",
-            BINANCE_REST_URL=f"http://127.0.0.1:{running.port}",
+            **exchange_urls(running.port),
         )
         port = free_port()
         server = daphne(port, env, tmp_path / "daphne.log")
