@@ -331,8 +331,8 @@ def test_sigterm_in_a_burst_writes_what_is_queued_and_exits_in_time(klines, mong
         again = Ingest(env, tmp_path, "again").start()
         try:
             target = settle(klines, fake, symbols, ahead=1, timeout=30)
-            # The three deleted klines are found as holes; the scan may also report the
-            # newest kline a SIGTERM left queued, if the stream's next close arrived first.
+            # The three deleted klines are found as holes. Once (1 run in ~6) the scan
+            # reported a fourth; the ground-truth check below still held. Not yet explained.
             assert stopped_cleanly(again).count("has a hole at") >= 3
         finally:
             if again.alive():
