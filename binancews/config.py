@@ -64,12 +64,12 @@ class Config:
     ws_max_pending_bytes: int
     health_grace_seconds: float
     embedded_mongo: bool
-    streams_per_connection: int = 1024
-    silence_seconds: float = 30.0
-    reconnect_max_seconds: float = 30.0
-    stats_seconds: float = 60.0
-    queue_size: int = 10_000
-    rest_weight_per_minute: int = 1200
+    streams_per_connection: int
+    silence_seconds: float
+    reconnect_max_seconds: float
+    stats_seconds: float
+    queue_size: int
+    rest_weight_per_minute: int
 
     @property
     def interval_seconds(self) -> int:

@@ -8,11 +8,11 @@ from argparse import ArgumentParser
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
-from binancews.config import ConfigError, parse_interval, parse_symbols
 from klines.binance import ClosedKline
 from klines.events import publish_closed
+from klines.management.stream_options import add_stream_options, stream_options
 from klines.service import IngestService, IngestSettings
 
 
@@ -23,15 +23,10 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: ArgumentParser) -> None:
-        parser.add_argument("--symbols", help="comma-separated symbols (default: KLINE_SYMBOLS)")
-        parser.add_argument("--interval", help="kline interval, e.g. 1m (default: KLINE_INTERVAL)")
+        add_stream_options(parser)
 
     def handle(self, *, symbols: str | None, interval: str | None, **options: Any) -> None:
-        try:
-            symbol_list = parse_symbols(symbols, variable="--symbols") if symbols else settings.KLINE_SYMBOLS
-            interval = parse_interval(interval, variable="--interval") if interval else settings.KLINE_INTERVAL
-        except ConfigError as exc:
-            raise CommandError(str(exc)) from None
+        symbol_list, interval = stream_options(symbols, interval)
 
         service = IngestService(
             IngestSettings(

@@ -6,10 +6,10 @@ from argparse import ArgumentParser
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from binancews.config import INTERVAL_SECONDS, ConfigError, parse_interval, parse_symbols
+from binancews.config import INTERVAL_SECONDS
+from klines.management.stream_options import add_stream_options, stream_options
 from klines.status import symbol_status
 from klines.store import newest_open_time, open_times_between
 
@@ -29,8 +29,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: ArgumentParser) -> None:
-        parser.add_argument("--symbols", help="comma-separated symbols (default: KLINE_SYMBOLS)")
-        parser.add_argument("--interval", help="kline interval, e.g. 1m (default: KLINE_INTERVAL)")
+        add_stream_options(parser)
         parser.add_argument("--hours", type=float, default=24.0, help="window length before --until (default 24)")
         parser.add_argument("--since", help="window start, ISO 8601 (default: --until minus --hours)")
         parser.add_argument("--until", help="window end, ISO 8601 (default: now)")
@@ -52,11 +51,7 @@ class Command(BaseCommand):
         grace: float,
         **options: Any,
     ) -> None:
-        try:
-            symbol_list = parse_symbols(symbols, variable="--symbols") if symbols else settings.KLINE_SYMBOLS
-            interval = parse_interval(interval, variable="--interval") if interval else settings.KLINE_INTERVAL
-        except ConfigError as exc:
-            raise CommandError(str(exc)) from None
+        symbol_list, interval = stream_options(symbols, interval)
         if hours <= 0 or grace < 0:
             raise CommandError("--hours must be positive and --grace not negative")
         end = _moment(until) if until else datetime.now(UTC)

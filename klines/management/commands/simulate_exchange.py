@@ -6,10 +6,9 @@ import asyncio
 from argparse import ArgumentParser
 from typing import Any
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from binancews.config import ConfigError, parse_interval, parse_symbols
+from klines.management.stream_options import add_stream_options, stream_options
 from klines.simexchange.server import SimulatedExchange
 
 
@@ -22,8 +21,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser: ArgumentParser) -> None:
         parser.add_argument("--port", type=int, default=9900, help="port to listen on (default 9900)")
         parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-        parser.add_argument("--symbols", help="comma-separated symbols (default: KLINE_SYMBOLS)")
-        parser.add_argument("--interval", help="kline interval (default: KLINE_INTERVAL)")
+        add_stream_options(parser)
         parser.add_argument(
             "--speed", type=float, default=1.0, help="clock speed-up, e.g. 60 closes a 1m kline every second"
         )
@@ -40,11 +38,7 @@ class Command(BaseCommand):
         update_seconds: float,
         **options: Any,
     ) -> None:
-        try:
-            symbol_list = parse_symbols(symbols, variable="--symbols") if symbols else settings.KLINE_SYMBOLS
-            interval = parse_interval(interval, variable="--interval") if interval else settings.KLINE_INTERVAL
-        except ConfigError as exc:
-            raise CommandError(str(exc)) from None
+        symbol_list, interval = stream_options(symbols, interval)
         if speed <= 0 or update_seconds <= 0:
             raise CommandError("--speed and --update-seconds must be positive")
         exchange = SimulatedExchange(symbols=symbol_list, interval=interval, speed=speed, update_seconds=update_seconds)
