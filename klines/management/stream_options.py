@@ -1,0 +1,26 @@
+"""The ``--symbols`` / ``--interval`` options the kline commands share."""
+
+from __future__ import annotations
+
+from argparse import ArgumentParser
+
+from django.conf import settings
+from django.core.management.base import CommandError
+
+from binancews.config import ConfigError, parse_interval, parse_symbols
+
+
+def add_stream_options(parser: ArgumentParser) -> None:
+    parser.add_argument("--symbols", help="comma-separated symbols (default: KLINE_SYMBOLS)")
+    parser.add_argument("--interval", help="kline interval, e.g. 1m (default: KLINE_INTERVAL)")
+
+
+def stream_options(symbols: str | None, interval: str | None) -> tuple[tuple[str, ...], str]:
+    """The symbols and interval asked for, or the settings'; a bad value is a :class:`CommandError`."""
+    try:
+        return (
+            parse_symbols(symbols, variable="--symbols") if symbols else settings.KLINE_SYMBOLS,
+            parse_interval(interval, variable="--interval") if interval else settings.KLINE_INTERVAL,
+        )
+    except ConfigError as exc:
+        raise CommandError(str(exc)) from None
