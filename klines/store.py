@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from django.db import IntegrityError
 
+from binancews.config import INTERVAL_SECONDS
+from klines import pipelines
 from klines.binance import ClosedKline
 from klines.models import Kline
 from klines.payloads import HISTORY
+
+RECENTLY_STORED = timedelta(minutes=1)  # newest_stored_at's first window
 
 
 def save_kline(kline: ClosedKline) -> Kline | None:
@@ -60,32 +64,40 @@ def _inserted_before_duplicate(exc: IntegrityError) -> int:
 
 
 def _stored_keys(klines: list[ClosedKline]) -> set[tuple[str, str, datetime]]:
-    if not klines:
-        return set()
-    rows = Kline.objects.filter(
-        symbol__in={k.symbol for k in klines},
-        interval__in={k.interval for k in klines},
-        open_time__in={k.open_time for k in klines},
-    ).values_list("symbol", "interval", "open_time")
-    return set(rows)
+    """The keys among ``klines`` already stored: one indexed query per symbol (a ``$in`` on symbols is not)."""
+    keys = set()
+    for symbol, interval in sorted({(k.symbol, k.interval) for k in klines}):
+        times = [k.open_time for k in klines if (k.symbol, k.interval) == (symbol, interval)]
+        rows = Kline.objects.raw_aggregate(pipelines.stored_open_times(symbol, interval, times))
+        keys.update((symbol, interval, row.open_time) for row in rows)
+    return keys
 
 
-def last_klines(symbol: str, interval: str, count: int = HISTORY) -> list[Kline]:
-    """The newest ``count`` stored klines of one symbol, oldest first."""
-    newest_first = Kline.objects.filter(symbol=symbol.upper(), interval=interval).order_by("-open_time")[:count]
-    return list(reversed(newest_first))
+def last_klines(symbol: str, interval: str, count: int = HISTORY, *, now: datetime | None = None) -> list[Kline]:
+    """The newest ``count`` stored klines of one symbol, oldest first.
+
+    Asks for the last ``2 * count`` intervals first and widens the window only
+    if that holds fewer than ``count`` (see :func:`pipelines.lookback`).
+    """
+    first = timedelta(seconds=2 * count * INTERVAL_SECONDS.get(interval, 60))
+    rows: list[Kline] = []
+    for since in pipelines.lookback(now or datetime.now(UTC), first):
+        rows = list(Kline.objects.raw_aggregate(pipelines.newest_first(symbol.upper(), interval, count, since=since)))
+        if len(rows) >= count:
+            break
+    return rows[::-1]
 
 
 def newest_open_time(symbol: str, interval: str) -> datetime | None:
     """Open time of the newest stored kline of one symbol, ``None`` if none is stored."""
-    newest = Kline.objects.filter(symbol=symbol.upper(), interval=interval).order_by("-open_time")
-    return newest.values_list("open_time", flat=True).first()
+    newest = last_klines(symbol, interval, 1)
+    return newest[0].open_time if newest else None
 
 
 def open_times_between(symbol: str, interval: str, since: datetime, until: datetime) -> list[datetime]:
     """Open times of one symbol's stored klines with ``since <= open time < until``, oldest first."""
-    rows = Kline.objects.filter(symbol=symbol.upper(), interval=interval, open_time__gte=since, open_time__lt=until)
-    return list(rows.order_by("open_time").values_list("open_time", flat=True))
+    rows = Kline.objects.raw_aggregate(pipelines.open_times_between(symbol.upper(), interval, since, until))
+    return [row.open_time for row in rows]
 
 
 def klines_stored_since(
@@ -99,11 +111,15 @@ def klines_stored_since(
     filters are added); the few rows since the last look are filtered here.
     """
     wanted = {s.upper() for s in symbols}
-    rows = list(Kline.objects.filter(stored_at__gte=moment).order_by("stored_at")[:limit])
+    rows = list(Kline.objects.raw_aggregate(pipelines.stored_since(moment, limit)))
     matching = [r for r in rows if r.symbol in wanted and r.interval == interval]
     return matching, len(rows), rows[-1].stored_at if rows else None
 
 
-def newest_stored_at() -> datetime | None:
-    """When the most recently stored kline (of any symbol) was stored."""
-    return Kline.objects.order_by("-stored_at").values_list("stored_at", flat=True).first()
+def newest_stored_at(now: datetime | None = None) -> datetime | None:
+    """When the most recently stored kline (of any symbol) was stored (widening windows, as above)."""
+    for since in pipelines.lookback(now or datetime.now(UTC), RECENTLY_STORED):
+        newest = list(Kline.objects.raw_aggregate(pipelines.newest_stored(since)))
+        if newest:
+            return newest[0].stored_at
+    return None

@@ -11,14 +11,17 @@ from tests.servers import SecantusServer
 
 
 class ReadCounter(monitoring.CommandListener):
-    """Counts read commands (find/aggregate) every MongoClient in this process sends."""
+    """Counts read commands (find/aggregate) every MongoClient in this process sends; keeps the pipelines."""
 
     def __init__(self) -> None:
         self.reads = 0
+        self.pipelines: list[list[dict]] = []
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
         if event.command_name in ("find", "aggregate", "count"):
             self.reads += 1
+        if event.command_name == "aggregate":
+            self.pipelines.append(list(event.command["pipeline"]))
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
         pass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -9,7 +10,16 @@ from django.db import IntegrityError
 
 from klines.binance import ClosedKline
 from klines.models import Kline
-from klines.store import last_klines, save_kline, save_klines
+from klines.store import (
+    klines_stored_since,
+    last_klines,
+    newest_open_time,
+    newest_stored_at,
+    open_times_between,
+    save_kline,
+    save_klines,
+)
+from tests.conftest import ReadCounter
 from tests.factories import closed_kline
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -81,12 +91,50 @@ def test_last_klines_returns_newest_oldest_first_for_one_symbol() -> None:
     assert [r.open_time for r in rows] == [closed_kline("BTCUSDT", o).open_time for o in range(4, 15)]
 
 
-def test_last_klines_is_served_by_an_index() -> None:
+def test_last_klines_widens_its_window_past_a_gap_and_never_invents() -> None:
+    recent = [closed_kline("BTCUSDT", offset) for offset in range(600, 605)]  # 5 klines after a 10 h gap
+    older = [closed_kline("BTCUSDT", offset) for offset in range(10)]
+    save_klines(older + recent)
+    just_after = recent[-1].open_time + timedelta(minutes=1)
+    rows = last_klines("BTCUSDT", "1m", 11, now=just_after)
+    assert [r.open_time for r in rows] == [k.open_time for k in older[-6:] + recent]
+    assert [r.open_time for r in last_klines("BTCUSDT", "1m", 11)] == [r.open_time for r in rows]  # a year later
+    assert len(last_klines("BTCUSDT", "1m", 40, now=just_after)) == 15
+
+
+def test_newest_stored_at_finds_the_latest_write_however_old() -> None:
+    assert newest_stored_at() is None
+    save_klines([closed_kline("BTCUSDT", 0)])
+    save_klines([closed_kline("ETHUSDT", 0)])
+    newest = Kline.objects.get(symbol="ETHUSDT").stored_at
+    assert newest_stored_at() == newest
+    assert newest_stored_at(now=newest + timedelta(days=400)) == newest
+
+
+def _winning_plan(pipeline: list[dict]) -> dict:
     from django.db import connection
 
-    for offset in range(3):
-        save_kline(closed_kline("BTCUSDT", offset))
-    collection = connection.database[Kline._meta.db_table]
-    plan = collection.find({"symbol": "BTCUSDT", "interval": "1m"}).sort("open_time", -1).limit(11).explain()
-    assert "COLLSCAN" not in str(plan)
-    assert "IXSCAN" in str(plan)
+    explained = connection.database.command("aggregate", Kline._meta.db_table, pipeline=pipeline, explain=True)
+    return explained["queryPlanner"]["winningPlan"]
+
+
+def test_every_read_the_store_sends_is_answered_from_an_index(mongo_reads: ReadCounter) -> None:
+    """Django's own pipelines for these reads made SecantusDB scan the whole collection."""
+    batch = [closed_kline(symbol, offset) for symbol in ("BTCUSDT", "ETHUSDT") for offset in range(30)]
+    save_klines(batch)
+    newest = batch[-1].open_time
+    reads = {
+        "last_klines": lambda: last_klines("BTCUSDT", "1m", 11),
+        "newest_open_time": lambda: newest_open_time("BTCUSDT", "1m"),
+        "open_times_between": lambda: open_times_between("BTCUSDT", "1m", newest - timedelta(hours=1), newest),
+        "klines_stored_since": lambda: klines_stored_since(newest, "1m", ["BTCUSDT"], 100),
+        "newest_stored_at": newest_stored_at,
+        "save_klines of a replayed batch": lambda: save_klines([batch[0], closed_kline("SOLUSDT"), batch[31]]),
+    }
+    for name, read in reads.items():
+        mongo_reads.pipelines.clear()
+        read()
+        assert mongo_reads.pipelines, name
+        for pipeline in list(mongo_reads.pipelines):  # explaining one adds to the list
+            plan = str(_winning_plan(pipeline))
+            assert "IXSCAN" in plan and "COLLSCAN" not in plan, f"{name}: {pipeline} -> {plan}"
