@@ -326,14 +326,19 @@ def test_sigterm_in_a_burst_writes_what_is_queued_and_exits_in_time(klines, mong
         # What was received is stored, in order: no symbol has a hole.
         assert all(complete_through(klines, s, 0) for s in symbols)
         # A restart backfills the rest, and the holes an earlier run could leave (a dropped kline).
+        holes = []
         for symbol in symbols[:3]:
-            klines.delete_one({"symbol": symbol.upper(), "open_time": stored(klines, symbol)[-5].open_time})
+            deleted = stored(klines, symbol)[-5].open_time
+            klines.delete_one({"symbol": symbol.upper(), "open_time": deleted})
+            holes.append(f"backfill: {symbol.upper()} has a hole at {deleted}; refetching from there")
         again = Ingest(env, tmp_path, "again").start()
         try:
             target = settle(klines, fake, symbols, ahead=1, timeout=30)
-            # The three deleted klines are found as holes. Once (1 run in ~6) the scan
-            # reported a fourth; the ground-truth check below still held. Not yet explained.
-            assert stopped_cleanly(again).count("has a hole at") >= 3
+            # Each deleted kline is found as a hole. (Others can be reported too: when the
+            # restarted stream stores a symbol's first new close before the backfill reaches
+            # that symbol, the klines missed while stopped lie below it and are a hole as well.)
+            log = stopped_cleanly(again)
+            assert [hole for hole in holes if hole not in log] == []
         finally:
             if again.alive():
                 again.stop(signal.SIGKILL)
