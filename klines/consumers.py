@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from channels.consumer import get_handler_name
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
@@ -24,8 +25,9 @@ class KlineFeedConsumer(AsyncWebsocketConsumer):
     The connect path is the service's hot path, so the consumer skips two things
     channels does for every connection that it has no use for (measurements in
     bench/README.md): a channel-layer channel and its receive task per
-    connection, and ``close_old_connections()`` in a worker thread around every
-    event (this consumer never touches the database).
+    connection, and ``close_old_connections()`` in the one thread-sensitive
+    worker thread around every event and after every disconnect (this consumer
+    never touches the database, and that thread may be busy with a slow query).
     """
 
     # Frames come from the process-wide feed, which holds the process's one
@@ -55,6 +57,11 @@ class KlineFeedConsumer(AsyncWebsocketConsumer):
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         """Clients have nothing to say to a market-data feed; their messages are ignored."""
+
+    async def websocket_disconnect(self, message: dict[str, Any]) -> None:
+        """As channels does it, minus the groups (there are none) and ``aclose_old_connections()``."""
+        await self.disconnect(message["code"])
+        raise StopConsumer()
 
     async def disconnect(self, code: int) -> None:
         get_feed().detach(self)

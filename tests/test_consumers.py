@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
 from zoneinfo import ZoneInfo
 
 import pytest
+from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
@@ -68,6 +71,25 @@ async def test_connections_are_served_from_memory(settings, mongo_reads) -> None
     assert mongo_reads.reads == reads_before
     for communicator in [first, *others]:
         await communicator.disconnect()
+
+
+async def test_disconnect_does_not_wait_for_the_database_thread() -> None:
+    """A busy worker thread (say, a slow query) must not hold up connects or disconnects."""
+    communicator = WebsocketCommunicator(application, "/")
+    await communicator.connect()
+    await receive_frames(communicator, 5)
+    release = threading.Event()
+    busy = asyncio.ensure_future(sync_to_async(release.wait, thread_sensitive=True)())
+    try:
+        second = WebsocketCommunicator(application, "/")
+        assert (await second.connect())[0]
+        await receive_frames(second, 5)
+        for client in (communicator, second):
+            await client.disconnect(timeout=3)
+            assert client.future.done() and not client.future.cancelled()  # it finished; it was not cut off
+    finally:
+        release.set()
+        await busy
 
 
 async def test_published_close_pushes_the_updated_frame() -> None:
