@@ -12,6 +12,7 @@ from channels.routing import ProtocolTypeRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
+from binancews import daphne_tuning  # noqa: E402
 from klines.routing import websocket_application  # noqa: E402
 
 application = ProtocolTypeRouter(
@@ -20,6 +21,8 @@ application = ProtocolTypeRouter(
         "websocket": websocket_application(settings.WS_ALLOWED_ORIGINS),
     }
 )
+
+daphne_tuning.install()  # under daphne: no debug-message formatting per connection while debug logging is off
 
 # Everything loaded so far (Django, the apps, twisted or asyncio machinery) lives as
 # long as the process. Freezing it keeps the cyclic garbage collector from re-scanning
