@@ -39,7 +39,7 @@ async def run_all(options: Options, stack: Stack, progress) -> list[Outcome]:
         outcomes.append(await fanout.run(stack, options, redis_url))
         stack.stop_all_but_infrastructure()
     if "burst" in wanted:
-        progress(f"ingest burst: {options.burst_symbols} symbols")
+        progress(f"ingest burst: {options.burst_symbols} symbols x {options.burst_rounds} bursts")
         outcomes.append(await burst.run(stack, options, redis_url))
         stack.stop_all_but_infrastructure()
     if wanted & {"memory", "soak"}:

@@ -21,6 +21,7 @@ class Options:
     fanout_rounds: int
     burst_symbols: int
     per_stream: int  # burst: symbols per combined stream (one ingest process each)
+    burst_rounds: int  # bursts measured one after another on the same running ingests
     parse_messages: int
     soak_seconds: float
     soak_warmup: float
@@ -48,6 +49,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
     parser.add_argument("--fanout-rounds", type=int, help="closes published in the fan-out (default 3)")
     parser.add_argument("--burst-symbols", type=int, default=1000, help="symbols closing at once (default 1000)")
     parser.add_argument("--per-stream", type=int, default=200, help="symbols per combined stream (default 200)")
+    parser.add_argument("--burst-rounds", type=int, help="bursts measured, one after another (default 5)")
     parser.add_argument("--parse-messages", type=int, help="messages for the parser rate (default 50000)")
     parser.add_argument("--soak-seconds", type=float, help="connect/disconnect soak after warm-up (default 300)")
     parser.add_argument("--soak-warmup", type=float, help="soak warm-up before the baseline RSS (default 30)")
@@ -80,6 +82,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
         fanout_rounds=pick(args.fanout_rounds, 3, 2),
         burst_symbols=args.burst_symbols,
         per_stream=args.per_stream,
+        burst_rounds=pick(args.burst_rounds, 5, 2),
         parse_messages=pick(args.parse_messages, 50000, 20000),
         soak_seconds=pick(args.soak_seconds, 300.0, 20.0),
         soak_warmup=pick(args.soak_warmup, 30.0, 5.0),
@@ -89,7 +92,16 @@ def parse_args(argv: list[str] | None = None) -> Options:
         workdir=RESULTS / "work",
         quick=quick,
     )
-    for name in ("connections", "concurrency", "rounds", "idle", "fanout_rounds", "burst_symbols", "per_stream"):
+    for name in (
+        "connections",
+        "concurrency",
+        "rounds",
+        "idle",
+        "fanout_rounds",
+        "burst_symbols",
+        "per_stream",
+        "burst_rounds",
+    ):
         if getattr(options, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     return options

@@ -7,12 +7,15 @@ production). Before the burst every ingest finishes its start-up backfill (the
 a running service is in when a minute closes, not a start-up. The clock starts
 when the exchange starts sending the closes and stops when the benchmark sees
 all of them stored (polled every 50 ms, so the figure is an upper bound); the
-newest ``stored_at`` is reported as well.
+newest ``stored_at`` is reported as well. Several bursts run one after another
+(each closes the next minute of every symbol) and the target is judged on
+their median, because one burst on a shared 2-core machine varies by 2x.
 """
 
 from __future__ import annotations
 
 import asyncio
+import statistics
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -85,28 +88,18 @@ async def run(stack: Stack, options: Options, redis_url: str) -> Outcome:
     collection = mongo[DATABASE][env.get("MONGO_COLLECTION", "klines")]
     try:
         backfilled = await asyncio.to_thread(wait_until_settled, collection)
-        sent = await asyncio.to_thread(exchange_call, exchange_port, "/bench/close?symbols=*")
-        open_times = {datetime.fromtimestamp(ms / 1000, tz=UTC) for ms in sent["open_ms"].values()}
-        since = datetime.fromtimestamp(sent["sent_at"], tz=UTC) - timedelta(seconds=1)
-        query = {"stored_at": {"$gte": since}, "open_time": {"$in": sorted(open_times)}}
-        deadline = time.monotonic() + WAIT_SECONDS
-        stored = 0
-        polls = []
-        while time.monotonic() < deadline:
-            poll_start = time.time()
-            stored = await asyncio.to_thread(collection.count_documents, query)
-            polls.append((round(poll_start - sent["sent_at"], 3), round(time.time() - poll_start, 3), stored))
-            if stored >= len(symbols):
+        bursts = []
+        for _ in range(options.burst_rounds):
+            bursts.append(await _one_burst(collection, exchange_port, streams))
+            if not bursts[-1]["complete"]:
                 break
-            await asyncio.sleep(POLL_SECONDS)
-        seen_all = time.time() - sent["sent_at"]
-        newest = await asyncio.to_thread(collection.find_one, query, sort=[("stored_at", -1)])
-        stamps = await asyncio.to_thread(list, collection.find(query, {"symbol": 1, "stored_at": 1}))
     finally:
         mongo.close()
 
-    complete = stored >= len(symbols)
-    last_stored = newest["stored_at"].timestamp() - sent["sent_at"] if newest else float("nan")
+    complete = all(b["complete"] for b in bursts)
+    seen = [b["all_stored_seen_s"] for b in bursts]
+    newest = [b["newest_stored_at_s"] for b in bursts]
+    median_seen = statistics.median(seen) if complete else float("nan")
     outcome = Outcome(
         "burst",
         {
@@ -114,26 +107,57 @@ async def run(stack: Stack, options: Options, redis_url: str) -> Outcome:
             "streams": len(streams),
             "ingest_processes": len(streams),
             "backfilled_before": backfilled,
-            "stored": stored,
             "complete": complete,
-            "send_seconds": sent["done_at"] - sent["sent_at"],
-            "all_stored_seen_s": seen_all if complete else float("nan"),
-            "newest_stored_at_s": last_stored,
-            "polls": polls,
-            "per_stream_stored_at_s": _per_stream(stamps, streams, sent["sent_at"]),
+            "all_stored_seen_s_median": median_seen,
+            "all_stored_seen_s": seen,
+            "newest_stored_at_s": newest,
+            "bursts": bursts,
         },
     )
-    outcome.rows.append(
-        (
-            f"ingest burst ({len(symbols)} closes, {len(streams)} streams of {options.per_stream})",
-            "exchange sends -> all stored",
-            f"{fmt(seen_all, 2)} s seen ({fmt(last_stored, 2)} s by newest stored_at)"
-            if complete
-            else f"only {stored} stored in {WAIT_SECONDS:.0f} s",
-            "SecantusDB, ingest publishes to Redis",
-        )
+    title = (
+        f"ingest burst ({len(symbols)} closes, {len(streams)} streams of {options.per_stream}, {len(bursts)} bursts)"
     )
-    outcome.targets = [
-        check(f"burst of {len(symbols)} closes stored (s)", seen_all if complete else float("nan"), "<", 1)
-    ]
+    if complete:
+        figures = f"median {fmt(median_seen, 2)} s seen (each: {', '.join(fmt(x, 2) for x in seen)} s)"
+        notes = f"newest stored_at (lower bound): median {fmt(statistics.median(newest), 2)} s; SecantusDB, Redis"
+    else:
+        figures = f"only {bursts[-1]['stored']} of {len(symbols)} stored in {WAIT_SECONDS:.0f} s"
+        notes = "incomplete"
+    outcome.rows.append((title, "exchange sends -> all stored", figures, notes))
+    outcome.targets = [check(f"burst of {len(symbols)} closes stored (s, median)", median_seen, "<", 1)]
     return outcome
+
+
+async def _one_burst(collection: pymongo.collection.Collection, exchange_port: int, streams: list[list[str]]) -> dict:
+    """Close the next kline of every symbol at once; time until all are stored."""
+    count = sum(len(chunk) for chunk in streams)
+    sent = await asyncio.to_thread(exchange_call, exchange_port, "/bench/close?symbols=*")
+    open_times = {datetime.fromtimestamp(ms / 1000, tz=UTC) for ms in sent["open_ms"].values()}
+    since = datetime.fromtimestamp(sent["sent_at"], tz=UTC) - timedelta(seconds=1)
+    # One range on one index: cheap to poll. The previous burst was stored over SETTLE_SECONDS before ``since``.
+    recent = {"stored_at": {"$gte": since}}
+    query = {"stored_at": {"$gte": since}, "open_time": {"$in": sorted(open_times)}}
+    deadline = time.monotonic() + WAIT_SECONDS
+    stored, seen_all, polls = 0, float("nan"), []
+    while time.monotonic() < deadline:
+        poll_start = time.time()
+        stored = await asyncio.to_thread(collection.count_documents, recent)
+        polls.append((round(poll_start - sent["sent_at"], 3), round(time.time() - poll_start, 3), stored))
+        if stored >= count:
+            seen_all = time.time() - sent["sent_at"]
+            stored = await asyncio.to_thread(collection.count_documents, query)  # and they are this burst's
+            if stored >= count:
+                break
+        await asyncio.sleep(POLL_SECONDS)
+    newest = await asyncio.to_thread(collection.find_one, query, sort=[("stored_at", -1)])
+    stamps = await asyncio.to_thread(list, collection.find(query, {"symbol": 1, "stored_at": 1}))
+    await asyncio.sleep(SETTLE_SECONDS)  # let the publishing and the next partial updates pass
+    return {
+        "stored": stored,
+        "complete": stored >= count,
+        "send_seconds": sent["done_at"] - sent["sent_at"],
+        "all_stored_seen_s": seen_all,
+        "newest_stored_at_s": newest["stored_at"].timestamp() - sent["sent_at"] if newest else float("nan"),
+        "polls": polls,
+        "per_stream_stored_at_s": _per_stream(stamps, streams, sent["sent_at"]),
+    }
