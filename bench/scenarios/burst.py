@@ -136,7 +136,7 @@ async def _one_burst(collection: pymongo.collection.Collection, exchange_port: i
     since = datetime.fromtimestamp(sent["sent_at"], tz=UTC) - timedelta(seconds=1)
     # One range on one index: cheap to poll. The previous burst was stored over SETTLE_SECONDS before ``since``.
     recent = {"stored_at": {"$gte": since}}
-    query = {"stored_at": {"$gte": since}, "open_time": {"$in": sorted(open_times)}}
+    query = {**recent, "open_time": {"$in": sorted(open_times)}}
     deadline = time.monotonic() + WAIT_SECONDS
     stored, seen_all, polls = 0, float("nan"), []
     while time.monotonic() < deadline:
