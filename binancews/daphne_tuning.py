@@ -18,6 +18,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+import txaio  # autobahn's logging layer, installed with daphne (its functions work once autobahn picks a framework)
+
 PROTOCOL_MODULE = "autobahn.websocket.protocol"
 PATCHED = ("pformat", "hltype")  # the formatters autobahn's protocol calls eagerly for debug messages
 DEBUG_LEVELS = frozenset({"debug", "trace"})
@@ -26,8 +28,6 @@ NOT_FORMATTED = "(not formatted: autobahn debug logging is off)"
 
 def autobahn_debug_logging() -> bool:
     """Whether autobahn's loggers (txaio's, at the global level) emit debug messages."""
-    import txaio  # autobahn's logging layer; installed with daphne
-
     return txaio.get_global_log_level() in DEBUG_LEVELS
 
 
