@@ -32,7 +32,8 @@ from zoneinfo import ZoneInfo
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-from klines.payloads import HISTORY, build_payload, encode_frame
+from klines.serving.payloads import build_payload, encode_frame
+from klines.window import HISTORY
 
 
 async def _hold(connection: ServerConnection) -> None:

@@ -24,8 +24,8 @@ def main() -> None:
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "binancews.settings")
     django.setup()
-    from binancews.config import INTERVAL_SECONDS
-    from klines.binance import parse_rest_row
+    from klines.binance.intervals import INTERVAL_SECONDS
+    from klines.binance.parse import parse_rest_row
     from klines.models import Kline
     from klines.simexchange.series import KlineSeries
 

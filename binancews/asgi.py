@@ -13,7 +13,7 @@ from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
 from binancews import daphne_tuning  # noqa: E402
-from klines.routing import websocket_application  # noqa: E402
+from klines.serving.routing import websocket_application  # noqa: E402
 
 application = ProtocolTypeRouter(
     {

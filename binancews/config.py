@@ -16,26 +16,11 @@ from urllib.parse import urlsplit
 from pymongo.errors import ConfigurationError, InvalidURI
 from pymongo.uri_parser import parse_uri
 
+from klines.binance.intervals import INTERVAL_SECONDS
+
 EMBEDDED_MONGO_PORT = 27117
 EMBEDDED_MONGO_URI = f"mongodb://127.0.0.1:{EMBEDDED_MONGO_PORT}/?directConnection=true"
 DEFAULT_SYMBOLS = ("btcusdt", "bnbusdt", "ethusdt", "solusdt", "xrpusdt")
-# Kline intervals Binance USD-M futures accepts, with their length in seconds.
-INTERVAL_SECONDS = {
-    "1m": 60,
-    "3m": 180,
-    "5m": 300,
-    "15m": 900,
-    "30m": 1800,
-    "1h": 3600,
-    "2h": 7200,
-    "4h": 14400,
-    "6h": 21600,
-    "8h": 28800,
-    "12h": 43200,
-    "1d": 86400,
-    "3d": 259200,
-    "1w": 604800,
-}
 _SYMBOL_RE = re.compile(r"^[a-z0-9]{2,30}$")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}

@@ -1,8 +1,8 @@
 from django.contrib import admin
 from django.urls import path
 
-from klines.health import healthz
-from klines.views import dashboard
+from klines.serving.health import healthz
+from klines.serving.views import dashboard
 
 urlpatterns = [
     path("", dashboard, name="dashboard"),

@@ -6,7 +6,7 @@ import logging
 from decimal import Decimal
 from typing import Any
 
-from klines.binance import ClosedKline, datetime_to_ms, ms_to_datetime
+from klines.binance.parse import ClosedKline, datetime_to_ms, ms_to_datetime
 
 logger = logging.getLogger(__name__)
 

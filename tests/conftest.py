@@ -57,7 +57,7 @@ def django_db_modify_db_settings(secantus: SecantusServer) -> None:
 @pytest.fixture(autouse=True)
 def _fresh_feed() -> Iterator[None]:
     """Each test gets its own process-wide live feed."""
-    from klines.feed import reset_feed
+    from klines.serving.feed import reset_feed
 
     reset_feed()
     yield

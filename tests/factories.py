@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from klines.binance import ClosedKline, parse_rest_row
+from klines.binance.parse import ClosedKline, parse_rest_row
 from klines.simexchange.series import KlineSeries
 
 SERIES = KlineSeries(interval="1m", interval_ms=60_000)

@@ -27,7 +27,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
 
-from klines.binance import ClosedKline, parse_rest_row
+from klines.binance.parse import ClosedKline, parse_rest_row
 from klines.simexchange.server import SimulatedExchange, json_response
 
 INCOMING_LIMIT_PER_SECOND = 10  # Binance disconnects a connection that sends more

@@ -19,8 +19,8 @@ from typing import Any
 from bson.decimal128 import Decimal128
 from pymongo.collection import Collection
 
-from klines.binance import ClosedKline, ms_to_datetime
-from klines.payloads import HISTORY
+from klines.binance.parse import ClosedKline, ms_to_datetime
+from klines.window import HISTORY
 from tests.fake_exchange import ExchangeThread, FaultyExchange
 from tests.servers import manage, service_env, stop_process
 

@@ -167,7 +167,7 @@ class RedisServer:
 def store_klines(env: Mapping[str, str], symbol: str, offsets: range) -> None:
     """Store ground-truth klines (tests.factories) through the ORM of the database in ``env``."""
     code = (
-        "from tests.factories import closed_kline; from klines.store import save_kline\n"
+        "from tests.factories import closed_kline; from klines.store.writes import save_kline\n"
         f"for offset in {list(offsets)!r}: save_kline(closed_kline({symbol!r}, offset))"
     )
     process = manage(["shell", "-c", code], env)

@@ -6,7 +6,7 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 
-from klines.store import save_kline
+from klines.store.writes import save_kline
 from tests.factories import closed_kline
 
 pytestmark = pytest.mark.django_db(transaction=True)

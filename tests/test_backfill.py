@@ -8,10 +8,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from klines.backfill import HISTORY, PAGE_LIMIT, Backfiller, Page, closed_before, first_page, kline_weight, next_page
-from klines.backfill import starting_points as starts
-from klines.binance import ClosedKline, ms_to_datetime
-from klines.rest import BinanceRest, RestError, WeightPacer, retry_after_seconds
+from klines.binance.parse import ClosedKline, ms_to_datetime
+from klines.binance.rest import BinanceRest, RestError, WeightPacer, retry_after_seconds
+from klines.ingest.backfill import PAGE_LIMIT, Backfiller, Page, closed_before, first_page, kline_weight, next_page
+from klines.ingest.backfill import starting_points as starts
+from klines.window import HISTORY
 from tests.factories import closed_kline
 from tests.fake_exchange import ExchangeThread, FaultyExchange
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from klines.binance import MalformedMessage, combined_stream_url, parse_rest_row, parse_stream_message
+from klines.binance.parse import MalformedMessage, combined_stream_url, parse_rest_row, parse_stream_message
 
 DATA = Path(__file__).parent / "data"
 CLOSED = (DATA / "btcusdt_closed.json").read_text()

@@ -15,9 +15,9 @@ from channels.testing import WebsocketCommunicator
 
 from binancews.asgi import application
 from klines.events import GROUP, kline_to_message
-from klines.payloads import build_payload
-from klines.routing import websocket_application
-from klines.store import save_kline
+from klines.serving.payloads import build_payload
+from klines.serving.routing import websocket_application
+from klines.store.writes import save_kline
 from tests.factories import closed_kline
 
 pytestmark = pytest.mark.django_db(transaction=True)

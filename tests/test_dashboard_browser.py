@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from klines.payloads import build_payload
+from klines.serving.payloads import build_payload
 from tests.browser import chromium_paths, console_errors, start_chromium, wait_until
 from tests.factories import closed_kline
 from tests.servers import ROOT, SecantusServer, daphne, free_port, manage, service_env, stop_process
@@ -53,7 +53,7 @@ def store(env: Mapping[str, str], klines: Mapping[str, range]) -> None:
     """Store factory klines with ``save_kline`` in one separate process, as the ingest does."""
     pairs = [(symbol, offset) for symbol, offsets in klines.items() for offset in offsets]
     code = (
-        "from klines.store import save_kline\n"
+        "from klines.store.writes import save_kline\n"
         "from tests.factories import closed_kline\n"
         f"for symbol, offset in {pairs!r}:\n"
         "    assert save_kline(closed_kline(symbol, offset)) is not None\n"

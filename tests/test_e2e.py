@@ -17,8 +17,8 @@ import pymongo
 import pytest
 import websocket
 
-from klines.binance import parse_rest_row
-from klines.payloads import build_payload
+from klines.binance.parse import parse_rest_row
+from klines.serving.payloads import build_payload
 from klines.simexchange.server import SimulatedExchange
 from tests.servers import SecantusServer, daphne, exchange_urls, free_port, manage, service_env, stop_process
 

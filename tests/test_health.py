@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.test import Client
 
-from klines.health import symbol_freshness
-from klines.store import save_kline
+from klines.serving.health import symbol_freshness
+from klines.store.writes import save_kline
 from tests.factories import closed_kline
 
 NOW = datetime(2025, 11, 25, 12, 0, tzinfo=UTC)
@@ -47,7 +47,7 @@ def test_healthz_is_503_while_symbols_have_no_recent_kline() -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_healthz_is_200_when_every_symbol_is_fresh(settings) -> None:
-    from klines.binance import ClosedKline
+    from klines.binance.parse import ClosedKline
 
     now = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=1)
     for symbol in settings.KLINE_SYMBOLS:

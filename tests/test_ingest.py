@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from klines.ingest import KlineIngestor
+from klines.ingest.frames import KlineIngestor
 from klines.models import Kline
 from klines.simexchange.series import KlineSeries
 from tests.factories import BASE_INDEX, closed_kline

@@ -8,8 +8,8 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from klines.status import SymbolStatus, symbol_status
-from klines.store import save_kline
+from klines.ingest.status import SymbolStatus, symbol_status
+from klines.store.writes import save_kline
 from tests.factories import closed_kline
 
 MINUTE = 60_000

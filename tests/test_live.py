@@ -19,7 +19,7 @@ import websocket
 from channels_redis.core import RedisChannelLayer
 
 from klines.events import GROUP, kline_to_message
-from klines.payloads import build_payload
+from klines.serving.payloads import build_payload
 from klines.simexchange.server import SimulatedExchange
 from tests.factories import closed_kline
 from tests.servers import (
@@ -152,7 +152,7 @@ def _open_ms(row: dict) -> int:
 
 
 def _kline(row: dict):
-    from klines.binance import ClosedKline
+    from klines.binance.parse import ClosedKline
 
     fields = {name: row[name] for name in ClosedKline.__dataclass_fields__}
     for name, value in fields.items():

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from klines.payloads import build_payload, encode_frame
+from klines.serving.payloads import build_payload, encode_frame
 
 UTC_ZONE = ZoneInfo("UTC")
 

@@ -20,7 +20,7 @@ import pymongo
 import pytest
 from pymongo.collection import Collection
 
-from klines.payloads import HISTORY
+from klines.window import HISTORY
 from tests.fake_exchange import ExchangeThread, FaultyExchange
 from tests.ingest_harness import (
     Ingest,

@@ -8,17 +8,10 @@ from decimal import Decimal
 import pytest
 from django.db import IntegrityError
 
-from klines.binance import ClosedKline
+from klines.binance.parse import ClosedKline
 from klines.models import Kline
-from klines.store import (
-    klines_stored_since,
-    last_klines,
-    newest_open_time,
-    newest_stored_at,
-    open_times_between,
-    save_kline,
-    save_klines,
-)
+from klines.store.reads import klines_stored_since, last_klines, newest_open_time, newest_stored_at, open_times_between
+from klines.store.writes import save_kline, save_klines
 from tests.conftest import ReadCounter
 from tests.factories import closed_kline
 

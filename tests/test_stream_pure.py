@@ -7,10 +7,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from klines.gaps import Gap, SequenceWatch, find_gaps, last_expected_open
-from klines.ingest import MALFORMED_LOG_PER_MINUTE, KlineIngestor
-from klines.stats import LAGS_LISTED, Counters, format_stats, lag_seconds
-from klines.stream import Backoff, TokenBucket, split_streams
+from klines.backoff import Backoff
+from klines.ingest.frames import MALFORMED_LOG_PER_MINUTE, KlineIngestor
+from klines.ingest.gaps import Gap, SequenceWatch, find_gaps, last_expected_open
+from klines.ingest.stats import LAGS_LISTED, Counters, format_stats, lag_seconds
+from klines.ingest.stream import TokenBucket, split_streams
 
 MINUTE = 60_000
 

@@ -8,9 +8,9 @@ import time
 import pytest
 from django.db import DatabaseError
 
-from klines.binance import ClosedKline
+from klines.binance.parse import ClosedKline
+from klines.ingest.writer import KlineWriter
 from klines.models import Kline
-from klines.writer import KlineWriter
 from tests.factories import closed_kline
 
 
@@ -64,7 +64,7 @@ def test_a_failed_write_is_retried_until_the_database_is_back() -> None:
 def test_a_full_queue_drops_loudly_without_blocking(caplog: pytest.LogCaptureFixture) -> None:
     dropped: list[ClosedKline] = []
     writer = KlineWriter(capacity=2, on_dropped=dropped.append)  # not started: nothing drains the queue
-    with caplog.at_level(logging.ERROR, logger="klines.writer"):
+    with caplog.at_level(logging.ERROR, logger="klines.ingest.writer"):
         results = [writer.offer(closed_kline("BTCUSDT", offset)) for offset in range(5)]
     assert results == [True, True, False, False, False]
     assert [k.open_time for k in dropped] == [closed_kline("BTCUSDT", o).open_time for o in (2, 3, 4)]

@@ -10,7 +10,7 @@ from bench.options import Options
 from bench.report import check, fmt
 from bench.scenarios import Outcome
 from bench.scenarios.burst import burst_symbols
-from klines.binance import parse_stream_message
+from klines.binance.parse import parse_stream_message
 from klines.simexchange.series import KlineSeries
 
 REPEATS = 5

@@ -27,7 +27,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from binancews.config import INTERVAL_SECONDS
+from klines.binance.intervals import INTERVAL_SECONDS
 from klines.simexchange.series import KlineSeries, SimKline
 
 logger = logging.getLogger(__name__)

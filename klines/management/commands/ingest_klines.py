@@ -10,10 +10,10 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from klines.binance import ClosedKline
+from klines.binance.parse import ClosedKline
 from klines.events import publish_closed
+from klines.ingest.service import IngestService, IngestSettings
 from klines.management.stream_options import add_stream_options, stream_options
-from klines.service import IngestService, IngestSettings
 
 
 class Command(BaseCommand):

@@ -8,10 +8,10 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from binancews.config import INTERVAL_SECONDS
+from klines.binance.intervals import INTERVAL_SECONDS
+from klines.ingest.status import symbol_status
 from klines.management.stream_options import add_stream_options, stream_options
-from klines.status import symbol_status
-from klines.store import newest_open_time, open_times_between
+from klines.store.reads import newest_open_time, open_times_between
 
 
 def _moment(raw: str) -> datetime:

@@ -21,12 +21,12 @@ from typing import Any
 from django.db import DatabaseError
 from pymongo.errors import PyMongoError
 
-from klines.binance import ClosedKline, MalformedMessage, datetime_to_ms, ms_to_datetime, parse_rest_row
-from klines.gaps import find_gaps
-from klines.payloads import HISTORY
-from klines.rest import BinanceRest, RestError
-from klines.store import newest_open_time, open_times_between
-from klines.stream import Backoff
+from klines.backoff import Backoff
+from klines.binance.parse import ClosedKline, MalformedMessage, datetime_to_ms, ms_to_datetime, parse_rest_row
+from klines.binance.rest import BinanceRest, RestError
+from klines.ingest.gaps import find_gaps
+from klines.store.reads import newest_open_time, open_times_between
+from klines.window import HISTORY
 
 logger = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from klines.backpressure import pending_bytes
-from klines.feed import get_feed
+from klines.serving.backpressure import pending_bytes
+from klines.serving.feed import get_feed
 
 logger = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from channels.routing import URLRouter
 from channels.security.websocket import OriginValidator
 from django.urls import path, re_path
 
-from klines.consumers import KlineFeedConsumer, UnknownPathConsumer
+from klines.serving.consumers import KlineFeedConsumer, UnknownPathConsumer
 
 websocket_urlpatterns = [
     path("", KlineFeedConsumer.as_asgi()),

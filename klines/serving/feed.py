@@ -25,9 +25,9 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from klines.book import PayloadBook
 from klines.events import GROUP, kline_from_message
-from klines.store import klines_stored_since, last_klines, newest_stored_at
+from klines.serving.book import PayloadBook
+from klines.store.reads import klines_stored_since, last_klines, newest_stored_at
 
 logger = logging.getLogger(__name__)
 

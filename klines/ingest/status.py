@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from klines.binance import datetime_to_ms, ms_to_datetime
-from klines.gaps import Gap, find_gaps, last_expected_open
+from klines.binance.parse import datetime_to_ms, ms_to_datetime
+from klines.ingest.gaps import Gap, find_gaps, last_expected_open
 
 
 @dataclass(frozen=True, kw_only=True)

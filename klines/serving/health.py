@@ -8,8 +8,8 @@ from typing import Any
 from django.conf import settings
 from django.http import JsonResponse
 
-from binancews.config import INTERVAL_SECONDS
-from klines.store import last_klines
+from klines.binance.intervals import INTERVAL_SECONDS
+from klines.store.reads import last_klines
 
 
 def symbol_freshness(

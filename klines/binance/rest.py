@@ -22,7 +22,7 @@ from urllib.error import HTTPError, URLError
 from urllib.parse import urlencode
 from urllib.request import Request, urlopen
 
-from klines.stream import Backoff
+from klines.backoff import Backoff
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_safe
 
-from klines.payloads import WINDOW
+from klines.window import WINDOW
 
 # The page loads nothing but its own static files and talks only to its own
 # origin ('self' covers ws:// and wss:// on the same host in CSP Level 3).

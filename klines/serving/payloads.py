@@ -9,8 +9,7 @@ from decimal import Decimal
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-WINDOW = 10  # klines per payload
-HISTORY = WINDOW + 1  # one more, to judge the oldest shown kline against its predecessor
+from klines.window import WINDOW
 
 
 class KlineLike(Protocol):

@@ -22,15 +22,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from binancews.config import INTERVAL_SECONDS
-from klines.backfill import Backfiller
-from klines.binance import ClosedKline, combined_stream_url, datetime_to_ms
-from klines.gaps import SequenceWatch
-from klines.ingest import KlineIngestor
-from klines.rest import BinanceRest
-from klines.stats import Counters, format_stats, lag_seconds
-from klines.stream import Backoff, run_stream, split_streams
-from klines.writer import KlineWriter
+from klines.backoff import Backoff
+from klines.binance.intervals import INTERVAL_SECONDS
+from klines.binance.parse import ClosedKline, combined_stream_url, datetime_to_ms
+from klines.binance.rest import BinanceRest
+from klines.ingest.backfill import Backfiller
+from klines.ingest.frames import KlineIngestor
+from klines.ingest.gaps import SequenceWatch
+from klines.ingest.stats import Counters, format_stats, lag_seconds
+from klines.ingest.stream import run_stream, split_streams
+from klines.ingest.writer import KlineWriter
 
 logger = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from klines.binance import datetime_to_ms
+from klines.binance.parse import datetime_to_ms
 
 LAGS_LISTED = 20  # with more symbols, list the worst ones
 

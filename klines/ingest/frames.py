@@ -12,8 +12,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from klines.binance import ClosedKline, MalformedMessage, parse_stream_message
-from klines.store import save_kline
+from klines.binance.parse import ClosedKline, MalformedMessage, parse_stream_message
+from klines.store.writes import save_kline
 
 logger = logging.getLogger(__name__)
 

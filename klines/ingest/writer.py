@@ -21,9 +21,9 @@ from datetime import datetime
 from django.db import DatabaseError
 from pymongo.errors import PyMongoError
 
-from klines.binance import ClosedKline
-from klines.store import save_klines
-from klines.stream import Backoff
+from klines.backoff import Backoff
+from klines.binance.parse import ClosedKline
+from klines.store.writes import save_klines
 
 logger = logging.getLogger(__name__)
 

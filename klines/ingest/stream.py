@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import websocket
+
+from klines.backoff import Backoff
 
 logger = logging.getLogger(__name__)
 
@@ -27,19 +27,6 @@ CONNECT_TIMEOUT_SECONDS = 10.0
 # Binance disconnects a connection that sends more than 10 messages a second
 # (pings, pongs and JSON messages all count); stay well under it.
 MAX_SENT_PER_SECOND = 5.0
-
-
-@dataclass(frozen=True, kw_only=True)
-class Backoff:
-    """Exponential backoff with jitter, capped: ``attempt`` 0, 1, 2... waits about 0.5, 1, 2... s."""
-
-    initial: float = 0.5
-    maximum: float = 30.0
-    factor: float = 2.0
-
-    def delay(self, attempt: int) -> float:
-        ceiling = min(self.maximum, self.initial * self.factor ** min(attempt, 64))
-        return random.uniform(ceiling / 2, ceiling)
 
 
 class TokenBucket:
@@ -100,7 +87,7 @@ def run_stream(
     on_connect: Callable[[], None] = lambda: None,
     silence_seconds: float = 30.0,
     healthy_seconds: float = 60.0,
-    backoff: Backoff = Backoff(),
+    backoff: Backoff,
     name: str = "stream",
 ) -> None:
     """Read ``url`` until ``stop`` is set, reconnecting on any loss.

@@ -6,7 +6,8 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from klines.payloads import HISTORY, KlineLike, build_payload, encode_frame
+from klines.serving.payloads import KlineLike, build_payload, encode_frame
+from klines.window import HISTORY
 
 
 class PayloadBook:

@@ -1,0 +1,68 @@
+"""Reads: the newest klines, open times in a window, what was stored since a moment.
+
+Every read is one of :mod:`klines.store.pipelines`, written so that an index answers it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+
+from klines.binance.intervals import INTERVAL_SECONDS
+from klines.models import Kline
+from klines.store import pipelines
+from klines.window import HISTORY
+
+RECENTLY_STORED = timedelta(minutes=1)  # newest_stored_at's first window
+
+
+def last_klines(symbol: str, interval: str, count: int = HISTORY, *, now: datetime | None = None) -> list[Kline]:
+    """The newest ``count`` stored klines of one symbol, oldest first.
+
+    Asks for the last ``2 * count`` intervals first and widens the window only
+    if that holds fewer than ``count`` (see :func:`pipelines.lookback`).
+    """
+    first = timedelta(seconds=2 * count * INTERVAL_SECONDS.get(interval, 60))
+    rows: list[Kline] = []
+    for since in pipelines.lookback(now or datetime.now(UTC), first):
+        rows = list(Kline.objects.raw_aggregate(pipelines.newest_first(symbol.upper(), interval, count, since=since)))
+        if len(rows) >= count:
+            break
+    return rows[::-1]
+
+
+def newest_open_time(symbol: str, interval: str) -> datetime | None:
+    """Open time of the newest stored kline of one symbol, ``None`` if none is stored."""
+    newest = last_klines(symbol, interval, 1)
+    return newest[0].open_time if newest else None
+
+
+def open_times_between(symbol: str, interval: str, since: datetime, until: datetime) -> list[datetime]:
+    """Open times of one symbol's stored klines with ``since <= open time < until``, oldest first."""
+    rows = Kline.objects.raw_aggregate(pipelines.open_times_between(symbol.upper(), interval, since, until))
+    return [row.open_time for row in rows]
+
+
+def klines_stored_since(
+    moment: datetime, interval: str, symbols: Iterable[str], limit: int
+) -> tuple[list[Kline], int, datetime | None]:
+    """Klines stored at or after ``moment`` for the given symbols, oldest stored first.
+
+    Returns the matching rows, how many rows were read and the newest
+    ``stored_at`` read (to resume from). The query uses only
+    the ``stored_at`` index (some servers' planners skip an index when more
+    filters are added); the few rows since the last look are filtered here.
+    """
+    wanted = {s.upper() for s in symbols}
+    rows = list(Kline.objects.raw_aggregate(pipelines.stored_since(moment, limit)))
+    matching = [r for r in rows if r.symbol in wanted and r.interval == interval]
+    return matching, len(rows), rows[-1].stored_at if rows else None
+
+
+def newest_stored_at(now: datetime | None = None) -> datetime | None:
+    """When the most recently stored kline (of any symbol) was stored (widening windows, as above)."""
+    for since in pipelines.lookback(now or datetime.now(UTC), RECENTLY_STORED):
+        newest = list(Kline.objects.raw_aggregate(pipelines.newest_stored(since)))
+        if newest:
+            return newest[0].stored_at
+    return None
