@@ -18,7 +18,7 @@ from klines.serving.routing import websocket_application  # noqa: E402
 application = ProtocolTypeRouter(
     {
         "http": ASGIStaticFilesHandler(django_asgi_app),
-        "websocket": websocket_application(settings.WS_ALLOWED_ORIGINS),
+        "websocket": websocket_application(settings.BINANCEWS.ws_allowed_origins),
     }
 )
 

@@ -7,21 +7,23 @@ the variable to fix.
 
 from __future__ import annotations
 
-import re
 import zoneinfo
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 from pymongo.errors import ConfigurationError, InvalidURI
 from pymongo.uri_parser import parse_uri
 
 from klines.binance.intervals import INTERVAL_SECONDS
+from klines.binance.names import parse_interval, parse_symbols
+from klines.ingest.settings import IngestSettings
+from klines.serving.settings import ServingSettings
 
 EMBEDDED_MONGO_PORT = 27117
 EMBEDDED_MONGO_URI = f"mongodb://127.0.0.1:{EMBEDDED_MONGO_PORT}/?directConnection=true"
 DEFAULT_SYMBOLS = ("btcusdt", "bnbusdt", "ethusdt", "solusdt", "xrpusdt")
-_SYMBOL_RE = re.compile(r"^[a-z0-9]{2,30}$")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -32,7 +34,7 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True, kw_only=True)
 class Config:
-    mongo_uri: str
+    mongo_uri: str = field(repr=False)  # may hold a password
     mongo_database: str
     mongo_collection: str
     binance_ws_url: str
@@ -40,11 +42,11 @@ class Config:
     symbols: tuple[str, ...]
     interval: str
     timezone: str
-    secret_key: str
+    secret_key: str = field(repr=False)
     debug: bool
     allowed_hosts: tuple[str, ...]
     ws_allowed_origins: tuple[str, ...]
-    redis_url: str
+    redis_url: str = field(repr=False)  # may hold a password
     poll_seconds: float
     ws_max_pending_bytes: int
     health_grace_seconds: float
@@ -60,24 +62,43 @@ class Config:
     def interval_seconds(self) -> int:
         return INTERVAL_SECONDS[self.interval]
 
+    @property
+    def ingest(self) -> IngestSettings:
+        """The ingest's slice."""
+        return IngestSettings(
+            ws_url=self.binance_ws_url,
+            rest_url=self.binance_rest_url,
+            symbols=self.symbols,
+            interval=self.interval,
+            streams_per_connection=self.streams_per_connection,
+            silence_seconds=self.silence_seconds,
+            reconnect_max_seconds=self.reconnect_max_seconds,
+            stats_seconds=self.stats_seconds,
+            queue_size=self.queue_size,
+            rest_weight_per_minute=self.rest_weight_per_minute,
+        )
 
-def parse_symbols(raw: str, *, variable: str = "KLINE_SYMBOLS") -> tuple[str, ...]:
-    """Split a comma-separated symbol list, lower-cased, order kept, duplicates dropped."""
-    symbols = tuple(dict.fromkeys(s.strip().lower() for s in raw.split(",") if s.strip()))
-    if not symbols:
-        raise ConfigError(f"{variable} is empty; set it to e.g. 'btcusdt,ethusdt'")
-    for symbol in symbols:
-        if not _SYMBOL_RE.match(symbol):
-            raise ConfigError(f"{variable}: {symbol!r} is not a Binance symbol (letters and digits only)")
-    return symbols
+    @property
+    def serving(self) -> ServingSettings:
+        """The serving processes' slice."""
+        return ServingSettings(
+            symbols=self.symbols,
+            interval=self.interval,
+            timezone=self.timezone,
+            poll_seconds=self.poll_seconds,
+            ws_max_pending_bytes=self.ws_max_pending_bytes,
+            ws_allowed_origins=self.ws_allowed_origins,
+            health_grace_seconds=self.health_grace_seconds,
+            redis_url=self.redis_url,
+        )
 
 
-def parse_interval(raw: str, *, variable: str = "KLINE_INTERVAL") -> str:
-    interval = raw.strip()
-    if interval not in INTERVAL_SECONDS:
-        known = ", ".join(INTERVAL_SECONDS)
-        raise ConfigError(f"{variable}: unknown interval {raw!r}; use one of {known}")
-    return interval
+def _checked(parse: Callable[..., Any], raw: str, variable: str) -> Any:
+    """``parse(raw, variable=...)`` with its ``ValueError`` as a :class:`ConfigError`."""
+    try:
+        return parse(raw, variable=variable)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _parse_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -179,8 +200,8 @@ def load_config(env: Mapping[str, str]) -> Config:
         mongo_collection=_parse_name(env, "MONGO_COLLECTION", "klines"),
         binance_ws_url=_parse_url(env, "BINANCE_WS_URL", "wss://fstream.binance.com/market", ("ws", "wss")),
         binance_rest_url=_parse_url(env, "BINANCE_REST_URL", "https://fapi.binance.com", ("http", "https")),
-        symbols=parse_symbols(env.get("KLINE_SYMBOLS", ",".join(DEFAULT_SYMBOLS))),
-        interval=parse_interval(env.get("KLINE_INTERVAL", "1m")),
+        symbols=_checked(parse_symbols, env.get("KLINE_SYMBOLS", ",".join(DEFAULT_SYMBOLS)), "KLINE_SYMBOLS"),
+        interval=_checked(parse_interval, env.get("KLINE_INTERVAL", "1m"), "KLINE_INTERVAL"),
         timezone=_parse_timezone(env.get("KLINE_TIMEZONE", "UTC").strip()),
         secret_key=secret_key,
         debug=debug,

@@ -14,15 +14,15 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 
 _env = {**dotenv_values(BASE_DIR / ".env"), **os.environ}
 try:
-    CONFIG = load_config({k: v for k, v in _env.items() if v is not None})
+    _config = load_config({k: v for k, v in _env.items() if v is not None})
 except ConfigError as exc:
     # One clear line, no traceback: the message names the variable to set.
     sys.stderr.write(f"binancews: configuration error: {exc}\n")
     raise SystemExit(2) from None
 
-SECRET_KEY = CONFIG.secret_key
-DEBUG = CONFIG.debug
-ALLOWED_HOSTS = list(CONFIG.allowed_hosts)
+SECRET_KEY = _config.secret_key
+DEBUG = _config.debug
+ALLOWED_HOSTS = list(_config.allowed_hosts)
 
 INSTALLED_APPS = [
     "daphne",
@@ -68,8 +68,8 @@ TEMPLATES = [
 DATABASES = {
     "default": {
         "ENGINE": "django_mongodb_backend",
-        "HOST": CONFIG.mongo_uri,
-        "NAME": CONFIG.mongo_database,
+        "HOST": _config.mongo_uri,
+        "NAME": _config.mongo_database,
         # Fail fast instead of pymongo's 30 s default when the server is down.
         "OPTIONS": {"serverSelectionTimeoutMS": 5000},
     },
@@ -81,7 +81,7 @@ MIGRATION_MODULES = {
     "contenttypes": "mongo_migrations.contenttypes",
 }
 
-if CONFIG.redis_url:
+if _config.redis_url:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
@@ -91,7 +91,7 @@ if CONFIG.redis_url:
             # redis-py >= 8 times reads out after 5 s, as long as channels_redis's
             # blocking pop waits: give the socket more room than that.
             "CONFIG": {
-                "hosts": [{"address": CONFIG.redis_url, "socket_timeout": 30}],
+                "hosts": [{"address": _config.redis_url, "socket_timeout": 30}],
                 "capacity": 10_000,
                 "expiry": 60,
             },
@@ -115,25 +115,9 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 
-# Service settings (see README "Configuration").
-MONGO_COLLECTION = CONFIG.mongo_collection
-BINANCE_WS_URL = CONFIG.binance_ws_url
-BINANCE_REST_URL = CONFIG.binance_rest_url
-KLINE_SYMBOLS = CONFIG.symbols
-KLINE_INTERVAL = CONFIG.interval
-KLINE_TIMEZONE = CONFIG.timezone
-WS_ALLOWED_ORIGINS = CONFIG.ws_allowed_origins
-KLINE_POLL_SECONDS = CONFIG.poll_seconds
-WS_MAX_PENDING_BYTES = CONFIG.ws_max_pending_bytes
-HEALTH_GRACE_SECONDS = CONFIG.health_grace_seconds
-REDIS_URL = CONFIG.redis_url
-# Ingest reliability (see docs/reliability.md).
-KLINE_STREAMS_PER_CONNECTION = CONFIG.streams_per_connection
-KLINE_SILENCE_SECONDS = CONFIG.silence_seconds
-KLINE_RECONNECT_MAX_SECONDS = CONFIG.reconnect_max_seconds
-KLINE_STATS_SECONDS = CONFIG.stats_seconds
-KLINE_QUEUE_SIZE = CONFIG.queue_size
-BINANCE_REST_WEIGHT_PER_MINUTE = CONFIG.rest_weight_per_minute
+# The service's own settings travel as one typed object; components take their
+# slice (BINANCEWS.ingest, BINANCEWS.serving). Its repr leaves out secrets.
+BINANCEWS = _config
 
 LOGGING = {
     "version": 1,

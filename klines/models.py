@@ -30,7 +30,7 @@ class Kline(models.Model):
     objects = MongoManager()  # adds raw_aggregate(), for reads SecantusDB can serve from an index
 
     class Meta:
-        db_table = settings.MONGO_COLLECTION
+        db_table = settings.BINANCEWS.mongo_collection
         ordering = ["-open_time"]
         constraints = [
             models.UniqueConstraint(fields=["symbol", "interval", "open_time"], name="unique_kline"),

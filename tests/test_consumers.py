@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+from dataclasses import replace
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -55,7 +56,7 @@ async def test_connect_sends_five_payloads_in_symbol_order() -> None:
 
 
 async def test_connections_are_served_from_memory(settings, mongo_reads) -> None:
-    settings.KLINE_POLL_SECONDS = 60  # keep the reconciler quiet during the count
+    settings.BINANCEWS = replace(settings.BINANCEWS, poll_seconds=60)  # keep the reconciler quiet during the count
     await store("BTCUSDT", range(2))
     first = WebsocketCommunicator(application, "/")
     await first.connect()

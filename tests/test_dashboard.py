@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from django.contrib.staticfiles import finders
 from django.test import Client
@@ -19,7 +20,7 @@ def test_dashboard_has_one_panel_per_coin_in_symbol_order(client: Client) -> Non
 
 
 def test_dashboard_follows_the_configured_symbols(client: Client, settings) -> None:
-    settings.KLINE_SYMBOLS = ("ethusdt", "dogeusdt")
+    settings.BINANCEWS = replace(settings.BINANCEWS, symbols=("ethusdt", "dogeusdt"))
     html = client.get("/").content.decode()
     assert re.findall(r'data-coin="(\w+)"', html) == ["ETHUSDT", "DOGEUSDT"]
 

@@ -50,7 +50,7 @@ def test_healthz_is_200_when_every_symbol_is_fresh(settings) -> None:
     from klines.binance.parse import ClosedKline
 
     now = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=1)
-    for symbol in settings.KLINE_SYMBOLS:
+    for symbol in settings.BINANCEWS.symbols:
         fields = {**closed_kline(symbol.upper(), 0).as_fields(), "open_time": now, "close_time": now}
         save_kline(ClosedKline(**fields))
     response = Client().get("/healthz")

@@ -23,12 +23,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from klines.backoff import Backoff
-from klines.binance.intervals import INTERVAL_SECONDS
 from klines.binance.parse import ClosedKline, combined_stream_url, datetime_to_ms
 from klines.binance.rest import BinanceRest
 from klines.ingest.backfill import Backfiller
 from klines.ingest.frames import KlineIngestor
 from klines.ingest.gaps import SequenceWatch
+from klines.ingest.settings import IngestSettings
 from klines.ingest.stats import Counters, format_stats, lag_seconds
 from klines.ingest.stream import run_stream, split_streams
 from klines.ingest.writer import KlineWriter
@@ -38,24 +38,6 @@ logger = logging.getLogger(__name__)
 SHUTDOWN_SECONDS = 4.0  # stop to return: readers, then the queued writes (the process must exit within 5 s)
 READERS_STOP_SECONDS = 1.5
 TICK_SECONDS = 0.5
-
-
-@dataclass(frozen=True, kw_only=True)
-class IngestSettings:
-    ws_url: str
-    rest_url: str
-    symbols: tuple[str, ...]
-    interval: str
-    streams_per_connection: int = 1024
-    silence_seconds: float = 30.0
-    reconnect_max_seconds: float = 30.0
-    stats_seconds: float = 60.0
-    queue_size: int = 10_000
-    rest_weight_per_minute: int = 1200
-
-    @property
-    def interval_ms(self) -> int:
-        return INTERVAL_SECONDS[self.interval] * 1000
 
 
 @dataclass

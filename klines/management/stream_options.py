@@ -7,7 +7,7 @@ from argparse import ArgumentParser
 from django.conf import settings
 from django.core.management.base import CommandError
 
-from binancews.config import ConfigError, parse_interval, parse_symbols
+from klines.binance.names import parse_interval, parse_symbols
 
 
 def add_stream_options(parser: ArgumentParser) -> None:
@@ -19,8 +19,8 @@ def stream_options(symbols: str | None, interval: str | None) -> tuple[tuple[str
     """The symbols and interval asked for, or the settings'; a bad value is a :class:`CommandError`."""
     try:
         return (
-            parse_symbols(symbols, variable="--symbols") if symbols else settings.KLINE_SYMBOLS,
-            parse_interval(interval, variable="--interval") if interval else settings.KLINE_INTERVAL,
+            parse_symbols(symbols, variable="--symbols") if symbols else settings.BINANCEWS.symbols,
+            parse_interval(interval, variable="--interval") if interval else settings.BINANCEWS.interval,
         )
-    except ConfigError as exc:
+    except ValueError as exc:
         raise CommandError(str(exc)) from None

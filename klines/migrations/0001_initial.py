@@ -33,7 +33,7 @@ class Migration(migrations.Migration):
                 ('stored_at', models.DateTimeField(auto_now_add=True, db_index=True)),
             ],
             options={
-                'db_table': settings.MONGO_COLLECTION,  # MONGO_COLLECTION picks the collection
+                'db_table': settings.BINANCEWS.mongo_collection,  # MONGO_COLLECTION picks the collection
                 'ordering': ['-open_time'],
                 'indexes': [models.Index(fields=['symbol', 'interval', '-open_time'], name='kline_latest')],
                 'constraints': [models.UniqueConstraint(fields=('symbol', 'interval', 'open_time'), name='unique_kline')],

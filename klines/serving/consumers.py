@@ -8,7 +8,6 @@ from typing import Any
 from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
-from django.conf import settings
 
 from klines.serving.backpressure import pending_bytes
 from klines.serving.feed import get_feed
@@ -50,7 +49,7 @@ class KlineFeedConsumer(AsyncWebsocketConsumer):
         """Send one frame; close this connection if it has stopped reading."""
         await self.send(text_data=frame)
         pending = pending_bytes(self.base_send)
-        if pending is not None and pending > settings.WS_MAX_PENDING_BYTES:
+        if pending is not None and pending > get_feed().settings.ws_max_pending_bytes:
             logger.warning("closing a client that stopped reading (%d bytes unsent) %s", pending, self.scope["client"])
             get_feed().detach(self)
             await self.close(code=CLOSE_TOO_SLOW)

@@ -23,10 +23,11 @@ from zoneinfo import ZoneInfo
 
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
-from django.conf import settings
+from django.core.signals import setting_changed
 
 from klines.events import GROUP, kline_from_message
 from klines.serving.book import PayloadBook
+from klines.serving.settings import ServingSettings, serving_settings
 from klines.store.reads import klines_stored_since, last_klines, newest_stored_at
 
 logger = logging.getLogger(__name__)
@@ -38,10 +39,11 @@ REREAD_MARGIN = timedelta(seconds=2)
 
 
 class LiveFeed:
-    def __init__(self, *, symbols: tuple[str, ...], interval: str, zone: ZoneInfo, poll_seconds: float) -> None:
-        self.book = PayloadBook(symbols, zone)
-        self.interval = interval
-        self.poll_seconds = poll_seconds
+    def __init__(self, settings: ServingSettings) -> None:
+        self.settings = settings
+        self.book = PayloadBook(settings.symbols, ZoneInfo(settings.timezone))
+        self.interval = settings.interval
+        self.poll_seconds = settings.poll_seconds
         self.loaded = False
         self._clients: dict[object, Sender] = {}
         self._tasks: list[asyncio.Task] = []
@@ -186,19 +188,22 @@ def get_feed() -> LiveFeed:
     """The process-wide feed, created on first use from settings."""
     global _feed
     if _feed is None:
-        _feed = LiveFeed(
-            symbols=settings.KLINE_SYMBOLS,
-            interval=settings.KLINE_INTERVAL,
-            zone=ZoneInfo(settings.KLINE_TIMEZONE),
-            poll_seconds=settings.KLINE_POLL_SECONDS,
-        )
+        _feed = LiveFeed(serving_settings())
     return _feed
 
 
 def reset_feed() -> None:
-    """Forget the process-wide feed (tests, settings changes)."""
+    """Forget the process-wide feed (tests, and on Django's ``setting_changed`` for ``BINANCEWS``)."""
     global _feed
     if _feed is not None:
         for task in _feed._tasks:
             task.cancel()
     _feed = None
+
+
+def _reset_on_settings_change(*, setting: str, **_signal: object) -> None:
+    if setting == "BINANCEWS":
+        reset_feed()
+
+
+setting_changed.connect(_reset_on_settings_change)

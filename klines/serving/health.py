@@ -5,10 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.conf import settings
 from django.http import JsonResponse
 
-from klines.binance.intervals import INTERVAL_SECONDS
+from klines.serving.settings import ServingSettings, serving_settings
 from klines.store.reads import last_klines
 
 
@@ -32,21 +31,21 @@ def symbol_freshness(
     return report, not any(entry["stale"] for entry in report.values())
 
 
-def _database_newest() -> dict[str, datetime | None]:
+def _database_newest(serving: ServingSettings) -> dict[str, datetime | None]:
     newest = {}
-    for symbol in settings.KLINE_SYMBOLS:
-        rows = last_klines(symbol, settings.KLINE_INTERVAL, 1)
+    for symbol in serving.symbols:
+        rows = last_klines(symbol, serving.interval, 1)
         newest[symbol.upper()] = rows[0].open_time if rows else None
     return newest
 
 
-def _channel_layer_status() -> dict[str, Any]:
-    if not settings.REDIS_URL:
+def _channel_layer_status(redis_url: str) -> dict[str, Any]:
+    if not redis_url:
         return {"ok": True, "backend": "in-memory (single process; clients get closes by reconciling)"}
     import redis
 
     try:
-        redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2).ping()
+        redis.Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2).ping()
     except redis.RedisError as exc:
         return {"ok": False, "backend": "redis", "error": str(exc)}
     return {"ok": True, "backend": "redis"}
@@ -58,17 +57,18 @@ def healthz(request) -> JsonResponse:
     A dead channel layer is reported ("degraded") but is not fatal: clients
     still get new closes by reconciling with the database.
     """
-    layer = _channel_layer_status()
+    serving = serving_settings()
+    layer = _channel_layer_status(serving.redis_url)
     try:
-        newest = _database_newest()
+        newest = _database_newest(serving)
     except Exception as exc:  # any driver error means "not reachable"
         body = {"status": "unhealthy", "database": {"ok": False, "error": str(exc)}, "channel_layer": layer}
         return JsonResponse(body, status=503)
     symbols, fresh = symbol_freshness(
         newest,
         now=datetime.now(UTC),
-        interval_seconds=INTERVAL_SECONDS[settings.KLINE_INTERVAL],
-        grace_seconds=settings.HEALTH_GRACE_SECONDS,
+        interval_seconds=serving.interval_seconds,
+        grace_seconds=serving.health_grace_seconds,
     )
     status = "stale" if not fresh else "ok" if layer["ok"] else "degraded"
     body = {

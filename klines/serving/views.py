@@ -6,11 +6,11 @@ same origin and draws the five payloads the feed already keeps in memory.
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_safe
 
+from klines.serving.settings import serving_settings
 from klines.window import WINDOW
 
 # The page loads nothing but its own static files and talks only to its own
@@ -31,10 +31,11 @@ CONTENT_SECURITY_POLICY = "; ".join(
 @require_safe
 def dashboard(request: HttpRequest) -> HttpResponse:
     """One empty panel per configured coin, in payload order."""
+    serving = serving_settings()
     context = {
-        "coins": [symbol.upper() for symbol in settings.KLINE_SYMBOLS],
-        "interval": settings.KLINE_INTERVAL,
-        "timezone": settings.KLINE_TIMEZONE,
+        "coins": [symbol.upper() for symbol in serving.symbols],
+        "interval": serving.interval,
+        "timezone": serving.timezone,
         "window": WINDOW,
     }
     response = render(request, "klines/dashboard.html", context)

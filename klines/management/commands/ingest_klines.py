@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import threading
 from argparse import ArgumentParser
+from dataclasses import replace
 from typing import Any
 
 from django.conf import settings
@@ -12,7 +13,7 @@ from django.core.management.base import BaseCommand
 
 from klines.binance.parse import ClosedKline
 from klines.events import publish_closed
-from klines.ingest.service import IngestService, IngestSettings
+from klines.ingest.service import IngestService
 from klines.management.stream_options import add_stream_options, stream_options
 
 
@@ -28,27 +29,14 @@ class Command(BaseCommand):
     def handle(self, *, symbols: str | None, interval: str | None, **options: Any) -> None:
         symbol_list, interval = stream_options(symbols, interval)
 
-        service = IngestService(
-            IngestSettings(
-                ws_url=settings.BINANCE_WS_URL,
-                rest_url=settings.BINANCE_REST_URL,
-                symbols=symbol_list,
-                interval=interval,
-                streams_per_connection=settings.KLINE_STREAMS_PER_CONNECTION,
-                silence_seconds=settings.KLINE_SILENCE_SECONDS,
-                reconnect_max_seconds=settings.KLINE_RECONNECT_MAX_SECONDS,
-                stats_seconds=settings.KLINE_STATS_SECONDS,
-                queue_size=settings.KLINE_QUEUE_SIZE,
-                rest_weight_per_minute=settings.BINANCE_REST_WEIGHT_PER_MINUTE,
-            ),
-            on_stored=self._stored,
-        )
+        ingest = replace(settings.BINANCEWS.ingest, symbols=symbol_list, interval=interval)
+        service = IngestService(ingest, on_stored=self._stored)
         database = settings.DATABASES["default"]
         for connection in service.connections:
             self.stdout.write(f"ingesting {connection.url}")
         self.stdout.write(
-            f"  into MongoDB database {database['NAME']!r}, collection {settings.MONGO_COLLECTION!r}\n"
-            f"  backfilling from {settings.BINANCE_REST_URL}/fapi/v1/klines"
+            f"  into MongoDB database {database['NAME']!r}, collection {settings.BINANCEWS.mongo_collection!r}\n"
+            f"  backfilling from {ingest.rest_url}/fapi/v1/klines"
         )
         stop = threading.Event()
         previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}

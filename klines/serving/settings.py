@@ -1,0 +1,30 @@
+"""The serving processes' slice of the configuration (built by ``binancews.config``; defaults live there)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from klines.binance.intervals import INTERVAL_SECONDS
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServingSettings:
+    symbols: tuple[str, ...]
+    interval: str
+    timezone: str
+    poll_seconds: float
+    ws_max_pending_bytes: int
+    ws_allowed_origins: tuple[str, ...]
+    health_grace_seconds: float
+    redis_url: str = field(repr=False)  # may hold a password
+
+    @property
+    def interval_seconds(self) -> int:
+        return INTERVAL_SECONDS[self.interval]
+
+
+def serving_settings() -> ServingSettings:
+    """The running project's serving settings (Django's ``BINANCEWS`` setting)."""
+    from django.conf import settings  # here, so the dataclass above stays free of Django
+
+    return settings.BINANCEWS.serving
