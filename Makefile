@@ -1,10 +1,13 @@
-.PHONY: run test simulate lint bench
+.PHONY: run test test-fast simulate lint bench
 
 run:        ## run the service (embedded SecantusDB unless MONGO_URI is set)
 	scripts/run
 
-test:       ## run the test suite
+test:       ## run the test suite (the README's test command; CI runs it)
 	scripts/test
+
+test-fast:  ## the quick loop: pure, store and consumer tests (no subprocess end-to-end, no browser)
+	scripts/test -m "not e2e and not browser"
 
 simulate:   ## run the service offline against the simulated exchange
 	SIMULATE_EXCHANGE=1 scripts/run

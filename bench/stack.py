@@ -19,7 +19,7 @@ from pathlib import Path
 
 import psutil
 
-from tests.servers import BIN, ROOT, SecantusServer, free_port, service_env, stop_process, wait_for_port
+from klines.testing.servers import BIN, ROOT, SecantusServer, free_port, service_env, stop_process, wait_for_port
 
 DAPHNE_BACKLOG = 1024  # as in the Procfile
 # Benchmark processes run as in production: no DEBUG query log, no per-event logging.

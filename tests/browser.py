@@ -77,7 +77,7 @@ def console_errors(driver) -> list[str]:
     return [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
 
 
-def wait_until(driver, condition: Callable[[Any], Any], message: str, timeout: float = WAIT_SECONDS) -> Any:
+def wait_in_page(driver, condition: Callable[[Any], Any], message: str, timeout: float = WAIT_SECONDS) -> Any:
     """Poll ``condition(driver)`` every 0.1 s until it is truthy; fail with ``message`` after ``timeout``."""
     from selenium.webdriver.support.ui import WebDriverWait
 

@@ -1,13 +1,16 @@
-"""Shared fixtures: a real SecantusDB server for the whole session."""
+"""Shared fixtures: a real SecantusDB server for the whole session, migrated databases, a fresh feed per test."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 
+import pymongo
 import pytest
 from pymongo import monitoring
 
-from tests.servers import SecantusServer
+from klines.testing.servers import SecantusServer
+from tests.helpers import migrate
 
 
 class ReadCounter(monitoring.CommandListener):
@@ -52,6 +55,15 @@ def django_db_modify_db_settings(secantus: SecantusServer) -> None:
     from django.conf import settings
 
     settings.DATABASES["default"]["HOST"] = secantus.uri
+
+
+@pytest.fixture
+def database(secantus: SecantusServer, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A freshly migrated database on the session's SecantusDB, for subprocesses of the service; dropped after."""
+    name = f"{request.module.__name__.rpartition('test_')[2]}_{uuid.uuid4().hex[:8]}"
+    migrate(secantus.uri, name)
+    yield name
+    pymongo.MongoClient(secantus.uri).drop_database(name)
 
 
 @pytest.fixture(autouse=True)

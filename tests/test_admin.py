@@ -7,7 +7,7 @@ from django.contrib.auth.models import User
 from django.test import Client
 
 from klines.store.writes import save_kline
-from tests.factories import closed_kline
+from tests.helpers import closed_kline
 
 pytestmark = pytest.mark.django_db(transaction=True)
 CHANGELIST = "/admin/klines/kline/"

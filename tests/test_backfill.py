@@ -13,8 +13,8 @@ from klines.binance.rest import BinanceRest, RestError, WeightPacer, retry_after
 from klines.ingest.backfill import PAGE_LIMIT, Backfiller, Page, closed_before, first_page, kline_weight, next_page
 from klines.ingest.backfill import starting_points as starts
 from klines.window import HISTORY
-from tests.factories import closed_kline
 from tests.fake_exchange import ExchangeThread, FaultyExchange
+from tests.helpers import closed_kline
 
 MINUTE = 60_000
 

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from binancews.config import EMBEDDED_MONGO_URI, ConfigError, load_config
-from tests.servers import ROOT
+from klines.testing.servers import ROOT
 
 
 def test_defaults_run_locally() -> None:

@@ -6,7 +6,6 @@ import asyncio
 import json
 import threading
 from dataclasses import replace
-from zoneinfo import ZoneInfo
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -19,15 +18,13 @@ from klines.events import GROUP, kline_to_message
 from klines.serving.payloads import build_payload
 from klines.serving.routing import websocket_application
 from klines.store.writes import save_kline
-from tests.factories import closed_kline
+from tests.helpers import SYMBOLS, ZONE, closed_kline
 
 pytestmark = pytest.mark.django_db(transaction=True)
-SYMBOLS = ["BTCUSDT", "BNBUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT"]
-UTC = ZoneInfo("UTC")
 
 
 def expected(symbol: str, offsets: range) -> dict:
-    return build_payload(symbol, [closed_kline(symbol, o) for o in offsets][-11:], UTC)
+    return build_payload(symbol, [closed_kline(symbol, o) for o in offsets][-11:], ZONE)
 
 
 async def store(symbol: str, offsets: range) -> None:

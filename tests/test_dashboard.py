@@ -8,7 +8,7 @@ from dataclasses import replace
 from django.contrib.staticfiles import finders
 from django.test import Client
 
-SYMBOLS = ["BTCUSDT", "BNBUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT"]
+from tests.helpers import SYMBOLS
 
 
 def test_dashboard_has_one_panel_per_coin_in_symbol_order(client: Client) -> None:

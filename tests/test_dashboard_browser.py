@@ -15,19 +15,17 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 
 from klines.serving.payloads import build_payload
-from tests.browser import chromium_paths, console_errors, start_chromium, wait_until
-from tests.factories import closed_kline
-from tests.servers import ROOT, SecantusServer, daphne, free_port, manage, service_env, stop_process
+from klines.testing.servers import ROOT, SecantusServer, daphne, free_port, manage, service_env, stop_process
+from tests.browser import chromium_paths, console_errors, start_chromium, wait_in_page
+from tests.helpers import SYMBOLS, ZONE, closed_kline, store_klines
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
 ARTIFACTS = ROOT / "test-artifacts"
-SYMBOLS = ["BTCUSDT", "BNBUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT"]
 # Stored before the page opens: a full window, an exact window, a short one, one kline, none.
 SEEDED = {"BTCUSDT": 12, "BNBUSDT": 10, "ETHUSDT": 3, "SOLUSDT": 1, "XRPUSDT": 0}
 ADMIN_PASSWORD = "browser-test-password"
@@ -49,21 +47,9 @@ def run_manage(args: list[str], env: Mapping[str, str]) -> str:
     return output
 
 
-def store(env: Mapping[str, str], klines: Mapping[str, range]) -> None:
-    """Store factory klines with ``save_kline`` in one separate process, as the ingest does."""
-    pairs = [(symbol, offset) for symbol, offsets in klines.items() for offset in offsets]
-    code = (
-        "from klines.store.writes import save_kline\n"
-        "from tests.factories import closed_kline\n"
-        f"for symbol, offset in {pairs!r}:\n"
-        "    assert save_kline(closed_kline(symbol, offset)) is not None\n"
-    )
-    run_manage(["shell", "--no-imports", "-c", code], env)
-
-
 def expected(symbol: str, count: int) -> dict[str, Any]:
     klines = [closed_kline(symbol, offset) for offset in range(count)]
-    return build_payload(symbol, klines[-11:], ZoneInfo("UTC"))
+    return build_payload(symbol, klines[-11:], ZONE)
 
 
 def price_text(values: list[float], value: float) -> str:
@@ -103,7 +89,7 @@ def site(secantus: SecantusServer, tmp_path_factory: pytest.TempPathFactory) -> 
     """A migrated database with the seeded klines, served by a real daphne."""
     env = site_env(secantus, "dashboard_browser")
     run_manage(["migrate", "--noinput", "-v0"], env)
-    store(env, {symbol: range(count) for symbol, count in SEEDED.items()})
+    store_klines(env, {symbol: range(count) for symbol, count in SEEDED.items()})
     site = start_site(env, tmp_path_factory.mktemp("dashboard") / "daphne.log")
     yield site
     stop_process(site.process)
@@ -193,8 +179,8 @@ def seeded_panels_drawn(driver) -> bool:
 
 def open_dashboard(driver, site: Site) -> None:
     driver.get(site.url + "/")
-    wait_until(driver, lambda d: connection(d) == "live", "the page did not connect")
-    wait_until(driver, seeded_panels_drawn, "the panels were not drawn")
+    wait_in_page(driver, lambda d: connection(d) == "live", "the page did not connect")
+    wait_in_page(driver, seeded_panels_drawn, "the panels were not drawn")
 
 
 def save_screenshot(driver, name: str) -> Path:
@@ -217,9 +203,9 @@ def test_dashboard_shows_stored_klines_and_updates_without_reload(site: Site, br
     save_screenshot(driver, "dashboard.png")
 
     driver.execute_script("window.notReloaded = true")
-    store(site.env, {"ETHUSDT": range(3, 4), "XRPUSDT": range(1)})  # a new close, and a first one
-    wait_until(driver, lambda d: len(panel(d, "ETHUSDT")["points"]) == 4, "ETHUSDT panel did not update")
-    wait_until(driver, lambda d: panel(d, "XRPUSDT")["state"] == "ready", "XRPUSDT panel did not update")
+    store_klines(site.env, {"ETHUSDT": range(3, 4), "XRPUSDT": range(1)})  # a new close, and a first one
+    wait_in_page(driver, lambda d: len(panel(d, "ETHUSDT")["points"]) == 4, "ETHUSDT panel did not update")
+    wait_in_page(driver, lambda d: panel(d, "XRPUSDT")["state"] == "ready", "XRPUSDT panel did not update")
 
     assert driver.execute_script("return window.notReloaded") is True
     assert_panel_shows(driver, "ETHUSDT", expected("ETHUSDT", 4))
@@ -271,7 +257,7 @@ def test_dashboard_reconnects_with_backoff_when_the_server_comes_back(
         open_dashboard(driver, own)
         driver.execute_script(RECORD_STATUS)
         stop_process(own.process)
-        wait_until(driver, lambda d: len(retry_delays(d)) >= 2, "the page did not retry")
+        wait_in_page(driver, lambda d: len(retry_delays(d)) >= 2, "the page did not retry")
         first, second = retry_delays(driver)[:2]
         assert first == 1 and 2 <= second <= 3  # 1 s, then doubled (with up to 20 % jitter)
         assert connection(driver) in ("offline", "connecting")
@@ -279,8 +265,8 @@ def test_dashboard_reconnects_with_backoff_when_the_server_comes_back(
 
         own = start_site(site.env, tmp_path / "daphne.log", port=own.port)
         driver.execute_script("window.dispatchEvent(new Event('online'))")  # network back: retry now
-        wait_until(driver, lambda d: connection(d) == "live", "the page did not reconnect", timeout=10)
-        wait_until(driver, seeded_panels_drawn, "no frames after the reconnect")
+        wait_in_page(driver, lambda d: connection(d) == "live", "the page did not reconnect", timeout=10)
+        wait_in_page(driver, seeded_panels_drawn, "no frames after the reconnect")
     finally:
         stop_process(own.process)
     errors = [e for e in console_errors(driver) if "WebSocket connection" not in e]  # the failed retries
@@ -300,7 +286,7 @@ def test_admin_login_shows_the_kline_list_with_filters(site: Site, browser_facto
     driver.find_element(By.ID, "id_username").send_keys("admin")
     driver.find_element(By.ID, "id_password").send_keys(ADMIN_PASSWORD)
     driver.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
-    wait_until(driver, lambda d: d.current_url.endswith("/admin/klines/kline/"), "login did not reach the list")
+    wait_in_page(driver, lambda d: d.current_url.endswith("/admin/klines/kline/"), "login did not reach the list")
 
     filters = driver.find_element(By.ID, "changelist-filter")
     headings = [h.text.lower() for h in filters.find_elements(By.TAG_NAME, "summary")] or [

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
 import time
 import urllib.request
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pymongo
 import pytest
@@ -20,52 +15,16 @@ import websocket
 from klines.binance.parse import parse_rest_row
 from klines.serving.payloads import build_payload
 from klines.simexchange.server import SimulatedExchange
-from tests.servers import SecantusServer, daphne, exchange_urls, free_port, manage, service_env, stop_process
+from klines.testing.servers import SecantusServer, daphne, exchange_urls, free_port, manage, service_env, stop_process
+from tests.fake_exchange import ExchangeThread
+from tests.helpers import SYMBOLS, ZONE, wait_until
 
 pytestmark = pytest.mark.e2e
-SYMBOLS = ["BTCUSDT", "BNBUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT"]
 CLOSE_ROUNDS = 3
-
-
-class ExchangeThread:
-    """Runs a SimulatedExchange on its own event loop in a background thread."""
-
-    def __init__(self, exchange: SimulatedExchange) -> None:
-        self.exchange = exchange
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-
-    def __enter__(self) -> ExchangeThread:
-        self.thread.start()
-        self.port = asyncio.run_coroutine_threadsafe(self.exchange.start(), self.loop).result(10)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        asyncio.run_coroutine_threadsafe(self.exchange.stop(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
-
-
-@pytest.fixture
-def database(secantus: SecantusServer) -> Iterator[str]:
-    name = f"e2e_{uuid.uuid4().hex[:8]}"
-    env = service_env(secantus.uri, name)
-    assert manage(["migrate", "--noinput", "-v0"], env).wait(120) == 0
-    yield name
-    pymongo.MongoClient(secantus.uri).drop_database(name)
 
 
 def stored_keys(klines: pymongo.collection.Collection) -> set[tuple[str, datetime]]:
     return {(row["symbol"], row["open_time"]) for row in klines.find({}, {"symbol": 1, "open_time": 1})}
-
-
-def wait_until(condition, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def test_closed_klines_flow_from_exchange_to_websocket_client(
@@ -85,12 +44,14 @@ def test_closed_klines_flow_from_exchange_to_websocket_client(
         with ingest_log.open("wb") as log:
             ingest = manage(["ingest_klines"], env, stdout=log, stderr=log)
             try:
-                wait_until(lambda: exchange.close_rounds >= CLOSE_ROUNDS, 30, "the exchange to close klines")
+                wait_until(
+                    lambda: exchange.close_rounds >= CLOSE_ROUNDS, timeout=30, what="the exchange to close klines"
+                )
                 sent_keys = {
                     (k.symbol, datetime.fromtimestamp(k.open_ms / 1000, UTC).replace(tzinfo=None))
                     for k in exchange.closed_sent
                 }
-                wait_until(lambda: sent_keys <= stored_keys(klines), 30, "the ingest to store them")
+                wait_until(lambda: sent_keys <= stored_keys(klines), timeout=30, what="the ingest to store them")
                 time.sleep(0.5)  # a late duplicate would land now
             finally:
                 assert stop_process(ingest) == 0  # SIGTERM is a clean stop
@@ -120,7 +81,7 @@ def test_closed_klines_flow_from_exchange_to_websocket_client(
     try:
         client = websocket.create_connection(f"ws://127.0.0.1:{port}/", timeout=10)
         frames = [json.loads(client.recv()) for _ in SYMBOLS]
-        assert frames == [build_payload(s, truth[s][-11:], ZoneInfo("UTC")) for s in SYMBOLS]
+        assert frames == [build_payload(s, truth[s][-11:], ZONE) for s in SYMBOLS]
         assert all(len(f["values"]) == 10 for f in frames)
         client.send("anything at all")  # ignored, connection stays open
         client.settimeout(1.5)

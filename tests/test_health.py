@@ -9,7 +9,7 @@ from django.test import Client
 
 from klines.serving.health import symbol_freshness
 from klines.store.writes import save_kline
-from tests.factories import closed_kline
+from tests.helpers import closed_kline
 
 NOW = datetime(2025, 11, 25, 12, 0, tzinfo=UTC)
 

@@ -10,7 +10,7 @@ import pytest
 from klines.ingest.frames import KlineIngestor
 from klines.models import Kline
 from klines.simexchange.series import KlineSeries
-from tests.factories import BASE_INDEX, closed_kline
+from tests.helpers import BASE_INDEX, closed_kline
 
 pytestmark = pytest.mark.django_db(transaction=True)
 SERIES = KlineSeries(interval="1m", interval_ms=60_000)

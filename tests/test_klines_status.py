@@ -10,7 +10,7 @@ from django.core.management import CommandError, call_command
 
 from klines.ingest.status import SymbolStatus, symbol_status
 from klines.store.writes import save_kline
-from tests.factories import closed_kline
+from tests.helpers import closed_kline
 
 MINUTE = 60_000
 BASE = closed_kline().open_time  # 2025-11-25 10:00 UTC

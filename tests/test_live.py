@@ -7,11 +7,9 @@ import json
 import socket
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pymongo
 import pytest
@@ -21,8 +19,7 @@ from channels_redis.core import RedisChannelLayer
 from klines.events import GROUP, kline_to_message
 from klines.serving.payloads import build_payload
 from klines.simexchange.server import SimulatedExchange
-from tests.factories import closed_kline
-from tests.servers import (
+from klines.testing.servers import (
     RedisServer,
     SecantusServer,
     daphne,
@@ -31,12 +28,11 @@ from tests.servers import (
     manage,
     service_env,
     stop_process,
-    store_klines,
 )
-from tests.test_e2e import ExchangeThread, wait_until
+from tests.fake_exchange import ExchangeThread
+from tests.helpers import SYMBOLS, ZONE, closed_kline, store_klines, wait_until
 
 pytestmark = pytest.mark.e2e
-SYMBOLS = ["BTCUSDT", "BNBUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT"]
 
 
 @pytest.fixture
@@ -44,14 +40,6 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     server = RedisServer(tmp_path / "redis.log").start()
     yield server
     server.stop()
-
-
-@pytest.fixture
-def database(secantus: SecantusServer) -> Iterator[str]:
-    name = f"live_{uuid.uuid4().hex[:8]}"
-    assert manage(["migrate", "--noinput", "-v0"], service_env(secantus.uri, name)).wait(120) == 0
-    yield name
-    pymongo.MongoClient(secantus.uri).drop_database(name)
 
 
 class Reader:
@@ -121,13 +109,13 @@ def test_every_close_reaches_clients_of_two_daphne_processes_in_order_once(
         readers = [Reader(port) for port in ports for _ in range(2)]
         ingest = None
         try:
-            wait_until(lambda: all(len(r.frames) >= 5 for r in readers), 20, "the initial frames")
+            wait_until(lambda: all(len(r.frames) >= 5 for r in readers), timeout=20, what="the initial frames")
             ingest = manage(["ingest_klines"], env, stdout=open(tmp_path / "ingest.log", "wb"))  # noqa: SIM115
-            wait_until(lambda: exchange.close_rounds >= 4, 30, "four closes")
+            wait_until(lambda: exchange.close_rounds >= 4, timeout=30, what="four closes")
             total = lambda: sum(len(stored(db, s)) for s in SYMBOLS)  # noqa: E731
-            wait_until(lambda: total() >= 20, 30, "the ingest to store them")
+            wait_until(lambda: total() >= 20, timeout=30, what="the ingest to store them")
             expected_frames = 5 + total()
-            wait_until(lambda: all(len(r.frames) >= expected_frames for r in readers), 10, "every push")
+            wait_until(lambda: all(len(r.frames) >= expected_frames for r in readers), timeout=10, what="every push")
             time.sleep(0.5)
         finally:
             if ingest is not None:
@@ -138,7 +126,7 @@ def test_every_close_reaches_clients_of_two_daphne_processes_in_order_once(
                 stop_process(server)
     for symbol in SYMBOLS:
         rows = stored(db, symbol)
-        final = build_payload(symbol, [_kline(row) for row in rows][-11:], ZoneInfo("UTC"))
+        final = build_payload(symbol, [_kline(row) for row in rows][-11:], ZONE)
         for reader in readers:
             frames = reader.coin_frames(symbol)
             assert frames[0]["values"] == []  # connected before anything was stored
@@ -190,8 +178,8 @@ def test_without_redis_a_new_close_reaches_the_client_within_two_seconds(
             return next((at for at, f in reader.frames if f["coin"] == "XRPUSDT" and f["time"][-1:] == newest), None)
 
         try:
-            wait_until(lambda: len(closes()) >= 2, 30, "two closes stored")
-            wait_until(lambda: all(shown_at(row) for row in closes()), 5, "their frames")
+            wait_until(lambda: len(closes()) >= 2, timeout=30, what="two closes stored")
+            wait_until(lambda: all(shown_at(row) for row in closes()), timeout=5, what="their frames")
         finally:
             assert stop_process(ingest) == 0
             reader.close()
@@ -209,7 +197,7 @@ def test_a_client_that_stops_reading_is_closed_and_does_not_hold_up_others(
     server = daphne(port, env, log)
     try:
         fast = Reader(port)
-        wait_until(lambda: len(fast.frames) >= 5, 20, "the initial frames")
+        wait_until(lambda: len(fast.frames) >= 5, timeout=20, what="the initial frames")
         slow = websocket.create_connection(
             f"ws://127.0.0.1:{port}/", timeout=10, sockopt=((socket.SOL_SOCKET, socket.SO_RCVBUF, 4096),)
         )  # reads nothing from now on
@@ -217,7 +205,9 @@ def test_a_client_that_stops_reading_is_closed_and_does_not_hold_up_others(
         # daphne's own buffer grows; publish until the server gives up on it.
         slow_closed = lambda: "closing a client that stopped reading" in log.read_text()  # noqa: E731
         published = asyncio.run(_publish_until(redis_server.url, "BTCUSDT", slow_closed, limit=40_000))
-        wait_until(lambda: len(fast.coin_frames("BTCUSDT")) >= published + 1, 60, "the fast client's frames")
+        wait_until(
+            lambda: len(fast.coin_frames("BTCUSDT")) >= published + 1, timeout=60, what="the fast client's frames"
+        )
         last_time = closed_kline("BTCUSDT", published).open_time.strftime("%H:%M")
         assert fast.coin_frames("BTCUSDT")[-1]["time"][-1] == last_time
         slow.settimeout(10)
@@ -226,7 +216,7 @@ def test_a_client_that_stops_reading_is_closed_and_does_not_hold_up_others(
                 slow.recv()
         assert fast.closed_with is None
         newcomer = Reader(port)
-        wait_until(lambda: len(newcomer.frames) >= 5, 10, "a new client's frames")
+        wait_until(lambda: len(newcomer.frames) >= 5, timeout=10, what="a new client's frames")
         fast.close()
         newcomer.close()
         slow.close()
@@ -249,13 +239,13 @@ def test_garbage_from_clients_and_unknown_paths_never_break_the_server(
     secantus: SecantusServer, database: str, tmp_path: Path
 ) -> None:
     env = service_env(secantus.uri, database)
-    store_klines(env, "BTCUSDT", range(3))
+    store_klines(env, {"BTCUSDT": range(3)})
     port = free_port()
     log = tmp_path / "daphne.log"
     server = daphne(port, env, log)
     try:
         client = Reader(port)
-        wait_until(lambda: len(client.frames) >= 5, 20, "the initial frames")
+        wait_until(lambda: len(client.frames) >= 5, timeout=20, what="the initial frames")
         for junk in ("", "null", "{", '{"type": "websocket.disconnect"}', "\u0000" * 1000, "x" * 200_000):
             client.ws.send(junk)
         client.ws.send_binary(bytes(range(256)) * 100)
@@ -263,8 +253,8 @@ def test_garbage_from_clients_and_unknown_paths_never_break_the_server(
         for path in ("/nope", "/admin/", "/ws/klines/"):
             with pytest.raises(websocket.WebSocketBadStatusException):
                 websocket.create_connection(f"ws://127.0.0.1:{port}{path}", timeout=10)
-        store_klines(env, "BTCUSDT", range(3, 4))  # the garbage sender still gets the next close
-        wait_until(lambda: len(client.frames) >= 6, 10, "the next close")
+        store_klines(env, {"BTCUSDT": range(3, 4)})  # the garbage sender still gets the next close
+        wait_until(lambda: len(client.frames) >= 6, timeout=10, what="the next close")
         assert client.closed_with is None
         assert len(client.coin_frames("BTCUSDT")[-1]["values"]) == 4
         client.close()
@@ -278,7 +268,7 @@ def test_serving_survives_a_database_that_is_down_at_start_and_later(tmp_path: P
     mongo = SecantusServer(data).start()
     env = service_env(mongo.uri, "outage")
     assert manage(["migrate", "--noinput", "-v0"], env).wait(120) == 0
-    store_klines(env, "ETHUSDT", range(4))
+    store_klines(env, {"ETHUSDT": range(4)})
     mongo.stop()
 
     port = free_port()
@@ -288,12 +278,12 @@ def test_serving_survives_a_database_that_is_down_at_start_and_later(tmp_path: P
         time.sleep(1.0)
         assert early.frames == [] and early.closed_with is None
         mongo = SecantusServer(data, port=mongo.port).start()
-        wait_until(lambda: len(early.frames) >= 5, 30, "payloads once the database is back")
+        wait_until(lambda: len(early.frames) >= 5, timeout=30, what="payloads once the database is back")
         assert len(early.coin_frames("ETHUSDT")[0]["values"]) == 4
 
         mongo.stop()  # lose the database again: the last good payloads are still served
         late = Reader(port)
-        wait_until(lambda: len(late.frames) >= 5, 10, "payloads while the database is down")
+        wait_until(lambda: len(late.frames) >= 5, timeout=10, what="payloads while the database is down")
         assert [frame for _, frame in late.frames] == [frame for _, frame in early.frames[:5]]
         health = urllib_status(f"http://127.0.0.1:{port}/healthz")
         assert health == 503

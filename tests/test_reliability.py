@@ -20,28 +20,24 @@ import pymongo
 import pytest
 from pymongo.collection import Collection
 
+from klines.testing.servers import SecantusServer
 from klines.window import HISTORY
 from tests.fake_exchange import ExchangeThread, FaultyExchange
-from tests.ingest_harness import (
+from tests.helpers import (
     Ingest,
     assert_ground_truth,
     complete_through,
     ingest_env,
     make_exchange,
+    migrate,
     stored,
     wait_for_complete,
     wait_until,
 )
-from tests.servers import SecantusServer, manage, service_env
 
 pytestmark = pytest.mark.e2e
 SYMBOLS = ["btcusdt", "ethusdt", "xrpusdt"]
 DATABASE = "reliability"
-
-
-def migrate(uri: str, database: str) -> None:
-    process = manage(["migrate", "--noinput", "-v0"], service_env(uri, database))
-    assert process.wait(timeout=60) == 0
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from klines.models import Kline
 from klines.store.reads import klines_stored_since, last_klines, newest_open_time, newest_stored_at, open_times_between
 from klines.store.writes import save_kline, save_klines
 from tests.conftest import ReadCounter
-from tests.factories import closed_kline
+from tests.helpers import closed_kline
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -11,7 +11,7 @@ from django.db import DatabaseError
 from klines.binance.parse import ClosedKline
 from klines.ingest.writer import KlineWriter
 from klines.models import Kline
-from tests.factories import closed_kline
+from tests.helpers import closed_kline
 
 
 @pytest.mark.django_db(transaction=True)

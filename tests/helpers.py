@@ -1,4 +1,4 @@
-"""Drive the real ``ingest_klines`` command against a fake exchange and check the result.
+"""The tests' helpers: ground-truth klines, the ingest as a subprocess, waiting, and the ground-truth check.
 
 Every reliability scenario ends with :func:`assert_ground_truth`: the stored
 klines of every symbol are exactly the exchange's ground truth — contiguous,
@@ -11,18 +11,34 @@ from __future__ import annotations
 import signal
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from bson.decimal128 import Decimal128
 from pymongo.collection import Collection
 
-from klines.binance.parse import ClosedKline, ms_to_datetime
+from klines.binance.parse import ClosedKline, ms_to_datetime, parse_rest_row
+from klines.simexchange.series import KlineSeries
+from klines.testing.servers import manage, service_env, stop_process
 from klines.window import HISTORY
 from tests.fake_exchange import ExchangeThread, FaultyExchange
-from tests.servers import manage, service_env, stop_process
+
+# The seed's five coins, in payload order (the default KLINE_SYMBOLS), and the zone the tests run in.
+SYMBOLS = ["BTCUSDT", "BNBUSDT", "ETHUSDT", "SOLUSDT", "XRPUSDT"]
+ZONE = ZoneInfo("UTC")
+
+SERIES = KlineSeries(interval="1m", interval_ms=60_000)
+BASE_INDEX = 29_401_080  # 2025-11-25 10:00 UTC in minutes since the epoch
+
+
+def closed_kline(symbol: str = "BTCUSDT", offset: int = 0) -> ClosedKline:
+    """The ground-truth kline ``offset`` minutes after 2025-11-25 10:00 UTC."""
+    row = SERIES.kline(symbol, BASE_INDEX + offset).rest_row()
+    return parse_rest_row(row, symbol=symbol, interval="1m")
+
 
 INTERVAL_MS = 60_000
 SPEED = 240.0  # a 1m kline closes every 0.25 s
@@ -37,6 +53,7 @@ def make_exchange(symbols: list[str], **faults: Any) -> FaultyExchange:
 
 
 def wait_until(condition: Callable[[], Any], *, timeout: float, what: str, every: float = 0.1) -> Any:
+    """Poll ``condition`` until it returns something true (returned); fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         result = condition()
@@ -176,3 +193,22 @@ def assert_ground_truth(
 
 def _digits(kline: ClosedKline) -> tuple[str, ...]:
     return tuple(str(getattr(kline, name)) for name in FIELDS)
+
+
+def migrate(mongo_uri: str, database: str) -> None:
+    """Apply the migrations to ``database`` with the real ``manage.py migrate``."""
+    assert manage(["migrate", "--noinput", "-v0"], service_env(mongo_uri, database)).wait(120) == 0
+
+
+def store_klines(env: Mapping[str, str], klines: Mapping[str, range]) -> None:
+    """Store ground-truth klines (:func:`closed_kline`) with ``save_kline`` in another process, as the ingest does."""
+    pairs = [(symbol, offset) for symbol, offsets in klines.items() for offset in offsets]
+    code = (
+        "from klines.store.writes import save_kline\n"
+        "from tests.helpers import closed_kline\n"
+        f"for symbol, offset in {pairs!r}:\n"
+        "    assert save_kline(closed_kline(symbol, offset)) is not None\n"
+    )
+    process = manage(["shell", "--no-imports", "-c", code], env)
+    if process.wait(120) != 0:
+        raise RuntimeError(f"storing klines failed (exit {process.returncode})")

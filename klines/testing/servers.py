@@ -1,4 +1,7 @@
-"""Start and stop the real servers tests talk to, on free 127.0.0.1 ports."""
+"""Start and stop the real servers the tests and the benchmarks talk to, on free 127.0.0.1 ports.
+
+Like channels' ``channels/testing/live.py``: a harness that both use lives in the package.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ from pathlib import Path
 
 import pymongo
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
 
@@ -162,14 +165,3 @@ class RedisServer:
             stop_process(self.process)
             self.process = None
             self.log.close()
-
-
-def store_klines(env: Mapping[str, str], symbol: str, offsets: range) -> None:
-    """Store ground-truth klines (tests.factories) through the ORM of the database in ``env``."""
-    code = (
-        "from tests.factories import closed_kline; from klines.store.writes import save_kline\n"
-        f"for offset in {list(offsets)!r}: save_kline(closed_kline({symbol!r}, offset))"
-    )
-    process = manage(["shell", "-c", code], env)
-    if process.wait(120) != 0:
-        raise RuntimeError(f"storing klines failed (exit {process.returncode})")
