@@ -13,6 +13,8 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import socket
+import struct
 import threading
 import time
 from collections import deque
@@ -285,3 +287,82 @@ class ExchangeThread:
     @property
     def rest_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+
+class BrokenRest:
+    """A raw TCP front for the fake exchange's REST that breaks HTTP the ways networks and proxies do.
+
+    Each connection takes the next fault from :attr:`faults` (FIFO); with none
+    left, the request is passed to ``backend`` (``host``, ``port``) and its
+    answer relayed. Faults: ``truncated`` (a body shorter than its
+    Content-Length, then close: ``IncompleteRead``), ``garbage`` (a bad status
+    line), ``reset`` (TCP RST), ``empty`` (close without answering),
+    ``not-json`` (200 with an HTML body), ``stall`` (answer nothing until the
+    client gives up).
+    """
+
+    FAULTS = ("truncated", "garbage", "reset", "empty", "not-json", "stall")
+
+    def __init__(self, backend: tuple[str, int], *, stall_seconds: float = 5.0) -> None:
+        self.backend = backend
+        self.stall_seconds = stall_seconds
+        self.faults: deque[str] = deque()
+        self.served: list[str] = []  # what each connection got: a fault's name or "relayed"
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.port = self._server.getsockname()[1]
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._accept, name="broken-rest", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> BrokenRest:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._closed.set()
+        self._thread.join(timeout=5)
+        self._server.close()
+
+    def _accept(self) -> None:
+        self._server.settimeout(0.1)  # a blocked accept() does not notice close()
+        while not self._closed.is_set():
+            try:
+                client, _ = self._server.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            client.settimeout(None)
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        with client:
+            request = b""
+            while b"\r\n\r\n" not in request:
+                chunk = client.recv(65536)
+                if not chunk:
+                    return
+                request += chunk
+            fault = self.faults.popleft() if self.faults else None
+            self.served.append(fault or "relayed")
+            if fault == "truncated":
+                client.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n[[1,")
+            elif fault == "garbage":
+                client.sendall(b"HTTP/1.1 TWO HUNDRED\r\n\r\nnonsense")
+            elif fault == "reset":
+                client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            elif fault == "not-json":
+                body = b"<html><body>502 Bad Gateway</body></html>"
+                client.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+                )
+            elif fault == "stall":
+                self._closed.wait(self.stall_seconds)
+            elif fault is None:
+                with socket.create_connection(self.backend, timeout=10) as upstream:
+                    upstream.sendall(request.replace(b"Connection: keep-alive", b"Connection: close"))
+                    while chunk := upstream.recv(65536):
+                        client.sendall(chunk)

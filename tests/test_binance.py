@@ -8,8 +8,17 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from bson.decimal128 import Decimal128
 
-from klines.binance.parse import MalformedMessage, combined_stream_url, parse_rest_row, parse_stream_message
+from klines.binance.parse import (
+    DECIMAL_PLACES,
+    WHOLE_DIGITS,
+    MalformedMessage,
+    combined_stream_url,
+    parse_rest_row,
+    parse_stream_message,
+    storable,
+)
 
 DATA = Path(__file__).parent / "data"
 CLOSED = (DATA / "btcusdt_closed.json").read_text()
@@ -65,11 +74,52 @@ def test_rest_row_and_stream_close_give_the_same_kline() -> None:
         (mangled(h="NaN"), "k.h is not finite"),
         (mangled(t="1764064800000"), "k.t is not an integer"),
         (mangled(x="true"), "k.x is not a boolean"),
+        (mangled(c="1E+9999"), "k.c does not fit a Decimal128"),
+        (mangled(c="1234567890123456789012345678901234567890"), "k.c does not fit a Decimal128"),
+        (mangled(q="1." + "0" * 39), "k.q does not fit a Decimal128"),
+        (mangled(c="0.0000000000001"), "k.c has more than 12 decimal places"),
+        (mangled(v="1234567890123456789"), "k.v has more than 18 digits before the point"),
+        (mangled(n=2**63), "k.n is out of range"),
+        (mangled(n=-1), "k.n is out of range"),
+        (mangled(t=10**20), "k.t is out of range"),
     ],
 )
 def test_malformed_frames_raise_with_the_offending_part(text: str, complaint: str) -> None:
     with pytest.raises(MalformedMessage, match=complaint):
         parse_stream_message(text)
+
+
+def test_a_rest_row_with_a_value_the_store_cannot_hold_is_malformed() -> None:
+    row = json.loads((DATA / "btcusdt_rest_row.json").read_text())
+    row[4] = "1E+9999"
+    with pytest.raises(MalformedMessage, match="row\\[4\\] close does not fit a Decimal128") as caught:
+        parse_rest_row(row, symbol="btcusdt", interval="1m")
+    assert caught.value.kind == "row[4] close"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "87012.30",
+        "0.00000000",
+        "0.00000000000000000",
+        "123.450000000000000",
+        "0.000000000001",
+        "999999999999999999.999999999999",
+        "1E+3",
+    ],
+)
+def test_what_the_parser_accepts_is_stored_digit_for_digit(text: str) -> None:
+    # Trailing zeros are digits as written, not decimal places of the value: kept, not refused.
+    number = storable(Decimal(text), "k.c")
+    assert str(Decimal128(number).to_decimal()) == str(Decimal(text))
+
+
+def test_the_parsers_limits_are_the_models() -> None:
+    from klines.models import Kline
+
+    field = Kline._meta.get_field("close")
+    assert (field.decimal_places, field.max_digits - field.decimal_places) == (DECIMAL_PLACES, WHOLE_DIGITS)
 
 
 def test_combined_stream_url_keeps_symbol_order_under_market_path() -> None:

@@ -1,4 +1,4 @@
-"""KlineIngestor: stream frames in, closed klines stored once, bad frames logged and skipped."""
+"""KlineIngestor: stream frames in, closed klines handed on, bad frames counted by kind, logged and skipped."""
 
 from __future__ import annotations
 
@@ -7,67 +7,71 @@ import logging
 
 import pytest
 
+from klines.binance.parse import ClosedKline
 from klines.ingest.frames import KlineIngestor
-from klines.models import Kline
 from klines.simexchange.series import KlineSeries
 from tests.helpers import BASE_INDEX, closed_kline
 
-pytestmark = pytest.mark.django_db(transaction=True)
 SERIES = KlineSeries(interval="1m", interval_ms=60_000)
 SYMBOLS = ("btcusdt", "ethusdt")
 
 
-def frame(symbol: str, offset: int, *, closed: bool = True) -> str:
+def frame(symbol: str, offset: int, *, closed: bool = True, **k_changes: object) -> str:
     kline = SERIES.kline(symbol, BASE_INDEX + offset)
-    return json.dumps(kline.stream_event(closed=closed, event_ms=kline.close_ms + 1))
+    event = kline.stream_event(closed=closed, event_ms=kline.close_ms + 1)
+    event["data"]["k"].update(k_changes)
+    return json.dumps(event)
 
 
-def test_only_closed_klines_are_stored() -> None:
-    ingestor = KlineIngestor(symbols=SYMBOLS, interval="1m")
-    ingestor.handle_message(frame("BTCUSDT", 0, closed=False))
-    ingestor.handle_message(frame("BTCUSDT", 0, closed=True))
-    ingestor.handle_message(frame("BTCUSDT", 1, closed=False))
-    assert list(Kline.objects.values_list("symbol", "close")) == [("BTCUSDT", closed_kline("BTCUSDT", 0).close)]
+def ingestor() -> tuple[KlineIngestor, list[ClosedKline]]:
+    handed: list[ClosedKline] = []
+    return KlineIngestor(symbols=SYMBOLS, interval="1m", sink=handed.append), handed
 
 
-def test_repeated_close_is_stored_once() -> None:
-    stored = []
-    ingestor = KlineIngestor(symbols=SYMBOLS, interval="1m", on_stored=stored.append)
-    for _ in range(3):
-        ingestor.handle_message(frame("ETHUSDT", 5))
-    assert Kline.objects.count() == 1
-    assert len(stored) == 1
-    assert (ingestor.stats.stored, ingestor.stats.duplicates) == (1, 2)
+def test_only_closed_klines_are_handed_on() -> None:
+    ingest, handed = ingestor()
+    ingest.handle_message(frame("BTCUSDT", 0, closed=False))
+    ingest.handle_message(frame("BTCUSDT", 0, closed=True))
+    ingest.handle_message(frame("BTCUSDT", 1, closed=False))
+    assert handed == [closed_kline("BTCUSDT", 0)]
 
 
 @pytest.mark.parametrize(
-    ("bad", "logged"),
+    ("bad", "logged", "kind"),
     [
-        ("{oops", "invalid JSON"),
-        ('{"stream": "btcusdt@kline_1m", "data": {"e": "kline", "s": "BTCUSDT"}}', "no 'k'"),
-        (frame("BTCUSDT", 0).replace('"c": "', '"c": "x'), "k.c is not a number"),
+        ("{oops", "invalid JSON", "json"),
+        ('{"stream": "btcusdt@kline_1m", "data": {"e": "kline", "s": "BTCUSDT"}}', "no 'k'", "data.k"),
+        (frame("BTCUSDT", 0).replace('"c": "', '"c": "x'), "k.c is not a number", "k.c"),
+        (frame("BTCUSDT", 0, c="1E+9999"), "k.c does not fit a Decimal128", "k.c"),
+        (frame("BTCUSDT", 0, v="1" * 40), "k.v does not fit a Decimal128", "k.v"),
+        (frame("BTCUSDT", 0, h="0.0000000000001"), "k.h has more than 12 decimal places", "k.h"),
+        (frame("BTCUSDT", 0, n=2**63), "k.n is out of range", "k.n"),
+        (frame("BTCUSDT", 0, t=10**20), "k.t is out of range", "k.t"),
     ],
 )
-def test_malformed_message_is_logged_and_the_next_good_one_stored(
-    bad: str, logged: str, caplog: pytest.LogCaptureFixture
+def test_malformed_message_is_counted_by_kind_logged_and_the_next_good_one_handed_on(
+    bad: str, logged: str, kind: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    ingestor = KlineIngestor(symbols=SYMBOLS, interval="1m")
+    ingest, handed = ingestor()
     with caplog.at_level(logging.WARNING, logger="klines"):
-        ingestor.handle_message(bad)
-        ingestor.handle_message(frame("BTCUSDT", 1))
+        ingest.handle_message(bad)
+        ingest.handle_message(frame("BTCUSDT", 1))
     assert logged in caplog.text
-    assert ingestor.stats.malformed == 1
-    assert list(Kline.objects.values_list("open_time", flat=True)) == [closed_kline("BTCUSDT", 1).open_time]
+    assert ingest.stats.malformed == 1
+    assert ingest.stats.malformed_kinds == {kind: 1}
+    assert handed == [closed_kline("BTCUSDT", 1)]
 
 
 def test_klines_of_unconfigured_symbols_are_skipped(caplog: pytest.LogCaptureFixture) -> None:
-    ingestor = KlineIngestor(symbols=SYMBOLS, interval="1m")
+    ingest, handed = ingestor()
     with caplog.at_level(logging.WARNING, logger="klines"):
-        ingestor.handle_message(frame("DOGEUSDT", 0))
-    assert Kline.objects.count() == 0
+        ingest.handle_message(frame("DOGEUSDT", 0))
+    assert handed == []
+    assert ingest.stats.ignored == 1
     assert "DOGEUSDT" in caplog.text
 
 
+@pytest.mark.django_db
 @pytest.mark.parametrize(
     ("options", "message"),
     [({"interval": "7m"}, "--interval: unknown interval '7m'"), ({"symbols": "btc-usdt"}, "--symbols: 'btc-usdt'")],

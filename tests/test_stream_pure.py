@@ -98,8 +98,16 @@ def test_stats_line_names_every_counter_and_each_lag() -> None:
     line = format_stats(counters, {"BTCUSDT": 1.25, "ETHUSDT": None})
     assert line == (
         "stats: 120 messages, 5 klines stored, 11 fetched from REST, 1 duplicates skipped, 2 malformed, "
-        "1 unknown streams, 3 reconnects, 0 dropped, 0 queued; lag BTCUSDT 1.2s ETHUSDT -"
+        "1 unknown streams, 3 reconnects, 0 dropped, 0 queued, 0 rejected, 0 pongs skipped, "
+        "0 rate limits waited out; lag BTCUSDT 1.2s ETHUSDT -"
     )
+
+
+def test_stats_line_reports_malformed_by_kind_rejected_pongs_skipped_and_rate_limits() -> None:
+    counters = Counters(malformed=4, malformed_kinds={"k.c": 1, "json": 3}, rejected=2, pongs_skipped=7, rate_limited=1)
+    line = format_stats(counters, {})
+    assert "4 malformed (json 3, k.c 1), 0 unknown streams" in line
+    assert "2 rejected, 7 pongs skipped, 1 rate limits waited out" in line
 
 
 def test_stats_line_lists_only_the_worst_lags_of_many_symbols() -> None:

@@ -8,14 +8,34 @@ from either source is stored identically.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+# What the store holds exactly. klines/models.py's PRICE (max_digits 30, decimal_places 12):
+# at most 12 decimal places and 18 whole digits, counted on the value (trailing zeros after
+# the point are not digits of the value). MongoDB's Decimal128: at most 34 significant digits
+# *as written* and an exponent within its range; bson would otherwise raise (1E+9999) or
+# silently drop trailing zeros (a 40-digit "1.000..."), and we store the digits as written.
+DECIMAL_PLACES = 12
+WHOLE_DIGITS = 30 - DECIMAL_PLACES
+DECIMAL128_DIGITS = 34
+DECIMAL128_EXPONENTS = (-6176, 6111)
+# BSON's int64 (trades), and times the calendar holds (open and close times, ms since the epoch).
+INT64_MAX = 2**63 - 1
+MAX_TIME_MS = 253_402_300_799_999  # 9999-12-31 23:59:59.999 UTC
+# What Binance sends: plainly within every limit above, so the digit count below is skipped (parser speed).
+PLAIN_DECIMAL = re.compile(r"-?[0-9]{1,18}(?:\.[0-9]{0,12})?")
+
 
 class MalformedMessage(ValueError):
-    """A message from the exchange that cannot be used; the text says which part."""
+    """A message from the exchange that cannot be used; the text says which part, ``kind`` names it."""
+
+    def __init__(self, message: str, *, kind: str) -> None:
+        super().__init__(message)
+        self.kind = kind  # the offending field ("k.c", "row[4] close"), or "json", "event", "shape"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -61,41 +81,76 @@ def datetime_to_ms(moment: datetime) -> int:
 
 def _decimal(value: Any, name: str) -> Decimal:
     if not isinstance(value, str | int):
-        raise MalformedMessage(f"{name} is not a decimal string: {value!r}")
+        raise MalformedMessage(f"{name} is not a decimal string: {value!r}", kind=name)
     try:
         number = Decimal(value)
     except InvalidOperation:
-        raise MalformedMessage(f"{name} is not a number: {value!r}") from None
+        raise MalformedMessage(f"{name} is not a number: {value!r}", kind=name) from None
     if not number.is_finite():
-        raise MalformedMessage(f"{name} is not finite: {value!r}")
+        raise MalformedMessage(f"{name} is not finite: {value!r}", kind=name)
+    if isinstance(value, str) and PLAIN_DECIMAL.fullmatch(value):
+        return number
+    return storable(number, name)
+
+
+def storable(number: Decimal, name: str) -> Decimal:
+    """``number`` unchanged if the store can hold it exactly, digit for digit; else :class:`MalformedMessage`."""
+    written = number.as_tuple()
+    low, high = DECIMAL128_EXPONENTS
+    if len(written.digits) > DECIMAL128_DIGITS or not low <= int(written.exponent) <= high:
+        raise MalformedMessage(f"{name} does not fit a Decimal128 (34 digits): {_short(number)}", kind=name)
+    # The value's own digits: without trailing zeros (Decimal.normalize() would round to 28 digits).
+    digits, exponent = list(written.digits), int(written.exponent)
+    while len(digits) > 1 and digits[-1] == 0:
+        digits.pop()
+        exponent += 1
+    if digits == [0]:
+        exponent = 0
+    if max(0, -exponent) > DECIMAL_PLACES:
+        raise MalformedMessage(f"{name} has more than {DECIMAL_PLACES} decimal places: {_short(number)}", kind=name)
+    if digits != [0] and len(digits) + exponent > WHOLE_DIGITS:
+        raise MalformedMessage(
+            f"{name} has more than {WHOLE_DIGITS} digits before the point: {_short(number)}", kind=name
+        )
     return number
 
 
-def _int(value: Any, name: str) -> int:
+def _short(number: Decimal) -> str:
+    text = str(number)
+    return text if len(text) <= 60 else f"{text[:57]}..."
+
+
+def _int(value: Any, name: str, *, maximum: int = INT64_MAX) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise MalformedMessage(f"{name} is not an integer: {value!r}")
+        raise MalformedMessage(f"{name} is not an integer: {value!r}", kind=name)
+    if not 0 <= value <= maximum:
+        raise MalformedMessage(f"{name} is out of range: {value!r}", kind=name)
     return value
+
+
+def _time(value: Any, name: str) -> datetime:
+    return ms_to_datetime(_int(value, name, maximum=MAX_TIME_MS))
 
 
 def _field(mapping: dict[str, Any], key: str, where: str) -> Any:
     if key not in mapping:
-        raise MalformedMessage(f"{where} has no {key!r}")
+        raise MalformedMessage(f"{where} has no {key!r}", kind=f"{where}.{key}")
     return mapping[key]
 
 
 def parse_kline_object(k: dict[str, Any]) -> ClosedKline:
     """Parse the ``k`` object of a kline event (closed or not)."""
     if not isinstance(k, dict):
-        raise MalformedMessage(f"'k' is not an object: {k!r}")
+        raise MalformedMessage(f"'k' is not an object: {k!r}", kind="k")
     symbol = _field(k, "s", "k")
     interval = _field(k, "i", "k")
     if not isinstance(symbol, str) or not isinstance(interval, str):
-        raise MalformedMessage(f"k.s / k.i are not strings: {symbol!r} {interval!r}")
+        raise MalformedMessage(f"k.s / k.i are not strings: {symbol!r} {interval!r}", kind="k.s")
     return ClosedKline(
         symbol=symbol.upper(),
         interval=interval,
-        open_time=ms_to_datetime(_int(_field(k, "t", "k"), "k.t")),
-        close_time=ms_to_datetime(_int(_field(k, "T", "k"), "k.T")),
+        open_time=_time(_field(k, "t", "k"), "k.t"),
+        close_time=_time(_field(k, "T", "k"), "k.T"),
         open=_decimal(_field(k, "o", "k"), "k.o"),
         high=_decimal(_field(k, "h", "k"), "k.h"),
         low=_decimal(_field(k, "l", "k"), "k.l"),
@@ -113,32 +168,32 @@ def parse_stream_message(text: str | bytes) -> StreamUpdate:
     try:
         message = json.loads(text)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise MalformedMessage(f"invalid JSON ({exc}): {str(text)[:120]!r}") from None
+        raise MalformedMessage(f"invalid JSON ({exc}): {str(text)[:120]!r}", kind="json") from None
     if not isinstance(message, dict):
-        raise MalformedMessage(f"frame is not an object: {str(text)[:120]!r}")
+        raise MalformedMessage(f"frame is not an object: {str(text)[:120]!r}", kind="json")
     data = _field(message, "data", "frame")
     if not isinstance(data, dict):
-        raise MalformedMessage(f"'data' is not an object: {data!r}")
+        raise MalformedMessage(f"'data' is not an object: {data!r}", kind="data")
     event = data.get("e")
     if event != "kline":
-        raise MalformedMessage(f"unexpected event type {event!r}")
+        raise MalformedMessage(f"unexpected event type {event!r}", kind="event")
     k = _field(data, "k", "data")
     kline = parse_kline_object(k)
     closed = k.get("x")
     if not isinstance(closed, bool):
-        raise MalformedMessage(f"k.x is not a boolean: {closed!r}")
+        raise MalformedMessage(f"k.x is not a boolean: {closed!r}", kind="k.x")
     return StreamUpdate(kline=kline, closed=closed)
 
 
 def parse_rest_row(row: list[Any], *, symbol: str, interval: str) -> ClosedKline:
     """Parse one row of ``GET /fapi/v1/klines`` (an array of 12 values)."""
     if not isinstance(row, list) or len(row) < 11:
-        raise MalformedMessage(f"REST kline row is not an array of 12: {row!r}")
+        raise MalformedMessage(f"REST kline row is not an array of 12: {row!r}", kind="row")
     return ClosedKline(
         symbol=symbol.upper(),
         interval=interval,
-        open_time=ms_to_datetime(_int(row[0], "row[0] open time")),
-        close_time=ms_to_datetime(_int(row[6], "row[6] close time")),
+        open_time=_time(row[0], "row[0] open time"),
+        close_time=_time(row[6], "row[6] close time"),
         open=_decimal(row[1], "row[1] open"),
         high=_decimal(row[2], "row[2] high"),
         low=_decimal(row[3], "row[3] low"),

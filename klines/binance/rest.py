@@ -1,4 +1,4 @@
-"""A small urllib client for Binance's public REST API that keeps to its rate limits.
+"""A small httpx client for Binance's public REST API that keeps to its rate limits.
 
 Binance limits each IP by request *weight* per minute (2400 on USD-M futures,
 reported back in ``X-MBX-USED-WEIGHT-1M``), answers 429 with ``Retry-After``
@@ -6,6 +6,10 @@ when a client goes over, and 418 (a temporary IP ban) when it keeps going.
 :class:`WeightPacer` keeps our own spend under a budget, waits out any
 ``Retry-After`` before the next request, and pauses when the server reports
 the budget used.
+
+Every transport failure (a reset, a timeout, a truncated body, a garbled status
+line, TLS) and every answer that is not JSON becomes :class:`RestError`, which
+the caller retries. One pooled keep-alive connection serves all requests.
 """
 
 from __future__ import annotations
@@ -18,9 +22,8 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.error import HTTPError, URLError
-from urllib.parse import urlencode
-from urllib.request import Request, urlopen
+
+import httpx
 
 from klines.backoff import Backoff
 
@@ -112,7 +115,8 @@ class BinanceRest:
         self.timeout = timeout
         self.backoff = backoff
         self.requests = 0
-        self.rate_limited = 0
+        self.rate_limited = 0  # 429/418 answers waited out
+        self._client = httpx.Client(timeout=timeout, headers={"User-Agent": USER_AGENT})
         self.clock_offset_ms = 0  # exchange clock minus ours, from the last server-time call
 
     def server_time_ms(self) -> int:
@@ -128,7 +132,7 @@ class BinanceRest:
         return round(time.time() * 1000) + self.clock_offset_ms
 
     def get(self, path: str, params: Mapping[str, Any], *, weight: int) -> Any:
-        url = f"{self.base_url}{path}" + (f"?{urlencode(params)}" if params else "")
+        """The JSON body of ``GET path``; :class:`RestError` for anything else (the caller retries later)."""
         for attempt in range(MAX_RATE_LIMITED_RETRIES + 1):
             wait = self.pacer.delay(weight)
             if wait > 0 and self.stop.wait(wait):
@@ -136,28 +140,34 @@ class BinanceRest:
             self.pacer.spend(weight)
             self.requests += 1
             try:
-                with urlopen(Request(url, headers={"User-Agent": USER_AGENT}), timeout=self.timeout) as response:
-                    self._observe(response.headers)
-                    return json.load(response)
-            except HTTPError as exc:
-                self._observe(exc.headers)
-                if exc.code not in RATE_LIMITED:
-                    raise RestError(f"HTTP {exc.code} from {path}: {exc.read()[:200]!r}") from None
-                self._rate_limited(exc, attempt)
-            except (URLError, OSError, ValueError) as exc:
-                raise RestError(f"{path}: {exc}") from None
+                response = self._client.get(f"{self.base_url}{path}", params=dict(params))
+            except (httpx.HTTPError, httpx.InvalidURL, OSError) as exc:
+                raise RestError(f"{path}: {type(exc).__name__}: {exc or 'no detail'}") from None
+            self._observe(response.headers)
+            if response.status_code in RATE_LIMITED:
+                self._rate_limited(response, attempt)
+                continue
+            if response.status_code != 200:
+                raise RestError(f"HTTP {response.status_code} from {path}: {response.content[:200]!r}")
+            try:
+                return json.loads(response.content)
+            except ValueError:
+                raise RestError(f"{path}: the answer is not JSON: {response.content[:200]!r}") from None
         raise RestError(f"{path}: still rate limited after {MAX_RATE_LIMITED_RETRIES} waits")
 
-    def _rate_limited(self, exc: HTTPError, attempt: int) -> None:
+    def close(self) -> None:
+        self._client.close()
+
+    def _rate_limited(self, response: httpx.Response, attempt: int) -> None:
         self.rate_limited += 1
-        seconds = retry_after_seconds(exc.headers.get("Retry-After"))
+        seconds = retry_after_seconds(response.headers.get("Retry-After"))
         if seconds is None:
             seconds = self.backoff.delay(attempt)
         self.pacer.block(seconds)
-        what = "IP banned (418)" if exc.code == 418 else "rate limited (429)"
+        what = "IP banned (418)" if response.status_code == 418 else "rate limited (429)"
         logger.warning("Binance REST %s: waiting %.1fs before the next request (Retry-After)", what, seconds)
 
-    def _observe(self, headers: Any) -> None:
-        used = headers.get(WEIGHT_HEADER) if headers is not None else None
+    def _observe(self, headers: httpx.Headers) -> None:
+        used = headers.get(WEIGHT_HEADER)
         if used is not None and used.isdigit():
             self.pacer.observe_used(int(used))

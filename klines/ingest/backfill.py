@@ -25,6 +25,7 @@ from klines.backoff import Backoff
 from klines.binance.parse import ClosedKline, MalformedMessage, datetime_to_ms, ms_to_datetime, parse_rest_row
 from klines.binance.rest import BinanceRest, RestError
 from klines.ingest.gaps import find_gaps
+from klines.ingest.supervise import Spawn, unsupervised
 from klines.store.reads import newest_open_time, open_times_between
 from klines.window import HISTORY
 
@@ -150,7 +151,7 @@ class Backfiller:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._retry_now = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="kline-backfill", daemon=True)
+        self._thread: threading.Thread | None = None
 
     def request(self, symbols: Iterable[str], *, from_ms: int | None = None) -> None:
         """Backfill ``symbols`` from the newest stored kline, or from ``from_ms`` if that is earlier."""
@@ -171,11 +172,12 @@ class Backfiller:
         """Cut a retry wait short (the database is back)."""
         self._retry_now.set()
 
-    def start(self) -> None:
-        self._thread.start()
+    def start(self, spawn: Spawn = unsupervised) -> None:
+        self._thread = spawn("kline-backfill", self._run)
 
     def join(self, timeout: float) -> None:
-        self._thread.join(timeout)
+        if self._thread is not None:
+            self._thread.join(timeout)
 
     def _take(self) -> dict[str, int | None]:
         with self._lock:

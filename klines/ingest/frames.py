@@ -1,19 +1,14 @@
-"""Turn stream messages into stored klines, counting what happened.
-
-By default a closed kline is stored at once; with a ``sink`` (the ingest
-service's writer queue) it is handed on instead, so a slow or absent database
-never blocks the thread that reads the stream.
-"""
+"""Turn stream messages into closed klines for the writer, counting what was skipped and why."""
 
 from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from klines.binance.parse import ClosedKline, MalformedMessage, parse_stream_message
-from klines.store.writes import save_kline
 
 logger = logging.getLogger(__name__)
 
@@ -25,28 +20,18 @@ MALFORMED_LOG_PER_MINUTE = 20
 @dataclass
 class IngestStats:
     received: int = 0
-    stored: int = 0
-    duplicates: int = 0
     malformed: int = 0
     ignored: int = 0
-    malformed_kinds: set[str] = field(default_factory=set)
+    malformed_kinds: Counter[str] = field(default_factory=Counter)  # offending part -> frames
 
 
 class KlineIngestor:
-    """Parse each message; store closed klines of the wanted symbols and interval once."""
+    """Parse each message; hand closed klines of the wanted symbols and interval to ``sink``."""
 
-    def __init__(
-        self,
-        *,
-        symbols: tuple[str, ...],
-        interval: str,
-        on_stored: Callable[[ClosedKline], None] = lambda kline: None,
-        sink: Callable[[ClosedKline], None] | None = None,
-    ) -> None:
+    def __init__(self, *, symbols: tuple[str, ...], interval: str, sink: Callable[[ClosedKline], None]) -> None:
         self.symbols = {s.upper() for s in symbols}
         self.interval = interval
-        self.on_stored = on_stored
-        self.sink = sink or self.store
+        self.sink = sink
         self.stats = IngestStats()
         self._log_window = (float("-inf"), 0)  # (minute start, lines logged in it)
 
@@ -57,6 +42,7 @@ class KlineIngestor:
             update = parse_stream_message(text)
         except MalformedMessage as exc:
             self.stats.malformed += 1
+            self.stats.malformed_kinds[exc.kind] += 1
             self._warn("skipped malformed message: %s", exc)
             return
         kline = update.kline
@@ -77,12 +63,3 @@ class KlineIngestor:
         elif lines == MALFORMED_LOG_PER_MINUTE:
             logger.warning("more bad frames this minute are counted in the stats line but not logged")
         self._log_window = (started, lines + 1)
-
-    def store(self, kline: ClosedKline) -> bool:
-        """Store one closed kline; ``False`` if it was stored before."""
-        if save_kline(kline) is None:
-            self.stats.duplicates += 1
-            return False
-        self.stats.stored += 1
-        self.on_stored(kline)
-        return True

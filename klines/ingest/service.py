@@ -11,13 +11,18 @@
   on a gap or a drop.
 * On stop, readers stop first, then the writer writes what is queued, all within
   :data:`SHUTDOWN_SECONDS`.
+* Every thread runs under a :class:`Supervisor`: if one dies unexpectedly, the
+  service shuts down the same way and :meth:`IngestService.run` raises
+  :class:`IngestFailed`, so the command exits non-zero.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -30,7 +35,8 @@ from klines.ingest.frames import KlineIngestor
 from klines.ingest.gaps import SequenceWatch
 from klines.ingest.settings import IngestSettings
 from klines.ingest.stats import Counters, format_stats, lag_seconds
-from klines.ingest.stream import run_stream, split_streams
+from klines.ingest.stream import StreamStats, run_stream, split_streams
+from klines.ingest.supervise import Supervisor
 from klines.ingest.writer import KlineWriter
 
 logger = logging.getLogger(__name__)
@@ -38,6 +44,10 @@ logger = logging.getLogger(__name__)
 SHUTDOWN_SECONDS = 4.0  # stop to return: readers, then the queued writes (the process must exit within 5 s)
 READERS_STOP_SECONDS = 1.5
 TICK_SECONDS = 0.5
+
+
+class IngestFailed(Exception):
+    """A thread of the ingest died unexpectedly; the service stopped (the message says which and why)."""
 
 
 @dataclass
@@ -48,6 +58,7 @@ class Connection:
     symbols: tuple[str, ...]
     url: str
     ingestor: KlineIngestor
+    stream_stats: StreamStats = field(default_factory=StreamStats)
     connects: int = 0
     thread: threading.Thread | None = field(default=None, repr=False)
 
@@ -57,6 +68,7 @@ class IngestService:
         """``on_stored`` gets each batch of newly stored klines (on the writer thread)."""
         self.settings = settings
         self.stop = threading.Event()
+        self.supervisor = Supervisor()
         self.writer = KlineWriter(
             capacity=settings.queue_size,
             on_stored=on_stored,
@@ -78,26 +90,26 @@ class IngestService:
         self.connections = [self._connection(f"connection {i}/{len(groups)}", g) for i, g in enumerate(groups, 1)]
 
     def _connection(self, name: str, symbols: tuple[str, ...]) -> Connection:
-        connection = Connection(
+        return Connection(
             name=name,
             symbols=symbols,
             url=combined_stream_url(self.settings.ws_url, symbols, self.settings.interval),
-            ingestor=KlineIngestor(symbols=symbols, interval=self.settings.interval),
+            ingestor=KlineIngestor(
+                symbols=symbols, interval=self.settings.interval, sink=lambda kline: self._closed(name, kline)
+            ),
         )
-        connection.ingestor.sink = lambda kline: self._closed(connection, kline)
-        return connection
 
     # -- callbacks (reader and writer threads) ---------------------------------
     def _connected(self, connection: Connection) -> None:
         connection.connects += 1
         self.backfill.request(connection.symbols)
 
-    def _closed(self, connection: Connection, kline: ClosedKline) -> None:
+    def _closed(self, connection: str, kline: ClosedKline) -> None:
         missing = self.watch.observe(kline.symbol, datetime_to_ms(kline.open_time))
         if missing is not None:
             logger.warning(
                 "%s: the stream skipped %s klines before %s; backfilling them",
-                connection.name,
+                connection,
                 kline.symbol,
                 kline.open_time,
             )
@@ -117,33 +129,39 @@ class IngestService:
 
     # -- running ---------------------------------------------------------------
     def run(self, stop: threading.Event) -> int:
-        """Ingest until ``stop`` is set; return the number of queued klines left unwritten."""
-        self.writer.start()
-        self.backfill.start()
+        """Ingest until ``stop`` is set; return the number of queued klines left unwritten.
+
+        Raises :class:`IngestFailed`, after the same shutdown, when a thread died unexpectedly.
+        """
+        spawn = self.supervisor.spawn
+        self.writer.start(spawn)
+        self.backfill.start(spawn)
         self.backfill.request(self.settings.symbols)
         backoff = Backoff(maximum=self.settings.reconnect_max_seconds)
         for connection in self.connections:
-            connection.thread = threading.Thread(
-                target=run_stream,
-                name=connection.name,
-                daemon=True,
-                args=(connection.url,),
-                kwargs={
-                    "on_message": connection.ingestor.handle_message,
-                    "stop": self.stop,
-                    "on_connect": lambda c=connection: self._connected(c),
-                    "silence_seconds": self.settings.silence_seconds,
-                    "backoff": backoff,
-                    "name": connection.name,
-                },
+            connection.thread = spawn(
+                connection.name,
+                functools.partial(
+                    run_stream,
+                    connection.url,
+                    on_message=connection.ingestor.handle_message,
+                    stop=self.stop,
+                    on_connect=functools.partial(self._connected, connection),
+                    silence_seconds=self.settings.silence_seconds,
+                    backoff=backoff,
+                    name=connection.name,
+                    stats=connection.stream_stats,
+                ),
             )
-            connection.thread.start()
         next_stats = time.monotonic() + self.settings.stats_seconds
-        while not stop.wait(TICK_SECONDS):
+        while not (stop.wait(TICK_SECONDS) or self.supervisor.failed.is_set()):
             if time.monotonic() >= next_stats:
                 next_stats += self.settings.stats_seconds
                 logger.info(self.stats_line())
-        return self._shut_down()
+        left = self._shut_down()
+        if self.supervisor.failure is not None:
+            raise IngestFailed(f"{self.supervisor.failure}; {left} queued klines left unwritten")
+        return left
 
     def _shut_down(self) -> int:
         stopped = time.monotonic()
@@ -173,11 +191,15 @@ class IngestService:
             stored=self.writer.stats.stored,
             duplicates=self.writer.stats.duplicates,
             malformed=sum(s.malformed for s in ingest),
+            malformed_kinds=dict(sum((s.malformed_kinds for s in ingest), Counter())),
             unknown=sum(s.ignored for s in ingest),
             reconnects=sum(max(0, c.connects - 1) for c in self.connections),
             dropped=self.writer.stats.dropped,
             queued=self.writer.pending,
             backfilled=self.backfill.stats.fetched,
+            rejected=self.writer.stats.rejected,
+            pongs_skipped=sum(c.stream_stats.pongs_skipped for c in self.connections),
+            rate_limited=self.rest.rate_limited,
         )
 
     def lags(self) -> dict[str, float | None]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from klines.binance.parse import datetime_to_ms
@@ -22,6 +22,10 @@ class Counters:
     dropped: int = 0
     queued: int = 0
     backfilled: int = 0
+    malformed_kinds: Mapping[str, int] = field(default_factory=dict)  # offending part -> frames
+    rejected: int = 0  # klines the database refused
+    pongs_skipped: int = 0
+    rate_limited: int = 0  # REST 429/418 answers waited out
 
 
 def lag_seconds(
@@ -38,10 +42,12 @@ def lag_seconds(
 def format_stats(counters: Counters, lags: Mapping[str, float | None]) -> str:
     """One line: totals since start, then the lag of the newest stored kline per symbol."""
     c = counters
+    kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(c.malformed_kinds.items(), key=lambda item: -item[1]))
     line = (
         f"stats: {c.messages} messages, {c.stored} klines stored, {c.backfilled} fetched from REST, "
-        f"{c.duplicates} duplicates skipped, {c.malformed} malformed, {c.unknown} unknown streams, "
-        f"{c.reconnects} reconnects, {c.dropped} dropped, {c.queued} queued"
+        f"{c.duplicates} duplicates skipped, {c.malformed} malformed{f' ({kinds})' if kinds else ''}, "
+        f"{c.unknown} unknown streams, {c.reconnects} reconnects, {c.dropped} dropped, {c.queued} queued, "
+        f"{c.rejected} rejected, {c.pongs_skipped} pongs skipped, {c.rate_limited} rate limits waited out"
     )
     shown = list(lags.items())
     label = "lag"

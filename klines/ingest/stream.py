@@ -14,6 +14,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import websocket
@@ -49,6 +50,13 @@ class TokenBucket:
         return False
 
 
+@dataclass
+class StreamStats:
+    """What one connection's reader counted across its reconnects."""
+
+    pongs_skipped: int = 0  # pings left unanswered to stay under Binance's message-rate limit
+
+
 class PoliteWebSocket(websocket.WebSocket):
     """A websocket-client socket whose automatic pongs respect Binance's message-rate limit.
 
@@ -59,13 +67,13 @@ class PoliteWebSocket(websocket.WebSocket):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.sent_budget = TokenBucket(rate=MAX_SENT_PER_SECOND, burst=MAX_SENT_PER_SECOND)
-        self.pongs_skipped = 0
+        self.stats = StreamStats()
 
     def pong(self, payload: str | bytes = "") -> None:
         if self.sent_budget.allow():
             super().pong(payload)
         else:
-            self.pongs_skipped += 1
+            self.stats.pongs_skipped += 1
 
 
 class StreamClosed(Exception):
@@ -89,13 +97,15 @@ def run_stream(
     healthy_seconds: float = 60.0,
     backoff: Backoff,
     name: str = "stream",
+    stats: StreamStats | None = None,
 ) -> None:
     """Read ``url`` until ``stop`` is set, reconnecting on any loss.
 
     ``on_connect`` runs after each successful connect (e.g. to backfill what the
     gap may have missed). The backoff resets once a link has stayed up for
     ``healthy_seconds``. An exception from ``on_message`` is logged and the
-    frame skipped: the loop never dies on one bad frame.
+    frame skipped: the loop never dies on one bad frame. ``stats`` gathers the
+    counts of every link it opens.
     """
     attempt = 0
     while not stop.is_set():
@@ -113,6 +123,8 @@ def run_stream(
         except (OSError, websocket.WebSocketException) as exc:
             logger.warning("%s: connect failed: %s", name, exc)
         else:
+            if stats is not None:
+                ws.stats = stats
             connected_at = time.monotonic()
             logger.info("%s: connected", name)
             try:

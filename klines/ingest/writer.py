@@ -6,6 +6,14 @@ writer takes whatever has queued up (up to ``max_batch``), stores it with
 ``store`` and retries a failed write until the database is back. When the
 queue is full the kline is dropped, loudly, and ``on_dropped`` asks the REST
 backfill to fetch it again.
+
+The writer never dies on a document. Only transient errors (the database
+unreachable, timing out, stepping down) are retried without limit. A batch
+that fails because of a document (the server refuses it, or it cannot be
+encoded) is split until the bad one is alone; the others are stored, the bad
+one is logged and counted as rejected. Any other error is retried a few times
+and then raised, so the supervisor stops the process rather than leave it
+storing nothing.
 """
 
 from __future__ import annotations
@@ -18,11 +26,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import DatabaseError
-from pymongo.errors import PyMongoError
+from bson.errors import BSONError
+from django.core.exceptions import ValidationError
+from pymongo.errors import BulkWriteError, ConnectionFailure, ExecutionTimeout, PyMongoError, WTimeoutError
 
 from klines.backoff import Backoff
 from klines.binance.parse import ClosedKline
+from klines.ingest.supervise import Spawn, unsupervised
 from klines.store.writes import save_klines
 
 logger = logging.getLogger(__name__)
@@ -32,6 +42,9 @@ OUTAGE_LOG_SECONDS = 30.0  # while the database is down, one reminder this often
 DROP_LOG_SECONDS = 10.0  # while the queue is full, one error line this often
 WRITE_RETRY = Backoff(initial=0.2, maximum=2.0)
 MAX_BATCH = 500
+UNEXPECTED_RETRIES = 5  # an error neither transient nor a document's: retried this often, then raised
+# Server error codes of a node that is shutting down, stepping down or unreachable (MongoDB's retryable set).
+TRANSIENT_CODES = frozenset({6, 7, 89, 91, 134, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436})
 
 
 @dataclass
@@ -40,6 +53,7 @@ class WriterStats:
     duplicates: int = 0
     dropped: int = 0
     outages: int = 0
+    rejected: int = 0  # klines the database refused or that could not be encoded: logged, not stored
 
 
 class KlineWriter:
@@ -70,12 +84,12 @@ class KlineWriter:
         self._closing = threading.Event()
         self._abandon = threading.Event()
         self._last_drop_log = float("-inf")
-        self._thread = threading.Thread(target=self._run, name="kline-writer", daemon=True)
+        self._thread: threading.Thread | None = None
         # Printing and publishing a stored batch (one Redis message per kline) take
         # as long as the insert; a reporter thread does it, in order, so the next
         # insert does not wait for it.
         self._reports: queue.Queue[list[ClosedKline] | None] = queue.Queue()
-        self._reporter = threading.Thread(target=self._report, name="kline-reporter", daemon=True)
+        self._reporter: threading.Thread | None = None
 
     # -- producers -------------------------------------------------------------
     def offer(self, kline: ClosedKline) -> bool:
@@ -108,19 +122,20 @@ class KlineWriter:
         return self._queue.qsize() + self._in_flight
 
     # -- lifecycle -------------------------------------------------------------
-    def start(self) -> KlineWriter:
-        self._thread.start()
-        self._reporter.start()
+    def start(self, spawn: Spawn = unsupervised) -> KlineWriter:
+        """Start the writer and reporter threads with ``spawn`` (the service's supervisor)."""
+        self._thread = spawn("kline-writer", self._run)
+        self._reporter = spawn("kline-reporter", self._report)
         return self
 
     def close(self, *, deadline: float) -> int:
         """Write what is queued until ``deadline`` (monotonic); return how many were left unwritten."""
         self._closing.set()
-        if self._thread.is_alive():
+        if self._thread is not None and self._thread.is_alive():
             self._thread.join(max(0.0, deadline - time.monotonic()))
         self._abandon.set()
         self._reports.put(None)
-        if self._reporter.is_alive():
+        if self._reporter is not None and self._reporter.is_alive():
             self._reporter.join(max(0.0, deadline - time.monotonic()))
         return self.pending
 
@@ -150,12 +165,19 @@ class KlineWriter:
     def _write(self, batch: list[ClosedKline]) -> bool:
         """Store one batch, retrying while the database is unavailable; ``False`` if abandoned."""
         failed_at = None
-        attempt = 0
+        attempt = unexpected = 0
         last_log = 0.0
         while True:
             try:
                 stored = self.store(batch)
-            except (DatabaseError, PyMongoError) as exc:
+            except Exception as exc:
+                if is_document_error(exc):
+                    return self._isolate(batch, exc)
+                if not is_transient(exc):
+                    unexpected += 1
+                    if unexpected > UNEXPECTED_RETRIES:
+                        raise
+                    logger.error("writing %d klines failed (%s); retrying", len(batch), _describe(exc))
                 now = time.monotonic()
                 if failed_at is None:
                     failed_at = last_log = now
@@ -181,13 +203,34 @@ class KlineWriter:
                 )
                 self.on_recovered()
             break
+        self._stored(batch, stored)
+        return True
+
+    def _isolate(self, batch: list[ClosedKline], exc: Exception) -> bool:
+        """A document of ``batch`` was refused: store the others, halving until the bad ones are alone."""
+        if len(batch) == 1:
+            self.stats.rejected += 1
+            kline = batch[0]
+            logger.error(
+                "REJECTED %s %s %s (%s); not stored, %d so far: %r",
+                kline.symbol,
+                kline.interval,
+                kline.open_time,
+                _describe(exc),
+                self.stats.rejected,
+                kline,
+            )
+            return True
+        middle = len(batch) // 2
+        return self._write(batch[:middle]) and self._write(batch[middle:])
+
+    def _stored(self, batch: list[ClosedKline], stored: list[ClosedKline]) -> None:
         self.stats.duplicates += len(batch) - len(stored)
         self.stats.stored += len(stored)
         for kline in stored:
             self.note_newest(kline.symbol, kline.open_time)
         if stored:
             self._reports.put(stored)
-        return True
 
     def _report(self) -> None:
         while (stored := self._reports.get()) is not None:
@@ -210,6 +253,36 @@ class KlineWriter:
                 self.stats.dropped,
             )
         self.on_dropped(kline)
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """``exc`` and what it wraps (Django wraps pymongo's errors in ``DatabaseError``)."""
+    chain = [exc]
+    while (cause := chain[-1].__cause__ or chain[-1].__context__) is not None and cause not in chain:
+        chain.append(cause)
+    return chain
+
+
+def is_transient(exc: BaseException) -> bool:
+    """The database is unreachable, timing out or changing primaries: the same write may succeed later."""
+    for cause in _causes(exc):
+        if isinstance(cause, ConnectionFailure | ExecutionTimeout | WTimeoutError):
+            return True
+        if isinstance(cause, PyMongoError) and (
+            cause.has_error_label("RetryableWriteError") or getattr(cause, "code", None) in TRANSIENT_CODES
+        ):
+            return True
+    return False
+
+
+def is_document_error(exc: BaseException) -> bool:
+    """A document of the batch was refused by the server or could not be encoded; the others can be stored."""
+    for cause in _causes(exc):
+        if isinstance(cause, BulkWriteError):
+            return bool(cause.details.get("writeErrors"))
+        if isinstance(cause, BSONError | ValidationError | ArithmeticError):
+            return True
+    return False
 
 
 def _describe(exc: BaseException) -> str:

@@ -9,11 +9,11 @@ from dataclasses import replace
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from klines.binance.parse import ClosedKline
 from klines.events import publish_closed
-from klines.ingest.service import IngestService
+from klines.ingest.service import IngestFailed, IngestService
 from klines.management.stream_options import add_stream_options, stream_options
 
 
@@ -42,14 +42,21 @@ class Command(BaseCommand):
         previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
             left = service.run(stop)
+        except IngestFailed as exc:
+            # Exit non-zero: the platform restarts the ingest, whose start-up backfill refills the hole.
+            self._stopped(service, service.writer.pending)
+            raise CommandError(f"ingest failed: {exc}") from exc
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+        self._stopped(service, left)
+
+    def _stopped(self, service: IngestService, left: int) -> None:
         counters = service.counters()
         self.stdout.write(
             f"stopped: {counters.messages} messages, {counters.stored} klines stored, "
             f"{counters.duplicates} duplicates skipped, {counters.malformed} malformed, "
-            f"{counters.reconnects} reconnects, {left} left unwritten"
+            f"{counters.rejected} rejected, {counters.reconnects} reconnects, {left} left unwritten"
         )
 
     def _stored(self, klines: list[ClosedKline]) -> None:
