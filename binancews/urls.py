@@ -1,5 +1,5 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
 from klines.serving.health import healthz
 from klines.serving.views import dashboard
@@ -8,4 +8,5 @@ urlpatterns = [
     path("", dashboard, name="dashboard"),
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
+    path("fapi/", include("klines.api.urls")),  # the Binance-compatible mirror
 ]

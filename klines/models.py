@@ -44,3 +44,24 @@ class Kline(models.Model):
 
     def __str__(self) -> str:
         return f"{self.symbol} {self.interval} {self.open_time:%Y-%m-%d %H:%M} close {self.close}"
+
+
+class ExchangeSource(models.Model):
+    """The exchange that feeds this database's record (one row), and its last ``exchangeInfo``.
+
+    The ingest claims the database for its exchange on first start and refuses
+    to write another exchange's klines into it (the simulator's next to
+    Binance's, say). The mirror serves ``GET /fapi/v1/exchangeInfo`` from the
+    copy kept here.
+    """
+
+    rest_url = models.CharField("REST base URL", max_length=200, unique=True)
+    claimed_at = models.DateTimeField(auto_now_add=True)
+    exchange_info = models.TextField(blank=True, help_text="Body of GET /fapi/v1/exchangeInfo, as fetched")
+    exchange_info_fetched_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        db_table = "exchange_source"
+
+    def __str__(self) -> str:
+        return self.rest_url

@@ -10,7 +10,14 @@ from django.db import IntegrityError
 
 from klines.binance.parse import ClosedKline
 from klines.models import Kline
-from klines.store.reads import klines_stored_since, last_klines, newest_open_time, newest_stored_at, open_times_between
+from klines.store.reads import (
+    klines_page,
+    klines_stored_since,
+    last_klines,
+    newest_open_time,
+    newest_stored_at,
+    open_times_between,
+)
 from klines.store.writes import save_kline, save_klines
 from tests.conftest import ReadCounter
 from tests.helpers import closed_kline
@@ -104,6 +111,9 @@ def test_newest_stored_at_finds_the_latest_write_however_old() -> None:
     assert newest_stored_at(now=newest + timedelta(days=400)) == newest
 
 
+HOUR = timedelta(hours=1)
+
+
 def _winning_plan(pipeline: list[dict]) -> dict:
     from django.db import connection
 
@@ -122,6 +132,9 @@ def test_every_read_the_store_sends_is_answered_from_an_index(mongo_reads: ReadC
         "open_times_between": lambda: open_times_between("BTCUSDT", "1m", newest - timedelta(hours=1), newest),
         "klines_stored_since": lambda: klines_stored_since(newest, "1m", ["BTCUSDT"], 100),
         "newest_stored_at": newest_stored_at,
+        "klines_page from a start": lambda: klines_page("BTCUSDT", "1m", start=batch[3].open_time, end=newest, limit=5),
+        "klines_page up to an end": lambda: klines_page("BTCUSDT", "1m", start=None, end=newest, limit=5),
+        "klines_page past a hole": lambda: klines_page("ETHUSDT", "1m", start=newest, end=newest + HOUR, limit=5),
         "save_klines of a replayed batch": lambda: save_klines([batch[0], closed_kline("SOLUSDT"), batch[31]]),
     }
     for name, read in reads.items():

@@ -146,6 +146,10 @@ class KlineSeries:
             }
         )
 
+    def tick(self, symbol: str) -> Decimal:
+        """The symbol's price step (its exchangeInfo ``tickSize``)."""
+        return self._base(symbol.upper())[1]
+
     def _base(self, symbol: str) -> tuple[Decimal, Decimal]:
         base, tick = KNOWN.get(symbol, (str(round(1 + 99 * _unit(self.seed, symbol), 2)), "0.0001"))
         return Decimal(base), Decimal(tick)

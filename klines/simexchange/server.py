@@ -3,6 +3,7 @@
 * ``ws://host:port/market/stream?streams=btcusdt@kline_1m/...`` (any path ending
   in ``/stream``) pushes an unclosed kline event per stream every
   ``update_seconds`` and a closed one (``k.x == true``) at each interval boundary.
+* ``GET /fapi/v1/exchangeInfo`` lists the symbols as Binance's perpetual contracts.
 * ``GET /fapi/v1/klines?symbol=..&interval=..&startTime=..&endTime=..&limit=..``
   answers with Binance's 12-value rows, the still-open kline included (with
   its values so far), as Binance does.
@@ -28,6 +29,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from klines.binance.intervals import INTERVAL_SECONDS
+from klines.simexchange.exchange_info import exchange_info
 from klines.simexchange.series import KlineSeries, SimKline
 
 logger = logging.getLogger(__name__)
@@ -145,6 +147,9 @@ class SimulatedExchange:
             status, body = HTTPStatus.OK, {"serverTime": self.now_ms()}
         elif parts.path == "/fapi/v1/ping":
             status, body = HTTPStatus.OK, {}
+        elif parts.path == "/fapi/v1/exchangeInfo":
+            ticks = [(symbol, self.series.tick(symbol)) for symbol in self.symbols]
+            status, body = HTTPStatus.OK, exchange_info(ticks, server_ms=self.now_ms())
         else:
             status, body = HTTPStatus.NOT_FOUND, {"code": -1000, "msg": "not found"}
         return json_response(connection, status, body)

@@ -25,16 +25,25 @@ Pipeline = list[dict[str, Any]]
 WIDEN = 64  # each lookback window is this many times the one before
 
 
-def lookback(now: datetime, first: timedelta, *, windows: int = 4) -> Iterator[datetime | None]:
-    """Starts of widening windows that end at ``now``, the first ``first`` long; the last is ``None`` (everything)."""
+def widening(
+    anchor: datetime, first: timedelta, *, forward: bool = False, windows: int = 4
+) -> Iterator[datetime | None]:
+    """Far ends of widening windows from ``anchor`` (backwards, or ``forward``), the first ``first`` long;
+    the last is ``None`` (everything)."""
     span = first
     for _ in range(windows):
         try:
-            yield now - span
+            bound = anchor + span if forward else anchor - span
         except OverflowError:  # wider than the calendar: the next window is everything
             break
+        yield bound
         span *= WIDEN
     yield None
+
+
+def lookback(now: datetime, first: timedelta, *, windows: int = 4) -> Iterator[datetime | None]:
+    """Starts of widening windows that end at ``now``, the first ``first`` long; the last is ``None`` (everything)."""
+    return widening(now, first, windows=windows)
 
 
 def newest_first(symbol: str, interval: str, count: int, *, since: datetime | None = None) -> Pipeline:
@@ -43,6 +52,21 @@ def newest_first(symbol: str, interval: str, count: int, *, since: datetime | No
     if since is not None:
         match["open_time"] = {"$gte": since}
     return [{"$match": match}, {"$sort": {"open_time": -1}}, {"$limit": count}]
+
+
+def klines_between(
+    symbol: str, interval: str, since: datetime | None, until: datetime, limit: int, *, newest_first: bool
+) -> Pipeline:
+    """At most ``limit`` klines with ``since <= open time <= until`` (``since`` ``None``: no lower bound),
+    oldest or newest first (index ``kline_latest``)."""
+    window: dict[str, Any] = {"$lte": until}
+    if since is not None:
+        window["$gte"] = since
+    return [
+        {"$match": {"symbol": symbol, "interval": interval, "open_time": window}},
+        {"$sort": {"open_time": -1 if newest_first else 1}},
+        {"$limit": limit},
+    ]
 
 
 def open_times_between(symbol: str, interval: str, since: datetime, until: datetime) -> Pipeline:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
-from klines.binance.intervals import INTERVAL_SECONDS
+from klines.binance.intervals import INTERVAL_SECONDS, interval_ms
 from klines.models import Kline
 from klines.store import pipelines
 from klines.window import HISTORY
@@ -29,6 +29,28 @@ def last_klines(symbol: str, interval: str, count: int = HISTORY, *, now: dateti
         if len(rows) >= count:
             break
     return rows[::-1]
+
+
+def klines_page(symbol: str, interval: str, *, start: datetime | None, end: datetime, limit: int) -> list[Kline]:
+    """One page of Binance's ``/fapi/v1/klines``, oldest first, from what is stored.
+
+    With ``start``: the oldest ``limit`` klines opened in ``[start, end]``;
+    without: the newest ``limit`` opened at or before ``end``. SecantusDB reads
+    every index match before it limits, so the page is asked for in widening
+    windows, the first just ``limit`` intervals wide (:func:`pipelines.widening`).
+    """
+    span = timedelta(milliseconds=limit * interval_ms(interval))
+    rows: list[Kline] = []
+    for bound in pipelines.widening(start if start is not None else end, span, forward=start is not None):
+        if start is not None:
+            until = end if bound is None else min(end, bound)
+            pipeline = pipelines.klines_between(symbol, interval, start, until, limit, newest_first=False)
+        else:
+            pipeline = pipelines.klines_between(symbol, interval, bound, end, limit, newest_first=True)
+        rows = list(Kline.objects.raw_aggregate(pipeline))
+        if len(rows) >= limit or (start is not None and until >= end):
+            break
+    return rows if start is not None else rows[::-1]
 
 
 def newest_open_time(symbol: str, interval: str) -> datetime | None:
