@@ -225,8 +225,8 @@
     if (!crosshairOn) showReadout(null);
   }
 
-  function merge(rows) {
-    for (const row of rows) klines.set(row.openTime, fromRow(row));
+  function merge(fetched) {
+    for (const k of fetched) klines.set(k.openTime, k);
   }
 
   // ---- readout -------------------------------------------------------------
