@@ -1,11 +1,13 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from klines.serving.chart import chart
 from klines.serving.health import healthz
 from klines.serving.views import dashboard
 
 urlpatterns = [
     path("", dashboard, name="dashboard"),
+    path("chart/<str:symbol>", chart, name="chart"),
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
     path("fapi/", include("klines.api.urls")),  # the Binance-compatible mirror

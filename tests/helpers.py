@@ -11,7 +11,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC
 from pathlib import Path
 from typing import Any
@@ -200,14 +200,19 @@ def migrate(mongo_uri: str, database: str) -> None:
     assert manage(["migrate", "--noinput", "-v0"], service_env(mongo_uri, database)).wait(120) == 0
 
 
-def store_klines(env: Mapping[str, str], klines: Mapping[str, range]) -> None:
-    """Store ground-truth klines (:func:`closed_kline`) with ``save_kline`` in another process, as the ingest does."""
+def store_klines(env: Mapping[str, str], klines: Mapping[str, Iterable[int]], *, batch: bool = False) -> None:
+    """Store ground-truth klines (:func:`closed_kline`) in another process, as the ingest does: one by one with
+    ``save_kline``, or with ``batch`` in one ``save_klines`` (for long histories)."""
     pairs = [(symbol, offset) for symbol, offsets in klines.items() for offset in offsets]
+    store = (
+        "assert len(save_klines([closed_kline(symbol, offset) for symbol, offset in pairs])) == len(pairs)\n"
+        if batch
+        else "for symbol, offset in pairs:\n    assert save_kline(closed_kline(symbol, offset)) is not None\n"
+    )
     code = (
-        "from klines.store.writes import save_kline\n"
+        "from klines.store.writes import save_kline, save_klines\n"
         "from tests.helpers import closed_kline\n"
-        f"for symbol, offset in {pairs!r}:\n"
-        "    assert save_kline(closed_kline(symbol, offset)) is not None\n"
+        f"pairs = {pairs!r}\n" + store
     )
     process = manage(["shell", "--no-imports", "-c", code], env)
     if process.wait(120) != 0:

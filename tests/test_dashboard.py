@@ -49,3 +49,8 @@ def test_admin_still_lives_at_admin(client: Client) -> None:
     response = client.get("/admin/")
     assert response.status_code == 302
     assert response["Location"].startswith("/admin/login/")
+
+
+def test_each_panel_links_to_its_chart(client: Client) -> None:
+    html = client.get("/").content.decode()
+    assert re.findall(r'<a href="/chart/(\w+)\?interval=1m"', html) == SYMBOLS

@@ -125,6 +125,8 @@ def panel(driver, coin: str) -> dict[str, Any]:
                 fill: getComputedStyle(p).fill,
             })),
             ticks: [...panel.querySelectorAll("svg .tick")].map((t) => t.textContent),
+            axes: [...panel.querySelectorAll("svg .axis")].map((t) => t.textContent),
+            link: panel.querySelector("h2 a").getAttribute("href"),
             rows: [...panel.querySelectorAll('[data-role="table"] tbody tr')].map(
                 (r) => [...r.cells].map((c) => c.textContent)),
             box: panel.getBoundingClientRect().toJSON(),
@@ -156,6 +158,10 @@ def assert_panel_shows(driver, coin: str, payload: dict[str, Any]) -> None:
         [t, price_text(values, v), op] for t, v, op in zip(payload["time"], values, payload["operations"], strict=True)
     ]
     assert shown["ticks"][-1] == payload["time"][-1]
+    assert shown["link"] == f"/chart/{coin}?interval=1m"
+    if len(set(values)) > 1:  # the extremes are of the closes, and say so
+        highest, lowest = price_text(values, max(values)), price_text(values, min(values))
+        assert shown["axes"] == [f"highest close {highest}", f"lowest close {lowest}"]
     assert set(shown["ticks"]) <= set(payload["time"])
     if len(values) == 1:
         assert shown["change"] == "first close"

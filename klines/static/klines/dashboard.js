@@ -139,14 +139,14 @@
     });
     container.replaceChildren(root);
 
-    // High and low lines, labelled in the bands outside the plot.
+    // Lines at the highest and lowest close, labelled in the bands outside the plot.
     const right = margin.left + plotWidth;
     svg("line", { class: "grid-line", x1: margin.left, x2: right, y1: y(high), y2: y(high) }, root);
-    const highLabel = flat ? format.format(high) : `high ${format.format(high)}`;
+    const highLabel = flat ? format.format(high) : `highest close ${format.format(high)}`;
     text("text", { class: "axis", x: margin.left, y: y(high) - 9 }, highLabel, root);
     if (!flat) {
       svg("line", { class: "grid-line", x1: margin.left, x2: right, y1: y(low), y2: y(low) }, root);
-      text("text", { class: "axis", x: margin.left, y: y(low) + 19 }, `low ${format.format(low)}`, root);
+      text("text", { class: "axis", x: margin.left, y: y(low) + 19 }, `lowest close ${format.format(low)}`, root);
     }
 
     // Area and line through the closes, and a dashed line at the latest close.
