@@ -18,10 +18,10 @@ import pytest
 
 from klines.api.rows import decimal_text
 from klines.serving.chart import PAGE_SIZE
+from klines.testing.browser import console_errors, start_chromium, wait_in_page
 from klines.testing.servers import SecantusServer, stop_process
-from tests.browser import chromium_paths, console_errors, start_chromium, wait_in_page
+from tests.browser import Site, chromium_paths, run_manage, save_screenshot, site_env, start_site
 from tests.helpers import closed_kline, store_klines
-from tests.test_dashboard_browser import Site, run_manage, save_screenshot, site_env, start_site
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 

@@ -10,41 +10,23 @@ from the database and pushes them to the open page. Screenshots go to
 from __future__ import annotations
 
 import re
-import subprocess
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from klines.serving.payloads import build_payload
-from klines.testing.servers import ROOT, SecantusServer, daphne, free_port, manage, service_env, stop_process
-from tests.browser import chromium_paths, console_errors, start_chromium, wait_in_page
+from klines.testing.browser import console_errors, start_chromium, wait_in_page
+from klines.testing.servers import SecantusServer, stop_process
+from tests.browser import Site, chromium_paths, run_manage, save_screenshot, site_env, start_site
 from tests.helpers import SYMBOLS, ZONE, closed_kline, store_klines
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
-ARTIFACTS = ROOT / "test-artifacts"
 # Stored before the page opens: a full window, an exact window, a short one, one kline, none.
 SEEDED = {"BTCUSDT": 12, "BNBUSDT": 10, "ETHUSDT": 3, "SOLUSDT": 1, "XRPUSDT": 0}
 ADMIN_PASSWORD = "browser-test-password"
-
-
-@dataclass
-class Site:
-    url: str
-    port: int
-    env: dict[str, str]
-    log: Path
-    process: subprocess.Popen
-
-
-def run_manage(args: list[str], env: Mapping[str, str]) -> str:
-    process = manage(args, env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    output, _ = process.communicate(timeout=120)
-    assert process.returncode == 0, f"manage.py {' '.join(args)} failed:\n{output}"
-    return output
 
 
 def expected(symbol: str, count: int) -> dict[str, Any]:
@@ -60,22 +42,6 @@ def price_text(values: list[float], value: float) -> str:
         return len(text.partition(".")[2])
 
     return f"{value:,.{max(map(decimals, values))}f}"
-
-
-def site_env(secantus: SecantusServer, database: str) -> dict[str, str]:
-    return service_env(
-        secantus.uri,
-        database,
-        DJANGO_DEBUG="false",
-        DJANGO_SECRET_KEY="browser-tests-only",
-        DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
-        KLINE_TIMEZONE="UTC",
-    )
-
-
-def start_site(env: dict[str, str], log: Path, *, port: int | None = None) -> Site:
-    port = port or free_port()
-    return Site(f"http://127.0.0.1:{port}", port, env, log, daphne(port, env, log))
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -187,13 +153,6 @@ def open_dashboard(driver, site: Site) -> None:
     driver.get(site.url + "/")
     wait_in_page(driver, lambda d: connection(d) == "live", "the page did not connect")
     wait_in_page(driver, seeded_panels_drawn, "the panels were not drawn")
-
-
-def save_screenshot(driver, name: str) -> Path:
-    ARTIFACTS.mkdir(exist_ok=True)
-    path = ARTIFACTS / name
-    driver.save_screenshot(str(path))
-    return path
 
 
 def test_dashboard_shows_stored_klines_and_updates_without_reload(site: Site, browser_factory) -> None:

@@ -42,7 +42,7 @@ observer.observe(document, {subtree: true, childList: true, attributes: true});
 
 def time_to_drawn(url: str, condition: str, profile: Path) -> float:
     """Milliseconds from navigation start until the page's data is drawn, in a fresh headless Chromium."""
-    from tests.browser import start_chromium, wait_in_page
+    from klines.testing.browser import start_chromium, wait_in_page
 
     driver = start_chromium(width=1280, height=800, profile_dir=profile)
     try:
