@@ -112,13 +112,15 @@ def test_ctrl_c_stops_every_process_within_seconds(tmp_path: Path, started: list
     env = run_env(var_dir, SIMULATE_EXCHANGE="1")
     for loop in range(STOP_LOOPS):
         proc = start_run(env, started)
-        read_until(proc, "serving:", START_SECONDS)
+        head = read_until(proc, "serving:", START_SECONDS)
+        assert "HTTP/2 support not enabled" not in head
         running = processes_of(env)
         assert len(running) >= 6, "\n".join(running)  # script + 5 services
         stopped_at = time.monotonic()
         os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: the terminal signals the foreground group
         rest, _ = proc.communicate(timeout=STOP_SECONDS)
         took = time.monotonic() - stopped_at
+        print(f"loop {loop}: Ctrl-C to exit {took:.1f}s")  # shown with -s
         assert proc.returncode == 0, rest
         assert took < STOP_SECONDS, took
         assert processes_of(env) == []
