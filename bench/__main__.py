@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 from bench.load import raise_open_files_limit
 from bench.options import Options, parse_args
-from bench.report import fmt, machine, table, write_json
+from bench.report import machine, table, targets_table, write_json
 from bench.scenarios import SYMBOLS, Outcome, burst, fanout, memory, pages, parse, storm
 from bench.stack import Stack
 
@@ -56,13 +56,9 @@ async def run_all(options: Options, stack: Stack, progress) -> list[Outcome]:
     return outcomes
 
 
-def render(outcomes: list[Outcome]) -> str:
-    targets = [t for o in outcomes for t in o.targets]
+def render(outcomes: list[Outcome], *, quick: bool) -> str:
     lines = [
-        table(
-            [(t.name, fmt(t.value, 2), t.goal, "met" if t.met else "MISSED") for t in targets],
-            ("target", "measured", "goal", ""),
-        ),
+        targets_table([t for o in outcomes for t in o.targets], quick=quick),
         "",
         table([row for o in outcomes for row in o.rows], ("scenario", "subject", "figures", "notes")),
     ]
@@ -100,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         f"\nbinancews benchmarks, {started_at}, {duration:.0f} s: {info['nproc']} x {info['cpu_model']}, "
         f"{info['ram_gib']} GiB RAM, load average {load_before[0]:.2f} before / {os.getloadavg()[0]:.2f} after\n"
     )
-    print(render(outcomes))
+    print(render(outcomes, quick=options.quick))
     print(f"\nJSON: {options.output}")
     shutil.rmtree(options.workdir / "secantus-data", ignore_errors=True)
     return 0

@@ -37,7 +37,9 @@ def parse_args(argv: list[str] | None = None) -> Options:
         prog="python -m bench",
         description="Benchmark binancews against the bare websockets ceiling and the naive design, in one run.",
     )
-    parser.add_argument("--quick", action="store_true", help="small sizes and a short soak (about 2 minutes)")
+    parser.add_argument(
+        "--quick", action="store_true", help="small sizes, short soak (about 3.5 minutes); verdicts indicative only"
+    )
     parser.add_argument(
         "--only", help=f"comma-separated scenarios to run (default: all of {','.join(SCENARIOS)})", default=""
     )

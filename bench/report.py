@@ -73,6 +73,17 @@ def check(name: str, value: float, op: str, limit: float, why: str = "") -> Targ
     return Target(name, value, f"{op} {limit:g}", met, why)
 
 
+QUICK_FOOTNOTE = "* quick run: indicative only; the full run decides"
+
+
+def targets_table(targets: Sequence[Target], *, quick: bool) -> str:
+    """The verdicts; a ``--quick`` run's sizes are too small to decide, so it marks them and says so."""
+    mark = "*" if quick else ""
+    rows = [(t.name, fmt(t.value, 2), t.goal, ("met" if t.met else "MISSED") + mark) for t in targets]
+    out = table(rows, ("target", "measured", "goal", ""))
+    return f"{out}\n{QUICK_FOOTNOTE}" if quick else out
+
+
 def fmt(value: float, digits: int = 1) -> str:
     if isinstance(value, float) and math.isnan(value):
         return "n/a"

@@ -131,7 +131,8 @@ def run_stream(
                 on_connect()
                 _read_until_lost(ws, on_message=on_message, stop=stop, silence_seconds=silence_seconds)
             except StreamClosed as exc:
-                logger.warning("%s: stream lost: %s; reconnecting", name, exc)
+                if not stop.is_set():  # on a clean shutdown the link ends on purpose
+                    logger.warning("%s: stream lost: %s; reconnecting", name, exc)
             finally:
                 _close_quietly(ws)
         if stop.is_set():

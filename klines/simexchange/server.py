@@ -36,6 +36,20 @@ logger = logging.getLogger(__name__)
 
 REST_MAX_LIMIT = 1500
 REST_DEFAULT_LIMIT = 500
+FIRST_CLOSE_SECONDS = 5.0  # simulate_exchange: the first close comes this soon after start
+
+
+def clock_closing_soon(
+    now_ms: int, interval_ms: int, *, speed: float, lead_seconds: float = FIRST_CLOSE_SECONDS
+) -> int:
+    """A start clock, never behind ``now_ms``, at which the current interval closes ``lead_seconds`` (wall) later.
+
+    Starting at the wall clock, a developer waits up to a whole interval (a minute)
+    for the first live close; this puts the simulated clock less than an interval ahead.
+    """
+    lead_ms = int(lead_seconds * 1000 * speed)
+    start = now_ms - now_ms % interval_ms + interval_ms - lead_ms
+    return start if start >= now_ms else now_ms  # already closing within the lead (or speed makes it moot)
 
 
 class SimulatedExchange:

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from argparse import ArgumentParser
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
+from klines.binance.intervals import INTERVAL_SECONDS
 from klines.management.stream_options import add_stream_options, stream_options
-from klines.simexchange.server import SimulatedExchange
+from klines.simexchange.server import FIRST_CLOSE_SECONDS, SimulatedExchange, clock_closing_soon
 
 
 class Command(BaseCommand):
     help = (
         "Serve a simulated Binance combined kline stream and /fapi/v1/klines on 127.0.0.1. "
-        "Point BINANCE_WS_URL at ws://127.0.0.1:PORT/market and BINANCE_REST_URL at http://127.0.0.1:PORT."
+        "Point BINANCE_WS_URL at ws://127.0.0.1:PORT/market and BINANCE_REST_URL at http://127.0.0.1:PORT. "
+        f"Its clock starts {FIRST_CLOSE_SECONDS:g} s before an interval closes, so the first close comes at once."
     )
 
     def add_arguments(self, parser: ArgumentParser) -> None:
@@ -41,7 +44,10 @@ class Command(BaseCommand):
         symbol_list, interval = stream_options(symbols, interval)
         if speed <= 0 or update_seconds <= 0:
             raise CommandError("--speed and --update-seconds must be positive")
-        exchange = SimulatedExchange(symbols=symbol_list, interval=interval, speed=speed, update_seconds=update_seconds)
+        start_ms = clock_closing_soon(int(time.time() * 1000), INTERVAL_SECONDS[interval] * 1000, speed=speed)
+        exchange = SimulatedExchange(
+            symbols=symbol_list, interval=interval, speed=speed, update_seconds=update_seconds, start_ms=start_ms
+        )
         try:
             asyncio.run(self._serve(exchange, host, port))
         except KeyboardInterrupt:
