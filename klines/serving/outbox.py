@@ -43,6 +43,7 @@ class Outbox:
         self._too_slow = too_slow
         self._buffered = buffered
         self._pending: dict[str, None] = {}  # an ordered set of coins to send
+        self._sent: dict[str, str] = {}  # the last frame sent per coin (the book's shared string)
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
         self.owed = 0
@@ -77,8 +78,12 @@ class Outbox:
             while self._pending and not self.stopped:
                 symbol = next(iter(self._pending))
                 del self._pending[symbol]
+                frame = self._frame_of(symbol)
+                if self._sent.get(symbol) is frame:  # marked twice, sent already: nothing new
+                    continue
+                self._sent[symbol] = frame
                 try:
-                    await self._send(self._frame_of(symbol))
+                    await self._send(frame)
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # the peer went away mid-send: nothing more to do for it
