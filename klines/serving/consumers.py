@@ -67,7 +67,7 @@ class KlineFeedConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=frame)
 
     async def _too_slow(self, unsent: int) -> None:
-        logger.warning("closing a client that stopped reading (%d bytes unsent) %s", unsent, self.scope["client"])
+        logger.warning("closing a client that stopped reading (%d bytes unsent) %s", unsent, self.scope.get("client"))
         get_feed().detach(self)
         self._closing = True
         with contextlib.suppress(Exception):  # it went away meanwhile
@@ -89,7 +89,7 @@ class KlineFeedConsumer(AsyncWebsocketConsumer):
             await self._refuse(CLOSE_POLICY, f"more than {MAX_MESSAGES_PER_SECOND} messages a second")
 
     async def _refuse(self, code: int, reason: str) -> None:
-        logger.info("closing a client (%s): %s", reason, self.scope["client"])
+        logger.info("closing a client (%s): %s", reason, self.scope.get("client"))
         get_feed().detach(self)
         self._closing = True
         await self.close(code=code, reason=reason)
