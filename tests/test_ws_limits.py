@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
+import websocket
 from channels.testing import WebsocketCommunicator
 
 from binancews.asgi import application
-
-pytestmark = pytest.mark.django_db(transaction=True)
+from klines.testing.servers import daphne, free_port, service_env, stop_process
 
 
 async def connected() -> WebsocketCommunicator:
@@ -27,6 +29,7 @@ async def closed_with(communicator: WebsocketCommunicator) -> dict:
     return message
 
 
+@pytest.mark.django_db(transaction=True)
 async def test_a_message_over_4_kb_closes_the_connection_with_1009() -> None:
     communicator = await connected()
     await communicator.send_to(text_data="x" * 4096)  # at the limit: ignored
@@ -36,6 +39,7 @@ async def test_a_message_over_4_kb_closes_the_connection_with_1009() -> None:
     await communicator.disconnect()
 
 
+@pytest.mark.django_db(transaction=True)
 async def test_a_binary_message_over_4_kb_closes_the_connection_with_1009() -> None:
     communicator = await connected()
     await communicator.send_to(bytes_data=b"\x00" * 5000)
@@ -43,6 +47,7 @@ async def test_a_binary_message_over_4_kb_closes_the_connection_with_1009() -> N
     await communicator.disconnect()
 
 
+@pytest.mark.django_db(transaction=True)
 async def test_ten_messages_a_second_are_ignored_the_eleventh_closes_with_1008() -> None:
     communicator = await connected()
     for _ in range(10):
@@ -53,6 +58,7 @@ async def test_ten_messages_a_second_are_ignored_the_eleventh_closes_with_1008()
     await communicator.disconnect()
 
 
+@pytest.mark.django_db(transaction=True)
 async def test_a_steady_client_under_the_rate_stays_open() -> None:
     communicator = await connected()
     for _ in range(3):
@@ -63,6 +69,7 @@ async def test_a_steady_client_under_the_rate_stays_open() -> None:
     await communicator.disconnect()
 
 
+@pytest.mark.django_db(transaction=True)
 async def test_past_ws_max_connections_a_client_is_refused_with_1013_and_a_reason(settings) -> None:
     settings.BINANCEWS = replace(settings.BINANCEWS, ws_max_connections=2)
     first, second = await connected(), await connected()
@@ -76,3 +83,26 @@ async def test_past_ws_max_connections_a_client_is_refused_with_1013_and_a_reaso
     fourth = await connected()  # a place came free
     for communicator in (second, fourth):
         await communicator.disconnect()
+
+
+@pytest.mark.e2e
+def test_under_daphne_the_refusal_reaches_the_client_with_1013_and_its_reason(
+    secantus, database: str, tmp_path: Path
+) -> None:
+    env = service_env(secantus.uri, database, WS_MAX_CONNECTIONS="1")
+    port = free_port()
+    log = tmp_path / "daphne.log"
+    server = daphne(port, env, log)
+    try:
+        first = websocket.create_connection(f"ws://127.0.0.1:{port}/", timeout=20)
+        assert json.loads(first.recv())["coin"] == "BTCUSDT"
+        second = websocket.create_connection(f"ws://127.0.0.1:{port}/", timeout=20)
+        opcode, data = second.recv_data(control_frame=True)
+        assert opcode == websocket.ABNF.OPCODE_CLOSE
+        assert int.from_bytes(data[:2], "big") == 1013
+        assert data[2:] == b"server full, try again later"
+        first.close()
+        second.close()
+    finally:
+        stop_process(server)
+    assert "Traceback" not in log.read_text()
