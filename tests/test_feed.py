@@ -110,9 +110,9 @@ def _field_values(kline):
         yield Kline._meta.get_field(name), value
 
 
-@pytest.mark.parametrize("skew", [timedelta(seconds=-8), timedelta(seconds=8)])
-async def test_rows_from_a_writer_with_a_skewed_clock_reach_clients(settings, skew: timedelta) -> None:
-    """Two writers: one stamps ``stored_at`` correctly, the other ``skew`` off; clients get both closes.
+@pytest.mark.parametrize("seconds", [-8, 8, -120, 120])
+async def test_rows_from_a_writer_with_a_skewed_clock_reach_clients(settings, seconds: int) -> None:
+    """Two writers: one stamps ``stored_at`` correctly, the other ``seconds`` off; clients get both closes.
 
     A writer ahead moves the newest ``stored_at`` seen past the correct writer's
     next rows; a writer behind stamps rows the watermark has already passed.
@@ -122,7 +122,7 @@ async def test_rows_from_a_writer_with_a_skewed_clock_reach_clients(settings, sk
     await store("SOLUSDT", range(3))
     communicator = await connected()
 
-    now = datetime.now(UTC)
+    now, skew = datetime.now(UTC), timedelta(seconds=seconds)
     skewed, correct = (closed_kline("SOLUSDT", 3), now + skew), (closed_kline("BTCUSDT", 3), now)
     first, second = (skewed, correct) if skew > timedelta(0) else (correct, skewed)
     for kline, stamp in (first, second):
