@@ -157,3 +157,67 @@ async def test_a_busy_thread_sensitive_worker_does_not_delay_pushes(settings) ->
         release.set()
         await busy
     await communicator.disconnect()
+
+
+async def test_a_slow_client_gets_the_newest_frame_and_never_holds_up_another() -> None:
+    """Outboxes: while one client's send waits (as uvicorn's does for a peer that does not read), the
+    book moves on; that client then gets the newest frame, skipping the superseded one; another client
+    gets every frame meanwhile."""
+    from klines.serving.outbox import Outbox
+
+    book = {"BTCUSDT": "btc-1"}
+    release = asyncio.Event()
+    slow_got: list[str] = []
+    fast_got: list[str] = []
+
+    async def slow_send(frame: str) -> None:
+        await release.wait()
+        slow_got.append(frame)
+
+    async def fast_send(frame: str) -> None:
+        fast_got.append(frame)
+
+    async def never_too_slow(owed: int) -> None:
+        raise AssertionError(f"closed with {owed} bytes owed")
+
+    outboxes = [
+        Outbox(book.__getitem__, send, max_owed=10_000, too_slow=never_too_slow) for send in (slow_send, fast_send)
+    ]
+    for outbox in outboxes:
+        outbox.start()
+    for frame in ("btc-1", "btc-2", "btc-3"):
+        book["BTCUSDT"] = frame
+        for outbox in outboxes:
+            outbox.offer(["BTCUSDT"], len(frame))
+        await asyncio.sleep(0.01)
+    assert fast_got == ["btc-1", "btc-2", "btc-3"]
+    assert slow_got == []  # still waiting on its first send
+    release.set()
+    await asyncio.sleep(0.01)
+    assert slow_got == ["btc-1", "btc-3"]
+    for outbox in outboxes:
+        outbox.stop()
+
+
+async def test_a_client_owed_more_than_the_bound_is_given_up() -> None:
+    from klines.serving.outbox import Outbox
+
+    stuck = asyncio.Event()
+    given_up: list[int] = []
+
+    async def never_returns(frame: str) -> None:
+        await stuck.wait()
+
+    async def too_slow(owed: int) -> None:
+        given_up.append(owed)
+
+    outbox = Outbox(lambda symbol: "x" * 100, never_returns, max_owed=1000, too_slow=too_slow)
+    outbox.start()
+    for _ in range(10):
+        outbox.offer(["BTCUSDT"], 100)
+    await asyncio.sleep(0.01)
+    assert given_up == []  # 1000 bytes owed: at the bound, not past it
+    outbox.offer(["BTCUSDT"], 100)
+    await asyncio.sleep(0.01)
+    assert given_up == [1100]
+    assert outbox.stopped

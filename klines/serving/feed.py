@@ -150,7 +150,11 @@ class LiveFeed:
     async def _load(self) -> list[str]:
         newest_stored, loaded = await read(_read_all, self.book.symbols, self.interval)
         for symbol, rows in loaded.items():
-            self.book.replace(symbol, rows)
+            if self.loaded:  # a reload: a layer message may have brought newer klines meanwhile
+                for row in rows:
+                    self.book.add(symbol, row)
+            else:
+                self.book.replace(symbol, rows)
         if newest_stored is not None:
             self._stored_since = newest_stored
         self.loaded = True
@@ -264,6 +268,8 @@ def reset_feed() -> None:
     if _feed is not None:
         for task in _feed._tasks:
             task.cancel()
+        for client in list(_feed._clients):
+            _feed.detach(client)
     _feed = None
 
 

@@ -56,7 +56,7 @@ class Outbox:
         """Send nothing more (the connection is gone or given up)."""
         self.stopped = True
         self._pending.clear()
-        if self._task is not None and self._task is not asyncio.current_task():
+        if self._task is not None and not self._task.done() and self._task is not _current_task():
             self._task.cancel()
 
     def offer(self, symbols: Iterable[str], size: int = 0) -> None:
@@ -102,6 +102,13 @@ class Outbox:
         task = asyncio.create_task(self._too_slow(owed), name="klines-outbox-close")
         _closing.add(task)
         task.add_done_callback(_closing.discard)
+
+
+def _current_task() -> asyncio.Task | None:
+    try:
+        return asyncio.current_task()
+    except RuntimeError:  # no running loop (a test resetting the feed between loops)
+        return None
 
 
 _closing: set[asyncio.Task] = set()  # keep the close tasks referenced until done
