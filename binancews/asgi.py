@@ -12,7 +12,7 @@ from channels.routing import ProtocolTypeRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
-from binancews import daphne_tuning  # noqa: E402
+from binancews import daphne_close, daphne_tuning  # noqa: E402
 from klines.serving.routing import websocket_application  # noqa: E402
 
 application = ProtocolTypeRouter(
@@ -23,6 +23,7 @@ application = ProtocolTypeRouter(
 )
 
 daphne_tuning.install()  # under daphne: no debug-message formatting per connection while debug logging is off
+daphne_close.install()  # under daphne: close codes 1008/1009/1013 and reasons reach the client
 
 # Everything loaded so far (Django, the apps, twisted or asyncio machinery) lives as
 # long as the process. Freezing it keeps the cyclic garbage collector from re-scanning

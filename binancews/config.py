@@ -49,6 +49,7 @@ class Config:
     redis_url: str = field(repr=False)  # may hold a password
     poll_seconds: float
     ws_max_pending_bytes: int
+    ws_max_connections: int
     health_grace_seconds: float
     embedded_mongo: bool
     streams_per_connection: int
@@ -87,6 +88,7 @@ class Config:
             timezone=self.timezone,
             poll_seconds=self.poll_seconds,
             ws_max_pending_bytes=self.ws_max_pending_bytes,
+            ws_max_connections=self.ws_max_connections,
             ws_allowed_origins=self.ws_allowed_origins,
             health_grace_seconds=self.health_grace_seconds,
             redis_url=self.redis_url,
@@ -210,6 +212,7 @@ def load_config(env: Mapping[str, str]) -> Config:
         redis_url=env.get("REDIS_URL", "").strip(),
         poll_seconds=_parse_positive(env, "KLINE_POLL_SECONDS", 1.0),
         ws_max_pending_bytes=int(_parse_positive(env, "WS_MAX_PENDING_BYTES", 512 * 1024)),
+        ws_max_connections=_parse_count(env, "WS_MAX_CONNECTIONS", 10_000),
         health_grace_seconds=_parse_positive(env, "HEALTH_GRACE_SECONDS", 30.0),
         embedded_mongo=not mongo_uri_raw,
         streams_per_connection=_parse_count(env, "KLINE_STREAMS_PER_CONNECTION", 1024),

@@ -56,3 +56,16 @@ def test_healthz_is_200_when_every_symbol_is_fresh(settings) -> None:
     response = Client().get("/healthz")
     assert response.status_code == 200
     assert response.json()["status"] == "ok"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_healthz_reports_an_unreachable_channel_layer_without_the_drivers_text(settings) -> None:
+    from dataclasses import replace
+
+    from klines.testing.servers import free_port
+
+    settings.BINANCEWS = replace(settings.BINANCEWS, redis_url=f"redis://127.0.0.1:{free_port()}/0")  # nobody there
+    response = Client().get("/healthz")
+    body = response.json()
+    assert body["channel_layer"] == {"ok": False, "backend": "redis"}
+    assert "127.0.0.1" not in response.content.decode()  # no host, port or driver message in the answer

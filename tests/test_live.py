@@ -28,6 +28,7 @@ from klines.testing.servers import (
     manage,
     service_env,
     stop_process,
+    uvicorn,
 )
 from tests.fake_exchange import ExchangeThread
 from tests.helpers import SYMBOLS, ZONE, closed_kline, store_klines, wait_until
@@ -225,6 +226,37 @@ def test_a_client_that_stops_reading_is_closed_and_does_not_hold_up_others(
     assert "Traceback" not in log.read_text()
 
 
+def test_under_uvicorn_a_client_that_stops_reading_does_not_stall_the_others(
+    secantus: SecantusServer, database: str, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """uvicorn's ``send`` waits while a peer does not read; the fan-out must not wait with it."""
+    env = service_env(secantus.uri, database, REDIS_URL=redis_server.url, WS_MAX_PENDING_BYTES="65536")
+    port = free_port()
+    log = tmp_path / "uvicorn.log"
+    server = uvicorn(port, env, log)
+    try:
+        fast = Reader(port)
+        wait_until(lambda: len(fast.frames) >= 5, timeout=20, what="the initial frames")
+        slow = websocket.create_connection(
+            f"ws://127.0.0.1:{port}/", timeout=10, sockopt=((socket.SOL_SOCKET, socket.SO_RCVBUF, 4096),)
+        )  # reads nothing from now on
+        slow_closed = lambda: "closing a client that stopped reading" in log.read_text()  # noqa: E731
+        published = asyncio.run(_publish_until(redis_server.url, "BTCUSDT", slow_closed, limit=40_000))
+        last_time = closed_kline("BTCUSDT", published).open_time.strftime("%H:%M")
+        wait_until(
+            lambda: fast.coin_frames("BTCUSDT")[-1]["time"][-1] == last_time, timeout=60, what="the newest frame"
+        )
+        assert fast.closed_with is None
+        newcomer = Reader(port)
+        wait_until(lambda: len(newcomer.frames) >= 5, timeout=10, what="a new client's frames")
+        fast.close()
+        newcomer.close()
+        slow.close()
+    finally:
+        stop_process(server)
+    assert "Traceback" not in log.read_text()
+
+
 async def _publish_until(redis_url: str, symbol: str, done: Callable[[], bool], *, limit: int) -> int:
     """Publish closes of ``symbol`` until daphne logs a slow-client close; return how many."""
     layer = RedisChannelLayer(hosts=[redis_url], capacity=10_000)  # as the ingest has it
@@ -246,10 +278,14 @@ def test_garbage_from_clients_and_unknown_paths_never_break_the_server(
     try:
         client = Reader(port)
         wait_until(lambda: len(client.frames) >= 5, timeout=20, what="the initial frames")
-        for junk in ("", "null", "{", '{"type": "websocket.disconnect"}', "\u0000" * 1000, "x" * 200_000):
+        for junk in ("", "null", "{", '{"type": "websocket.disconnect"}', "\u0000" * 1000, "x" * 4000):
             client.ws.send(junk)
-        client.ws.send_binary(bytes(range(256)) * 100)
+        client.ws.send_binary(bytes(range(256)) * 10)
         client.ws.ping(b"are you there")
+        oversized = Reader(port)  # past the 4 KB input limit: closed with 1009, nobody else is
+        wait_until(lambda: len(oversized.frames) >= 5, timeout=10, what="the second client's frames")
+        oversized.ws.send("x" * 200_000)
+        wait_until(lambda: oversized.closed_with == 1009, timeout=10, what="the oversized message's close")
         for path in ("/nope", "/admin/", "/ws/klines/"):
             with pytest.raises(websocket.WebSocketBadStatusException):
                 websocket.create_connection(f"ws://127.0.0.1:{port}{path}", timeout=10)
@@ -285,8 +321,9 @@ def test_serving_survives_a_database_that_is_down_at_start_and_later(tmp_path: P
         late = Reader(port)
         wait_until(lambda: len(late.frames) >= 5, timeout=10, what="payloads while the database is down")
         assert [frame for _, frame in late.frames] == [frame for _, frame in early.frames[:5]]
-        health = urllib_status(f"http://127.0.0.1:{port}/healthz")
+        health, body = urllib_status(f"http://127.0.0.1:{port}/healthz")
         assert health == 503
+        assert json.loads(body)["database"] == {"ok": False}  # the driver's message stays in the log
         early.close()
         late.close()
     finally:
@@ -294,11 +331,12 @@ def test_serving_survives_a_database_that_is_down_at_start_and_later(tmp_path: P
         mongo.stop()
 
 
-def urllib_status(url: str) -> int:
+def urllib_status(url: str) -> tuple[int, bytes]:
     import urllib.error
     import urllib.request
 
     try:
-        return urllib.request.urlopen(url, timeout=30).status
+        with urllib.request.urlopen(url, timeout=30) as response:
+            return response.status, response.read()
     except urllib.error.HTTPError as exc:
-        return exc.code
+        return exc.code, exc.read()

@@ -14,6 +14,7 @@ class ServingSettings:
     timezone: str
     poll_seconds: float
     ws_max_pending_bytes: int
+    ws_max_connections: int
     ws_allowed_origins: tuple[str, ...]
     health_grace_seconds: float
     redis_url: str = field(repr=False)  # may hold a password

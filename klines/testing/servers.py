@@ -135,6 +135,21 @@ def daphne(port: int, env: Mapping[str, str], log_path: Path) -> subprocess.Pope
     return process
 
 
+def uvicorn(port: int, env: Mapping[str, str], log_path: Path) -> subprocess.Popen:
+    """The same application under uvicorn, as the README offers it (``--ws websockets-sansio``)."""
+    log = open(log_path, "ab")  # noqa: SIM115
+    process = subprocess.Popen(
+        [str(BIN / "uvicorn"), "--host", "127.0.0.1", "--port", str(port), "--ws", "websockets-sansio"]
+        + ["binancews.asgi:application"],
+        cwd=ROOT,
+        env=dict(env),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    wait_for_port(port, process=process)
+    return process
+
+
 class RedisServer:
     """A real redis-server on a free port, nothing persisted."""
 

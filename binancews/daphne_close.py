@@ -1,0 +1,44 @@
+"""Let the application close a daphne websocket with RFC 6455's codes and a reason.
+
+daphne 4.2 passes an application's ``websocket.close`` to autobahn's
+``sendClose(code)``, which accepts only 1000 and 3000-4999 and drops the
+reason. RFC 6455 lets a server send 1008 (policy violation), 1009 (message too
+big) and 1013 (try again later), which the feed uses for its client limits
+(``klines.serving.consumers``); uvicorn sends them as given. :func:`install`
+makes daphne send the close frame itself, with the code and the reason (at
+most 123 bytes), for an open connection; everything else goes through daphne
+unchanged. Under uvicorn, where daphne is not loaded, nothing happens.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import Any
+
+PROTOCOL_MODULE = "daphne.ws_protocol"
+MAX_REASON_BYTES = 123  # a close frame's payload is at most 125 bytes, two of them the code
+
+
+def closing_with_code_and_reason(handle_reply: Callable[[Any, dict], None]) -> Callable[[Any, dict], None]:
+    @functools.wraps(handle_reply)
+    def handle(protocol: Any, message: dict) -> None:
+        if message.get("type") != "websocket.close" or protocol.state != protocol.STATE_OPEN:
+            return handle_reply(protocol, message)
+        reason = (message.get("reason") or "").encode()[:MAX_REASON_BYTES]
+        protocol.sendCloseFrame(code=message.get("code") or 1000, reasonUtf8=reason or None, isReply=False)
+
+    handle.sends_any_close_code = True  # type: ignore[attr-defined]
+    return handle
+
+
+def install() -> bool:
+    """Patch daphne's websocket protocol if daphne is loaded; return whether it is patched (idempotent)."""
+    module = sys.modules.get(PROTOCOL_MODULE)
+    if module is None:
+        return False
+    protocol = module.WebSocketProtocol
+    if not getattr(protocol.handle_reply, "sends_any_close_code", False):
+        protocol.handle_reply = closing_with_code_and_reason(protocol.handle_reply)
+    return True
