@@ -10,7 +10,7 @@ import pytest
 import websocket
 
 from klines.simexchange.server import clock_closing_soon
-from tests.servers import free_port, manage, service_env, stop_process, wait_for_port
+from klines.testing.servers import free_port, manage, service_env, stop_process, wait_for_port
 
 MINUTE_MS = 60_000
 A_MINUTE = 28_333_334 * MINUTE_MS  # a minute boundary in 2023
