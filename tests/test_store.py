@@ -10,7 +10,14 @@ from django.db import IntegrityError
 
 from klines.binance.parse import ClosedKline
 from klines.models import Kline
-from klines.store.reads import klines_stored_since, last_klines, newest_open_time, newest_stored_at, open_times_between
+from klines.store.reads import (
+    klines_stored_since,
+    last_klines,
+    newest_open_time,
+    newest_stored_at,
+    open_times_between,
+    stored_times_between,
+)
 from klines.store.writes import save_kline, save_klines
 from tests.conftest import ReadCounter
 from tests.helpers import closed_kline
@@ -104,6 +111,17 @@ def test_newest_stored_at_finds_the_latest_write_however_old() -> None:
     assert newest_stored_at(now=newest + timedelta(days=400)) == newest
 
 
+def test_newest_open_time_before_a_moment_and_the_stored_times() -> None:
+    save_klines([closed_kline("BTCUSDT", offset) for offset in (0, 1, 5)])
+    five = closed_kline("BTCUSDT", 5).open_time
+    assert newest_open_time("BTCUSDT", "1m", before=five) == closed_kline("BTCUSDT", 1).open_time
+    assert newest_open_time("BTCUSDT", "1m", before=closed_kline("BTCUSDT", 0).open_time) is None
+    assert newest_open_time("BTCUSDT", "1m") == five
+    rows = stored_times_between("BTCUSDT", "1m", closed_kline("BTCUSDT", 1).open_time, five + timedelta(minutes=1))
+    assert [open_time for open_time, _ in rows] == [closed_kline("BTCUSDT", 1).open_time, five]
+    assert all(stored_at == Kline.objects.get(open_time=t).stored_at for t, stored_at in rows)
+
+
 def _winning_plan(pipeline: list[dict]) -> dict:
     from django.db import connection
 
@@ -120,6 +138,8 @@ def test_every_read_the_store_sends_is_answered_from_an_index(mongo_reads: ReadC
         "last_klines": lambda: last_klines("BTCUSDT", "1m", 11),
         "newest_open_time": lambda: newest_open_time("BTCUSDT", "1m"),
         "open_times_between": lambda: open_times_between("BTCUSDT", "1m", newest - timedelta(hours=1), newest),
+        "stored_times_between": lambda: stored_times_between("BTCUSDT", "1m", newest - timedelta(hours=1), newest),
+        "newest_open_time before": lambda: newest_open_time("BTCUSDT", "1m", before=newest - timedelta(minutes=5)),
         "klines_stored_since": lambda: klines_stored_since(newest, "1m", ["BTCUSDT"], 100),
         "newest_stored_at": newest_stored_at,
         "save_klines of a replayed batch": lambda: save_klines([batch[0], closed_kline("SOLUSDT"), batch[31]]),
