@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 from decimal import Decimal
 
@@ -81,6 +82,32 @@ def test_save_klines_of_a_replayed_batch_stores_nothing() -> None:
     assert save_klines(batch) == []
     assert save_klines([]) == []
     assert Kline.objects.count() == 4
+
+
+def test_two_writers_racing_on_the_same_klines_each_store_and_report_a_kline_once() -> None:
+    """Two ingests (failover) store the same closes: only the writer that stored one publishes it."""
+    from django.db import connections
+
+    def write(batch: list[ClosedKline], results: list[list[ClosedKline]]) -> None:
+        start.wait()
+        try:
+            results.append(save_klines(batch))
+        finally:
+            connections.close_all()
+
+    for round_ in range(6):
+        klines = [closed_kline(symbol, round_ * 40 + i) for symbol in ("BTCUSDT", "ETHUSDT") for i in range(40)]
+        batches = [klines, klines[round_ * 3 :]]  # the same closes, or one writer a little behind
+        start = threading.Barrier(2)
+        results: list[list[ClosedKline]] = []
+        threads = [threading.Thread(target=write, args=(batch, results)) for batch in batches]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        reported = [k.key for result in results for k in result]
+        assert sorted(reported) == sorted(k.key for k in klines), f"round {round_}: each kline reported once"
+        assert Kline.objects.filter(open_time__in=[k.open_time for k in klines]).count() == len(klines)
 
 
 def test_last_klines_returns_newest_oldest_first_for_one_symbol() -> None:
