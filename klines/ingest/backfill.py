@@ -5,7 +5,9 @@ pages start at the next open time wanted, ask only for klines already closed
 by the exchange's clock, and are at most :data:`PAGE_LIMIT` long. The
 :class:`Backfiller` thread runs on request — at start, after every reconnect,
 when the stream skips a kline, when the writer had to drop one — and retries
-with backoff when REST or the database fails.
+with backoff when REST or the database fails. Its first complete backfill of a
+symbol in a process also fetches the newest :data:`HISTORY` closed klines,
+whatever is stored, and refetches the gaps below them.
 """
 
 from __future__ import annotations
