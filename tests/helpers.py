@@ -8,8 +8,10 @@ no duplicates, the same fields with the same decimal digits — and
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import websocket
 from bson.decimal128 import Decimal128
 from pymongo.collection import Collection
 
@@ -217,3 +220,32 @@ def store_klines(env: Mapping[str, str], klines: Mapping[str, Iterable[int]], *,
     process = manage(["shell", "--no-imports", "-c", code], env)
     if process.wait(120) != 0:
         raise RuntimeError(f"storing klines failed (exit {process.returncode})")
+
+
+class Reader:
+    """A websocket client of ``/`` that records every frame it receives, in a thread."""
+
+    def __init__(self, port: int) -> None:
+        self.ws = websocket.create_connection(f"ws://127.0.0.1:{port}/", timeout=30)
+        self.frames: list[tuple[float, dict]] = []
+        self.closed_with: int | None = None
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                opcode, data = self.ws.recv_data()
+            except (websocket.WebSocketException, OSError):
+                return
+            if opcode == websocket.ABNF.OPCODE_CLOSE:
+                self.closed_with = int.from_bytes(data[:2], "big") if len(data) >= 2 else None
+                return
+            self.frames.append((time.time(), json.loads(data)))
+
+    def coin_frames(self, coin: str) -> list[dict]:
+        return [frame for _, frame in list(self.frames) if frame["coin"] == coin]
+
+    def close(self) -> None:
+        self.ws.close()
+        self.thread.join(5)

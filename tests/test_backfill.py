@@ -4,14 +4,24 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import UTC, datetime
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from klines.binance.parse import ClosedKline, ms_to_datetime
 from klines.binance.rest import BinanceRest, RestError, WeightPacer, retry_after_seconds
-from klines.ingest.backfill import PAGE_LIMIT, Backfiller, Page, closed_before, first_page, kline_weight, next_page
-from klines.ingest.backfill import starting_points as starts
+from klines.ingest.backfill import (
+    PAGE_LIMIT,
+    Backfiller,
+    Page,
+    closed_before,
+    first_page,
+    kline_weight,
+    next_page,
+    start_after,
+)
+from klines.ingest.gaps import Gap, classify_gaps
 from klines.window import HISTORY
 from tests.fake_exchange import ExchangeThread, FaultyExchange
 from tests.helpers import closed_kline
@@ -64,12 +74,25 @@ def test_the_still_open_kline_is_never_kept() -> None:
     assert [k.open_time.minute for k in closed_before(klines, 3 * MINUTE)] == [1, 2]
 
 
-def test_backfill_starts_after_the_newest_stored_or_at_an_earlier_mark() -> None:
-    assert starts(None, None, MINUTE) == [None]
-    assert starts(5 * MINUTE, None, MINUTE) == [None, 5 * MINUTE]
-    assert starts(None, 9 * MINUTE, MINUTE) == [10 * MINUTE]
-    assert starts(4 * MINUTE, 9 * MINUTE, MINUTE) == [4 * MINUTE]
-    assert starts(12 * MINUTE, 9 * MINUTE, MINUTE) == [10 * MINUTE]
+def test_backfill_starts_after_the_newest_known_or_at_an_earlier_mark() -> None:
+    assert start_after(None, None, MINUTE) is None
+    assert start_after(5 * MINUTE, None, MINUTE) == 5 * MINUTE
+    assert start_after(None, 9 * MINUTE, MINUTE) == 10 * MINUTE
+    assert start_after(4 * MINUTE, 9 * MINUTE, MINUTE) == 4 * MINUTE
+    assert start_after(12 * MINUTE, 9 * MINUTE, MINUTE) == 10 * MINUTE
+
+
+def test_gaps_below_an_earlier_runs_kline_are_holes_the_rest_closed_while_nobody_stored() -> None:
+    # Stored by an earlier run: 1, 2, 4, 5 (3 is a hole). Then nothing until 9, which this process stored.
+    stored = [(1, True), (2, True), (4, True), (5, True), (9, False)]
+    holes, missed = classify_gaps(
+        [(m * MINUTE, earlier) for m, earlier in stored], interval_ms=MINUTE, last_ms=12 * MINUTE
+    )
+    assert holes == [Gap(first_ms=3 * MINUTE, last_ms=3 * MINUTE, missing=1)]
+    assert missed == [
+        Gap(first_ms=6 * MINUTE, last_ms=8 * MINUTE, missing=3),
+        Gap(first_ms=10 * MINUTE, last_ms=12 * MINUTE, missing=3),
+    ]
 
 
 def test_retry_after_in_seconds_or_as_an_http_date() -> None:
@@ -109,54 +132,119 @@ def fake_rest() -> ExchangeThread:
         yield exchange
 
 
-def run_backfill(
-    exchange: ExchangeThread, newest: datetime | None, mark_ms: int | None = None, stored: list[datetime] = ()
-) -> list[ClosedKline]:
+STARTED = datetime(2026, 1, 1, tzinfo=UTC)  # when the process under test started
+EARLIER = STARTED - timedelta(days=1)  # stored_at of klines an earlier process stored
+
+
+class FakeStore:
+    """What the backfill reads from the store: open time -> stored_at."""
+
+    def __init__(self, earlier: Iterable[int] = (), now: Iterable[int] = ()) -> None:
+        self.rows = {ms_to_datetime(i * MINUTE): EARLIER for i in earlier}
+        self.rows.update({ms_to_datetime(i * MINUTE): STARTED + timedelta(seconds=1) for i in now})
+
+    def newest_open(self, symbol: str, interval: str, *, before: datetime | None = None) -> datetime | None:
+        return max((t for t in self.rows if before is None or t < before), default=None)
+
+    def stored_times(self, symbol: str, interval: str, since: datetime, until: datetime) -> list:
+        return sorted((t, at) for t, at in self.rows.items() if since <= t < until)
+
+
+def backfiller(exchange: ExchangeThread, store: FakeStore, got: list[ClosedKline]) -> Backfiller:
     stop = threading.Event()
-    rest = BinanceRest(exchange.rest_url, weight_per_minute=1200, stop=stop)
-    got: list[ClosedKline] = []
-    backfiller = Backfiller(
-        rest=rest,
+    return Backfiller(
+        rest=BinanceRest(exchange.rest_url, weight_per_minute=1200, stop=stop),
         interval="1m",
         interval_ms=MINUTE,
         deliver=lambda kline: got.append(kline) is None,
         stop=stop,
-        newest_open=lambda symbol, interval: newest,
-        open_times=lambda symbol, interval, since, until: [t for t in stored if since <= t < until],
+        newest_open=store.newest_open,
+        stored_times=store.stored_times,
+        started=STARTED,
     )
-    backfiller.backfill_symbol("btcusdt", mark_ms, server_ms=rest.server_time_ms())
-    return got
+
+
+def run_backfill(exchange: ExchangeThread, store: FakeStore, mark_ms: int | None = None) -> list[ClosedKline]:
+    """One first backfill of BTCUSDT by a fresh process; what it handed to the writer, oldest first, once each."""
+    got: list[ClosedKline] = []
+    filler = backfiller(exchange, store, got)
+    filler.backfill_symbol("BTCUSDT", mark_ms, server_ms=filler.rest.server_time_ms())
+    return sorted({k.open_time: k for k in got}.values(), key=lambda k: k.open_time)
 
 
 def test_backfill_of_an_empty_database_fetches_the_newest_eleven_closed(fake_rest: ExchangeThread) -> None:
     fake = fake_rest.exchange
-    got = run_backfill(fake_rest, None)
+    got = run_backfill(fake_rest, FakeStore())
     last = fake.last_closed_index()
     assert got == fake.truth("BTCUSDT", last - 10, last)
 
 
-def test_backfill_pages_through_a_long_gap_exactly(fake_rest: ExchangeThread) -> None:
+def test_a_first_backfill_fetches_the_history_below_a_close_the_stream_stored_first(fake_rest: ExchangeThread) -> None:
+    # REST (or the database) was down at start while the stream stored the newest close: the ten
+    # before it are fetched all the same, not only what is newer than it.
     fake = fake_rest.exchange
     last = fake.last_closed_index()
-    got = run_backfill(fake_rest, ms_to_datetime((last - 1200) * MINUTE))
+    got = run_backfill(fake_rest, FakeStore(now=[last]))
+    assert got == fake.truth("BTCUSDT", last - 10, last)
+
+
+def test_the_history_is_fetched_once_per_process(fake_rest: ExchangeThread) -> None:
+    fake = fake_rest.exchange
+    last = fake.last_closed_index()
+    got: list[ClosedKline] = []
+    filler = backfiller(fake_rest, FakeStore(now=[last]), got)
+    server_ms = filler.rest.server_time_ms()
+    filler.backfill_symbol("BTCUSDT", None, server_ms=server_ms)
+    filler.backfill_symbol("BTCUSDT", None, server_ms=server_ms)
+    newest_pages = [c for c in fake.rest_calls if c.path == "/fapi/v1/klines" and "startTime" not in c.query]
+    assert len(newest_pages) == 1
+    assert len(got) == HISTORY
+
+
+def test_a_failed_first_backfill_fetches_the_history_again(fake_rest: ExchangeThread) -> None:
+    fake = fake_rest.exchange
+    last = fake.last_closed_index()
+    got: list[ClosedKline] = []
+    filler = backfiller(fake_rest, FakeStore(now=[last]), got)
+    fake.fail_rest(503, None)
+    with pytest.raises(RestError, match="HTTP 503"):
+        filler.backfill_symbol("BTCUSDT", None, server_ms=filler.rest.server_time_ms())
+    filler.backfill_symbol("BTCUSDT", None, server_ms=filler.rest.server_time_ms())
+    assert got == fake.truth("BTCUSDT", last - 10, last)
+
+
+def test_backfill_pages_through_a_long_gap_exactly(fake_rest: ExchangeThread) -> None:
+    # Stopped for longer than the hole scan looks back: everything since the newest stored is fetched.
+    fake = fake_rest.exchange
+    last = fake.last_closed_index()
+    got = run_backfill(fake_rest, FakeStore(earlier=range(last - 1210, last - 1199)))
     assert got == fake.truth("BTCUSDT", last - 1199, last)
     limits = [int(c.query["limit"]) for c in fake.rest_calls if c.path == "/fapi/v1/klines"]
-    assert limits == [499, 499, 202]
+    assert limits == [HISTORY + 1, 499, 499, 202]
+
+
+def test_klines_closed_while_stopped_are_fetched_below_a_close_the_stream_stored(fake_rest: ExchangeThread) -> None:
+    fake = fake_rest.exchange
+    last = fake.last_closed_index()
+    got = run_backfill(fake_rest, FakeStore(earlier=range(last - 40, last - 30), now=[last]))
+    assert got == fake.truth("BTCUSDT", last - 30, last)
 
 
 def test_backfill_from_a_mark_refetches_what_the_writer_dropped(fake_rest: ExchangeThread) -> None:
     fake = fake_rest.exchange
     last = fake.last_closed_index()
-    got = run_backfill(fake_rest, ms_to_datetime((last - 2) * MINUTE), mark_ms=(last - 5) * MINUTE)
-    assert got == fake.truth("BTCUSDT", last - 5, last)
+    got = run_backfill(fake_rest, FakeStore(earlier=range(last - 30, last - 1)), mark_ms=(last - 20) * MINUTE)
+    assert got == fake.truth("BTCUSDT", last - 20, last)
 
 
-def test_backfill_refetches_from_a_hole_an_earlier_run_left(fake_rest: ExchangeThread) -> None:
+def test_backfill_refetches_from_a_hole_an_earlier_run_left(fake_rest: ExchangeThread, caplog) -> None:
     fake = fake_rest.exchange
     last = fake.last_closed_index()
-    stored = [ms_to_datetime(i * MINUTE) for i in range(last - 20, last - 2) if i != last - 9]
-    got = run_backfill(fake_rest, stored[-1], stored=stored)
-    assert got == fake.truth("BTCUSDT", last - 9, last)
+    hole = last - 25
+    got = run_backfill(fake_rest, FakeStore(earlier=[i for i in range(last - 40, last - 2) if i != hole]))
+    assert got == fake.truth("BTCUSDT", hole, last)
+    assert caplog.text.count("has a hole at") == 1
+    assert f"BTCUSDT has a hole at {ms_to_datetime(hole * MINUTE)}" in caplog.text
 
 
 def test_rest_errors_other_than_rate_limits_are_raised(fake_rest: ExchangeThread) -> None:

@@ -38,6 +38,8 @@ from tests.helpers import (
 pytestmark = pytest.mark.e2e
 SYMBOLS = ["btcusdt", "ethusdt", "xrpusdt"]
 DATABASE = "reliability"
+# A 1m kline closes every 3 s: the stream alone needs over 30 s to store a payload's history.
+SLOW = 20.0
 
 
 @pytest.fixture(scope="module")
@@ -103,6 +105,26 @@ def test_first_start_backfills_the_history_then_follows_the_stream(klines, mongo
     assert {c.query["symbol"] for c in first_requests} == {s.upper() for s in SYMBOLS}
     assert all("startTime" not in c.query and int(c.query["limit"]) > HISTORY for c in first_requests)
     assert fake.connects == 1
+    assert_ground_truth(klines, fake, SYMBOLS, through=target, env=env)
+
+
+def first_closes_stored(klines: Collection, symbols: list[str]) -> bool:
+    """Every symbol has a kline stored, and none a full history yet."""
+    counts = [len(stored(klines, s)) for s in symbols]
+    assert max(counts) < HISTORY, "the test is too slow to show anything: the stream stored a full history"
+    return min(counts) > 0
+
+
+@pytest.mark.parametrize(("status", "retry_after"), [(503, None), (429, "1")], ids=["rest-503", "rest-429"])
+def test_the_history_arrives_when_the_stream_stores_first(status, retry_after, klines, mongo_uri, tmp_path) -> None:
+    fake = make_exchange(SYMBOLS, speed=SLOW)
+    fake.fail_rest(status, retry_after, times=100_000)  # REST answers nothing else until the test clears it
+    with running(fake, mongo_uri, tmp_path) as (ingest, env):
+        wait_until(lambda: first_closes_stored(klines, SYMBOLS), timeout=30, what="the stream's first closes")
+        fake.rest_faults.clear()
+        # The newest HISTORY klines at once (the next retry comes within 10 s), not one close at a time.
+        target = settle(klines, fake, SYMBOLS, ahead=0, timeout=20)
+        stopped_cleanly(ingest)
     assert_ground_truth(klines, fake, SYMBOLS, through=target, env=env)
 
 
@@ -303,6 +325,27 @@ def test_a_database_outage_loses_nothing(queue_size, outage_server, tmp_path) ->
         client.close()
 
 
+def test_the_history_arrives_when_the_database_comes_up_after_the_stream(outage_server, tmp_path) -> None:
+    server = outage_server
+    if server.process is None:  # a failed run left it stopped
+        server.start()
+    client = pymongo.MongoClient(server.uri, tz_aware=True)
+    try:
+        klines = client[DATABASE]["klines"]
+        klines.delete_many({})
+        server.stop()
+        fake = make_exchange(SYMBOLS, speed=SLOW)
+        with running(fake, server.uri, tmp_path) as (ingest, env):
+            sent = lambda: {k.symbol for k in list(fake.closed_sent)}  # noqa: E731
+            wait_until(lambda: len(sent()) == len(SYMBOLS), timeout=30, what="a close of every symbol on the stream")
+            server.start()
+            target = settle(klines, fake, SYMBOLS, ahead=0, timeout=25)
+            stopped_cleanly(ingest)
+        assert_ground_truth(klines, fake, SYMBOLS, through=target, env=env)
+    finally:
+        client.close()
+
+
 def test_sigterm_in_a_burst_writes_what_is_queued_and_exits_in_time(klines, mongo_uri, tmp_path) -> None:
     symbols = [f"burst{i:02d}usdt" for i in range(16)]
     fake = make_exchange(symbols, update_seconds=0.5)
@@ -327,14 +370,18 @@ def test_sigterm_in_a_burst_writes_what_is_queued_and_exits_in_time(klines, mong
             deleted = stored(klines, symbol)[-5].open_time
             klines.delete_one({"symbol": symbol.upper(), "open_time": deleted})
             holes.append(f"backfill: {symbol.upper()} has a hole at {deleted}; refetching from there")
+        # The restart's first backfill round fails, so the stream stores each symbol's first new
+        # closes before the backfill reaches it. The klines that closed while no ingest ran then lie
+        # below a stored kline, like a hole; they are fetched, but not reported as holes. (Reported
+        # as holes, they were the "fourth hole" of a busy machine, where the round came late.)
+        fake.fail_rest(503, None, times=len(symbols))
         again = Ingest(env, tmp_path, "again").start()
         try:
             target = settle(klines, fake, symbols, ahead=1, timeout=30)
-            # Each deleted kline is found as a hole. (Others can be reported too: when the
-            # restarted stream stores a symbol's first new close before the backfill reaches
-            # that symbol, the klines missed while stopped lie below it and are a hole as well.)
             log = stopped_cleanly(again)
             assert [hole for hole in holes if hole not in log] == []
+            assert log.count("has a hole at") == len(holes)
+            assert "closed while no ingest stored them" in log
         finally:
             if again.alive():
                 again.stop(signal.SIGKILL)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 from decimal import Decimal
 
@@ -17,6 +18,7 @@ from klines.store.reads import (
     newest_open_time,
     newest_stored_at,
     open_times_between,
+    stored_times_between,
 )
 from klines.store.writes import save_kline, save_klines
 from tests.conftest import ReadCounter
@@ -83,6 +85,32 @@ def test_save_klines_of_a_replayed_batch_stores_nothing() -> None:
     assert Kline.objects.count() == 4
 
 
+def test_two_writers_racing_on_the_same_klines_each_store_and_report_a_kline_once() -> None:
+    """Two ingests (failover) store the same closes: only the writer that stored one publishes it."""
+    from django.db import connections
+
+    def write(batch: list[ClosedKline], results: list[list[ClosedKline]]) -> None:
+        start.wait()
+        try:
+            results.append(save_klines(batch))
+        finally:
+            connections.close_all()
+
+    for round_ in range(6):
+        klines = [closed_kline(symbol, round_ * 40 + i) for symbol in ("BTCUSDT", "ETHUSDT") for i in range(40)]
+        batches = [klines, klines[round_ * 3 :]]  # the same closes, or one writer a little behind
+        start = threading.Barrier(2)
+        results: list[list[ClosedKline]] = []
+        threads = [threading.Thread(target=write, args=(batch, results)) for batch in batches]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        reported = [k.key for result in results for k in result]
+        assert sorted(reported) == sorted(k.key for k in klines), f"round {round_}: each kline reported once"
+        assert Kline.objects.filter(open_time__in=[k.open_time for k in klines]).count() == len(klines)
+
+
 def test_last_klines_returns_newest_oldest_first_for_one_symbol() -> None:
     for offset in (3, 0, 14, 7, 1, 2, 4, 5, 6, 8, 9, 10, 11, 12, 13):
         save_kline(closed_kline("BTCUSDT", offset))
@@ -114,6 +142,17 @@ def test_newest_stored_at_finds_the_latest_write_however_old() -> None:
 HOUR = timedelta(hours=1)
 
 
+def test_newest_open_time_before_a_moment_and_the_stored_times() -> None:
+    save_klines([closed_kline("BTCUSDT", offset) for offset in (0, 1, 5)])
+    five = closed_kline("BTCUSDT", 5).open_time
+    assert newest_open_time("BTCUSDT", "1m", before=five) == closed_kline("BTCUSDT", 1).open_time
+    assert newest_open_time("BTCUSDT", "1m", before=closed_kline("BTCUSDT", 0).open_time) is None
+    assert newest_open_time("BTCUSDT", "1m") == five
+    rows = stored_times_between("BTCUSDT", "1m", closed_kline("BTCUSDT", 1).open_time, five + timedelta(minutes=1))
+    assert [open_time for open_time, _ in rows] == [closed_kline("BTCUSDT", 1).open_time, five]
+    assert all(stored_at == Kline.objects.get(open_time=t).stored_at for t, stored_at in rows)
+
+
 def _winning_plan(pipeline: list[dict]) -> dict:
     from django.db import connection
 
@@ -130,6 +169,8 @@ def test_every_read_the_store_sends_is_answered_from_an_index(mongo_reads: ReadC
         "last_klines": lambda: last_klines("BTCUSDT", "1m", 11),
         "newest_open_time": lambda: newest_open_time("BTCUSDT", "1m"),
         "open_times_between": lambda: open_times_between("BTCUSDT", "1m", newest - timedelta(hours=1), newest),
+        "stored_times_between": lambda: stored_times_between("BTCUSDT", "1m", newest - timedelta(hours=1), newest),
+        "newest_open_time before": lambda: newest_open_time("BTCUSDT", "1m", before=newest - timedelta(minutes=5)),
         "klines_stored_since": lambda: klines_stored_since(newest, "1m", ["BTCUSDT"], 100),
         "newest_stored_at": newest_stored_at,
         "klines_page from a start": lambda: klines_page("BTCUSDT", "1m", start=batch[3].open_time, end=newest, limit=5),

@@ -5,7 +5,9 @@ pages start at the next open time wanted, ask only for klines already closed
 by the exchange's clock, and are at most :data:`PAGE_LIMIT` long. The
 :class:`Backfiller` thread runs on request — at start, after every reconnect,
 when the stream skips a kline, when the writer had to drop one — and retries
-with backoff when REST or the database fails.
+with backoff when REST or the database fails. Its first complete backfill of a
+symbol in a process also fetches the newest :data:`HISTORY` closed klines,
+whatever is stored, and refetches the gaps below them.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import DatabaseError
@@ -24,21 +26,22 @@ from pymongo.errors import PyMongoError
 from klines.backoff import Backoff
 from klines.binance.parse import ClosedKline, MalformedMessage, datetime_to_ms, ms_to_datetime, parse_rest_row
 from klines.binance.rest import BinanceRest, RestError
-from klines.ingest.gaps import find_gaps
+from klines.ingest.gaps import classify_gaps
 from klines.ingest.supervise import Spawn, unsupervised
-from klines.store.reads import newest_open_time, open_times_between
+from klines.store.reads import newest_open_time, stored_times_between
 from klines.window import HISTORY
 
 logger = logging.getLogger(__name__)
 
-# With an empty database, fetch HISTORY (11) klines: the payload's 10 and the 11th it judges the oldest against.
+# A process's first backfill of a symbol fetches the newest HISTORY (11) closed klines, whatever is
+# stored: the payload's 10 and the 11th it judges the oldest against.
 # Binance: limit max 1500; weight 1 below 100, 2 below 500, 5 up to 1000, 10 above.
 # 499 is the largest limit of the weight-2 band, the fewest weight per kline.
 MAX_LIMIT = 1500
 PAGE_LIMIT = 499
 WAKE_SECONDS = 0.5
-# On a symbol's first backfill, look this many intervals back for holes an earlier run left
-# (klines dropped or skipped and not yet refetched when it stopped).
+# On a symbol's first backfill, look this many intervals back from the newest kline stored before
+# that history for holes an earlier run left (klines dropped or skipped and not yet refetched).
 HOLE_SCAN = 1000
 RETRY = Backoff(initial=1.0, maximum=10.0)  # a failed round (REST or database down)
 
@@ -98,19 +101,12 @@ def closed_before(klines: Iterable[ClosedKline], server_ms: int) -> list[ClosedK
     return sorted((k for k in klines if datetime_to_ms(k.close_time) < server_ms), key=lambda k: k.open_time)
 
 
-def starting_points(mark_ms: int | None, newest_open_ms: int | None, interval_ms: int) -> list[int | None]:
-    """Where to start fetching: after the newest stored kline, or from an earlier mark (a gap or a drop).
-
-    ``None`` in the result means the newest :data:`HISTORY` klines (nothing is stored yet).
-    """
-    starts: list[int | None] = []
+def start_after(mark_ms: int | None, newest_open_ms: int | None, interval_ms: int) -> int | None:
+    """Where to fetch from: after the newest known kline, or from an earlier mark (a gap or a drop)."""
     if newest_open_ms is None:
-        starts.append(None)
-        if mark_ms is not None:
-            starts.append(mark_ms)
-        return starts
+        return mark_ms
     after_newest = newest_open_ms + interval_ms
-    return [after_newest if mark_ms is None else min(mark_ms, after_newest)]
+    return after_newest if mark_ms is None else min(mark_ms, after_newest)
 
 
 @dataclass
@@ -131,10 +127,13 @@ class Backfiller:
         deliver: Callable[[ClosedKline], bool],
         stop: threading.Event,
         on_newest: Callable[[str, datetime], None] = lambda symbol, open_time: None,
-        newest_open: Callable[[str, str], datetime | None] = newest_open_time,
-        open_times: Callable[[str, str, datetime, datetime], list[datetime]] = open_times_between,
+        newest_open: Callable[..., datetime | None] = newest_open_time,
+        stored_times: Callable[[str, str, datetime, datetime], list[tuple[datetime, datetime]]] = stored_times_between,
         retry: Backoff = RETRY,
+        started: datetime | None = None,
     ) -> None:
+        """``newest_open(symbol, interval, before=None)`` and ``stored_times`` read the store;
+        klines stored before ``started`` (default: now) were stored by an earlier process."""
         self.rest = rest
         self.interval = interval
         self.interval_ms = interval_ms
@@ -142,10 +141,11 @@ class Backfiller:
         self.stop = stop
         self.on_newest = on_newest
         self.newest_open = newest_open
-        self.open_times = open_times
+        self.stored_times = stored_times
         self.retry = retry
+        self.started = started or datetime.now(UTC)
         self.stats = BackfillStats()
-        self._scanned: set[str] = set()  # symbols checked for holes since start
+        self._ensured: set[str] = set()  # symbols whose history this process fetched and scanned for holes
         self._pending: dict[str, int | None] = {}  # symbol -> earliest open time to refetch (None: newest stored)
         self._delivered: dict[str, int] = {}  # symbol -> newest open time handed to the writer (maybe not yet stored)
         self._lock = threading.Lock()
@@ -237,40 +237,68 @@ class Backfiller:
         return failed
 
     def backfill_symbol(self, symbol: str, mark_ms: int | None, *, server_ms: int) -> None:
-        """Hand the writer every closed kline of ``symbol`` after the newest stored (or from ``mark_ms``)."""
+        """Hand the writer every closed kline of ``symbol`` after the newest stored (or from ``mark_ms``).
+
+        The first time in this process, whatever is stored (the stream may have stored a newer
+        close already), also fetch the newest :data:`HISTORY` closed klines and refetch what the
+        record misses below them. Only a complete success marks the symbol.
+        """
         newest = self.newest_open(symbol, self.interval)
         if newest is not None:
             self.on_newest(symbol, newest)
-            if symbol not in self._scanned:
-                hole = self._first_hole(symbol, newest)
-                self._scanned.add(symbol)
-                if hole is not None:
-                    logger.warning("backfill: %s has a hole at %s; refetching from there", symbol, ms_to_datetime(hole))
-                    mark_ms = hole if mark_ms is None else min(mark_ms, hole)
+        if symbol not in self._ensured:
+            history = closed_before(self._fetch(symbol, Page(start_ms=None, limit=HISTORY + 1)), server_ms)[-HISTORY:]
+            if history:
+                missing = self._first_missing(symbol, history[0].open_time, history[-1].open_time)
+                if missing is not None:
+                    mark_ms = missing if mark_ms is None else min(mark_ms, missing)
+            if not self._hand_over(symbol, history):
+                return
         # What this process already handed to the writer is stored or queued: no need to fetch it again.
         known = [self._delivered[symbol]] if symbol in self._delivered else []
         if newest is not None:
             known.append(datetime_to_ms(newest))
-        newest_ms = max(known, default=None)
-        for start in starting_points(mark_ms, newest_ms, self.interval_ms):
-            page = first_page(start, server_ms=server_ms, interval_ms=self.interval_ms)
-            while page is not None:
-                closed = closed_before(self._fetch(symbol, page), server_ms)
-                if page.start_ms is None:
-                    closed = closed[-HISTORY:]
-                for kline in closed:
-                    if not self.deliver(kline):
-                        return
-                    self.stats.fetched += 1
-                    self._delivered[symbol] = max(self._delivered.get(symbol, 0), datetime_to_ms(kline.open_time))
-                page = next_page(page, closed, server_ms=server_ms, interval_ms=self.interval_ms)
+        start = start_after(mark_ms, max(known, default=None), self.interval_ms)
+        page = None if start is None else first_page(start, server_ms=server_ms, interval_ms=self.interval_ms)
+        while page is not None:
+            closed = closed_before(self._fetch(symbol, page), server_ms)
+            if not self._hand_over(symbol, closed):
+                return
+            page = next_page(page, closed, server_ms=server_ms, interval_ms=self.interval_ms)
+        self._ensured.add(symbol)
 
-    def _first_hole(self, symbol: str, newest: datetime) -> int | None:
-        """Open time of the first missing kline among the last :data:`HOLE_SCAN` before ``newest``."""
-        since = newest - timedelta(milliseconds=HOLE_SCAN * self.interval_ms)
-        opens = self.open_times(symbol, self.interval, since, newest + timedelta(milliseconds=1))
-        gaps = find_gaps([datetime_to_ms(t) for t in opens], interval_ms=self.interval_ms)
-        return gaps[0].first_ms if gaps else None
+    def _hand_over(self, symbol: str, klines: list[ClosedKline]) -> bool:
+        """Deliver ``klines`` to the writer; ``False`` if it is stopping."""
+        for kline in klines:
+            if not self.deliver(kline):
+                return False
+            self.stats.fetched += 1
+            self._delivered[symbol] = max(self._delivered.get(symbol, 0), datetime_to_ms(kline.open_time))
+        return True
+
+    def _first_missing(self, symbol: str, first: datetime, last: datetime) -> int | None:
+        """The first kline missing from the record before the history ``first``..``last`` (or in it).
+
+        Scans :data:`HOLE_SCAN` intervals back from the newest kline stored before ``first``.
+        Returns ``None`` when nothing is stored before it: the record starts with this history.
+        """
+        before = self.newest_open(symbol, self.interval, before=first)
+        if before is None:
+            return None
+        since = before - timedelta(milliseconds=HOLE_SCAN * self.interval_ms)
+        rows = self.stored_times(symbol, self.interval, since, last + timedelta(milliseconds=1))
+        stored = [(datetime_to_ms(open_time), stored_at < self.started) for open_time, stored_at in rows]
+        holes, missed = classify_gaps(stored, interval_ms=self.interval_ms, last_ms=datetime_to_ms(last))
+        for gap in holes:
+            logger.warning("backfill: %s has a hole at %s; refetching from there", symbol, ms_to_datetime(gap.first_ms))
+        for gap in missed:
+            logger.info(
+                "backfill: %s: %d klines from %s closed while no ingest stored them; fetching them",
+                symbol,
+                gap.missing,
+                ms_to_datetime(gap.first_ms),
+            )
+        return min((gap.first_ms for gap in holes + missed), default=None)
 
     def _fetch(self, symbol: str, page: Page) -> list[ClosedKline]:
         rows = self.rest.get("/fapi/v1/klines", page.params(symbol, self.interval), weight=kline_weight(page.limit))

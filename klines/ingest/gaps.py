@@ -34,6 +34,22 @@ def find_gaps(open_ms: Sequence[int], *, interval_ms: int, expected_last_ms: int
     return gaps
 
 
+def classify_gaps(stored: Sequence[tuple[int, bool]], *, interval_ms: int, last_ms: int) -> tuple[list[Gap], list[Gap]]:
+    """Split the gaps in ``stored`` (open time, stored by an earlier process), up to ``last_ms``, in two.
+
+    Holes lie below a kline an earlier process stored: it missed them. The rest
+    closed while no process stored them: below a kline this process stored,
+    or after the newest stored.
+    """
+    opens = [open_ms for open_ms, _ in stored]
+    earlier = {open_ms for open_ms, before in stored if before}
+    holes: list[Gap] = []
+    missed: list[Gap] = []
+    for gap in find_gaps(opens, interval_ms=interval_ms, expected_last_ms=last_ms):
+        (holes if gap.last_ms + interval_ms in earlier else missed).append(gap)
+    return holes, missed
+
+
 def last_expected_open(anchor_ms: int, *, until_ms: int, interval_ms: int, grace_ms: int = 0) -> int:
     """The newest open time on ``anchor_ms``'s grid whose kline closed at least ``grace_ms`` before ``until_ms``."""
     steps = (until_ms - grace_ms - interval_ms - anchor_ms) // interval_ms

@@ -46,11 +46,14 @@ def lookback(now: datetime, first: timedelta, *, windows: int = 4) -> Iterator[d
     return widening(now, first, windows=windows)
 
 
-def newest_first(symbol: str, interval: str, count: int, *, since: datetime | None = None) -> Pipeline:
-    """The newest ``count`` klines of one symbol and interval (opened at or after ``since``), newest first."""
+def newest_first(
+    symbol: str, interval: str, count: int, *, since: datetime | None = None, before: datetime | None = None
+) -> Pipeline:
+    """The newest ``count`` klines of one symbol and interval (``since <= open time < before``), newest first."""
     match: dict[str, Any] = {"symbol": symbol, "interval": interval}
-    if since is not None:
-        match["open_time"] = {"$gte": since}
+    bounds = {op: moment for op, moment in (("$gte", since), ("$lt", before)) if moment is not None}
+    if bounds:
+        match["open_time"] = bounds
     return [{"$match": match}, {"$sort": {"open_time": -1}}, {"$limit": count}]
 
 
@@ -70,11 +73,11 @@ def klines_between(
 
 
 def open_times_between(symbol: str, interval: str, since: datetime, until: datetime) -> Pipeline:
-    """Open times with ``since <= open time < until``, oldest first (index ``kline_latest``)."""
+    """Open and stored times with ``since <= open time < until``, oldest first (index ``kline_latest``)."""
     return [
         {"$match": {"symbol": symbol, "interval": interval, "open_time": {"$gte": since, "$lt": until}}},
         {"$sort": {"open_time": 1}},
-        {"$project": {"open_time": 1}},
+        {"$project": {"open_time": 1, "stored_at": 1}},
     ]
 
 

@@ -16,16 +16,19 @@ from klines.window import HISTORY
 RECENTLY_STORED = timedelta(minutes=1)  # newest_stored_at's first window
 
 
-def last_klines(symbol: str, interval: str, count: int = HISTORY, *, now: datetime | None = None) -> list[Kline]:
-    """The newest ``count`` stored klines of one symbol, oldest first.
+def last_klines(
+    symbol: str, interval: str, count: int = HISTORY, *, now: datetime | None = None, before: datetime | None = None
+) -> list[Kline]:
+    """The newest ``count`` stored klines of one symbol (opened before ``before``, if given), oldest first.
 
     Asks for the last ``2 * count`` intervals first and widens the window only
     if that holds fewer than ``count`` (see :func:`pipelines.lookback`).
     """
     first = timedelta(seconds=2 * count * INTERVAL_SECONDS.get(interval, 60))
     rows: list[Kline] = []
-    for since in pipelines.lookback(now or datetime.now(UTC), first):
-        rows = list(Kline.objects.raw_aggregate(pipelines.newest_first(symbol.upper(), interval, count, since=since)))
+    for since in pipelines.lookback(before or now or datetime.now(UTC), first):
+        pipeline = pipelines.newest_first(symbol.upper(), interval, count, since=since, before=before)
+        rows = list(Kline.objects.raw_aggregate(pipeline))
         if len(rows) >= count:
             break
     return rows[::-1]
@@ -53,9 +56,9 @@ def klines_page(symbol: str, interval: str, *, start: datetime | None, end: date
     return rows if start is not None else rows[::-1]
 
 
-def newest_open_time(symbol: str, interval: str) -> datetime | None:
-    """Open time of the newest stored kline of one symbol, ``None`` if none is stored."""
-    newest = last_klines(symbol, interval, 1)
+def newest_open_time(symbol: str, interval: str, *, before: datetime | None = None) -> datetime | None:
+    """Open time of the newest stored kline of one symbol (opened before ``before``), ``None`` if none is."""
+    newest = last_klines(symbol, interval, 1, before=before)
     return newest[0].open_time if newest else None
 
 
@@ -63,6 +66,14 @@ def open_times_between(symbol: str, interval: str, since: datetime, until: datet
     """Open times of one symbol's stored klines with ``since <= open time < until``, oldest first."""
     rows = Kline.objects.raw_aggregate(pipelines.open_times_between(symbol.upper(), interval, since, until))
     return [row.open_time for row in rows]
+
+
+def stored_times_between(
+    symbol: str, interval: str, since: datetime, until: datetime
+) -> list[tuple[datetime, datetime]]:
+    """``(open time, stored at)`` of one symbol's klines with ``since <= open time < until``, oldest first."""
+    rows = Kline.objects.raw_aggregate(pipelines.open_times_between(symbol.upper(), interval, since, until))
+    return [(row.open_time, row.stored_at) for row in rows]
 
 
 def klines_stored_since(
