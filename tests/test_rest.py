@@ -63,8 +63,8 @@ def test_the_backfill_rides_out_every_broken_answer_then_fetches_exactly_the_his
         interval_ms=MINUTE,
         deliver=lambda kline: got.append(kline) is None,
         stop=stop,
-        newest_open=lambda symbol, interval: None,
-        open_times=lambda symbol, interval, since, until: [],
+        newest_open=lambda symbol, interval, before=None: None,
+        stored_times=lambda symbol, interval, since, until: [],
         retry=Backoff(initial=0.05, maximum=0.1),
     )
     backfiller.start()
