@@ -10,9 +10,21 @@ import pytest
 from binancews.config import EMBEDDED_MONGO_URI, ConfigError, load_config
 from klines.testing.servers import ROOT
 
+DEV = {"DJANGO_DEBUG": "true"}  # local development: the development secret key, any host
+CLEAN = {"PATH": "/usr/bin:/bin", "BINANCEWS_ENV_FILE": ""}  # a subprocess's environment, no .env
+
+
+def test_debug_is_off_by_default_and_then_needs_a_secret_key() -> None:
+    with pytest.raises(ConfigError, match="^DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off"):
+        load_config({})
+    config = load_config({"DJANGO_SECRET_KEY": "k" * 50, "DJANGO_ALLOWED_HOSTS": "binancews.example.com"})
+    assert not config.debug
+    assert config.https  # production: https redirect, secure cookies, HSTS
+    assert config.allowed_hosts == ("binancews.example.com",)
+
 
 def test_defaults_run_locally() -> None:
-    config = load_config({})
+    config = load_config(DEV)
     assert config.mongo_uri == EMBEDDED_MONGO_URI
     assert config.embedded_mongo
     assert (config.mongo_database, config.mongo_collection) == ("binancews", "klines")
@@ -21,23 +33,31 @@ def test_defaults_run_locally() -> None:
     assert config.symbols == ("btcusdt", "bnbusdt", "ethusdt", "solusdt", "xrpusdt")
     assert (config.interval, config.timezone) == ("1m", "UTC")
     assert config.debug
+    assert not config.https
     assert config.ws_allowed_origins == ()
+    assert (config.csrf_trusted_origins, config.proxy_ssl_header) == ((), "")
 
 
 def test_values_are_read_and_normalised() -> None:
     config = load_config(
         {
+            **DEV,
             "MONGO_URI": "mongodb://db.internal:27017/",
             "KLINE_SYMBOLS": " ETHUSDT, btcusdt ,ethusdt",
             "KLINE_INTERVAL": "5m",
             "KLINE_TIMEZONE": "Europe/Berlin",
             "WS_ALLOWED_ORIGINS": "https://a.example, https://b.example",
+            "DJANGO_CSRF_TRUSTED_ORIGINS": "https://binancews.example.com/, https://*.example.org",
+            "DJANGO_SECURE_PROXY_SSL_HEADER": "X-Forwarded-Proto",
+            "DJANGO_HTTPS": "true",
         }
     )
     assert config.symbols == ("ethusdt", "btcusdt")
     assert config.interval_seconds == 300
     assert not config.embedded_mongo
     assert config.ws_allowed_origins == ("https://a.example", "https://b.example")
+    assert config.csrf_trusted_origins == ("https://binancews.example.com", "https://*.example.org")
+    assert (config.proxy_ssl_header, config.https) == ("X-Forwarded-Proto", True)
 
 
 @pytest.mark.parametrize(
@@ -55,18 +75,21 @@ def test_values_are_read_and_normalised() -> None:
         ({"DJANGO_DEBUG": "false", "DJANGO_ALLOWED_HOSTS": "example.com"}, "DJANGO_SECRET_KEY"),
         ({"DJANGO_DEBUG": "false", "DJANGO_SECRET_KEY": "s3cret"}, "DJANGO_ALLOWED_HOSTS"),
         ({"KLINE_POLL_SECONDS": "0"}, "KLINE_POLL_SECONDS"),
+        ({"DJANGO_CSRF_TRUSTED_ORIGINS": "binancews.example.com"}, "DJANGO_CSRF_TRUSTED_ORIGINS"),
+        ({"DJANGO_SECURE_PROXY_SSL_HEADER": "X-Forwarded-Proto: https"}, "DJANGO_SECURE_PROXY_SSL_HEADER"),
+        ({"DJANGO_HTTPS": "sometimes"}, "DJANGO_HTTPS"),
     ],
 )
 def test_bad_values_name_the_variable(env: dict[str, str], named: str) -> None:
     with pytest.raises(ConfigError, match=named):
-        load_config(env)
+        load_config({**DEV, **env})
 
 
 def test_bad_value_stops_start_up_with_one_line() -> None:
     result = subprocess.run(
         [sys.executable, "manage.py", "check"],
         cwd=ROOT,
-        env={"PATH": "/usr/bin:/bin", "KLINE_TIMEZONE": "Nowhere/Land"},
+        env={**CLEAN, **DEV, "KLINE_TIMEZONE": "Nowhere/Land"},
         capture_output=True,
         text=True,
         timeout=60,
@@ -83,7 +106,7 @@ def test_production_without_secret_key_fails_fast_under_daphne() -> None:
     result = subprocess.run(
         [sys.executable, "-c", "import binancews.asgi"],
         cwd=ROOT,
-        env={"PATH": "/usr/bin:/bin", "DJANGO_DEBUG": "false", "DJANGO_ALLOWED_HOSTS": "example.com"},
+        env={**CLEAN, "DJANGO_ALLOWED_HOSTS": "example.com"},  # DJANGO_DEBUG unset: off
         capture_output=True,
         text=True,
         timeout=60,
