@@ -15,25 +15,47 @@ from typing import Any
 from django.conf import settings
 from django.views.debug import SafeExceptionReporterFilter
 
-from binancews.redact import HIDDEN, redact_uris
+from binancews.redact import HIDDEN, redact_uris, uri_passwords
+
+SHORTEST_HIDDEN = 3  # shorter "secrets" would blank out ordinary text on the page
+
+
+def _secrets() -> list[str]:
+    """The secret key and every password in the connection URIs, longest first."""
+    config = getattr(settings, "BINANCEWS", None)
+    uris = [str(db.get("HOST", "")) for db in settings.DATABASES.values()]
+    if config is not None:
+        uris += [config.mongo_uri, config.redis_url]
+    secrets = {settings.SECRET_KEY, *uri_passwords(*uris)}
+    return sorted((s for s in secrets if len(s) >= SHORTEST_HIDDEN), key=len, reverse=True)
 
 
 def _hide(text: str) -> str:
+    """``text`` without URI passwords, wherever they appear (pymongo's credential objects hold them too)."""
     text = redact_uris(text)
-    secret = getattr(settings, "SECRET_KEY", "")
-    return text.replace(secret, HIDDEN) if len(secret) >= 8 else text
+    for secret in _secrets():
+        text = text.replace(secret, HIDDEN)
+    return text
+
+
+class _Shown:
+    """A value's repr, computed once: the report shows it as is (a repr may query the database)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
 
 
 def _hidden(value: Any) -> Any:
-    """``value`` itself, or (when it showed a secret) its text with the secret hidden."""
+    """``value`` with any secret in its text hidden."""
     if isinstance(value, str):
         return _hide(value)
     try:
-        text = repr(value)
+        return _Shown(_hide(repr(value)))
     except Exception:  # Django shows a broken __repr__ as such
         return value
-    hidden = _hide(text)
-    return value if hidden == text else hidden
 
 
 class RedactingExceptionReporterFilter(SafeExceptionReporterFilter):

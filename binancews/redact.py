@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from urllib.parse import unquote
 
 HIDDEN = "***"
 # scheme://user:password@ — the user may be empty (redis://:password@host); the password
@@ -13,3 +14,12 @@ _CREDENTIALS = re.compile(r"(?P<prefix>\b[a-zA-Z][a-zA-Z0-9+.-]*://[^:/?#@\s]*):
 def redact_uris(text: str) -> str:
     """``text`` with the password of every ``scheme://user:password@`` replaced by ``***``."""
     return _CREDENTIALS.sub(rf"\g<prefix>:{HIDDEN}@", text)
+
+
+def uri_passwords(*uris: str) -> set[str]:
+    """The passwords in ``uris``, as written and %-decoded (clients hold the decoded one)."""
+    passwords = set()
+    for uri in uris:
+        for match in _CREDENTIALS.finditer(uri):
+            passwords |= {match["password"], unquote(match["password"])}
+    return passwords
