@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from binancews.config import EMBEDDED_MONGO_URI, ConfigError, load_config
-from klines.testing.servers import ROOT
+from klines.testing.servers import ROOT, service_env
 
 DEV = {"DJANGO_DEBUG": "true"}  # local development: the development secret key, any host
 CLEAN = {"PATH": "/usr/bin:/bin", "BINANCEWS_ENV_FILE": ""}  # a subprocess's environment, no .env
@@ -114,3 +116,45 @@ def test_production_without_secret_key_fails_fast_under_daphne() -> None:
     assert result.returncode == 2
     assert "DJANGO_SECRET_KEY must be set" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def _symbols_seen(env: dict[str, str]) -> str:
+    """The symbols a process of the service sees with ``env`` (settings loaded as Django does)."""
+    code = "import django; django.setup(); from django.conf import settings; print(*settings.BINANCEWS.symbols)"
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=True
+    )
+    return result.stdout.strip()
+
+
+DEFAULT_SYMBOLS = "btcusdt bnbusdt ethusdt solusdt xrpusdt"
+
+
+@pytest.fixture
+def dotenv(tmp_path: Path) -> Path:
+    path = tmp_path / ".env"
+    path.write_text("KLINE_SYMBOLS=dogeusdt\nDJANGO_DEBUG=true\n")
+    return path
+
+
+def test_settings_read_the_env_file(dotenv: Path) -> None:
+    env = {**CLEAN, "DJANGO_SETTINGS_MODULE": "binancews.settings", "BINANCEWS_ENV_FILE": str(dotenv)}
+    assert _symbols_seen(env) == "dogeusdt"
+
+
+def test_the_tests_and_their_subprocesses_ignore_a_env_file(dotenv: Path) -> None:
+    # As if the developer's shell pointed at their .env: the test settings and service_env override it.
+    env = {**CLEAN, **DEV, "BINANCEWS_ENV_FILE": str(dotenv)}
+    assert (
+        _symbols_seen({**env, "DJANGO_SETTINGS_MODULE": "tests.settings"}) == "btcusdt bnbusdt ethusdt solusdt xrpusdt"
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("BINANCEWS_ENV_FILE", str(dotenv))
+        subprocess_env = service_env(EMBEDDED_MONGO_URI, "binancews")
+    assert _symbols_seen({**subprocess_env, "PATH": CLEAN["PATH"]}) == DEFAULT_SYMBOLS
+
+
+def test_the_test_process_settings_come_from_the_environment_only() -> None:
+    from django.conf import settings
+
+    assert load_config(dict(os.environ)) == settings.BINANCEWS
