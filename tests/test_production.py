@@ -51,16 +51,22 @@ def procfile_web(port: int) -> list[str]:
     return [str(BIN / "daphne"), *args[1:]]
 
 
+def uvicorn(port: int) -> list[str]:
+    """The same application under uvicorn (README: switching servers is a deployment decision)."""
+    return [str(BIN / "uvicorn"), "--host", "127.0.0.1", "--port", str(port), "binancews.asgi:application"]
+
+
 @pytest.fixture
-def web(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], tuple[int, Path]]]:
+def web(tmp_path: Path) -> Iterator[Callable[..., tuple[int, Path]]]:
     """Start the Procfile's web process with an environment; yields a starter returning (port, log path)."""
     processes: list[subprocess.Popen] = []
 
-    def start(env: dict[str, str]) -> tuple[int, Path]:
+    def start(env: dict[str, str], server: str = "procfile") -> tuple[int, Path]:
         port = free_port()
-        log_path = tmp_path / f"daphne-{port}.log"
+        log_path = tmp_path / f"{server}-{port}.log"
+        command = procfile_web(port) if server == "procfile" else uvicorn(port)
         with open(log_path, "ab") as log:
-            process = subprocess.Popen(procfile_web(port), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+            process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         processes.append(process)
         wait_for_port(port, process=process)
         return port, log_path
@@ -101,9 +107,10 @@ def test_debug_error_page_shows_no_secret(web: Callable, secantus: SecantusServe
 
 
 @pytest.mark.e2e
-def test_server_errors_are_logged_with_their_traceback(web: Callable, secantus: SecantusServer) -> None:
+@pytest.mark.parametrize("server", ["procfile", "uvicorn"])  # daphne's root handler is not the service's logging
+def test_server_errors_are_logged_with_their_traceback(web: Callable, secantus: SecantusServer, server: str) -> None:
     env = wrong_password_env(secantus, **PRODUCTION, DJANGO_HTTPS="false")
-    port, log_path = web({**env, "DJANGO_ALLOWED_HOSTS": "127.0.0.1"})
+    port, log_path = web({**env, "DJANGO_ALLOWED_HOSTS": "127.0.0.1"}, server)
     response = request(port, "GET", "/admin/", {"Cookie": SESSION_COOKIE})
     assert response.status == 500
     assert "OperationFailure" not in response.text  # type: ignore[attr-defined]  # DEBUG is off
@@ -115,6 +122,7 @@ def test_server_errors_are_logged_with_their_traceback(web: Callable, secantus: 
     assert "Internal Server Error: /admin/" in log
     assert "Traceback (most recent call last)" in log
     assert "pymongo.errors.OperationFailure: authentication failed" in log
+    assert log.count("Internal Server Error: /admin/") == 1  # once, not again through daphne's root handler
     for secret in (SECRET_KEY, MONGO_PASSWORD, REDIS_PASSWORD):
         assert secret not in log
 
