@@ -131,7 +131,7 @@ def test_server_errors_are_logged_with_their_traceback(web: Callable, secantus: 
 def test_admin_login_works_behind_a_tls_terminating_proxy(
     web: Callable, secantus: SecantusServer, database: str
 ) -> None:
-    env = service_env(secantus.uri, database, **PRODUCTION)
+    env = service_env(secantus.uri, database, **PRODUCTION, DJANGO_HTTPS="true")  # as in production
     superuser = {"DJANGO_SUPERUSER_USERNAME": "admin", "DJANGO_SUPERUSER_EMAIL": "a@example.com"}
     superuser["DJANGO_SUPERUSER_PASSWORD"] = "correct horse battery"
     assert manage(["createsuperuser", "--noinput"], {**env, **superuser}).wait(60) == 0

@@ -108,6 +108,7 @@ def service_env(mongo_uri: str, database: str, **extra: str) -> dict[str, str]:
             "DJANGO_SETTINGS_MODULE": "binancews.settings",
             "BINANCEWS_ENV_FILE": "",  # never the developer's .env
             "DJANGO_DEBUG": "true",  # development defaults (a secret key, any host); extra may turn it off
+            "DJANGO_HTTPS": "false",  # test servers speak plain http on 127.0.0.1, even with DJANGO_DEBUG off
             "MONGO_URI": mongo_uri,
             "MONGO_DATABASE": database,
             "PYTHONUNBUFFERED": "1",
