@@ -13,6 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.db.models import QuerySet
+from django.utils.functional import LazyObject, empty
 from django.views.debug import SafeExceptionReporterFilter
 
 from binancews.redact import HIDDEN, redact_uris, uri_passwords
@@ -48,10 +50,21 @@ class _Shown:
         return self.text
 
 
+def _unevaluated_lazy(value: Any) -> bool:
+    """A lazy object (``request.user``) not yet set up; ``isinstance`` would set it up, ``type`` does not."""
+    return issubclass(type(value), LazyObject) and value._wrapped is empty
+
+
 def _hidden(value: Any) -> Any:
-    """``value`` with any secret in its text hidden."""
+    """``value`` with any secret in its text hidden; nothing is queried to show it."""
     if isinstance(value, str):
         return _hide(value)
+    if isinstance(value, QuerySet) and value._result_cache is None:
+        # Its repr would run the query: against the database that just failed, each waits for
+        # server selection (measured: a 500 page took 40-60 s to render).
+        return _Shown(f"<{type(value).__name__} of {value.model.__name__}, not evaluated>")
+    if _unevaluated_lazy(value):
+        return _Shown(f"<{type(value).__name__}, not evaluated>")
     try:
         return _Shown(_hide(repr(value)))
     except Exception:  # Django shows a broken __repr__ as such
@@ -64,6 +77,11 @@ class RedactingExceptionReporterFilter(SafeExceptionReporterFilter):
     def cleanse_setting(self, key: Any, value: Any) -> Any:
         cleansed = super().cleanse_setting(key, value)  # recurses into dicts, lists and tuples
         return cleansed if isinstance(cleansed, dict | list | tuple) else _hidden(cleansed)
+
+    def cleanse_special_types(self, request: Any, value: Any) -> Any:
+        if _unevaluated_lazy(value):  # Django's check would set it up: another query of a failing database
+            return _Shown(f"<{type(value).__name__}, not evaluated>")
+        return super().cleanse_special_types(request, value)
 
     def get_traceback_frame_variables(self, request: Any, tb_frame: Any) -> list[tuple[str, Any]]:
         return [(name, _hidden(value)) for name, value in super().get_traceback_frame_variables(request, tb_frame)]

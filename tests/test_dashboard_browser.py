@@ -253,7 +253,7 @@ def test_admin_login_shows_the_kline_list_with_filters(site: Site, browser_facto
     driver.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
     wait_in_page(driver, lambda d: d.current_url.endswith("/admin/klines/kline/"), "login did not reach the list")
 
-    filters = driver.find_element(By.ID, "changelist-filter")
+    filters = wait_in_page(driver, lambda d: d.find_elements(By.ID, "changelist-filter"), "no list filters")[0]
     headings = [h.text.lower() for h in filters.find_elements(By.TAG_NAME, "summary")] or [
         h.text.lower() for h in filters.find_elements(By.TAG_NAME, "h3")
     ]
