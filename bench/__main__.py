@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from bench.load import raise_open_files_limit
 from bench.options import Options, parse_args
 from bench.report import fmt, machine, table, write_json
-from bench.scenarios import SYMBOLS, Outcome, burst, fanout, memory, parse, storm
+from bench.scenarios import SYMBOLS, Outcome, burst, fanout, history, memory, parse, storm
 from bench.stack import Stack
 
 
@@ -48,6 +48,10 @@ async def run_all(options: Options, stack: Stack, progress) -> list[Outcome]:
             parts.append(f"soak: {options.soak_seconds:.0f} s after {options.soak_warmup:.0f} s warm-up")
         progress("; ".join(parts))
         outcomes += await memory.run(stack, options, idle="memory" in wanted, soak="soak" in wanted)
+        stack.stop_all_but_infrastructure()
+    if "history" in wanted:
+        progress(f"history: {options.history_klines:,} klines, {options.history_clients} clients")
+        outcomes.append(await history.run(stack, options, progress))
         stack.stop_all_but_infrastructure()
     return outcomes
 
