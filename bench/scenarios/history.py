@@ -12,6 +12,7 @@ machine noise hits both alike.
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import time
 from collections.abc import Callable
@@ -186,7 +187,7 @@ async def run(stack: Stack, options: Options, progress: Callable[[str], None]) -
         latencies = [t for r in runs for t in r.latencies]
         unfinished = [t for r in runs for t in r.unfinished]
         wall = sum(r.wall for r in runs)
-        pages_done = max(1, len(latencies))
+        pages_done = len(latencies) or math.nan  # no page answered: no CPU per page
         figures[key] = {
             "label": LABELS[key],
             "alone": latency_summary(single[key]),
@@ -197,6 +198,7 @@ async def run(stack: Stack, options: Options, progress: Callable[[str], None]) -
             "pages_per_s_per_round": [r.rate for r in runs],
             "daphne_cpu_ms_per_page": sum(r.server_cpu for r in runs) / pages_done * 1000,
             "secantus_cpu_ms_per_page": sum(r.mongo_cpu for r in runs) / pages_done * 1000,
+            "secantus_cpu_s": sum(r.mongo_cpu for r in runs),
             "errors": sum(r.errors for r in runs),
             "first_error": next((r.first_error for r in runs if r.first_error), ""),
             "wall_s": wall,
@@ -253,7 +255,8 @@ async def run(stack: Stack, options: Options, progress: Callable[[str], None]) -
                 f"p50 {bound}{fmt(f['p50_ms'])} / p99 {bound}{fmt(f['p99_ms'])} ms, {fmt(f['pages_per_s'], 2)} pages/s",
                 f"{f['pages']} pages, {f['unfinished']} cut off; CPU per page: daphne "
                 f"{fmt(f['daphne_cpu_ms_per_page'])}, SecantusDB {fmt(f['secantus_cpu_ms_per_page'])} ms; "
-                f"{f['errors']} errors" + ("" if identical and full else ", BODIES DIFFER OR SHORT"),
+                f"SecantusDB {fmt(f['secantus_cpu_s'])} s CPU in all; {f['errors']} errors"
+                + ("" if identical and full else ", BODIES DIFFER OR SHORT"),
             )
         )
     outcome.targets = [
