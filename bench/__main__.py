@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from bench.load import raise_open_files_limit
 from bench.options import Options, parse_args
 from bench.report import machine, table, targets_table, write_json
-from bench.scenarios import SYMBOLS, Outcome, burst, fanout, memory, pages, parse, storm
+from bench.scenarios import SYMBOLS, Outcome, burst, fanout, history, memory, pages, parse, storm
 from bench.stack import Stack
 
 
@@ -52,6 +52,10 @@ async def run_all(options: Options, stack: Stack, progress) -> list[Outcome]:
     if "pages" in wanted:
         progress("pages: chart (1,500 bars) and overview drawn in headless Chromium, 5 runs each")
         outcomes.append(await pages.run(stack, options))
+        stack.stop_all_but_infrastructure()
+    if "history" in wanted:
+        progress(f"history: {options.history_klines:,} klines, {options.history_clients} clients")
+        outcomes.append(await history.run(stack, options, progress))
         stack.stop_all_but_infrastructure()
     return outcomes
 

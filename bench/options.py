@@ -6,7 +6,7 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-SCENARIOS = ("storm", "fanout", "burst", "parse", "memory", "soak", "pages")
+SCENARIOS = ("storm", "fanout", "burst", "parse", "memory", "soak", "pages", "history")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -27,6 +27,11 @@ class Options:
     soak_warmup: float
     soak_concurrency: int
     uvicorn_ws: str
+    history_klines: int  # history: the record's size
+    history_clients: int  # history: concurrent clients
+    history_seconds: float  # history: load per server and round
+    history_rounds: int
+    history_single: int  # history: pages asked one at a time, per server
     output: Path
     workdir: Path
     quick: bool
@@ -62,6 +67,11 @@ def parse_args(argv: list[str] | None = None) -> Options:
         choices=("websockets-sansio", "websockets", "wsproto"),
         help="uvicorn's websocket implementation for scenario 1d (default websockets-sansio)",
     )
+    parser.add_argument("--history-klines", type=int, help="history: klines stored (default 1000000)")
+    parser.add_argument("--history-clients", type=int, default=50, help="history: concurrent clients (default 50)")
+    parser.add_argument("--history-seconds", type=float, help="history: seconds of load per server and round")
+    parser.add_argument("--history-rounds", type=int, help="history: rounds, servers interleaved (default 1)")
+    parser.add_argument("--history-single", type=int, default=20, help="history: pages one at a time (default 20)")
     parser.add_argument("--output", type=Path, default=RESULTS / "latest.json", help="JSON results file")
     args = parser.parse_args(argv)
 
@@ -90,6 +100,11 @@ def parse_args(argv: list[str] | None = None) -> Options:
         soak_warmup=pick(args.soak_warmup, 30.0, 5.0),
         soak_concurrency=args.soak_concurrency,
         uvicorn_ws=args.uvicorn_ws,
+        history_klines=pick(args.history_klines, 1_000_000, 100_000),
+        history_clients=args.history_clients,
+        history_seconds=pick(args.history_seconds, 20.0, 10.0),
+        history_rounds=pick(args.history_rounds, 1, 1),
+        history_single=args.history_single,
         output=args.output,
         workdir=RESULTS / "work",
         quick=quick,
@@ -103,6 +118,10 @@ def parse_args(argv: list[str] | None = None) -> Options:
         "burst_symbols",
         "per_stream",
         "burst_rounds",
+        "history_klines",
+        "history_clients",
+        "history_rounds",
+        "history_single",
     ):
         if getattr(options, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")

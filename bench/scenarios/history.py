@@ -1,0 +1,264 @@
+"""Scenario 5, history: 1,500-kline pages of ``GET /fapi/v1/klines`` from a record of a million klines.
+
+The record (20 symbols, one-minute klines up to now) is seeded by
+:mod:`bench.bulkseed`. Two daphne processes with the Procfile's command line
+serve it side by side: (a) the service, ``binancews.asgi:application``; (b)
+the same project with :mod:`bench.history_baseline`'s URLconf, the plain ORM
+query. Clients ask for random full pages (random symbol, random
+``startTime``); every round loads each server in turn, order rotated, so
+machine noise hits both alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from bench import bulkseed
+from bench.httpclient import Client
+from bench.options import Options
+from bench.report import check, fmt, latency_summary
+from bench.scenarios import Outcome
+from bench.stack import Stack, cpu_seconds
+
+DATABASE = "bench_history"
+INTERVAL = "1m"
+PAGE = 1500  # Binance's largest page
+MINUTE_MS = 60_000
+TIMEOUT = 600.0  # one page alone; the plain ORM scans the whole collection for it
+SYMBOLS = [
+    "BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "XRPUSDT", "DOGEUSDT", "ADAUSDT", "AVAXUSDT", "LINKUSDT", "DOTUSDT",
+    "TRXUSDT", "LTCUSDT", "BCHUSDT", "NEARUSDT", "UNIUSDT", "APTUSDT", "ARBUSDT", "OPUSDT", "SUIUSDT", "FILUSDT",
+]  # fmt: skip
+LABELS = {"service": "a service (klines_page, async view)", "orm": "b plain ORM view (baseline)"}
+
+
+@dataclass
+class LoadResult:
+    latencies: list[float] = field(default_factory=list)  # seconds per page answered
+    unfinished: list[float] = field(default_factory=list)  # seconds waited for pages cut off at the end
+    errors: int = 0
+    first_error: str = ""
+    wall: float = 0.0
+    server_cpu: float = 0.0  # daphne's
+    mongo_cpu: float = 0.0  # SecantusDB's
+
+    @property
+    def rate(self) -> float:
+        return len(self.latencies) / self.wall if self.wall else 0.0
+
+
+class Pages:
+    """Random full pages of the record: ``/fapi/v1/klines?symbol=..&interval=1m&startTime=..&limit=1500``."""
+
+    def __init__(self, first_open_ms: int, minutes: int, seed: int = 13) -> None:
+        self.first_open_ms = first_open_ms
+        self.starts = minutes - PAGE  # every start leaves a full page behind it
+        self.rng = random.Random(seed)
+
+    def __call__(self) -> str:
+        symbol = self.rng.choice(SYMBOLS)
+        start = self.first_open_ms + self.rng.randrange(self.starts + 1) * MINUTE_MS
+        return f"/fapi/v1/klines?symbol={symbol}&interval={INTERVAL}&startTime={start}&limit={PAGE}"
+
+
+async def load(
+    port: int, pages: Callable[[], str], *, clients: int, seconds: float, grace: float, daphne, mongo
+) -> LoadResult:
+    """``clients`` keep-alive clients asking for pages back to back; new pages stop after ``seconds``,
+    pages still unanswered ``grace`` later are cut off and reported as lower bounds."""
+    result = LoadResult()
+    began = time.monotonic()
+    stop_at, cut_at = began + seconds, began + seconds + grace
+
+    async def client() -> None:
+        http = Client(port, timeout=TIMEOUT)
+        try:
+            while (asked := time.monotonic()) < stop_at:
+                try:
+                    await http.get(pages(), within=cut_at - asked)
+                except TimeoutError:
+                    result.unfinished.append(time.monotonic() - asked)
+                    return
+                except Exception as exc:  # counted, reported; the load goes on
+                    result.errors += 1
+                    result.first_error = result.first_error or f"{type(exc).__name__}: {exc}"
+                    continue
+                result.latencies.append(time.monotonic() - asked)
+        finally:
+            await http.close()
+
+    cpu_before = cpu_seconds(daphne), cpu_seconds(mongo)
+    await asyncio.gather(*(client() for _ in range(clients)))
+    result.wall = time.monotonic() - began
+    result.server_cpu = cpu_seconds(daphne) - cpu_before[0]
+    result.mongo_cpu = cpu_seconds(mongo) - cpu_before[1]
+    return result
+
+
+def wait_idle(process, *, busy: float = 0.1, timeout: float = 300.0) -> None:
+    """Until ``process`` uses less than ``busy`` of a core over half a second (a cut-off query has ended)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        before = cpu_seconds(process)
+        time.sleep(0.5)
+        if cpu_seconds(process) - before < busy * 0.5:
+            return
+
+
+async def run(stack: Stack, options: Options, progress: Callable[[str], None]) -> Outcome:
+    assert stack.mongo is not None
+    env = stack.env(DATABASE, KLINE_SYMBOLS=",".join(SYMBOLS), KLINE_INTERVAL=INTERVAL)
+    stack.manage(["migrate", "--noinput", "-v0"], env)
+    minutes = -(-options.history_klines // len(SYMBOLS))
+    seeded = bulkseed.seed(
+        stack.mongo.uri, DATABASE, "klines", symbols=SYMBOLS, interval=INTERVAL, minutes=minutes, now=datetime.now(UTC)
+    )
+    progress(
+        f"history: seeded {seeded.klines:,} klines in {seeded.seconds:.0f} s "
+        f"(insert {seeded.insert_seconds:.0f} s, indexes {seeded.index_seconds:.0f} s)"
+    )
+    first_open_ms = seeded.first_open_ms
+    envs = {"service": env, "orm": {**env, "DJANGO_SETTINGS_MODULE": "bench.history_settings"}}
+    servers = {key: stack.daphne(f"history-{key}", envs[key]) for key in envs}
+
+    mongo = stack.mongo.process
+    # One page alone, servers interleaved; the ORM's pages stop once they took --history-seconds.
+    # The first page is compared: the same bytes from both, and a full page.
+    single: dict[str, list[float]] = {k: [] for k in servers}
+    first: dict[str, bytes] = {}
+    alone = Pages(first_open_ms, minutes, seed=2)
+    clients = {k: Client(port, timeout=TIMEOUT) for k, (_, port) in servers.items()}
+    await clients["service"].get(Pages(first_open_ms, minutes, seed=1)())  # warm-up (the ORM's costs a scan)
+    for _ in range(options.history_single):
+        target = alone()
+        for key, http in clients.items():
+            if key == "orm" and sum(single[key]) > options.history_seconds:
+                continue
+            began = time.monotonic()
+            body = await http.get(target)
+            single[key].append(time.monotonic() - began)
+            first.setdefault(key, body)
+    for http in clients.values():
+        await http.close()
+    identical = first["service"] == first["orm"]
+    full = first["service"].count(b"],[") == PAGE - 1
+    progress(f"history: one page alone, {len(single['service'])} + {len(single['orm'])} pages")
+
+    # Concurrent clients, rounds rotated. Pages the ORM had not answered are still queued in its
+    # daphne when a window ends: it is restarted, and SecantusDB allowed to finish the queries it is on.
+    results: dict[str, list[LoadResult]] = {k: [] for k in servers}
+    order = list(servers)
+    pages = Pages(first_open_ms, minutes, seed=3)
+    grace = max(options.history_seconds, 30.0)
+    for round_no in range(options.history_rounds):
+        shift = round_no % len(order)
+        for key in order[shift:] + order[:shift]:
+            process, port = servers[key]
+            wait_idle(mongo)
+            result = await load(
+                port,
+                pages,
+                clients=options.history_clients,
+                seconds=options.history_seconds,
+                grace=grace,
+                daphne=process,
+                mongo=mongo,
+            )
+            results[key].append(result)
+            if result.unfinished:
+                stack.stop(process)
+                servers[key] = stack.daphne(f"history-{key}", envs[key])
+            progress(
+                f"history: {key} round {round_no + 1}: {len(result.latencies)} pages, "
+                f"{len(result.unfinished)} cut off, {result.errors} errors"
+            )
+
+    figures = {}
+    for key in servers:
+        runs = results[key]
+        latencies = [t for r in runs for t in r.latencies]
+        unfinished = [t for r in runs for t in r.unfinished]
+        wall = sum(r.wall for r in runs)
+        pages_done = len(latencies) or math.nan  # no page answered: no CPU per page
+        figures[key] = {
+            "label": LABELS[key],
+            "alone": latency_summary(single[key]),
+            **latency_summary(latencies + unfinished),
+            "pages": len(latencies),
+            "unfinished": len(unfinished),  # their waits count as lower bounds in the percentiles
+            "pages_per_s": len(latencies) / wall if wall else 0.0,
+            "pages_per_s_per_round": [r.rate for r in runs],
+            "daphne_cpu_ms_per_page": sum(r.server_cpu for r in runs) / pages_done * 1000,
+            "secantus_cpu_ms_per_page": sum(r.mongo_cpu for r in runs) / pages_done * 1000,
+            "secantus_cpu_s": sum(r.mongo_cpu for r in runs),
+            "errors": sum(r.errors for r in runs),
+            "first_error": next((r.first_error for r in runs if r.first_error), ""),
+            "wall_s": wall,
+        }
+    service, orm = figures["service"], figures["orm"]
+    # With pages cut off, the ORM's p99 is a lower bound, so this ratio is an upper bound; with no
+    # page answered at all, one page per window is the ORM's upper bound, so the rate ratio is a lower one.
+    p99_ratio = service["p99_ms"] / orm["p99_ms"]
+    rate_ratio = service["pages_per_s"] / max(orm["pages_per_s"], 1 / orm["wall_s"])
+    outcome = Outcome(
+        "history",
+        {
+            "klines": seeded.klines,
+            "symbols": len(SYMBOLS),
+            "minutes_per_symbol": minutes,
+            "seed_seconds": seeded.seconds,
+            "seed_insert_seconds": seeded.insert_seconds,
+            "seed_index_seconds": seeded.index_seconds,
+            "page": PAGE,
+            "clients": options.history_clients,
+            "seconds_per_round": options.history_seconds,
+            "rounds": options.history_rounds,
+            "grace_s": grace,
+            "bodies_identical": identical,
+            "pages_full": full,
+            "servers": figures,
+            "ratio_p99_service_over_orm": p99_ratio,
+            "ratio_pages_per_s_service_over_orm": rate_ratio,
+        },
+    )
+    title = f"history ({seeded.klines:,} klines, pages of {PAGE})"
+    outcome.rows.append(
+        (
+            title,
+            "seeding (pymongo insert_many, indexes after)",
+            f"{seeded.seconds:.0f} s = {seeded.klines / seeded.seconds:,.0f} klines/s",
+            f"insert {seeded.insert_seconds:.0f} s, migrate's indexes rebuilt {seeded.index_seconds:.0f} s",
+        )
+    )
+    for f in figures.values():
+        bound = ">= " if f["unfinished"] else ""
+        outcome.rows.append(
+            (
+                title,
+                f"{f['label']}: one page alone",
+                f"p50 {fmt(f['alone']['p50_ms'])} / max {fmt(f['alone']['max_ms'])} ms",
+                f"{f['alone']['count']} pages, one at a time",
+            )
+        )
+        outcome.rows.append(
+            (
+                title,
+                f"{f['label']}: {options.history_clients} clients",
+                f"p50 {bound}{fmt(f['p50_ms'])} / p99 {bound}{fmt(f['p99_ms'])} ms, {fmt(f['pages_per_s'], 2)} pages/s",
+                f"{f['pages']} pages, {f['unfinished']} cut off; CPU per page: daphne "
+                f"{fmt(f['daphne_cpu_ms_per_page'])}, SecantusDB {fmt(f['secantus_cpu_ms_per_page'])} ms; "
+                f"SecantusDB {fmt(f['secantus_cpu_s'])} s CPU in all; {f['errors']} errors"
+                + ("" if identical and full else ", BODIES DIFFER OR SHORT"),
+            )
+        )
+    outcome.targets = [
+        check("history p99 service/ORM", p99_ratio, "<=", 1),
+        check("history pages/s service/ORM", rate_ratio, ">=", 1),
+    ]
+    return outcome
