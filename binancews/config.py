@@ -17,7 +17,7 @@ from pymongo.errors import ConfigurationError, InvalidURI
 from pymongo.uri_parser import parse_uri
 
 from klines.binance.intervals import INTERVAL_SECONDS
-from klines.binance.names import parse_interval, parse_symbols
+from klines.binance.names import parse_intervals, parse_symbols
 from klines.ingest.settings import IngestSettings
 from klines.serving.settings import ServingSettings
 
@@ -40,7 +40,7 @@ class Config:
     binance_ws_url: str
     binance_rest_url: str
     symbols: tuple[str, ...]
-    interval: str
+    intervals: tuple[str, ...]  # the first is the default of `/`
     timezone: str
     secret_key: str = field(repr=False)
     debug: bool
@@ -60,6 +60,11 @@ class Config:
     rest_weight_per_minute: int
 
     @property
+    def interval(self) -> str:
+        """The first recorded interval: what `/` shows by default."""
+        return self.intervals[0]
+
+    @property
     def interval_seconds(self) -> int:
         return INTERVAL_SECONDS[self.interval]
 
@@ -70,7 +75,7 @@ class Config:
             ws_url=self.binance_ws_url,
             rest_url=self.binance_rest_url,
             symbols=self.symbols,
-            interval=self.interval,
+            intervals=self.intervals,
             streams_per_connection=self.streams_per_connection,
             silence_seconds=self.silence_seconds,
             reconnect_max_seconds=self.reconnect_max_seconds,
@@ -84,7 +89,7 @@ class Config:
         """The serving processes' slice."""
         return ServingSettings(
             symbols=self.symbols,
-            interval=self.interval,
+            intervals=self.intervals,
             timezone=self.timezone,
             poll_seconds=self.poll_seconds,
             ws_max_pending_bytes=self.ws_max_pending_bytes,
@@ -101,6 +106,13 @@ def _checked(parse: Callable[..., Any], raw: str, variable: str) -> Any:
         return parse(raw, variable=variable)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+
+
+def _intervals(env: Mapping[str, str]) -> tuple[str, ...]:
+    """``KLINE_INTERVALS``, or ``KLINE_INTERVAL`` (one interval, the older name), default ``1m``."""
+    if env.get("KLINE_INTERVALS", "").strip():
+        return _checked(parse_intervals, env["KLINE_INTERVALS"], "KLINE_INTERVALS")
+    return _checked(parse_intervals, env.get("KLINE_INTERVAL", "1m"), "KLINE_INTERVAL")
 
 
 def _parse_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -203,7 +215,7 @@ def load_config(env: Mapping[str, str]) -> Config:
         binance_ws_url=_parse_url(env, "BINANCE_WS_URL", "wss://fstream.binance.com/market", ("ws", "wss")),
         binance_rest_url=_parse_url(env, "BINANCE_REST_URL", "https://fapi.binance.com", ("http", "https")),
         symbols=_checked(parse_symbols, env.get("KLINE_SYMBOLS", ",".join(DEFAULT_SYMBOLS)), "KLINE_SYMBOLS"),
-        interval=_checked(parse_interval, env.get("KLINE_INTERVAL", "1m"), "KLINE_INTERVAL"),
+        intervals=_intervals(env),
         timezone=_parse_timezone(env.get("KLINE_TIMEZONE", "UTC").strip()),
         secret_key=secret_key,
         debug=debug,

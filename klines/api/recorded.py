@@ -7,4 +7,4 @@ from klines.serving.settings import serving_settings
 
 def recorded() -> tuple[frozenset[str], frozenset[str]]:
     serving = serving_settings()
-    return frozenset(s.upper() for s in serving.symbols), frozenset({serving.interval})
+    return frozenset(s.upper() for s in serving.symbols), frozenset(serving.intervals)
