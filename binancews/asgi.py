@@ -1,7 +1,9 @@
 """ASGI entry point: HTTP (dashboard, admin, static files, /healthz) and the websocket feed on ``/``."""
 
 import gc
+import logging
 import os
+import threading
 
 from django.core.asgi import get_asgi_application
 
@@ -13,6 +15,7 @@ from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
 from binancews import daphne_close, daphne_tuning  # noqa: E402
+from binancews.database_check import settings_database_problem  # noqa: E402
 from klines.serving.routing import websocket_application  # noqa: E402
 
 application = ProtocolTypeRouter(
@@ -22,6 +25,15 @@ application = ProtocolTypeRouter(
     }
 )
 
+
+def _report_database() -> None:
+    """One line at start when the database does not answer; serving goes on (the feed retries)."""
+    problem = settings_database_problem()
+    if problem is not None:
+        logging.getLogger("binancews.asgi").error("%s; serving goes on and retries", problem)
+
+
+threading.Thread(target=_report_database, name="database check", daemon=True).start()
 daphne_tuning.install()  # under daphne: no debug-message formatting per connection while debug logging is off
 daphne_close.install()  # under daphne: close codes 1008/1009/1013 and reasons reach the client
 

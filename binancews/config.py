@@ -7,6 +7,7 @@ the variable to fix.
 
 from __future__ import annotations
 
+import re
 import zoneinfo
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -45,6 +46,9 @@ class Config:
     secret_key: str = field(repr=False)
     debug: bool
     allowed_hosts: tuple[str, ...]
+    https: bool  # served over https (directly or behind a TLS-terminating proxy)
+    csrf_trusted_origins: tuple[str, ...]
+    proxy_ssl_header: str  # a header the proxy sets to "https", e.g. X-Forwarded-Proto; "" = none
     ws_allowed_origins: tuple[str, ...]
     redis_url: str = field(repr=False)  # may hold a password
     poll_seconds: float
@@ -196,14 +200,32 @@ def _parse_name(env: Mapping[str, str], name: str, default: str) -> str:
     return value
 
 
+def _parse_origins(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    origins = _parse_list(env.get(name, ""))
+    for origin in origins:
+        parts = urlsplit(origin)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
+            raise ConfigError(f"{name}: {origin!r} is not an origin such as 'https://binancews.example.com'")
+    return tuple(origin.rstrip("/") for origin in origins)
+
+
+def _parse_header(env: Mapping[str, str], name: str) -> str:
+    value = env.get(name, "").strip()
+    if value and not re.fullmatch(r"[A-Za-z0-9-]+", value):
+        raise ConfigError(f"{name}: {value!r} is not a header name such as 'X-Forwarded-Proto'")
+    return value
+
+
 def load_config(env: Mapping[str, str]) -> Config:
     """Build the configuration from ``env``; raise :class:`ConfigError` on bad values."""
-    debug = _parse_bool(env, "DJANGO_DEBUG", default=True)
+    debug = _parse_bool(env, "DJANGO_DEBUG", default=False)
     secret_key = env.get("DJANGO_SECRET_KEY", "").strip()
     allowed_hosts = _parse_list(env.get("DJANGO_ALLOWED_HOSTS", ""))
     if not debug:
         if not secret_key:
-            raise ConfigError("DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off")
+            raise ConfigError(
+                "DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off (for local development: DJANGO_DEBUG=true)"
+            )
         if not allowed_hosts:
             raise ConfigError("DJANGO_ALLOWED_HOSTS must be set when DJANGO_DEBUG is off (e.g. 'example.com')")
     secret_key = secret_key or "insecure-development-key-set-DJANGO_SECRET_KEY-in-production"
@@ -220,6 +242,9 @@ def load_config(env: Mapping[str, str]) -> Config:
         secret_key=secret_key,
         debug=debug,
         allowed_hosts=allowed_hosts or ("*",),
+        https=_parse_bool(env, "DJANGO_HTTPS", default=not debug),
+        csrf_trusted_origins=_parse_origins(env, "DJANGO_CSRF_TRUSTED_ORIGINS"),
+        proxy_ssl_header=_parse_header(env, "DJANGO_SECURE_PROXY_SSL_HEADER"),
         ws_allowed_origins=_parse_list(env.get("WS_ALLOWED_ORIGINS", "")),
         redis_url=env.get("REDIS_URL", "").strip(),
         poll_seconds=_parse_positive(env, "KLINE_POLL_SECONDS", 1.0),

@@ -12,7 +12,10 @@ from binancews.config import ConfigError, load_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-_env = {**dotenv_values(BASE_DIR / ".env"), **os.environ}
+# BINANCEWS_ENV_FILE names the .env file to read (default: the project's); empty reads
+# none. The tests set it empty so that a developer's .env cannot change what they see.
+_env_file = os.environ.get("BINANCEWS_ENV_FILE", str(BASE_DIR / ".env"))
+_env = {**(dotenv_values(_env_file) if _env_file else {}), **os.environ}
 try:
     _config = load_config({k: v for k, v in _env.items() if v is not None})
 except ConfigError as exc:
@@ -23,6 +26,20 @@ except ConfigError as exc:
 SECRET_KEY = _config.secret_key
 DEBUG = _config.debug
 ALLOWED_HOSTS = list(_config.allowed_hosts)
+CSRF_TRUSTED_ORIGINS = list(_config.csrf_trusted_origins)
+if _config.proxy_ssl_header:
+    # Trust the proxy's "this request came over https" header (daphne --proxy-headers needs none).
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + _config.proxy_ssl_header.upper().replace("-", "_"), "https")
+if _config.https:
+    SECURE_SSL_REDIRECT = True
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # platforms probe health over plain http from inside
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = 365 * 24 * 3600  # SecurityMiddleware sends it on https responses only
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+# HSTS preload is the domain owner's decision (and a submission to the browsers' list), not a default.
+SILENCED_SYSTEM_CHECKS = ["security.W021"]
+# The DEBUG 500 page and error reports hide URI passwords (Mongo, Redis) as well as secret-looking names.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "binancews.error_reports.RedactingExceptionReporterFilter"
 
 INSTALLED_APPS = [
     "daphne",
@@ -125,6 +142,9 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "loggers": {
+        # Server errors (django.request) with their traceback, and 4xx warnings, on stderr.
+        "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "binancews": {"handlers": ["console"], "level": "INFO", "propagate": False},
         "klines": {
             "handlers": ["console"],
             "level": os.environ.get("KLINES_LOG_LEVEL", "INFO"),

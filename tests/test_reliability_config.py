@@ -6,9 +6,11 @@ import pytest
 
 from binancews.config import ConfigError, load_config
 
+DEV = {"DJANGO_DEBUG": "true"}
+
 
 def test_defaults() -> None:
-    config = load_config({})
+    config = load_config(DEV)
     assert config.streams_per_connection == 1024
     assert config.silence_seconds == 30.0
     assert config.reconnect_max_seconds == 30.0
@@ -20,6 +22,7 @@ def test_defaults() -> None:
 def test_values_are_read_from_the_environment() -> None:
     config = load_config(
         {
+            **DEV,
             "KLINE_STREAMS_PER_CONNECTION": "200",
             "KLINE_SILENCE_SECONDS": "2.5",
             "KLINE_RECONNECT_MAX_SECONDS": "10",
@@ -47,4 +50,4 @@ def test_values_are_read_from_the_environment() -> None:
 )
 def test_a_bad_value_names_the_variable(name: str, value: str) -> None:
     with pytest.raises(ConfigError, match=f"^{name}: '{value}'"):
-        load_config({name: value})
+        load_config({**DEV, name: value})

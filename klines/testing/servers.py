@@ -100,10 +100,15 @@ class SecantusServer:
 
 def service_env(mongo_uri: str, database: str, **extra: str) -> dict[str, str]:
     """The environment for a manage.py / daphne subprocess of the service."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MONGO_", "KLINE_", "BINANCE_", "REDIS_"))}
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("MONGO_", "KLINE_", "BINANCE_", "REDIS_", "DJANGO_"))
+    }
     env.update(
         {
             "DJANGO_SETTINGS_MODULE": "binancews.settings",
+            "BINANCEWS_ENV_FILE": "",  # never the developer's .env
+            "DJANGO_DEBUG": "true",  # development defaults (a secret key, any host); extra may turn it off
+            "DJANGO_HTTPS": "false",  # test servers speak plain http on 127.0.0.1, even with DJANGO_DEBUG off
             "MONGO_URI": mongo_uri,
             "MONGO_DATABASE": database,
             "PYTHONUNBUFFERED": "1",
