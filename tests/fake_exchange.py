@@ -165,8 +165,10 @@ class FaultyExchange(SimulatedExchange):
         k = message["data"]["k"]
         return k["x"] and self.series.index_at(k["t"]) in self.stream_skips
 
-    async def _send_closes(self, connection: ServerConnection, symbols: list[str], indexes: range) -> None:
-        await super()._send_closes(connection, symbols, indexes)
+    async def _send_closes(
+        self, connection: ServerConnection, symbols: list[str], indexes: range, *, interval: str | None = None
+    ) -> None:
+        await super()._send_closes(connection, symbols, indexes, interval=interval)
         if self.late_repeat:
             for index in indexes:
                 for symbol in symbols:

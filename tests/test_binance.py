@@ -123,5 +123,5 @@ def test_the_parsers_limits_are_the_models() -> None:
 
 
 def test_combined_stream_url_keeps_symbol_order_under_market_path() -> None:
-    url = combined_stream_url("wss://fstream.binance.com/market", ("btcusdt", "ethusdt"), "1m")
+    url = combined_stream_url("wss://fstream.binance.com/market", [("btcusdt", "1m"), ("ethusdt", "1m")])
     assert url == "wss://fstream.binance.com/market/stream?streams=btcusdt@kline_1m/ethusdt@kline_1m"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -210,7 +211,7 @@ def stream_name(symbol: str, interval: str) -> str:
     return f"{symbol.lower()}@kline_{interval}"
 
 
-def combined_stream_url(base_url: str, symbols: tuple[str, ...] | list[str], interval: str) -> str:
-    """``<base>/stream?streams=btcusdt@kline_1m/...`` in the given symbol order."""
-    streams = "/".join(stream_name(s, interval) for s in symbols)
-    return f"{base_url.rstrip('/')}/stream?streams={streams}"
+def combined_stream_url(base_url: str, streams: Sequence[tuple[str, str]]) -> str:
+    """``<base>/stream?streams=btcusdt@kline_1m/...`` for ``(symbol, interval)`` pairs, in the given order."""
+    names = "/".join(stream_name(symbol, interval) for symbol, interval in streams)
+    return f"{base_url.rstrip('/')}/stream?streams={names}"

@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import websocket
 
@@ -23,6 +23,7 @@ from klines.backoff import Backoff
 
 logger = logging.getLogger(__name__)
 
+T = TypeVar("T")
 READ_TICK_SECONDS = 0.25  # how often a blocked read checks for stop and silence
 CONNECT_TIMEOUT_SECONDS = 10.0
 # Binance disconnects a connection that sends more than 10 messages a second
@@ -80,11 +81,11 @@ class StreamClosed(Exception):
     """The link ended (closed, dropped or silent); the loop reconnects."""
 
 
-def split_streams(symbols: Sequence[str], per_connection: int) -> list[tuple[str, ...]]:
-    """Cut ``symbols`` into consecutive groups of at most ``per_connection``, one per connection."""
+def split_streams(streams: Sequence[T], per_connection: int) -> list[tuple[T, ...]]:
+    """Cut ``streams`` into consecutive groups of at most ``per_connection``, one per connection."""
     if per_connection < 1:
         raise ValueError("per_connection must be at least 1")
-    return [tuple(symbols[i : i + per_connection]) for i in range(0, len(symbols), per_connection)]
+    return [tuple(streams[i : i + per_connection]) for i in range(0, len(streams), per_connection)]
 
 
 def run_stream(

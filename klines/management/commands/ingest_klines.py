@@ -27,9 +27,9 @@ class Command(BaseCommand):
         add_stream_options(parser)
 
     def handle(self, *, symbols: str | None, interval: str | None, **options: Any) -> None:
-        symbol_list, interval = stream_options(symbols, interval)
+        symbol_list, intervals = stream_options(symbols, interval)
 
-        ingest = replace(settings.BINANCEWS.ingest, symbols=symbol_list, interval=interval)
+        ingest = replace(settings.BINANCEWS.ingest, symbols=symbol_list, intervals=intervals)
         service = IngestService(ingest, on_stored=self._stored)
         database = settings.DATABASES["default"]
         for connection in service.connections:

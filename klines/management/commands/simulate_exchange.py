@@ -41,12 +41,12 @@ class Command(BaseCommand):
         update_seconds: float,
         **options: Any,
     ) -> None:
-        symbol_list, interval = stream_options(symbols, interval)
+        symbol_list, intervals = stream_options(symbols, interval)
         if speed <= 0 or update_seconds <= 0:
             raise CommandError("--speed and --update-seconds must be positive")
-        start_ms = clock_closing_soon(int(time.time() * 1000), INTERVAL_SECONDS[interval] * 1000, speed=speed)
+        start_ms = clock_closing_soon(int(time.time() * 1000), INTERVAL_SECONDS[intervals[0]] * 1000, speed=speed)
         exchange = SimulatedExchange(
-            symbols=symbol_list, interval=interval, speed=speed, update_seconds=update_seconds, start_ms=start_ms
+            symbols=symbol_list, intervals=intervals, speed=speed, update_seconds=update_seconds, start_ms=start_ms
         )
         try:
             asyncio.run(self._serve(exchange, host, port))
