@@ -158,3 +158,22 @@ def test_the_test_process_settings_come_from_the_environment_only() -> None:
     from django.conf import settings
 
     assert load_config(dict(os.environ)) == settings.BINANCEWS
+
+
+def test_several_intervals_in_order_the_first_is_the_default_of_the_feed() -> None:
+    config = load_config({**DEV, "KLINE_INTERVALS": "5m, 1m,5m,1h"})
+    assert config.intervals == ("5m", "1m", "1h")
+    assert config.interval == config.serving.interval == "5m"
+    assert config.ingest.streams[:3] == (("btcusdt", "5m"), ("btcusdt", "1m"), ("btcusdt", "1h"))
+
+
+def test_kline_interval_is_a_one_interval_alias() -> None:
+    assert load_config({**DEV, "KLINE_INTERVAL": "15m"}).intervals == ("15m",)
+    assert load_config({**DEV, "KLINE_INTERVAL": "15m", "KLINE_INTERVALS": "1m,1h"}).intervals == ("1m", "1h")
+
+
+def test_calendar_months_are_refused_with_a_reason() -> None:
+    with pytest.raises(ConfigError, match=r"KLINE_INTERVALS: 1M \(calendar months\) is not recorded"):
+        load_config({**DEV, "KLINE_INTERVALS": "1m,1M"})
+    with pytest.raises(ConfigError, match="KLINE_INTERVALS: unknown interval '7m'"):
+        load_config({**DEV, "KLINE_INTERVALS": "1m,7m"})
