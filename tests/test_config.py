@@ -177,3 +177,17 @@ def test_calendar_months_are_refused_with_a_reason() -> None:
         load_config({**DEV, "KLINE_INTERVALS": "1m,1M"})
     with pytest.raises(ConfigError, match="KLINE_INTERVALS: unknown interval '7m'"):
         load_config({**DEV, "KLINE_INTERVALS": "1m,7m"})
+
+
+def test_all_symbols_feeds_the_seed_s_five_unless_feed_symbols_says_otherwise() -> None:
+    config = load_config({**DEV, "KLINE_SYMBOLS": "all"})
+    assert (config.all_symbols, config.symbols) == (True, ())
+    assert config.feed_symbols == ("btcusdt", "bnbusdt", "ethusdt", "solusdt", "xrpusdt")
+    assert config.serving.recorded_symbols is None and config.ingest.all_symbols
+    assert load_config({**DEV, "KLINE_SYMBOLS": "all", "FEED_SYMBOLS": "dogeusdt"}).feed_symbols == ("dogeusdt",)
+    assert load_config({**DEV, "KLINE_SYMBOLS": "ethusdt,btcusdt"}).feed_symbols == ("ethusdt", "btcusdt")
+
+
+def test_feed_symbols_must_be_recorded() -> None:
+    with pytest.raises(ConfigError, match="FEED_SYMBOLS: dogeusdt not in KLINE_SYMBOLS"):
+        load_config({**DEV, "KLINE_SYMBOLS": "btcusdt", "FEED_SYMBOLS": "btcusdt,dogeusdt"})

@@ -85,7 +85,9 @@ def test_healthz_reports_every_recorded_interval(settings) -> None:
 
     from klines.binance.parse import ClosedKline
 
-    settings.BINANCEWS = replace(settings.BINANCEWS, symbols=("btcusdt",), intervals=("1m", "5m"))
+    settings.BINANCEWS = replace(
+        settings.BINANCEWS, symbols=("btcusdt",), feed_symbols=("btcusdt",), intervals=("1m", "5m")
+    )
     minute = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=1)
     fields = {**closed_kline("BTCUSDT", 0).as_fields(), "open_time": minute, "close_time": minute}
     save_kline(ClosedKline(**fields))

@@ -31,6 +31,10 @@ MAX_TIME_MS = 253_402_300_799_999  # 9999-12-31 23:59:59.999 UTC
 PLAIN_DECIMAL = re.compile(r"-?[0-9]{1,18}(?:\.[0-9]{0,12})?")
 
 
+# A closed kline cannot close after the event that reports it (``E``, the exchange's clock); a second's leeway.
+FUTURE_TOLERANCE_MS = 1000
+
+
 class MalformedMessage(ValueError):
     """A message from the exchange that cannot be used; the text says which part, ``kind`` names it."""
 
@@ -183,6 +187,13 @@ def parse_stream_message(text: str | bytes) -> StreamUpdate:
     closed = k.get("x")
     if not isinstance(closed, bool):
         raise MalformedMessage(f"k.x is not a boolean: {closed!r}", kind="k.x")
+    event_ms = data.get("E")
+    if closed and isinstance(event_ms, int) and datetime_to_ms(kline.close_time) > event_ms + FUTURE_TOLERANCE_MS:
+        raise MalformedMessage(
+            f"closed kline {kline.symbol} {kline.interval} {kline.open_time:%Y-%m-%d %H:%M} closes after the "
+            f"exchange's own event time E={event_ms} (future-dated)",
+            kind="future",
+        )
     return StreamUpdate(kline=kline, closed=closed)
 
 

@@ -23,7 +23,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -34,11 +34,22 @@ from klines.binance.rest import BinanceRest
 from klines.ingest.backfill import Backfiller
 from klines.ingest.frames import KlineIngestor
 from klines.ingest.gaps import SequenceWatch
+from klines.ingest.listing import ExchangeListing
+from klines.ingest.plan import replan
 from klines.ingest.settings import IngestSettings
 from klines.ingest.stats import Counters, format_stats, lag_seconds
-from klines.ingest.stream import StreamStats, run_stream, split_streams
-from klines.ingest.supervise import Supervisor
+from klines.ingest.stream import (
+    CONNECT_ATTEMPTS_BURST,
+    CONNECT_ATTEMPTS_PER_SECOND,
+    StreamStats,
+    TokenBucket,
+    run_stream,
+    split_streams,
+)
+from klines.ingest.supervise import FatalCondition, Spawn, Supervisor
 from klines.ingest.writer import KlineWriter
+from klines.store.exchange import RecordClaimedError, claim_record
+from klines.store.writes import save_klines
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +73,7 @@ class Connection:
     stream_stats: StreamStats = field(default_factory=StreamStats)
     connects: int = 0
     thread: threading.Thread | None = field(default=None, repr=False)
+    stop: threading.Event = field(default_factory=threading.Event, repr=False)  # retired (symbols changed)
 
 
 class IngestService:
@@ -75,6 +87,7 @@ class IngestService:
             on_stored=on_stored,
             on_dropped=self._dropped,
             on_recovered=self._retry_backfills,
+            store=self._store,
         )
         self.rest = BinanceRest(settings.rest_url, weight_per_minute=settings.rest_weight_per_minute, stop=self.stop)
         self.backfills = {
@@ -90,8 +103,21 @@ class IngestService:
         }
         # One watch per interval for all connections: a gap is judged against every kline known, from any source.
         self.watches = {interval: SequenceWatch(interval_ms(interval)) for interval in settings.intervals}
+        self.listing = ExchangeListing(
+            rest=self.rest,
+            configured=settings.symbols,
+            refresh_seconds=settings.symbols_refresh_seconds,
+            stop=self.stop,
+            on_listing=self._listed,
+        )
+        self.connect_budget = TokenBucket(rate=CONNECT_ATTEMPTS_PER_SECOND, burst=CONNECT_ATTEMPTS_BURST)
+        self._spawn: Spawn | None = None
+        self._lock = threading.Lock()  # the connections, changed by the listing thread
+        self.symbols: tuple[str, ...] = tuple(s.upper() for s in settings.symbols)
         groups = split_streams(settings.streams, settings.streams_per_connection)
         self.connections = [self._connection(f"connection {i}/{len(groups)}", g) for i, g in enumerate(groups, 1)]
+        self._retired: list[Connection] = []
+        self._claimed = False
 
     def _connection(self, name: str, streams: tuple[tuple[str, str], ...]) -> Connection:
         return Connection(
@@ -100,6 +126,16 @@ class IngestService:
             url=combined_stream_url(self.settings.ws_url, streams),
             ingestor=KlineIngestor(streams=streams, sink=lambda kline: self._closed(name, kline)),
         )
+
+    def _store(self, batch: Sequence[ClosedKline]) -> list[ClosedKline]:
+        """Store a batch; before the first, claim the database for this exchange (klines of two never mix)."""
+        if not self._claimed:
+            try:
+                claim_record(self.settings.rest_url)
+            except RecordClaimedError as exc:
+                raise FatalCondition(str(exc)) from None
+            self._claimed = True
+        return save_klines(batch)
 
     def _request_backfill(self, streams: Iterable[tuple[str, str]]) -> None:
         by_interval: dict[str, list[str]] = {}
@@ -147,27 +183,16 @@ class IngestService:
 
         Raises :class:`IngestFailed`, after the same shutdown, when a thread died unexpectedly.
         """
-        spawn = self.supervisor.spawn
+        spawn = self._spawn = self.supervisor.spawn
         self.writer.start(spawn)
         for backfill in self.backfills.values():
             backfill.start(spawn)
         self._request_backfill(self.settings.streams)
-        backoff = Backoff(maximum=self.settings.reconnect_max_seconds)
-        for connection in self.connections:
-            connection.thread = spawn(
-                connection.name,
-                functools.partial(
-                    run_stream,
-                    connection.url,
-                    on_message=connection.ingestor.handle_message,
-                    stop=self.stop,
-                    on_connect=functools.partial(self._connected, connection),
-                    silence_seconds=self.settings.silence_seconds,
-                    backoff=backoff,
-                    name=connection.name,
-                    stats=connection.stream_stats,
-                ),
-            )
+        self._backoff = Backoff(maximum=self.settings.reconnect_max_seconds)
+        with self._lock:
+            for connection in self.connections:
+                self._start_reading(connection)
+        spawn("exchange-listing", self.listing.run)
         next_stats = time.monotonic() + self.settings.stats_seconds
         while not (stop.wait(TICK_SECONDS) or self.supervisor.failed.is_set()):
             if time.monotonic() >= next_stats:
@@ -178,9 +203,64 @@ class IngestService:
             raise IngestFailed(f"{self.supervisor.failure}; {left} queued klines left unwritten")
         return left
 
+    def _start_reading(self, connection: Connection) -> None:
+        assert self._spawn is not None
+        connection.thread = self._spawn(
+            connection.name,
+            functools.partial(
+                run_stream,
+                connection.url,
+                on_message=connection.ingestor.handle_message,
+                stop=connection.stop,
+                on_connect=functools.partial(self._connected, connection),
+                silence_seconds=self.settings.silence_seconds,
+                backoff=self._backoff,
+                name=connection.name,
+                stats=connection.stream_stats,
+                connect_budget=self.connect_budget,
+            ),
+        )
+
+    # -- the listing (KLINE_SYMBOLS=all) -------------------------------------------
+    def _listed(self, listed: tuple[str, ...]) -> None:
+        """The exchange's trading perpetuals changed: with ``KLINE_SYMBOLS=all``, record exactly those."""
+        if not self.settings.all_symbols or self.stop.is_set():
+            return
+        with self._lock:
+            plan = replan(
+                [c.streams for c in self.connections],
+                self.symbols,
+                listed,
+                self.settings.intervals,
+                self.settings.streams_per_connection,
+            )
+            if not plan.added and not plan.gone:
+                return
+            base = len(self.connections) + len(self._retired)
+            opened = [self._connection(f"connection {base + n}", g) for n, g in enumerate(plan.open, 1)]
+            for n in plan.retire:
+                self.connections[n].stop.set()
+                self._retired.append(self.connections[n])
+            self.connections = [self.connections[n] for n in plan.keep] + opened
+            self.symbols = tuple(listed)
+            for connection in opened:
+                if self._spawn is not None:
+                    self._start_reading(connection)
+        added, gone = plan.added, plan.gone
+        if added:
+            logger.info("recording %d new listings: %s", len(added), ", ".join(added[:20]))
+            self._request_backfill((s, i) for s in added for i in self.settings.intervals)
+        if gone:
+            logger.info(
+                "no longer streaming %d delisted symbols (their klines stay): %s", len(gone), ", ".join(sorted(gone))
+            )
+
     def _shut_down(self) -> int:
         stopped = time.monotonic()
         self.stop.set()
+        with self._lock:
+            for connection in self.connections:
+                connection.stop.set()
         logger.info("stopping: %d klines queued, writing them before exit", self.writer.pending)
         for connection in self.connections:
             if connection.thread is not None:
@@ -202,7 +282,8 @@ class IngestService:
 
     # -- visibility --------------------------------------------------------------
     def counters(self) -> Counters:
-        ingest = [c.ingestor.stats for c in self.connections]
+        connections = self.connections + self._retired
+        ingest = [c.ingestor.stats for c in connections]
         return Counters(
             messages=sum(s.received for s in ingest),
             stored=self.writer.stats.stored,
@@ -210,17 +291,18 @@ class IngestService:
             malformed=sum(s.malformed for s in ingest),
             malformed_kinds=dict(sum((s.malformed_kinds for s in ingest), Counter())),
             unknown=sum(s.ignored for s in ingest),
-            reconnects=sum(max(0, c.connects - 1) for c in self.connections),
+            reconnects=sum(max(0, c.connects - 1) for c in connections),
             dropped=self.writer.stats.dropped,
             queued=self.writer.pending,
             backfilled=sum(backfill.stats.fetched for backfill in self.backfills.values()),
             rejected=self.writer.stats.rejected,
-            pongs_skipped=sum(c.stream_stats.pongs_skipped for c in self.connections),
+            pongs_skipped=sum(c.stream_stats.pongs_skipped for c in connections),
             rate_limited=self.rest.rate_limited,
         )
 
     def lags(self) -> dict[str, float | None]:
-        return lag_seconds(dict(self.writer.newest), self.settings.streams, now_ms=self.rest.exchange_now_ms())
+        streams = [(s, i) for s in self.symbols for i in self.settings.intervals]
+        return lag_seconds(dict(self.writer.newest), streams, now_ms=self.rest.exchange_now_ms())
 
     def stats_line(self) -> str:
         return format_stats(self.counters(), self.lags())

@@ -9,7 +9,9 @@ from dataclasses import dataclass
 class IngestSettings:
     ws_url: str
     rest_url: str
-    symbols: tuple[str, ...]
+    symbols: tuple[str, ...]  # configured; empty with KLINE_SYMBOLS=all (then the exchange's listing decides)
+    all_symbols: bool
+    symbols_refresh_seconds: float
     intervals: tuple[str, ...]
     streams_per_connection: int
     silence_seconds: float

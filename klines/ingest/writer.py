@@ -32,7 +32,7 @@ from pymongo.errors import BulkWriteError, ConnectionFailure, ExecutionTimeout, 
 
 from klines.backoff import Backoff
 from klines.binance.parse import ClosedKline
-from klines.ingest.supervise import Spawn, unsupervised
+from klines.ingest.supervise import FatalCondition, Spawn, unsupervised
 from klines.store.writes import save_klines
 
 logger = logging.getLogger(__name__)
@@ -171,6 +171,8 @@ class KlineWriter:
         while True:
             try:
                 stored = self.store(batch)
+            except FatalCondition:
+                raise
             except Exception as exc:
                 if is_document_error(exc):
                     return self._isolate(batch, exc)

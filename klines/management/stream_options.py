@@ -19,8 +19,17 @@ def stream_options(symbols: str | None, interval: str | None) -> tuple[tuple[str
     """The symbols and intervals asked for, or the settings'; a bad value is a :class:`CommandError`."""
     try:
         return (
-            parse_symbols(symbols, variable="--symbols") if symbols else settings.BINANCEWS.symbols,
+            parse_symbols(symbols, variable="--symbols") if symbols else _recorded_symbols(),
             parse_intervals(interval, variable="--interval") if interval else settings.BINANCEWS.intervals,
         )
     except ValueError as exc:
         raise CommandError(str(exc)) from None
+
+
+def _recorded_symbols() -> tuple[str, ...]:
+    """``KLINE_SYMBOLS``; with ``all``, the exchange's listing the ingest kept in the database."""
+    if not settings.BINANCEWS.all_symbols:
+        return settings.BINANCEWS.symbols
+    from klines.store.exchange import listed_symbols  # reads the database: only when asked
+
+    return tuple(s.lower() for s in listed_symbols())

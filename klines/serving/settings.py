@@ -9,7 +9,8 @@ from klines.binance.intervals import INTERVAL_SECONDS
 
 @dataclass(frozen=True, kw_only=True)
 class ServingSettings:
-    symbols: tuple[str, ...]
+    symbols: tuple[str, ...]  # what `/` sends on connect (FEED_SYMBOLS)
+    recorded_symbols: tuple[str, ...] | None  # None: every trading perpetual (KLINE_SYMBOLS=all)
     intervals: tuple[str, ...]  # recorded; the first is the default of `/`
     timezone: str
     poll_seconds: float

@@ -70,6 +70,7 @@ class Command(BaseCommand):
                 until=end,
                 interval_ms=INTERVAL_SECONDS[interval] * 1000,
                 grace_ms=round(grace * 1000),
+                now=datetime.now(UTC),
             )
             self.stdout.write(status.line())
             if not status.healthy:
