@@ -18,7 +18,7 @@ from pymongo.errors import ConfigurationError, InvalidURI
 from pymongo.uri_parser import parse_uri
 
 from klines.binance.intervals import INTERVAL_SECONDS
-from klines.binance.names import parse_interval, parse_symbols
+from klines.binance.names import parse_intervals, parse_symbols
 from klines.ingest.settings import IngestSettings
 from klines.serving.settings import ServingSettings
 
@@ -40,8 +40,11 @@ class Config:
     mongo_collection: str
     binance_ws_url: str
     binance_rest_url: str
-    symbols: tuple[str, ...]
-    interval: str
+    symbols: tuple[str, ...]  # configured; empty with KLINE_SYMBOLS=all
+    all_symbols: bool  # KLINE_SYMBOLS=all: every trading perpetual the exchange lists
+    feed_symbols: tuple[str, ...]  # what `/` sends on connect, in order
+    symbols_refresh_seconds: float
+    intervals: tuple[str, ...]  # the first is the default of `/`
     timezone: str
     secret_key: str = field(repr=False)
     debug: bool
@@ -64,6 +67,11 @@ class Config:
     rest_weight_per_minute: int
 
     @property
+    def interval(self) -> str:
+        """The first recorded interval: what `/` shows by default."""
+        return self.intervals[0]
+
+    @property
     def interval_seconds(self) -> int:
         return INTERVAL_SECONDS[self.interval]
 
@@ -74,7 +82,9 @@ class Config:
             ws_url=self.binance_ws_url,
             rest_url=self.binance_rest_url,
             symbols=self.symbols,
-            interval=self.interval,
+            all_symbols=self.all_symbols,
+            symbols_refresh_seconds=self.symbols_refresh_seconds,
+            intervals=self.intervals,
             streams_per_connection=self.streams_per_connection,
             silence_seconds=self.silence_seconds,
             reconnect_max_seconds=self.reconnect_max_seconds,
@@ -87,8 +97,9 @@ class Config:
     def serving(self) -> ServingSettings:
         """The serving processes' slice."""
         return ServingSettings(
-            symbols=self.symbols,
-            interval=self.interval,
+            symbols=self.feed_symbols,
+            recorded_symbols=None if self.all_symbols else self.symbols,
+            intervals=self.intervals,
             timezone=self.timezone,
             poll_seconds=self.poll_seconds,
             ws_max_pending_bytes=self.ws_max_pending_bytes,
@@ -105,6 +116,26 @@ def _checked(parse: Callable[..., Any], raw: str, variable: str) -> Any:
         return parse(raw, variable=variable)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+
+
+def _symbols(env: Mapping[str, str]) -> dict[str, Any]:
+    """``KLINE_SYMBOLS`` (a list, or ``all``) and ``FEED_SYMBOLS`` (default: that list, or the seed's five)."""
+    raw = env.get("KLINE_SYMBOLS", ",".join(DEFAULT_SYMBOLS))
+    all_symbols = raw.strip().lower() == "all"
+    symbols = () if all_symbols else _checked(parse_symbols, raw, "KLINE_SYMBOLS")
+    feed_raw = env.get("FEED_SYMBOLS", "").strip()
+    feed = _checked(parse_symbols, feed_raw, "FEED_SYMBOLS") if feed_raw else symbols or DEFAULT_SYMBOLS
+    if symbols and not set(feed) <= set(symbols):
+        unknown = ", ".join(s for s in feed if s not in symbols)
+        raise ConfigError(f"FEED_SYMBOLS: {unknown} not in KLINE_SYMBOLS; `/` can only send recorded symbols")
+    return {"symbols": symbols, "all_symbols": all_symbols, "feed_symbols": feed}
+
+
+def _intervals(env: Mapping[str, str]) -> tuple[str, ...]:
+    """``KLINE_INTERVALS``, or ``KLINE_INTERVAL`` (one interval, the older name), default ``1m``."""
+    if env.get("KLINE_INTERVALS", "").strip():
+        return _checked(parse_intervals, env["KLINE_INTERVALS"], "KLINE_INTERVALS")
+    return _checked(parse_intervals, env.get("KLINE_INTERVAL", "1m"), "KLINE_INTERVAL")
 
 
 def _parse_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -224,8 +255,9 @@ def load_config(env: Mapping[str, str]) -> Config:
         mongo_collection=_parse_name(env, "MONGO_COLLECTION", "klines"),
         binance_ws_url=_parse_url(env, "BINANCE_WS_URL", "wss://fstream.binance.com/market", ("ws", "wss")),
         binance_rest_url=_parse_url(env, "BINANCE_REST_URL", "https://fapi.binance.com", ("http", "https")),
-        symbols=_checked(parse_symbols, env.get("KLINE_SYMBOLS", ",".join(DEFAULT_SYMBOLS)), "KLINE_SYMBOLS"),
-        interval=_checked(parse_interval, env.get("KLINE_INTERVAL", "1m"), "KLINE_INTERVAL"),
+        **_symbols(env),
+        symbols_refresh_seconds=_parse_positive(env, "KLINE_SYMBOLS_REFRESH_SECONDS", 3600.0),
+        intervals=_intervals(env),
         timezone=_parse_timezone(env.get("KLINE_TIMEZONE", "UTC").strip()),
         secret_key=secret_key,
         debug=debug,

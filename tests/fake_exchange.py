@@ -119,14 +119,15 @@ class FaultyExchange(SimulatedExchange):
         self.stream_skips.update(indexes)
 
     # -- ground truth --------------------------------------------------------------
-    def truth(self, symbol: str, first_index: int, last_index: int) -> list[ClosedKline]:
+    def truth(self, symbol: str, first_index: int, last_index: int, interval: str | None = None) -> list[ClosedKline]:
+        series = self.series_of[interval or self.interval]
         return [
             parse_rest_row(k.rest_row(), symbol=k.symbol, interval=k.interval)
-            for k in self.closed_klines(symbol, first_index, last_index)
+            for k in (series.kline(symbol, i) for i in range(first_index, last_index + 1))
         ]
 
-    def last_closed_index(self) -> int:
-        return self.current_index() - 1
+    def last_closed_index(self, interval: str | None = None) -> int:
+        return self.current_index(interval) - 1
 
     # -- hooks into the simulated exchange -------------------------------------------
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
@@ -165,8 +166,10 @@ class FaultyExchange(SimulatedExchange):
         k = message["data"]["k"]
         return k["x"] and self.series.index_at(k["t"]) in self.stream_skips
 
-    async def _send_closes(self, connection: ServerConnection, symbols: list[str], indexes: range) -> None:
-        await super()._send_closes(connection, symbols, indexes)
+    async def _send_closes(
+        self, connection: ServerConnection, symbols: list[str], indexes: range, *, interval: str | None = None
+    ) -> None:
+        await super()._send_closes(connection, symbols, indexes, interval=interval)
         if self.late_repeat:
             for index in indexes:
                 for symbol in symbols:

@@ -23,7 +23,8 @@ import websocket
 from bson.decimal128 import Decimal128
 from pymongo.collection import Collection
 
-from klines.binance.parse import ClosedKline, ms_to_datetime, parse_rest_row
+from klines.binance.intervals import interval_ms
+from klines.binance.parse import ClosedKline, datetime_to_ms, ms_to_datetime, parse_rest_row
 from klines.simexchange.series import KlineSeries
 from klines.testing.servers import manage, service_env, stop_process
 from klines.window import HISTORY
@@ -113,8 +114,8 @@ def ingest_env(mongo_uri: str, database: str, exchange: ExchangeThread, symbols:
     return service_env(mongo_uri, database, **{**settings, **extra})
 
 
-def stored(collection: Collection, symbol: str) -> list[ClosedKline]:
-    rows = collection.find({"symbol": symbol.upper(), "interval": "1m"}).sort("open_time", 1)
+def stored(collection: Collection, symbol: str, interval: str = "1m") -> list[ClosedKline]:
+    rows = collection.find({"symbol": symbol.upper(), "interval": interval}).sort("open_time", 1)
     return [ClosedKline(**{name: _value(row[name]) for name in FIELDS}) for row in rows]
 
 
@@ -127,12 +128,14 @@ def _value(value: Any) -> Any:
 
 
 def index_of(kline: ClosedKline) -> int:
-    return int(kline.open_time.timestamp() * 1000) // INTERVAL_MS
+    return datetime_to_ms(kline.open_time) // interval_ms(kline.interval)
 
 
-def complete_through(collection: Collection, symbol: str, index: int, *, at_least: int = HISTORY) -> bool:
+def complete_through(
+    collection: Collection, symbol: str, index: int, *, at_least: int = HISTORY, interval: str = "1m"
+) -> bool:
     """``symbol`` has a contiguous run of at least ``at_least`` stored klines reaching ``index``."""
-    indexes = [index_of(k) for k in stored(collection, symbol)]
+    indexes = [index_of(k) for k in stored(collection, symbol, interval)]
     contiguous = bool(indexes) and indexes == list(range(indexes[0], indexes[-1] + 1))
     return contiguous and len(indexes) >= at_least and indexes[-1] >= index
 

@@ -123,5 +123,15 @@ def test_the_parsers_limits_are_the_models() -> None:
 
 
 def test_combined_stream_url_keeps_symbol_order_under_market_path() -> None:
-    url = combined_stream_url("wss://fstream.binance.com/market", ("btcusdt", "ethusdt"), "1m")
+    url = combined_stream_url("wss://fstream.binance.com/market", [("btcusdt", "1m"), ("ethusdt", "1m")])
     assert url == "wss://fstream.binance.com/market/stream?streams=btcusdt@kline_1m/ethusdt@kline_1m"
+
+
+def test_a_close_dated_after_its_own_event_is_refused_as_future_dated() -> None:
+    frame = json.loads(mangled())
+    frame["data"]["E"] = frame["data"]["k"]["T"] - 25 * 60_000  # a simulated clock 25 minutes ahead
+    with pytest.raises(MalformedMessage) as raised:
+        parse_stream_message(json.dumps(frame))
+    assert raised.value.kind == "future"
+    frame["data"]["E"] = frame["data"]["k"]["T"] + 1
+    assert parse_stream_message(json.dumps(frame)).closed

@@ -41,7 +41,13 @@ def test_unknown_symbol_or_interval_is_a_404_page(client: Client) -> None:
 
 
 def test_chart_follows_the_recorded_symbols_and_zone(client: Client, settings) -> None:
-    settings.BINANCEWS = replace(settings.BINANCEWS, symbols=("dogeusdt",), interval="5m", timezone="Asia/Kolkata")
+    settings.BINANCEWS = replace(
+        settings.BINANCEWS,
+        symbols=("dogeusdt",),
+        feed_symbols=("dogeusdt",),
+        intervals=("5m",),
+        timezone="Asia/Kolkata",
+    )
     assert client.get("/chart/BTCUSDT?interval=5m").status_code == 404
     html = client.get("/chart/DOGEUSDT?interval=5m").content.decode()
     assert 'data-interval-ms="300000"' in html and 'data-timezone="Asia/Kolkata"' in html

@@ -158,3 +158,36 @@ def test_the_test_process_settings_come_from_the_environment_only() -> None:
     from django.conf import settings
 
     assert load_config(dict(os.environ)) == settings.BINANCEWS
+
+
+def test_several_intervals_in_order_the_first_is_the_default_of_the_feed() -> None:
+    config = load_config({**DEV, "KLINE_INTERVALS": "5m, 1m,5m,1h"})
+    assert config.intervals == ("5m", "1m", "1h")
+    assert config.interval == config.serving.interval == "5m"
+    assert config.ingest.streams[:3] == (("btcusdt", "5m"), ("btcusdt", "1m"), ("btcusdt", "1h"))
+
+
+def test_kline_interval_is_a_one_interval_alias() -> None:
+    assert load_config({**DEV, "KLINE_INTERVAL": "15m"}).intervals == ("15m",)
+    assert load_config({**DEV, "KLINE_INTERVAL": "15m", "KLINE_INTERVALS": "1m,1h"}).intervals == ("1m", "1h")
+
+
+def test_calendar_months_are_refused_with_a_reason() -> None:
+    with pytest.raises(ConfigError, match=r"KLINE_INTERVALS: 1M \(calendar months\) is not recorded"):
+        load_config({**DEV, "KLINE_INTERVALS": "1m,1M"})
+    with pytest.raises(ConfigError, match="KLINE_INTERVALS: unknown interval '7m'"):
+        load_config({**DEV, "KLINE_INTERVALS": "1m,7m"})
+
+
+def test_all_symbols_feeds_the_seed_s_five_unless_feed_symbols_says_otherwise() -> None:
+    config = load_config({**DEV, "KLINE_SYMBOLS": "all"})
+    assert (config.all_symbols, config.symbols) == (True, ())
+    assert config.feed_symbols == ("btcusdt", "bnbusdt", "ethusdt", "solusdt", "xrpusdt")
+    assert config.serving.recorded_symbols is None and config.ingest.all_symbols
+    assert load_config({**DEV, "KLINE_SYMBOLS": "all", "FEED_SYMBOLS": "dogeusdt"}).feed_symbols == ("dogeusdt",)
+    assert load_config({**DEV, "KLINE_SYMBOLS": "ethusdt,btcusdt"}).feed_symbols == ("ethusdt", "btcusdt")
+
+
+def test_feed_symbols_must_be_recorded() -> None:
+    with pytest.raises(ConfigError, match="FEED_SYMBOLS: dogeusdt not in KLINE_SYMBOLS"):
+        load_config({**DEV, "KLINE_SYMBOLS": "btcusdt", "FEED_SYMBOLS": "btcusdt,dogeusdt"})

@@ -20,7 +20,9 @@ def test_dashboard_has_one_panel_per_coin_in_symbol_order(client: Client) -> Non
 
 
 def test_dashboard_follows_the_configured_symbols(client: Client, settings) -> None:
-    settings.BINANCEWS = replace(settings.BINANCEWS, symbols=("ethusdt", "dogeusdt"))
+    settings.BINANCEWS = replace(
+        settings.BINANCEWS, symbols=("ethusdt", "dogeusdt"), feed_symbols=("ethusdt", "dogeusdt")
+    )
     html = client.get("/").content.decode()
     assert re.findall(r'data-coin="(\w+)"', html) == ["ETHUSDT", "DOGEUSDT"]
 

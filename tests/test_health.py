@@ -69,3 +69,31 @@ def test_healthz_reports_an_unreachable_channel_layer_without_the_drivers_text(s
     body = response.json()
     assert body["channel_layer"] == {"ok": False, "backend": "redis"}
     assert "127.0.0.1" not in response.content.decode()  # no host, port or driver message in the answer
+
+
+def test_a_kline_from_the_future_is_flagged_not_fresh() -> None:
+    newest = {"BTCUSDT": NOW + timedelta(minutes=25), "ETHUSDT": NOW - timedelta(seconds=61)}
+    report, fresh = symbol_freshness(newest, now=NOW, interval_seconds=60, grace_seconds=30)
+    assert not fresh
+    assert report["BTCUSDT"]["future_dated"] is True
+    assert "future_dated" not in report["ETHUSDT"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_healthz_reports_every_recorded_interval(settings) -> None:
+    from dataclasses import replace
+
+    from klines.binance.parse import ClosedKline
+
+    settings.BINANCEWS = replace(
+        settings.BINANCEWS, symbols=("btcusdt",), feed_symbols=("btcusdt",), intervals=("1m", "5m")
+    )
+    minute = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=1)
+    fields = {**closed_kline("BTCUSDT", 0).as_fields(), "open_time": minute, "close_time": minute}
+    save_kline(ClosedKline(**fields))
+    response = Client().get("/healthz")
+    body = response.json()
+    assert (response.status_code, body["status"]) == (503, "stale")  # nothing at 5m yet
+    assert body["symbols"]["BTCUSDT"]["stale"] is False
+    assert body["intervals"]["1m"]["BTCUSDT"]["stale"] is False
+    assert body["intervals"]["5m"]["BTCUSDT"] == {"newest_open_time": None, "age_seconds": None, "stale": True}

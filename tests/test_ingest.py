@@ -25,7 +25,7 @@ def frame(symbol: str, offset: int, *, closed: bool = True, **k_changes: object)
 
 def ingestor() -> tuple[KlineIngestor, list[ClosedKline]]:
     handed: list[ClosedKline] = []
-    return KlineIngestor(symbols=SYMBOLS, interval="1m", sink=handed.append), handed
+    return KlineIngestor(streams=[(s, "1m") for s in SYMBOLS], sink=handed.append), handed
 
 
 def test_only_closed_klines_are_handed_on() -> None:

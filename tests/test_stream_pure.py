@@ -85,11 +85,21 @@ def test_last_expected_open_follows_the_stored_grid_and_the_grace() -> None:
 
 
 def test_lag_is_from_the_close_of_the_newest_stored_kline() -> None:
-    newest = {"BTCUSDT": datetime(2025, 11, 25, 10, 0, tzinfo=UTC)}
+    newest = {("BTCUSDT", "1m"): datetime(2025, 11, 25, 10, 0, tzinfo=UTC)}
     now_ms = int(datetime(2025, 11, 25, 10, 1, 2, tzinfo=UTC).timestamp() * 1000)
-    assert lag_seconds(newest, ["btcusdt", "ethusdt"], interval_ms=MINUTE, now_ms=now_ms) == {
+    assert lag_seconds(newest, [("btcusdt", "1m"), ("ethusdt", "1m")], now_ms=now_ms) == {
         "BTCUSDT": 2.0,
         "ETHUSDT": None,
+    }
+
+
+def test_with_several_intervals_each_lag_is_labelled_with_its_interval() -> None:
+    newest = {("BTCUSDT", "1m"): datetime(2025, 11, 25, 10, 0), ("BTCUSDT", "5m"): datetime(2025, 11, 25, 9, 55)}
+    newest = {key: moment.replace(tzinfo=UTC) for key, moment in newest.items()}
+    now_ms = int(datetime(2025, 11, 25, 10, 1, 2, tzinfo=UTC).timestamp() * 1000)
+    assert lag_seconds(newest, [("BTCUSDT", "1m"), ("BTCUSDT", "5m")], now_ms=now_ms) == {
+        "BTCUSDT 1m": 2.0,
+        "BTCUSDT 5m": 62.0,  # closed at 10:00
     }
 
 
@@ -118,7 +128,7 @@ def test_stats_line_lists_only_the_worst_lags_of_many_symbols() -> None:
 
 
 def test_a_flood_of_bad_frames_is_counted_but_its_logging_capped(caplog: pytest.LogCaptureFixture) -> None:
-    ingestor = KlineIngestor(symbols=("btcusdt",), interval="1m", sink=lambda kline: None)
+    ingestor = KlineIngestor(streams=[("btcusdt", "1m")], sink=lambda kline: None)
     with caplog.at_level(logging.WARNING, logger="klines"):
         for n in range(100):
             ingestor.handle_message(f"not json {n}")

@@ -40,7 +40,7 @@ def test_writer_stores_each_kline_once_and_reports_it() -> None:
     assert Kline.objects.count() == 3
     assert [k.open_time for k in stored] == [closed_kline("BTCUSDT", o).open_time for o in (0, 1, 2)]
     assert (writer.stats.stored, writer.stats.duplicates, writer.stats.dropped) == (3, 1, 0)
-    assert writer.newest == {"BTCUSDT": closed_kline("BTCUSDT", 2).open_time}
+    assert writer.newest == {("BTCUSDT", "1m"): closed_kline("BTCUSDT", 2).open_time}
 
 
 def test_what_queued_up_is_stored_as_one_batch() -> None:

@@ -22,7 +22,20 @@ def parse_symbols(raw: str, *, variable: str = "KLINE_SYMBOLS") -> tuple[str, ..
 
 def parse_interval(raw: str, *, variable: str = "KLINE_INTERVAL") -> str:
     interval = raw.strip()
+    if interval == "1M":
+        raise ValueError(
+            f"{variable}: 1M (calendar months) is not recorded: its length varies, and the record's gap "
+            "checks need a fixed one; use 1w or shorter"
+        )
     if interval not in INTERVAL_SECONDS:
         known = ", ".join(INTERVAL_SECONDS)
         raise ValueError(f"{variable}: unknown interval {raw!r}; use one of {known}")
     return interval
+
+
+def parse_intervals(raw: str, *, variable: str = "KLINE_INTERVALS") -> tuple[str, ...]:
+    """A comma-separated list of intervals, order kept (the first is the default of ``/``), duplicates dropped."""
+    intervals = tuple(dict.fromkeys(parse_interval(part, variable=variable) for part in raw.split(",") if part.strip()))
+    if not intervals:
+        raise ValueError(f"{variable} is empty; set it to e.g. '1m' or '1m,5m,1h'")
+    return intervals

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -28,6 +29,10 @@ INT64_MAX = 2**63 - 1
 MAX_TIME_MS = 253_402_300_799_999  # 9999-12-31 23:59:59.999 UTC
 # What Binance sends: plainly within every limit above, so the digit count below is skipped (parser speed).
 PLAIN_DECIMAL = re.compile(r"-?[0-9]{1,18}(?:\.[0-9]{0,12})?")
+
+
+# A closed kline cannot close after the event that reports it (``E``, the exchange's clock); a second's leeway.
+FUTURE_TOLERANCE_MS = 1000
 
 
 class MalformedMessage(ValueError):
@@ -182,6 +187,13 @@ def parse_stream_message(text: str | bytes) -> StreamUpdate:
     closed = k.get("x")
     if not isinstance(closed, bool):
         raise MalformedMessage(f"k.x is not a boolean: {closed!r}", kind="k.x")
+    event_ms = data.get("E")
+    if closed and isinstance(event_ms, int) and datetime_to_ms(kline.close_time) > event_ms + FUTURE_TOLERANCE_MS:
+        raise MalformedMessage(
+            f"closed kline {kline.symbol} {kline.interval} {kline.open_time:%Y-%m-%d %H:%M} closes after the "
+            f"exchange's own event time E={event_ms} (future-dated)",
+            kind="future",
+        )
     return StreamUpdate(kline=kline, closed=closed)
 
 
@@ -210,7 +222,7 @@ def stream_name(symbol: str, interval: str) -> str:
     return f"{symbol.lower()}@kline_{interval}"
 
 
-def combined_stream_url(base_url: str, symbols: tuple[str, ...] | list[str], interval: str) -> str:
-    """``<base>/stream?streams=btcusdt@kline_1m/...`` in the given symbol order."""
-    streams = "/".join(stream_name(s, interval) for s in symbols)
-    return f"{base_url.rstrip('/')}/stream?streams={streams}"
+def combined_stream_url(base_url: str, streams: Sequence[tuple[str, str]]) -> str:
+    """``<base>/stream?streams=btcusdt@kline_1m/...`` for ``(symbol, interval)`` pairs, in the given order."""
+    names = "/".join(stream_name(symbol, interval) for symbol, interval in streams)
+    return f"{base_url.rstrip('/')}/stream?streams={names}"

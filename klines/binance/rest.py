@@ -114,6 +114,7 @@ class BinanceRest:
         self.stop = stop
         self.timeout = timeout
         self.backoff = backoff
+        self._turn = threading.Lock()
         self.requests = 0
         self.rate_limited = 0  # 429/418 answers waited out
         self._client = httpx.Client(timeout=timeout, headers={"User-Agent": USER_AGENT})
@@ -132,7 +133,14 @@ class BinanceRest:
         return round(time.time() * 1000) + self.clock_offset_ms
 
     def get(self, path: str, params: Mapping[str, Any], *, weight: int) -> Any:
-        """The JSON body of ``GET path``; :class:`RestError` for anything else (the caller retries later)."""
+        """The JSON body of ``GET path``; :class:`RestError` for anything else (the caller retries later).
+
+        Thread-safe: callers (one backfill thread per interval) take turns, so the pacing holds for all.
+        """
+        with self._turn:
+            return self._get(path, params, weight=weight)
+
+    def _get(self, path: str, params: Mapping[str, Any], *, weight: int) -> Any:
         for attempt in range(MAX_RATE_LIMITED_RETRIES + 1):
             wait = self.pacer.delay(weight)
             if wait > 0 and self.stop.wait(wait):

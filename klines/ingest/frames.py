@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from klines.binance.parse import ClosedKline, MalformedMessage, parse_stream_message
@@ -26,11 +26,10 @@ class IngestStats:
 
 
 class KlineIngestor:
-    """Parse each message; hand closed klines of the wanted symbols and interval to ``sink``."""
+    """Parse each message; hand closed klines of the wanted ``(symbol, interval)`` streams to ``sink``."""
 
-    def __init__(self, *, symbols: tuple[str, ...], interval: str, sink: Callable[[ClosedKline], None]) -> None:
-        self.symbols = {s.upper() for s in symbols}
-        self.interval = interval
+    def __init__(self, *, streams: Iterable[tuple[str, str]], sink: Callable[[ClosedKline], None]) -> None:
+        self.streams = {(symbol.upper(), interval) for symbol, interval in streams}
         self.sink = sink
         self.stats = IngestStats()
         self._log_window = (float("-inf"), 0)  # (minute start, lines logged in it)
@@ -46,7 +45,7 @@ class KlineIngestor:
             self._warn("skipped malformed message: %s", exc)
             return
         kline = update.kline
-        if kline.symbol not in self.symbols or kline.interval != self.interval:
+        if (kline.symbol, kline.interval) not in self.streams:
             self.stats.ignored += 1
             self._warn("skipped kline for unexpected stream %s@%s", kline.symbol, kline.interval)
             return

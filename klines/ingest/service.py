@@ -1,14 +1,14 @@
 """The ingest service: stream readers, one writer, the REST backfill and the stats line, wired together.
 
-* One reader thread per connection (:func:`run_stream`); streams are split across
-  connections at ``streams_per_connection``. A reader parses each frame and hands
+* One reader thread per connection (:func:`run_stream`); the (symbol, interval)
+  streams are split across connections at ``streams_per_connection``. A reader parses each frame and hands
   closed klines to the writer's bounded queue — never blocking on the database.
-* A :class:`SequenceWatch` compares each closed kline with the newest one known for
-  its symbol; a skipped interval asks the backfill to fetch it.
+* A :class:`SequenceWatch` per interval compares each closed kline with the newest one
+  known for its symbol; a skipped interval asks the backfill to fetch it.
 * The :class:`KlineWriter` thread stores what is queued, riding out database outages;
   a kline dropped from a full queue is handed to the backfill too.
-* The :class:`Backfiller` thread fetches from REST at start, after every (re)connect,
-  on a gap or a drop.
+* A :class:`Backfiller` thread per interval fetches from REST at start, after every
+  (re)connect, on a gap or a drop; they share one paced REST client.
 * On stop, readers stop first, then the writer writes what is queued, all within
   :data:`SHUTDOWN_SECONDS`.
 * Every thread runs under a :class:`Supervisor`: if one dies unexpectedly, the
@@ -23,21 +23,33 @@ import logging
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from klines.backoff import Backoff
+from klines.binance.intervals import interval_ms
 from klines.binance.parse import ClosedKline, combined_stream_url, datetime_to_ms
 from klines.binance.rest import BinanceRest
 from klines.ingest.backfill import Backfiller
 from klines.ingest.frames import KlineIngestor
 from klines.ingest.gaps import SequenceWatch
+from klines.ingest.listing import ExchangeListing
+from klines.ingest.plan import replan
 from klines.ingest.settings import IngestSettings
 from klines.ingest.stats import Counters, format_stats, lag_seconds
-from klines.ingest.stream import StreamStats, run_stream, split_streams
-from klines.ingest.supervise import Supervisor
+from klines.ingest.stream import (
+    CONNECT_ATTEMPTS_BURST,
+    CONNECT_ATTEMPTS_PER_SECOND,
+    StreamStats,
+    TokenBucket,
+    run_stream,
+    split_streams,
+)
+from klines.ingest.supervise import FatalCondition, Spawn, Supervisor
 from klines.ingest.writer import KlineWriter
+from klines.store.exchange import RecordClaimedError, claim_record
+from klines.store.writes import save_klines
 
 logger = logging.getLogger(__name__)
 
@@ -52,15 +64,16 @@ class IngestFailed(Exception):
 
 @dataclass
 class Connection:
-    """One websocket connection's share of the symbols and its own parsing state."""
+    """One websocket connection's share of the (symbol, interval) streams and its own parsing state."""
 
     name: str
-    symbols: tuple[str, ...]
+    streams: tuple[tuple[str, str], ...]
     url: str
     ingestor: KlineIngestor
     stream_stats: StreamStats = field(default_factory=StreamStats)
     connects: int = 0
     thread: threading.Thread | None = field(default=None, repr=False)
+    stop: threading.Event = field(default_factory=threading.Event, repr=False)  # retired (symbols changed)
 
 
 class IngestService:
@@ -73,59 +86,96 @@ class IngestService:
             capacity=settings.queue_size,
             on_stored=on_stored,
             on_dropped=self._dropped,
-            on_recovered=lambda: self.backfill.retry_now(),
+            on_recovered=self._retry_backfills,
+            store=self._store,
         )
         self.rest = BinanceRest(settings.rest_url, weight_per_minute=settings.rest_weight_per_minute, stop=self.stop)
-        self.backfill = Backfiller(
+        self.backfills = {
+            interval: Backfiller(
+                rest=self.rest,
+                interval=interval,
+                interval_ms=interval_ms(interval),
+                deliver=self._fetched,
+                stop=self.stop,
+                on_newest=functools.partial(self._newest_stored, interval),
+            )
+            for interval in settings.intervals
+        }
+        # One watch per interval for all connections: a gap is judged against every kline known, from any source.
+        self.watches = {interval: SequenceWatch(interval_ms(interval)) for interval in settings.intervals}
+        self.listing = ExchangeListing(
             rest=self.rest,
-            interval=settings.interval,
-            interval_ms=settings.interval_ms,
-            deliver=self._fetched,
+            configured=settings.symbols,
+            refresh_seconds=settings.symbols_refresh_seconds,
             stop=self.stop,
-            on_newest=self._newest_stored,
+            on_listing=self._listed,
         )
-        # One watch for all connections: a gap is judged against every kline known, from any source.
-        self.watch = SequenceWatch(settings.interval_ms)
-        groups = split_streams(settings.symbols, settings.streams_per_connection)
+        self.connect_budget = TokenBucket(rate=CONNECT_ATTEMPTS_PER_SECOND, burst=CONNECT_ATTEMPTS_BURST)
+        self._spawn: Spawn | None = None
+        self._lock = threading.Lock()  # the connections, changed by the listing thread
+        self.symbols: tuple[str, ...] = tuple(s.upper() for s in settings.symbols)
+        groups = split_streams(settings.streams, settings.streams_per_connection)
         self.connections = [self._connection(f"connection {i}/{len(groups)}", g) for i, g in enumerate(groups, 1)]
+        self._retired: list[Connection] = []
+        self._claimed = False
 
-    def _connection(self, name: str, symbols: tuple[str, ...]) -> Connection:
+    def _connection(self, name: str, streams: tuple[tuple[str, str], ...]) -> Connection:
         return Connection(
             name=name,
-            symbols=symbols,
-            url=combined_stream_url(self.settings.ws_url, symbols, self.settings.interval),
-            ingestor=KlineIngestor(
-                symbols=symbols, interval=self.settings.interval, sink=lambda kline: self._closed(name, kline)
-            ),
+            streams=streams,
+            url=combined_stream_url(self.settings.ws_url, streams),
+            ingestor=KlineIngestor(streams=streams, sink=lambda kline: self._closed(name, kline)),
         )
+
+    def _store(self, batch: Sequence[ClosedKline]) -> list[ClosedKline]:
+        """Store a batch; before the first, claim the database for this exchange (klines of two never mix)."""
+        if not self._claimed:
+            try:
+                claim_record(self.settings.rest_url)
+            except RecordClaimedError as exc:
+                raise FatalCondition(str(exc)) from None
+            self._claimed = True
+        return save_klines(batch)
+
+    def _request_backfill(self, streams: Iterable[tuple[str, str]]) -> None:
+        by_interval: dict[str, list[str]] = {}
+        for symbol, interval in streams:
+            by_interval.setdefault(interval, []).append(symbol)
+        for interval, symbols in by_interval.items():
+            self.backfills[interval].request(symbols)
 
     # -- callbacks (reader and writer threads) ---------------------------------
     def _connected(self, connection: Connection) -> None:
         connection.connects += 1
-        self.backfill.request(connection.symbols)
+        self._request_backfill(connection.streams)
 
     def _closed(self, connection: str, kline: ClosedKline) -> None:
-        missing = self.watch.observe(kline.symbol, datetime_to_ms(kline.open_time))
+        missing = self.watches[kline.interval].observe(kline.symbol, datetime_to_ms(kline.open_time))
         if missing is not None:
             logger.warning(
-                "%s: the stream skipped %s klines before %s; backfilling them",
+                "%s: the stream skipped %s %s klines before %s; backfilling them",
                 connection,
                 kline.symbol,
+                kline.interval,
                 kline.open_time,
             )
-            self.backfill.request([kline.symbol], from_ms=missing)
+            self.backfills[kline.interval].request([kline.symbol], from_ms=missing)
         self.writer.offer(kline)
 
     def _fetched(self, kline: ClosedKline) -> bool:
-        self.watch.note(kline.symbol, datetime_to_ms(kline.open_time))
+        self.watches[kline.interval].note(kline.symbol, datetime_to_ms(kline.open_time))
         return self.writer.put(kline, stop=self.stop)
 
-    def _newest_stored(self, symbol: str, open_time: datetime) -> None:
-        self.watch.note(symbol, datetime_to_ms(open_time))
-        self.writer.note_newest(symbol, open_time)
+    def _newest_stored(self, interval: str, symbol: str, open_time: datetime) -> None:
+        self.watches[interval].note(symbol, datetime_to_ms(open_time))
+        self.writer.note_newest(symbol, interval, open_time)
 
     def _dropped(self, kline: ClosedKline) -> None:
-        self.backfill.request([kline.symbol], from_ms=datetime_to_ms(kline.open_time))
+        self.backfills[kline.interval].request([kline.symbol], from_ms=datetime_to_ms(kline.open_time))
+
+    def _retry_backfills(self) -> None:
+        for backfill in self.backfills.values():
+            backfill.retry_now()
 
     # -- running ---------------------------------------------------------------
     def run(self, stop: threading.Event) -> int:
@@ -133,26 +183,16 @@ class IngestService:
 
         Raises :class:`IngestFailed`, after the same shutdown, when a thread died unexpectedly.
         """
-        spawn = self.supervisor.spawn
+        spawn = self._spawn = self.supervisor.spawn
         self.writer.start(spawn)
-        self.backfill.start(spawn)
-        self.backfill.request(self.settings.symbols)
-        backoff = Backoff(maximum=self.settings.reconnect_max_seconds)
-        for connection in self.connections:
-            connection.thread = spawn(
-                connection.name,
-                functools.partial(
-                    run_stream,
-                    connection.url,
-                    on_message=connection.ingestor.handle_message,
-                    stop=self.stop,
-                    on_connect=functools.partial(self._connected, connection),
-                    silence_seconds=self.settings.silence_seconds,
-                    backoff=backoff,
-                    name=connection.name,
-                    stats=connection.stream_stats,
-                ),
-            )
+        for backfill in self.backfills.values():
+            backfill.start(spawn)
+        self._request_backfill(self.settings.streams)
+        self._backoff = Backoff(maximum=self.settings.reconnect_max_seconds)
+        with self._lock:
+            for connection in self.connections:
+                self._start_reading(connection)
+        spawn("exchange-listing", self.listing.run)
         next_stats = time.monotonic() + self.settings.stats_seconds
         while not (stop.wait(TICK_SECONDS) or self.supervisor.failed.is_set()):
             if time.monotonic() >= next_stats:
@@ -163,29 +203,87 @@ class IngestService:
             raise IngestFailed(f"{self.supervisor.failure}; {left} queued klines left unwritten")
         return left
 
+    def _start_reading(self, connection: Connection) -> None:
+        assert self._spawn is not None
+        connection.thread = self._spawn(
+            connection.name,
+            functools.partial(
+                run_stream,
+                connection.url,
+                on_message=connection.ingestor.handle_message,
+                stop=connection.stop,
+                on_connect=functools.partial(self._connected, connection),
+                silence_seconds=self.settings.silence_seconds,
+                backoff=self._backoff,
+                name=connection.name,
+                stats=connection.stream_stats,
+                connect_budget=self.connect_budget,
+            ),
+        )
+
+    # -- the listing (KLINE_SYMBOLS=all) -------------------------------------------
+    def _listed(self, listed: tuple[str, ...]) -> None:
+        """The exchange's trading perpetuals changed: with ``KLINE_SYMBOLS=all``, record exactly those."""
+        if not self.settings.all_symbols or self.stop.is_set():
+            return
+        with self._lock:
+            plan = replan(
+                [c.streams for c in self.connections],
+                self.symbols,
+                listed,
+                self.settings.intervals,
+                self.settings.streams_per_connection,
+            )
+            if not plan.added and not plan.gone:
+                return
+            base = len(self.connections) + len(self._retired)
+            opened = [self._connection(f"connection {base + n}", g) for n, g in enumerate(plan.open, 1)]
+            for n in plan.retire:
+                self.connections[n].stop.set()
+                self._retired.append(self.connections[n])
+            self.connections = [self.connections[n] for n in plan.keep] + opened
+            self.symbols = tuple(listed)
+            for connection in opened:
+                if self._spawn is not None:
+                    self._start_reading(connection)
+        added, gone = plan.added, plan.gone
+        if added:
+            logger.info("recording %d new listings: %s", len(added), ", ".join(added[:20]))
+            self._request_backfill((s, i) for s in added for i in self.settings.intervals)
+        if gone:
+            logger.info(
+                "no longer streaming %d delisted symbols (their klines stay): %s", len(gone), ", ".join(sorted(gone))
+            )
+
     def _shut_down(self) -> int:
         stopped = time.monotonic()
         self.stop.set()
+        with self._lock:
+            for connection in self.connections:
+                connection.stop.set()
         logger.info("stopping: %d klines queued, writing them before exit", self.writer.pending)
         for connection in self.connections:
             if connection.thread is not None:
                 connection.thread.join(max(0.0, stopped + READERS_STOP_SECONDS - time.monotonic()))
-        self.backfill.join(0.1)
+        for backfill in self.backfills.values():
+            backfill.join(0.1)
         left = self.writer.close(deadline=stopped + SHUTDOWN_SECONDS)
         logger.info(self.stats_line())
         if left:
             logger.error("%d klines still queued at exit (database unavailable?); the next start backfills them", left)
-        if self.backfill.pending:
+        waiting = sum(backfill.pending for backfill in self.backfills.values())
+        if waiting:
             logger.warning(
                 "%d symbols still wait for a backfill (REST or the database unavailable?); "
                 "the next start backfills them and refills any hole",
-                self.backfill.pending,
+                waiting,
             )
         return left
 
     # -- visibility --------------------------------------------------------------
     def counters(self) -> Counters:
-        ingest = [c.ingestor.stats for c in self.connections]
+        connections = self.connections + self._retired
+        ingest = [c.ingestor.stats for c in connections]
         return Counters(
             messages=sum(s.received for s in ingest),
             stored=self.writer.stats.stored,
@@ -193,20 +291,18 @@ class IngestService:
             malformed=sum(s.malformed for s in ingest),
             malformed_kinds=dict(sum((s.malformed_kinds for s in ingest), Counter())),
             unknown=sum(s.ignored for s in ingest),
-            reconnects=sum(max(0, c.connects - 1) for c in self.connections),
+            reconnects=sum(max(0, c.connects - 1) for c in connections),
             dropped=self.writer.stats.dropped,
             queued=self.writer.pending,
-            backfilled=self.backfill.stats.fetched,
+            backfilled=sum(backfill.stats.fetched for backfill in self.backfills.values()),
             rejected=self.writer.stats.rejected,
-            pongs_skipped=sum(c.stream_stats.pongs_skipped for c in self.connections),
+            pongs_skipped=sum(c.stream_stats.pongs_skipped for c in connections),
             rate_limited=self.rest.rate_limited,
         )
 
     def lags(self) -> dict[str, float | None]:
-        newest: dict[str, datetime] = dict(self.writer.newest)
-        return lag_seconds(
-            newest, self.settings.symbols, interval_ms=self.settings.interval_ms, now_ms=self.rest.exchange_now_ms()
-        )
+        streams = [(s, i) for s in self.symbols for i in self.settings.intervals]
+        return lag_seconds(dict(self.writer.newest), streams, now_ms=self.rest.exchange_now_ms())
 
     def stats_line(self) -> str:
         return format_stats(self.counters(), self.lags())

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from klines.binance.intervals import interval_ms
-
 
 @dataclass(frozen=True, kw_only=True)
 class IngestSettings:
     ws_url: str
     rest_url: str
-    symbols: tuple[str, ...]
-    interval: str
+    symbols: tuple[str, ...]  # configured; empty with KLINE_SYMBOLS=all (then the exchange's listing decides)
+    all_symbols: bool
+    symbols_refresh_seconds: float
+    intervals: tuple[str, ...]
     streams_per_connection: int
     silence_seconds: float
     reconnect_max_seconds: float
@@ -21,5 +21,6 @@ class IngestSettings:
     rest_weight_per_minute: int
 
     @property
-    def interval_ms(self) -> int:
-        return interval_ms(self.interval)
+    def streams(self) -> tuple[tuple[str, str], ...]:
+        """Every (symbol, interval) recorded, symbol by symbol (a symbol's intervals share a connection)."""
+        return tuple((symbol, interval) for symbol in self.symbols for interval in self.intervals)

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from klines.binance.intervals import interval_ms
 from klines.binance.parse import datetime_to_ms
 
 LAGS_LISTED = 20  # with more symbols, list the worst ones
@@ -29,13 +30,16 @@ class Counters:
 
 
 def lag_seconds(
-    newest_open: Mapping[str, datetime], symbols: Sequence[str], *, interval_ms: int, now_ms: int
+    newest_open: Mapping[tuple[str, str], datetime], streams: Sequence[tuple[str, str]], *, now_ms: int
 ) -> dict[str, float | None]:
-    """Per symbol, seconds between the close of its newest stored kline and ``now_ms`` (``None``: nothing stored)."""
+    """Per (symbol, interval), seconds between the close of its newest stored kline and ``now_ms``
+    (``None``: nothing stored). Labelled by symbol, or ``SYMBOL interval`` when several intervals are recorded."""
+    several = len({interval for _, interval in streams}) > 1
     lags: dict[str, float | None] = {}
-    for symbol in symbols:
-        newest = newest_open.get(symbol.upper())
-        lags[symbol.upper()] = None if newest is None else (now_ms - datetime_to_ms(newest) - interval_ms) / 1000
+    for symbol, interval in streams:
+        newest = newest_open.get((symbol.upper(), interval))
+        label = f"{symbol.upper()} {interval}" if several else symbol.upper()
+        lags[label] = None if newest is None else (now_ms - datetime_to_ms(newest) - interval_ms(interval)) / 1000
     return lags
 
 

@@ -17,13 +17,16 @@ class SymbolStatus:
     newest: datetime | None  # newest stored open time, in or out of the window
     stored: int  # klines stored in the window
     gaps: tuple[Gap, ...]
+    future: bool = False  # the newest stored kline opens after now: not a real exchange's
 
     @property
     def healthy(self) -> bool:
-        return self.stored > 0 and not self.gaps
+        return self.stored > 0 and not self.gaps and not self.future
 
     def line(self) -> str:
         newest = "nothing stored" if self.newest is None else f"newest {self.newest:%Y-%m-%d %H:%M} UTC"
+        if self.future:
+            newest += " (FUTURE-DATED: opens after now; simulated klines in this database?)"
         head = f"{self.symbol} {self.interval}: {newest}, {self.stored} in range"
         if self.stored == 0:
             return f"{head}, GAP: no kline stored in the range"
@@ -50,6 +53,7 @@ def symbol_status(
     until: datetime,
     interval_ms: int,
     grace_ms: int,
+    now: datetime | None = None,
 ) -> SymbolStatus:
     """Gaps between the first stored kline in the window and the last one closed ``grace_ms`` before ``until``.
 
@@ -64,4 +68,7 @@ def symbol_status(
             opens[0], until_ms=datetime_to_ms(until), interval_ms=interval_ms, grace_ms=grace_ms
         )
     gaps = find_gaps(opens, interval_ms=interval_ms, expected_last_ms=expected_last)
-    return SymbolStatus(symbol=symbol.upper(), interval=interval, newest=newest, stored=len(opens), gaps=tuple(gaps))
+    future = newest is not None and now is not None and newest > now
+    return SymbolStatus(
+        symbol=symbol.upper(), interval=interval, newest=newest, stored=len(opens), gaps=tuple(gaps), future=future
+    )

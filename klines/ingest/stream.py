@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import websocket
 
@@ -23,6 +23,10 @@ from klines.backoff import Backoff
 
 logger = logging.getLogger(__name__)
 
+T = TypeVar("T")
+# Binance allows 300 connection attempts per 5 minutes per IP: one a second on average, 300 at once.
+CONNECT_ATTEMPTS_PER_SECOND = 1.0
+CONNECT_ATTEMPTS_BURST = 300.0
 READ_TICK_SECONDS = 0.25  # how often a blocked read checks for stop and silence
 CONNECT_TIMEOUT_SECONDS = 10.0
 # Binance disconnects a connection that sends more than 10 messages a second
@@ -80,11 +84,11 @@ class StreamClosed(Exception):
     """The link ended (closed, dropped or silent); the loop reconnects."""
 
 
-def split_streams(symbols: Sequence[str], per_connection: int) -> list[tuple[str, ...]]:
-    """Cut ``symbols`` into consecutive groups of at most ``per_connection``, one per connection."""
+def split_streams(streams: Sequence[T], per_connection: int) -> list[tuple[T, ...]]:
+    """Cut ``streams`` into consecutive groups of at most ``per_connection``, one per connection."""
     if per_connection < 1:
         raise ValueError("per_connection must be at least 1")
-    return [tuple(symbols[i : i + per_connection]) for i in range(0, len(symbols), per_connection)]
+    return [tuple(streams[i : i + per_connection]) for i in range(0, len(streams), per_connection)]
 
 
 def run_stream(
@@ -98,6 +102,7 @@ def run_stream(
     backoff: Backoff,
     name: str = "stream",
     stats: StreamStats | None = None,
+    connect_budget: TokenBucket | None = None,
 ) -> None:
     """Read ``url`` until ``stop`` is set, reconnecting on any loss.
 
@@ -105,11 +110,15 @@ def run_stream(
     gap may have missed). The backoff resets once a link has stayed up for
     ``healthy_seconds``. An exception from ``on_message`` is logged and the
     frame skipped: the loop never dies on one bad frame. ``stats`` gathers the
-    counts of every link it opens.
+    counts of every link it opens. ``connect_budget``, shared by all connections, keeps
+    connection attempts under Binance's limit per IP.
     """
     attempt = 0
     while not stop.is_set():
         connected_at = None
+        while connect_budget is not None and not connect_budget.allow():
+            if stop.wait(1.0 / connect_budget.rate):
+                return
         try:
             # Frames are decoded below with bytes.decode(), which checks UTF-8 in C;
             # websocket-client's own check is pure Python and slow.

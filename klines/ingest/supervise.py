@@ -18,6 +18,11 @@ logger = logging.getLogger(__name__)
 Spawn = Callable[[str, Callable[[], None]], threading.Thread]
 
 
+class FatalCondition(Exception):
+    """A condition the ingest must not run under (a symbol the exchange does not list, a database that
+    holds another exchange's klines): the service stops with this one line, no traceback."""
+
+
 def unsupervised(name: str, target: Callable[[], None]) -> threading.Thread:
     """Start ``target`` in a daemon thread (components used on their own, as in tests)."""
     thread = threading.Thread(target=target, name=name, daemon=True)
@@ -41,9 +46,15 @@ class Supervisor:
     def _watched(self, name: str, target: Callable[[], None]) -> None:
         try:
             target()
+        except FatalCondition as exc:
+            logger.error("%s; stopping the ingest", exc)
+            self._fail(str(exc))
         except BaseException as exc:
             logger.critical("thread %r died: %s: %s; stopping the ingest", name, type(exc).__name__, exc, exc_info=True)
-            with self._lock:
-                if self.failure is None:
-                    self.failure = f"thread {name!r} died: {type(exc).__name__}: {exc}"
-            self.failed.set()
+            self._fail(f"thread {name!r} died: {type(exc).__name__}: {exc}")
+
+    def _fail(self, failure: str) -> None:
+        with self._lock:
+            if self.failure is None:
+                self.failure = failure
+        self.failed.set()

@@ -32,7 +32,7 @@ from pymongo.errors import BulkWriteError, ConnectionFailure, ExecutionTimeout, 
 
 from klines.backoff import Backoff
 from klines.binance.parse import ClosedKline
-from klines.ingest.supervise import Spawn, unsupervised
+from klines.ingest.supervise import FatalCondition, Spawn, unsupervised
 from klines.store.writes import save_klines
 
 logger = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ class KlineWriter:
         self.on_recovered = on_recovered
         self.retry = retry
         self.stats = WriterStats()
-        self.newest: dict[str, datetime] = {}  # symbol -> open time of the newest stored kline
+        self.newest: dict[tuple[str, str], datetime] = {}  # (symbol, interval) -> open time of the newest stored
         self._queue: queue.Queue[ClosedKline] = queue.Queue(maxsize=capacity)
         self._in_flight = 0
         self._closing = threading.Event()
@@ -111,10 +111,11 @@ class KlineWriter:
             return True
         return False
 
-    def note_newest(self, symbol: str, open_time: datetime) -> None:
+    def note_newest(self, symbol: str, interval: str, open_time: datetime) -> None:
         """Record a kline known to be stored (e.g. found in the database by the backfill)."""
-        if symbol not in self.newest or open_time > self.newest[symbol]:
-            self.newest[symbol] = open_time
+        key = (symbol, interval)
+        if key not in self.newest or open_time > self.newest[key]:
+            self.newest[key] = open_time
 
     @property
     def pending(self) -> int:
@@ -170,6 +171,8 @@ class KlineWriter:
         while True:
             try:
                 stored = self.store(batch)
+            except FatalCondition:
+                raise
             except Exception as exc:
                 if is_document_error(exc):
                     return self._isolate(batch, exc)
@@ -228,7 +231,7 @@ class KlineWriter:
         self.stats.duplicates += len(batch) - len(stored)
         self.stats.stored += len(stored)
         for kline in stored:
-            self.note_newest(kline.symbol, kline.open_time)
+            self.note_newest(kline.symbol, kline.interval, kline.open_time)
         if stored:
             self._reports.put(stored)
 

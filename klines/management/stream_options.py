@@ -7,20 +7,29 @@ from argparse import ArgumentParser
 from django.conf import settings
 from django.core.management.base import CommandError
 
-from klines.binance.names import parse_interval, parse_symbols
+from klines.binance.names import parse_intervals, parse_symbols
 
 
 def add_stream_options(parser: ArgumentParser) -> None:
     parser.add_argument("--symbols", help="comma-separated symbols (default: KLINE_SYMBOLS)")
-    parser.add_argument("--interval", help="kline interval, e.g. 1m (default: KLINE_INTERVAL)")
+    parser.add_argument("--interval", help="kline intervals, e.g. 1m or 1m,5m (default: KLINE_INTERVALS)")
 
 
-def stream_options(symbols: str | None, interval: str | None) -> tuple[tuple[str, ...], str]:
-    """The symbols and interval asked for, or the settings'; a bad value is a :class:`CommandError`."""
+def stream_options(symbols: str | None, interval: str | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The symbols and intervals asked for, or the settings'; a bad value is a :class:`CommandError`."""
     try:
         return (
-            parse_symbols(symbols, variable="--symbols") if symbols else settings.BINANCEWS.symbols,
-            parse_interval(interval, variable="--interval") if interval else settings.BINANCEWS.interval,
+            parse_symbols(symbols, variable="--symbols") if symbols else _recorded_symbols(),
+            parse_intervals(interval, variable="--interval") if interval else settings.BINANCEWS.intervals,
         )
     except ValueError as exc:
         raise CommandError(str(exc)) from None
+
+
+def _recorded_symbols() -> tuple[str, ...]:
+    """``KLINE_SYMBOLS``; with ``all``, the exchange's listing the ingest kept in the database."""
+    if not settings.BINANCEWS.all_symbols:
+        return settings.BINANCEWS.symbols
+    from klines.store.exchange import listed_symbols  # reads the database: only when asked
+
+    return tuple(s.lower() for s in listed_symbols())

@@ -8,6 +8,7 @@ from typing import Any
 
 from django.http import JsonResponse
 
+from klines.binance.intervals import INTERVAL_SECONDS
 from klines.serving.settings import ServingSettings, serving_settings
 from klines.store.reads import last_klines
 
@@ -21,23 +22,29 @@ def symbol_freshness(
 
     A healthy stream's newest closed kline opened between one and two intervals
     ago; older than two intervals plus the grace period means closes are missing.
+    A kline that opens in the future (simulated, or a clock far off) is flagged
+    ``future_dated`` and is not fresh.
     """
     limit = timedelta(seconds=2 * interval_seconds + grace_seconds)
     report: dict[str, dict[str, Any]] = {}
     for symbol, open_time in newest.items():
         age = (now - open_time) if open_time else None
+        future = age is not None and age < timedelta(0)
         report[symbol] = {
             "newest_open_time": open_time.isoformat() if open_time else None,
             "age_seconds": round(age.total_seconds(), 1) if age is not None else None,
             "stale": age is None or age > limit,
         }
-    return report, not any(entry["stale"] for entry in report.values())
+        if future:
+            report[symbol]["future_dated"] = True
+    healthy = not any(entry["stale"] or entry.get("future_dated") for entry in report.values())
+    return report, healthy
 
 
-def _database_newest(serving: ServingSettings) -> dict[str, datetime | None]:
+def _database_newest(serving: ServingSettings, interval: str) -> dict[str, datetime | None]:
     newest = {}
     for symbol in serving.symbols:
-        rows = last_klines(symbol, serving.interval, 1)
+        rows = last_klines(symbol, interval, 1)
         newest[symbol.upper()] = rows[0].open_time if rows else None
     return newest
 
@@ -56,30 +63,37 @@ def _channel_layer_status(redis_url: str) -> dict[str, Any]:
 
 
 def healthz(request) -> JsonResponse:
-    """200 when the database answers and every symbol is fresh, else 503.
+    """200 when the database answers and every symbol is fresh at every recorded interval, else 503.
 
-    A dead channel layer is reported ("degraded") but is not fatal: clients
-    still get new closes by reconciling with the database.
+    ``symbols`` reports the first interval (the default of ``/``); with several
+    intervals, ``intervals`` reports each. A dead channel layer is reported
+    ("degraded") but is not fatal: clients still get new closes by reconciling
+    with the database.
     """
     serving = serving_settings()
     layer = _channel_layer_status(serving.redis_url)
     try:
-        newest = _database_newest(serving)
+        newest = {interval: _database_newest(serving, interval) for interval in serving.intervals}
     except Exception as exc:  # any driver error means "not reachable"; its text goes to the log only
         logger.warning("healthz: database unreachable: %s", exc)
         body = {"status": "unhealthy", "database": {"ok": False}, "channel_layer": layer}
         return JsonResponse(body, status=503)
-    symbols, fresh = symbol_freshness(
-        newest,
-        now=datetime.now(UTC),
-        interval_seconds=serving.interval_seconds,
-        grace_seconds=serving.health_grace_seconds,
-    )
-    status = "stale" if not fresh else "ok" if layer["ok"] else "degraded"
-    body = {
+    now = datetime.now(UTC)
+    reports = {}
+    fresh = True
+    for interval, stored in newest.items():
+        reports[interval], interval_fresh = symbol_freshness(
+            stored, now=now, interval_seconds=INTERVAL_SECONDS[interval], grace_seconds=serving.health_grace_seconds
+        )
+        fresh = fresh and interval_fresh
+    future = any(entry.get("future_dated") for report in reports.values() for entry in report.values())
+    status = "future-dated" if future else "stale" if not fresh else "ok" if layer["ok"] else "degraded"
+    body: dict[str, Any] = {
         "status": status,
         "database": {"ok": True},
         "channel_layer": layer,
-        "symbols": symbols,
+        "symbols": reports[serving.interval],
     }
+    if len(reports) > 1:
+        body["intervals"] = reports
     return JsonResponse(body, status=200 if fresh else 503)

@@ -9,8 +9,9 @@ from klines.binance.intervals import INTERVAL_SECONDS
 
 @dataclass(frozen=True, kw_only=True)
 class ServingSettings:
-    symbols: tuple[str, ...]
-    interval: str
+    symbols: tuple[str, ...]  # what `/` sends on connect (FEED_SYMBOLS)
+    recorded_symbols: tuple[str, ...] | None  # None: every trading perpetual (KLINE_SYMBOLS=all)
+    intervals: tuple[str, ...]  # recorded; the first is the default of `/`
     timezone: str
     poll_seconds: float
     ws_max_pending_bytes: int
@@ -18,6 +19,11 @@ class ServingSettings:
     ws_allowed_origins: tuple[str, ...]
     health_grace_seconds: float
     redis_url: str = field(repr=False)  # may hold a password
+
+    @property
+    def interval(self) -> str:
+        """The interval `/` shows by default."""
+        return self.intervals[0]
 
     @property
     def interval_seconds(self) -> int:

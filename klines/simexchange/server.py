@@ -58,6 +58,7 @@ class SimulatedExchange:
         *,
         symbols: Sequence[str],
         interval: str = "1m",
+        intervals: Sequence[str] = (),
         speed: float = 1.0,
         update_seconds: float = 0.25,
         start_ms: int | None = None,
@@ -66,8 +67,12 @@ class SimulatedExchange:
         max_close_rounds: int | None = None,
     ) -> None:
         self.symbols = [s.upper() for s in symbols]
-        self.interval = interval
-        self.series = KlineSeries(interval=interval, interval_ms=INTERVAL_SECONDS[interval] * 1000, seed=seed)
+        self.intervals = tuple(intervals) or (interval,)
+        self.interval = self.intervals[0]  # the first: what the single-interval helpers below mean
+        self.series_of = {
+            i: KlineSeries(interval=i, interval_ms=INTERVAL_SECONDS[i] * 1000, seed=seed) for i in self.intervals
+        }
+        self.series = self.series_of[self.interval]
         self.speed = speed
         self.update_seconds = update_seconds
         self.duplicate_closes = duplicate_closes
@@ -82,8 +87,8 @@ class SimulatedExchange:
     def now_ms(self) -> int:
         return self._start_ms + int((time.monotonic() - self._started) * 1000 * self.speed)
 
-    def current_index(self) -> int:
-        return self.series.index_at(self.now_ms())
+    def current_index(self, interval: str | None = None) -> int:
+        return self.series_of[interval or self.interval].index_at(self.now_ms())
 
     def closed_klines(self, symbol: str, first_index: int, last_index: int) -> list[SimKline]:
         """Ground truth: the klines of ``symbol`` from ``first_index`` to ``last_index``."""
@@ -104,19 +109,21 @@ class SimulatedExchange:
 
     # -- websocket -----------------------------------------------------------
     async def _handle_stream(self, connection: ServerConnection) -> None:
-        symbols = self._requested_symbols(connection.request.path)
-        logger.info("stream client connected for %s", ",".join(symbols))
-        index = self.current_index()
+        wanted = self._requested_streams(connection.request.path)
+        logger.info("stream client connected for %d streams", sum(len(s) for s in wanted.values()))
+        index = {interval: self.current_index(interval) for interval in wanted}
         try:
             while True:
-                now = self.current_index()
-                if now > index and self._may_close():
-                    await self._send_closes(connection, symbols, range(index, now))
-                    index = now
-                fraction = (self.now_ms() % self.series.interval_ms) / self.series.interval_ms
-                for symbol in symbols:
-                    partial = self.series.partial(symbol, index, fraction)
-                    await self.send(connection, partial.stream_event(closed=False, event_ms=self.now_ms()))
+                for interval, symbols in wanted.items():
+                    series = self.series_of[interval]
+                    now = self.current_index(interval)
+                    if now > index[interval] and self._may_close():
+                        await self._send_closes(connection, symbols, range(index[interval], now), interval=interval)
+                        index[interval] = now
+                    fraction = (self.now_ms() % series.interval_ms) / series.interval_ms
+                    for symbol in symbols:
+                        partial = series.partial(symbol, index[interval], fraction)
+                        await self.send(connection, partial.stream_event(closed=False, event_ms=self.now_ms()))
                 await asyncio.sleep(self.update_seconds)
         except ConnectionClosed:
             logger.info("stream client left")
@@ -124,11 +131,14 @@ class SimulatedExchange:
     def _may_close(self) -> bool:
         return self.max_close_rounds is None or self.close_rounds < self.max_close_rounds
 
-    async def _send_closes(self, connection: ServerConnection, symbols: list[str], indexes: range) -> None:
+    async def _send_closes(
+        self, connection: ServerConnection, symbols: list[str], indexes: range, *, interval: str | None = None
+    ) -> None:
+        series = self.series_of[interval or self.interval]
         for index in indexes:
             self.close_rounds += 1
             for symbol in symbols:
-                kline = self.series.kline(symbol, index)
+                kline = series.kline(symbol, index)
                 repeats = 2 if self.duplicate_closes else 1
                 for _ in range(repeats):
                     await self.send(connection, kline.stream_event(closed=True, event_ms=self.now_ms()))
@@ -138,14 +148,15 @@ class SimulatedExchange:
         """Send one frame; the hook tests override to drop, mangle or delay frames."""
         await connection.send(message if isinstance(message, str) else json.dumps(message))
 
-    def _requested_symbols(self, path: str) -> list[str]:
+    def _requested_streams(self, path: str) -> dict[str, list[str]]:
+        """Interval -> symbols (upper case) of the ``<symbol>@kline_<interval>`` streams this exchange serves."""
         query = parse_qs(urlsplit(path).query)
-        streams = query.get("streams", [""])[0].split("/")
-        wanted = []
-        for stream in streams:
+        wanted: dict[str, list[str]] = {}
+        for stream in query.get("streams", [""])[0].split("/"):
             name, _, kind = stream.partition("@")
-            if kind == f"kline_{self.interval}" and name:
-                wanted.append(name.upper())
+            interval = kind.removeprefix("kline_")
+            if name and kind.startswith("kline_") and interval in self.series_of:
+                wanted.setdefault(interval, []).append(name.upper())
         return wanted
 
     # -- REST ----------------------------------------------------------------
@@ -177,7 +188,8 @@ class SimulatedExchange:
         symbol = (param("symbol") or "").upper()
         if symbol not in self.symbols:
             return HTTPStatus.BAD_REQUEST, {"code": -1121, "msg": "Invalid symbol."}
-        if param("interval") != self.interval:
+        series = self.series_of.get(param("interval") or "")
+        if series is None:
             return HTTPStatus.BAD_REQUEST, {"code": -1120, "msg": "Invalid interval."}
         try:
             limit = min(int(param("limit") or REST_DEFAULT_LIMIT), REST_MAX_LIMIT)
@@ -185,19 +197,19 @@ class SimulatedExchange:
             end = int(param("endTime")) if param("endTime") else self.now_ms()
         except ValueError:
             return HTTPStatus.BAD_REQUEST, {"code": -1100, "msg": "Illegal characters found in a parameter."}
-        current = self.current_index()
-        last = min(self.series.index_at(end), current)
-        first = last - limit + 1 if start is None else -(-start // self.series.interval_ms)
+        current = series.index_at(self.now_ms())
+        last = min(series.index_at(end), current)
+        first = last - limit + 1 if start is None else -(-start // series.interval_ms)
         last = min(last, first + limit - 1)
-        rows = [self._rest_kline(symbol, i, current).rest_row() for i in range(first, last + 1)]
+        rows = [self._rest_kline(series, symbol, i, current).rest_row() for i in range(first, last + 1)]
         return HTTPStatus.OK, rows
 
-    def _rest_kline(self, symbol: str, index: int, current: int) -> SimKline:
+    def _rest_kline(self, series: KlineSeries, symbol: str, index: int, current: int) -> SimKline:
         """The kline as REST shows it now: the current one still open (partial), like Binance."""
         if index < current:
-            return self.series.kline(symbol, index)
-        fraction = (self.now_ms() % self.series.interval_ms) / self.series.interval_ms
-        return self.series.partial(symbol, index, fraction)
+            return series.kline(symbol, index)
+        fraction = (self.now_ms() % series.interval_ms) / series.interval_ms
+        return series.partial(symbol, index, fraction)
 
 
 def json_response(connection: ServerConnection, status: HTTPStatus, body: Any) -> Response:

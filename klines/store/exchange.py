@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from datetime import UTC, datetime
 
 from django.db import IntegrityError
 
+from klines.binance.listing import tradable_perpetuals
+from klines.binance.parse import MalformedMessage
 from klines.models import ExchangeSource
 
 
@@ -40,3 +43,14 @@ def exchange_info() -> str | None:
     """The last ``exchangeInfo`` body the ingest fetched, or ``None`` before the first."""
     source = ExchangeSource.objects.exclude(exchange_info="").order_by("-exchange_info_fetched_at").first()
     return source.exchange_info if source is not None else None
+
+
+def listed_symbols() -> tuple[str, ...]:
+    """The trading perpetuals of the last ``exchangeInfo`` kept (empty before the first)."""
+    body = exchange_info()
+    if body is None:
+        return ()
+    try:
+        return tradable_perpetuals(json.loads(body))
+    except (ValueError, MalformedMessage):
+        return ()

@@ -27,13 +27,22 @@ class Command(BaseCommand):
         add_stream_options(parser)
 
     def handle(self, *, symbols: str | None, interval: str | None, **options: Any) -> None:
-        symbol_list, interval = stream_options(symbols, interval)
-
-        ingest = replace(settings.BINANCEWS.ingest, symbols=symbol_list, interval=interval)
+        if symbols is None and settings.BINANCEWS.all_symbols:
+            symbol_list, intervals = (), stream_options("btcusdt", interval)[1]  # the listing decides the symbols
+        else:
+            symbol_list, intervals = stream_options(symbols, interval)
+        ingest = replace(
+            settings.BINANCEWS.ingest, symbols=symbol_list, intervals=intervals, all_symbols=not symbol_list
+        )
         service = IngestService(ingest, on_stored=self._stored)
         database = settings.DATABASES["default"]
         for connection in service.connections:
             self.stdout.write(f"ingesting {connection.url}")
+        if ingest.all_symbols:
+            self.stdout.write(
+                f"ingesting every trading perpetual {ingest.rest_url}/fapi/v1/exchangeInfo lists, "
+                f"at {', '.join(intervals)} (re-read every {ingest.symbols_refresh_seconds:g} s)"
+            )
         self.stdout.write(
             f"  into MongoDB database {database['NAME']!r}, collection {settings.BINANCEWS.mongo_collection!r}\n"
             f"  backfilling from {ingest.rest_url}/fapi/v1/klines"

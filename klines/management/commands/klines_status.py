@@ -51,7 +51,7 @@ class Command(BaseCommand):
         grace: float,
         **options: Any,
     ) -> None:
-        symbol_list, interval = stream_options(symbols, interval)
+        symbol_list, intervals = stream_options(symbols, interval)
         if hours <= 0 or grace < 0:
             raise CommandError("--hours must be positive and --grace not negative")
         end = _moment(until) if until else datetime.now(UTC)
@@ -59,9 +59,9 @@ class Command(BaseCommand):
         if start >= end:
             raise CommandError("--since must be before --until")
 
-        self.stdout.write(f"klines {interval} from {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC")
+        self.stdout.write(f"klines {','.join(intervals)} from {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC")
         unhealthy = []
-        for symbol in symbol_list:
+        for symbol, interval in ((s, i) for s in symbol_list for i in intervals):
             status = symbol_status(
                 symbol,
                 interval,
@@ -70,10 +70,16 @@ class Command(BaseCommand):
                 until=end,
                 interval_ms=INTERVAL_SECONDS[interval] * 1000,
                 grace_ms=round(grace * 1000),
+                now=datetime.now(UTC),
             )
             self.stdout.write(status.line())
             if not status.healthy:
-                unhealthy.append(status.symbol)
+                unhealthy.append(status.symbol if len(intervals) == 1 else f"{status.symbol} {interval}")
         if unhealthy:
-            raise CommandError(f"gaps in {len(unhealthy)} of {len(symbol_list)} symbols: {', '.join(unhealthy)}")
-        self.stdout.write(f"no gaps in {len(symbol_list)} symbols")
+            streams = len(symbol_list) * len(intervals)
+            what = "symbols" if len(intervals) == 1 else "symbol-intervals"
+            raise CommandError(f"gaps in {len(unhealthy)} of {streams} {what}: {', '.join(unhealthy)}")
+        if len(intervals) == 1:
+            self.stdout.write(f"no gaps in {len(symbol_list)} symbols")
+        else:
+            self.stdout.write(f"no gaps in {len(symbol_list)} symbols x {len(intervals)} intervals")

@@ -7,11 +7,16 @@ import time
 from argparse import ArgumentParser
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from klines.binance.intervals import INTERVAL_SECONDS
 from klines.management.stream_options import add_stream_options, stream_options
+from klines.simexchange.exchange_info import made_up_symbols
 from klines.simexchange.server import FIRST_CLOSE_SECONDS, SimulatedExchange, clock_closing_soon
+
+DEFAULT_SYMBOLS = ("btcusdt", "bnbusdt", "ethusdt", "solusdt", "xrpusdt")  # listed first, as on Binance
+ALL_LISTED = 500
 
 
 class Command(BaseCommand):
@@ -29,6 +34,12 @@ class Command(BaseCommand):
             "--speed", type=float, default=1.0, help="clock speed-up, e.g. 60 closes a 1m kline every second"
         )
         parser.add_argument("--update-seconds", type=float, default=0.3, help="seconds between unclosed updates")
+        parser.add_argument(
+            "--listed",
+            type=int,
+            default=ALL_LISTED,
+            help=f"with KLINE_SYMBOLS=all and no --symbols: how many perpetuals to list (default {ALL_LISTED})",
+        )
 
     def handle(
         self,
@@ -39,14 +50,18 @@ class Command(BaseCommand):
         interval: str | None,
         speed: float,
         update_seconds: float,
+        listed: int,
         **options: Any,
     ) -> None:
-        symbol_list, interval = stream_options(symbols, interval)
+        if symbols is None and settings.BINANCEWS.all_symbols:
+            # KLINE_SYMBOLS=all offline: the seed's five and made-up contracts, all streamed.
+            symbols = ",".join([*DEFAULT_SYMBOLS, *made_up_symbols(max(0, listed - len(DEFAULT_SYMBOLS)))])
+        symbol_list, intervals = stream_options(symbols, interval)
         if speed <= 0 or update_seconds <= 0:
             raise CommandError("--speed and --update-seconds must be positive")
-        start_ms = clock_closing_soon(int(time.time() * 1000), INTERVAL_SECONDS[interval] * 1000, speed=speed)
+        start_ms = clock_closing_soon(int(time.time() * 1000), INTERVAL_SECONDS[intervals[0]] * 1000, speed=speed)
         exchange = SimulatedExchange(
-            symbols=symbol_list, interval=interval, speed=speed, update_seconds=update_seconds, start_ms=start_ms
+            symbols=symbol_list, intervals=intervals, speed=speed, update_seconds=update_seconds, start_ms=start_ms
         )
         try:
             asyncio.run(self._serve(exchange, host, port))
