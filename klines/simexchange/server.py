@@ -67,6 +67,7 @@ class SimulatedExchange:
         max_close_rounds: int | None = None,
     ) -> None:
         self.symbols = [s.upper() for s in symbols]
+        self.delisted: set[str] = set()  # listed as SETTLING in exchangeInfo, as Binance lists a closing contract
         self.intervals = tuple(intervals) or (interval,)
         self.interval = self.intervals[0]  # the first: what the single-interval helpers below mean
         self.series_of = {
@@ -174,7 +175,7 @@ class SimulatedExchange:
             status, body = HTTPStatus.OK, {}
         elif parts.path == "/fapi/v1/exchangeInfo":
             ticks = [(symbol, self.series.tick(symbol)) for symbol in self.symbols]
-            status, body = HTTPStatus.OK, exchange_info(ticks, server_ms=self.now_ms())
+            status, body = HTTPStatus.OK, exchange_info(ticks, server_ms=self.now_ms(), delisted=self.delisted)
         else:
             status, body = HTTPStatus.NOT_FOUND, {"code": -1000, "msg": "not found"}
         return json_response(connection, status, body)
