@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import threading
 import time
@@ -28,11 +29,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from klines.backoff import Backoff
-from klines.binance.parse import ClosedKline, combined_stream_url, datetime_to_ms
+from klines.binance.parse import ClosedKline, StreamUpdate, combined_stream_url, datetime_to_ms, stream_name
 from klines.binance.rest import BinanceRest
 from klines.ingest.backfill import Backfiller
 from klines.ingest.frames import KlineIngestor
 from klines.ingest.gaps import SequenceWatch
+from klines.ingest.relay import UpdateRelay
 from klines.ingest.settings import IngestSettings
 from klines.ingest.stats import Counters, format_stats, lag_seconds
 from klines.ingest.stream import StreamStats, run_stream, split_streams
@@ -64,10 +66,18 @@ class Connection:
 
 
 class IngestService:
-    def __init__(self, settings: IngestSettings, *, on_stored: Callable[[list[ClosedKline]], None]) -> None:
-        """``on_stored`` gets each batch of newly stored klines (on the writer thread)."""
+    def __init__(
+        self,
+        settings: IngestSettings,
+        *,
+        on_stored: Callable[[list[ClosedKline]], None],
+        relay: Callable[[list], bool] | None = None,
+    ) -> None:
+        """``on_stored`` gets each batch of newly stored klines (on the writer thread); ``relay``, if given,
+        each batch of in-progress updates (:mod:`klines.ingest.relay`)."""
         self.settings = settings
         self.stop = threading.Event()
+        self.relay = UpdateRelay(relay, stop=self.stop) if relay is not None else None
         self.supervisor = Supervisor()
         self.writer = KlineWriter(
             capacity=settings.queue_size,
@@ -95,7 +105,10 @@ class IngestService:
             symbols=symbols,
             url=combined_stream_url(self.settings.ws_url, symbols, self.settings.interval),
             ingestor=KlineIngestor(
-                symbols=symbols, interval=self.settings.interval, sink=lambda kline: self._closed(name, kline)
+                symbols=symbols,
+                interval=self.settings.interval,
+                sink=lambda kline: self._closed(name, kline),
+                on_update=self._in_progress if self.relay is not None else None,
             ),
         )
 
@@ -115,6 +128,11 @@ class IngestService:
             )
             self.backfill.request([kline.symbol], from_ms=missing)
         self.writer.offer(kline)
+
+    def _in_progress(self, update: StreamUpdate) -> None:
+        kline = update.kline
+        text = json.dumps(update.data, separators=(",", ":"))  # encoded once, for every serving process
+        self.relay.offer(stream_name(kline.symbol, kline.interval), datetime_to_ms(kline.open_time), text)
 
     def _fetched(self, kline: ClosedKline) -> bool:
         self.watch.note(kline.symbol, datetime_to_ms(kline.open_time))
@@ -137,6 +155,8 @@ class IngestService:
         self.writer.start(spawn)
         self.backfill.start(spawn)
         self.backfill.request(self.settings.symbols)
+        if self.relay is not None:
+            spawn("update relay", self.relay.run)
         backoff = Backoff(maximum=self.settings.reconnect_max_seconds)
         for connection in self.connections:
             connection.thread = spawn(
