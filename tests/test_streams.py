@@ -155,3 +155,12 @@ def test_a_stored_close_reaches_raw_and_combined_subscribers_once_and_only_after
         raw.recv()
     for ws in (raw, combined, legacy):
         ws.close()
+
+
+def test_under_daphne_a_bad_selection_on_the_feed_is_refused_with_http_400_and_the_reason(site: Site) -> None:
+    refusal = refused(site, "/?coins=ethusdt&window=501")
+    assert refusal.status_code == 400
+    assert "window must be a whole number from 1 to 500" in str(refusal)
+    ws = site.connect("/?coins=ethusdt&window=2")
+    assert json.loads(ws.recv())["coin"] == "ETHUSDT"
+    ws.close()
