@@ -7,7 +7,10 @@ big) and 1013 (try again later), which the feed uses for its client limits
 (``klines.serving.consumers``); uvicorn sends them as given. :func:`install`
 makes daphne send the close frame itself, with the code and the reason (at
 most 123 bytes), for an open connection; everything else goes through daphne
-unchanged. Under uvicorn, where daphne is not loaded, nothing happens.
+unchanged. A close before accept that carries a reason (a refused selection on
+``/``, a stream URL naming a stream not recorded) is answered with HTTP 400 and
+the reason in the status line, instead of daphne's bare 403. Under uvicorn,
+where daphne is not loaded, nothing happens.
 """
 
 from __future__ import annotations
@@ -24,6 +27,15 @@ MAX_REASON_BYTES = 123  # a close frame's payload is at most 125 bytes, two of t
 def closing_with_code_and_reason(handle_reply: Callable[[Any, dict], None]) -> Callable[[Any, dict], None]:
     @functools.wraps(handle_reply)
     def handle(protocol: Any, message: dict) -> None:
+        if message.get("type") == "websocket.close" and protocol.state == protocol.STATE_CONNECTING:
+            reason = _status_text(message.get("reason") or "")
+            if reason:  # a refusal with a reason: HTTP 400 and the reason, not daphne's bare 403
+                from autobahn.websocket.types import ConnectionDeny  # daphne's own dependency
+
+                protocol.handshake_deferred.errback(ConnectionDeny(code=400, reason=reason))
+                del protocol.handshake_deferred
+                protocol.server.protocol_disconnected(protocol)
+                return None
         if message.get("type") != "websocket.close" or protocol.state != protocol.STATE_OPEN:
             return handle_reply(protocol, message)
         reason = (message.get("reason") or "").encode()[:MAX_REASON_BYTES]
@@ -31,6 +43,11 @@ def closing_with_code_and_reason(handle_reply: Callable[[Any, dict], None]) -> C
 
     handle.sends_any_close_code = True  # type: ignore[attr-defined]
     return handle
+
+
+def _status_text(reason: str) -> str:
+    """``reason`` fit for an HTTP status line: printable ASCII, one line, at most 123 characters."""
+    return "".join(c if " " <= c <= "~" else "?" for c in reason)[:MAX_REASON_BYTES]
 
 
 def install() -> bool:

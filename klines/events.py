@@ -1,4 +1,11 @@
-"""The message the ingest publishes on the channel layer after storing a close."""
+"""The messages the ingest publishes on the channel layer: each close after storing it, and batches of updates.
+
+* ``klines.closed``: one message per newly stored close (:func:`publish_closed`).
+* ``klines.updates``: in-progress kline events as received from the exchange,
+  many per message (:func:`publish_updates`, called by :mod:`klines.ingest.relay`
+  once per tick); each event is ``[stream, open time ms, event JSON]``, so a
+  serving process routes it without decoding and relays the JSON as is.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +19,8 @@ logger = logging.getLogger(__name__)
 
 GROUP = "klines.closed"
 MESSAGE_TYPE = "kline.closed"
+UPDATES_GROUP = "klines.updates"
+UPDATES_TYPE = "kline.updates"
 _TIMES = ("open_time", "close_time")
 
 
@@ -64,5 +73,39 @@ def publish_closed(*klines: ClosedKline) -> bool:
     except Exception as exc:  # Redis down: the database reconcile covers it
         first = klines[0]
         logger.warning("could not publish %d kline(s) from %s %s: %s", len(klines), first.symbol, first.open_time, exc)
+        return False
+    return True
+
+
+def updates_message(events: list[tuple[str, int, str]]) -> dict[str, Any]:
+    """One layer message for a batch of ``(stream, open time ms, event JSON)`` (msgpack-safe)."""
+    return {"type": UPDATES_TYPE, "events": [list(event) for event in events]}
+
+
+def updates_from_message(message: dict[str, Any]) -> list[tuple[str, int, str]]:
+    """The events of an updates message; raises ``KeyError``/``TypeError``/``ValueError`` if malformed."""
+    events = []
+    for stream, open_ms, text in message["events"]:
+        if not (isinstance(stream, str) and isinstance(open_ms, int) and isinstance(text, str)):
+            raise ValueError(f"malformed update {stream!r} {open_ms!r}")
+        events.append((stream, open_ms, text))
+    return events
+
+
+def publish_updates(events: list[tuple[str, int, str]]) -> bool:
+    """Send one batch of in-progress updates to every serving process; ``False`` if the layer failed.
+
+    Nothing is stored from these; a lost batch only means some clients miss some in-progress updates.
+    """
+    from asgiref.sync import async_to_sync
+    from channels.layers import get_channel_layer
+
+    layer = get_channel_layer()
+    if layer is None or not events:
+        return False
+    try:
+        async_to_sync(layer.group_send)(UPDATES_GROUP, updates_message(events))
+    except Exception as exc:  # Redis down: the closes still arrive by reconciling
+        logger.warning("could not publish %d in-progress update(s): %s", len(events), exc)
         return False
     return True

@@ -221,17 +221,24 @@ def test_chart_fits_a_phone_screen(site: Site, browser_factory) -> None:
     assert [e for e in console_errors(driver) if "/market/ws/" not in e] == []
 
 
-@pytest.mark.skip(reason="needs the Binance-protocol streams")
 def test_live_updates_move_the_last_bar_and_a_close_adds_one(
     secantus: SecantusServer, browser_factory, tmp_path: Path
 ) -> None:
-    """A fake exchange -> the real ingest -> daphne's /market/ws stream -> the open page, without Redis."""
+    """A fake exchange -> the real ingest -> Redis -> daphne's /market/ws stream -> the open page.
+
+    With Redis, as in-progress updates reach the streams only through the shared layer.
+    """
+    from klines.testing.servers import RedisServer
     from tests.fake_exchange import ExchangeThread
     from tests.helpers import Ingest, ingest_env, make_exchange
 
     exchange = make_exchange(["BTCUSDT"], speed=6.0)  # a 1m kline closes every 10 s, updates every 0.1 s
+    redis = RedisServer(tmp_path / "redis.log").start()
     with ExchangeThread(exchange) as thread:
-        env = {**ingest_env(secantus.uri, "chart_live", thread, ["BTCUSDT"]), "KLINE_TIMEZONE": ZONE_NAME}
+        env = {
+            **ingest_env(secantus.uri, "chart_live", thread, ["BTCUSDT"], REDIS_URL=redis.url),
+            "KLINE_TIMEZONE": ZONE_NAME,
+        }
         run_manage(["migrate", "--noinput", "-v0"], env)
         ingest = Ingest(env, tmp_path).start()
         site = start_site(env, tmp_path / "daphne.log")
@@ -253,6 +260,7 @@ def test_live_updates_move_the_last_bar_and_a_close_adds_one(
         finally:
             stop_process(site.process)
             ingest.stop()
+            redis.stop()
 
 
 def connection(driver) -> str:

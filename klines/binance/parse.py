@@ -70,10 +70,11 @@ class ClosedKline:
 
 @dataclass(frozen=True, kw_only=True)
 class StreamUpdate:
-    """One kline event; ``closed`` is Binance's ``k.x``."""
+    """One kline event; ``closed`` is Binance's ``k.x``; ``data`` the event object as received (to relay verbatim)."""
 
     kline: ClosedKline
     closed: bool
+    data: dict[str, Any] | None = None
 
 
 def ms_to_datetime(ms: int) -> datetime:
@@ -194,7 +195,7 @@ def parse_stream_message(text: str | bytes) -> StreamUpdate:
             f"exchange's own event time E={event_ms} (future-dated)",
             kind="future",
         )
-    return StreamUpdate(kline=kline, closed=closed)
+    return StreamUpdate(kline=kline, closed=closed, data=data)
 
 
 def parse_rest_row(row: list[Any], *, symbol: str, interval: str) -> ClosedKline:

@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from klines.binance.parse import ClosedKline, MalformedMessage, parse_stream_message
+from klines.binance.parse import ClosedKline, MalformedMessage, StreamUpdate, parse_stream_message
 
 logger = logging.getLogger(__name__)
 
@@ -28,9 +28,16 @@ class IngestStats:
 class KlineIngestor:
     """Parse each message; hand closed klines of the wanted ``(symbol, interval)`` streams to ``sink``."""
 
-    def __init__(self, *, streams: Iterable[tuple[str, str]], sink: Callable[[ClosedKline], None]) -> None:
+    def __init__(
+        self,
+        *,
+        streams: Iterable[tuple[str, str]],
+        sink: Callable[[ClosedKline], None],
+        on_update: Callable[[StreamUpdate], None] | None = None,
+    ) -> None:
         self.streams = {(symbol.upper(), interval) for symbol, interval in streams}
         self.sink = sink
+        self.on_update = on_update  # in-progress updates of wanted streams (the relay), if any
         self.stats = IngestStats()
         self._log_window = (float("-inf"), 0)  # (minute start, lines logged in it)
 
@@ -51,6 +58,8 @@ class KlineIngestor:
             return
         if update.closed:
             self.sink(kline)
+        elif self.on_update is not None:
+            self.on_update(update)
 
     def _warn(self, message: str, *args: object) -> None:
         now = time.monotonic()

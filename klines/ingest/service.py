@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import threading
 import time
@@ -29,13 +30,14 @@ from datetime import datetime
 
 from klines.backoff import Backoff
 from klines.binance.intervals import interval_ms
-from klines.binance.parse import ClosedKline, combined_stream_url, datetime_to_ms
+from klines.binance.parse import ClosedKline, StreamUpdate, combined_stream_url, datetime_to_ms, stream_name
 from klines.binance.rest import BinanceRest
 from klines.ingest.backfill import Backfiller
 from klines.ingest.frames import KlineIngestor
 from klines.ingest.gaps import SequenceWatch
 from klines.ingest.listing import ExchangeListing
 from klines.ingest.plan import replan
+from klines.ingest.relay import UpdateRelay
 from klines.ingest.settings import IngestSettings
 from klines.ingest.stats import Counters, format_stats, lag_seconds
 from klines.ingest.stream import (
@@ -77,10 +79,18 @@ class Connection:
 
 
 class IngestService:
-    def __init__(self, settings: IngestSettings, *, on_stored: Callable[[list[ClosedKline]], None]) -> None:
-        """``on_stored`` gets each batch of newly stored klines (on the writer thread)."""
+    def __init__(
+        self,
+        settings: IngestSettings,
+        *,
+        on_stored: Callable[[list[ClosedKline]], None],
+        relay: Callable[[list], bool] | None = None,
+    ) -> None:
+        """``on_stored`` gets each batch of newly stored klines (on the writer thread); ``relay``, if given,
+        each batch of in-progress updates (:mod:`klines.ingest.relay`)."""
         self.settings = settings
         self.stop = threading.Event()
+        self.relay = UpdateRelay(relay, stop=self.stop) if relay is not None else None
         self.supervisor = Supervisor()
         self.writer = KlineWriter(
             capacity=settings.queue_size,
@@ -124,7 +134,11 @@ class IngestService:
             name=name,
             streams=streams,
             url=combined_stream_url(self.settings.ws_url, streams),
-            ingestor=KlineIngestor(streams=streams, sink=lambda kline: self._closed(name, kline)),
+            ingestor=KlineIngestor(
+                streams=streams,
+                sink=lambda kline: self._closed(name, kline),
+                on_update=self._in_progress if self.relay is not None else None,
+            ),
         )
 
     def _store(self, batch: Sequence[ClosedKline]) -> list[ClosedKline]:
@@ -162,6 +176,11 @@ class IngestService:
             self.backfills[kline.interval].request([kline.symbol], from_ms=missing)
         self.writer.offer(kline)
 
+    def _in_progress(self, update: StreamUpdate) -> None:
+        kline = update.kline
+        text = json.dumps(update.data, separators=(",", ":"))  # encoded once, for every serving process
+        self.relay.offer(stream_name(kline.symbol, kline.interval), datetime_to_ms(kline.open_time), text)
+
     def _fetched(self, kline: ClosedKline) -> bool:
         self.watches[kline.interval].note(kline.symbol, datetime_to_ms(kline.open_time))
         return self.writer.put(kline, stop=self.stop)
@@ -192,6 +211,8 @@ class IngestService:
         with self._lock:
             for connection in self.connections:
                 self._start_reading(connection)
+        if self.relay is not None:
+            spawn("update relay", self.relay.run)
         spawn("exchange-listing", self.listing.run)
         next_stats = time.monotonic() + self.settings.stats_seconds
         while not (stop.wait(TICK_SECONDS) or self.supervisor.failed.is_set()):

@@ -1,28 +1,29 @@
-"""Websocket consumers: the kline feed on ``/`` and a polite refusal elsewhere."""
+"""Websocket consumers: the kline feed on ``/`` (optionally a selection) and a polite refusal elsewhere."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import time
 from typing import Any
+from urllib.parse import unquote
 
 from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 
+from klines.api.recorded import recorded
 from klines.serving.backpressure import pending_bytes
 from klines.serving.feed import get_feed
+from klines.serving.limits import InputLimits
+from klines.serving.selection import Selection, SelectionError, parse_selection
 
 logger = logging.getLogger(__name__)
 
-CLOSE_TOO_BIG = 1009  # RFC 6455 "message too big"
-CLOSE_POLICY = 1008  # RFC 6455 "policy violation": too many messages
 CLOSE_TRY_AGAIN_LATER = 1013  # RFC 6455 "try again later": the process has WS_MAX_CONNECTIONS clients
 CLOSE_TOO_SLOW = 4008  # the client stopped reading; its unsent frames passed WS_MAX_PENDING_BYTES
 CLOSE_UNKNOWN_PATH = 4404
+CLOSE_BAD_SELECTION = 4400  # before accept: daphne answers HTTP 400 with the reason (binancews.daphne_close)
 MAX_MESSAGE_BYTES = 4096  # the feed ignores input; nothing a client could mean to send is bigger
-MAX_MESSAGES_PER_SECOND = 10
 
 
 class KlineFeedConsumer(AsyncWebsocketConsumer):
@@ -37,16 +38,15 @@ class KlineFeedConsumer(AsyncWebsocketConsumer):
 
     Frames go out through the connection's outbox (:mod:`klines.serving.outbox`).
     Input is ignored but bounded: a message over :data:`MAX_MESSAGE_BYTES`, or more
-    than :data:`MAX_MESSAGES_PER_SECOND` messages in a second, closes the connection.
+    than :data:`~klines.serving.limits.MAX_MESSAGES_PER_SECOND` messages in a second, closes the connection.
     """
 
     # Frames come from the process-wide feed, which holds the process's one
     # channel-layer channel; a connection needs no layer channel of its own
     # (no alias is configured under this name, so channels gives it none).
     channel_layer_alias = None
-    _window_start = 0.0
-    _window_count = 0
     _closing = False
+    _limits: InputLimits | None = None
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         handler = getattr(self, get_handler_name(message), None)
@@ -56,12 +56,36 @@ class KlineFeedConsumer(AsyncWebsocketConsumer):
 
     async def connect(self) -> None:
         feed = get_feed()
+        selection = None
+        query = self.scope.get("query_string", b"").decode("latin-1")
+        if query:  # a selection: refused before the handshake completes, with the reason
+            try:
+                selection = self._selection(query)
+                await feed.prepare(selection)
+            except SelectionError as exc:
+                logger.info("refusing a selection on / (%s): %s", exc, unquote(query)[:200])
+                await self.close(code=CLOSE_BAD_SELECTION, reason=str(exc))
+                return
+            except Exception as exc:  # the database is down and this selection was never read
+                logger.warning("could not read a selection on / (%s)", exc)
+                await self.close(code=CLOSE_TRY_AGAIN_LATER, reason="selection unavailable, try again later")
+                return
         await self.accept()
         if feed.client_count >= feed.settings.ws_max_connections:
             logger.warning("refusing a client: %d connections is this process's limit", feed.client_count)
             await self.close(code=CLOSE_TRY_AGAIN_LATER, reason="server full, try again later")
             return
-        feed.attach(self, self._send_text, too_slow=self._too_slow, buffered=lambda: pending_bytes(self.base_send))
+        feed.attach(
+            self,
+            self._send_text,
+            too_slow=self._too_slow,
+            buffered=lambda: pending_bytes(self.base_send),
+            selection=selection,
+        )
+
+    def _selection(self, query: str) -> Selection:
+        symbols, intervals = recorded()
+        return parse_selection(query, default=get_feed().default_selection, symbols=symbols, intervals=intervals)
 
     async def _send_text(self, frame: str) -> None:
         await self.send(text_data=frame)
@@ -77,16 +101,11 @@ class KlineFeedConsumer(AsyncWebsocketConsumer):
         """Clients have nothing to say to a market-data feed; their messages are ignored, within limits."""
         if self._closing:
             return
-        size = len(bytes_data) if bytes_data is not None else len((text_data or "").encode())
-        if size > MAX_MESSAGE_BYTES:
-            await self._refuse(CLOSE_TOO_BIG, f"messages are limited to {MAX_MESSAGE_BYTES} bytes")
-            return
-        now = time.monotonic()
-        if now - self._window_start >= 1.0:
-            self._window_start, self._window_count = now, 0
-        self._window_count += 1
-        if self._window_count > MAX_MESSAGES_PER_SECOND:
-            await self._refuse(CLOSE_POLICY, f"more than {MAX_MESSAGES_PER_SECOND} messages a second")
+        if self._limits is None:
+            self._limits = InputLimits(MAX_MESSAGE_BYTES)
+        broken = self._limits.check(text_data, bytes_data)
+        if broken is not None:
+            await self._refuse(*broken)
 
     async def _refuse(self, code: int, reason: str) -> None:
         logger.info("closing a client (%s): %s", reason, self.scope.get("client"))

@@ -14,6 +14,13 @@ Each changed frame is encoded once; the fan-out marks the coin in every
 attached connection's :class:`~klines.serving.outbox.Outbox`, whose own task
 sends the book's current frame, so the fan-out never waits for a client.
 
+A selection on ``/`` (other coins, interval or window) reads its (symbol,
+interval) pairs once per process, on first use, into a deeper book per interval
+(:data:`~klines.serving.selection.MAX_WINDOW` + 1 klines), kept fresh the same way.
+Every stored close the feed learns of, of any symbol and interval, and the
+in-progress updates the ingest relays, also go to the process's
+:class:`~klines.serving.streams.StreamHub` (the Binance-protocol streams).
+
 The reconciler's reads run on a thread of the feed's own, not on Django's one
 thread-sensitive worker, so a slow admin page or ``/healthz`` never delays a push.
 """
@@ -24,6 +31,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -33,12 +41,14 @@ from channels.layers import get_channel_layer
 from django.core.signals import setting_changed
 from django.db import connection
 
-from klines.events import GROUP, kline_from_message
+from klines.events import GROUP, UPDATES_GROUP, UPDATES_TYPE, kline_from_message, updates_from_message
 from klines.serving.book import PayloadBook
 from klines.serving.outbox import Outbox
+from klines.serving.selection import MAX_WINDOW, Selection
 from klines.serving.settings import ServingSettings, serving_settings
+from klines.serving.streams import StreamHub, Subscriber
 from klines.store.reads import klines_stored_since, last_klines, newest_stored_at
-from klines.window import HISTORY
+from klines.window import HISTORY, WINDOW
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +66,8 @@ REREAD_MARGIN = timedelta(seconds=10)
 # turn: every poll at 5 symbols, each symbol every 100 polls at 500. Measured:
 # 10-20 ms a poll for 5 symbols.
 SWEEP_SYMBOLS_PER_POLL = 5
+
+GROUPS = (GROUP, UPDATES_GROUP)
 
 _reads = ThreadPoolExecutor(max_workers=1, thread_name_prefix="klines-feed-db")
 
@@ -76,17 +88,32 @@ def _closing_on_error(function: Callable[..., Any]) -> Callable[..., Any]:
     return call
 
 
+@dataclass(eq=False)
+class _Attached:
+    outbox: Outbox
+    book: PayloadBook
+    symbols: frozenset[str] | None  # None: all of the book's (the default ``/``)
+    window: int
+
+
 class LiveFeed:
     def __init__(self, settings: ServingSettings) -> None:
         self.settings = settings
-        self.book = PayloadBook(settings.symbols, ZoneInfo(settings.timezone))
+        self.zone = ZoneInfo(settings.timezone)
+        self.book = PayloadBook(settings.symbols, self.zone, interval=settings.interval)
         self.interval = settings.interval
         self.poll_seconds = settings.poll_seconds
         self.loaded = False
-        self._clients: dict[object, Outbox] = {}
+        self.hub = StreamHub()
+        self.default_selection = Selection(symbols=self.book.symbols, interval=self.interval, window=WINDOW)
+        self._deep: dict[str, PayloadBook] = {}  # interval -> the selections' book
+        self._loading: dict[tuple[str, str], asyncio.Future] = {}
+        self._clients: dict[object, _Attached] = {}
         self._tasks: list[asyncio.Task] = []
         self._stored_since = datetime(1970, 1, 1, tzinfo=UTC)
         self._sweep_next = 0
+        # Closes stored up to the first load are history, not events: the hub gets only later ones.
+        self._streams_since: datetime | None = None
 
     def attach(
         self,
@@ -95,34 +122,109 @@ class LiveFeed:
         *,
         too_slow: Callable[[int], Awaitable[None]],
         buffered: Callable[[], int | None] = lambda: None,
+        selection: Selection | None = None,
     ) -> Outbox:
-        """Register a connection; its outbox sends it every coin's frame now (once loaded), then each change."""
+        """Register a connection; its outbox sends it every coin's frame now (once loaded), then each change.
+
+        A ``selection`` other than the default must be passed to :meth:`prepare` first.
+        """
         self._ensure_running()
+        book, symbols, window = self.book, None, WINDOW
+        if selection is not None and selection != self.default_selection:
+            book, window = self._book_for(selection), selection.window
+            symbols = frozenset(selection.symbols)
         outbox = Outbox(
-            self.book.frame, send, max_owed=self.settings.ws_max_pending_bytes, too_slow=too_slow, buffered=buffered
+            book.frame if window == WINDOW else (lambda symbol: book.frame(symbol, window)),
+            send,
+            max_owed=self.settings.ws_max_pending_bytes,
+            too_slow=too_slow,
+            buffered=buffered,
         )
-        self._clients[client] = outbox
-        if self.loaded:
-            outbox.offer(self.book.symbols)
+        self._clients[client] = _Attached(outbox, book, symbols, window)
+        if book is not self.book or self.loaded:
+            outbox.offer(selection.symbols if symbols is not None else book.symbols)
         outbox.start()
         return outbox
 
+    def _book_for(self, selection: Selection) -> PayloadBook:
+        """The default book if it holds what ``selection`` shows; else the interval's deeper book."""
+        return self.book if self._shown_by_default_book(selection) else self._deep[selection.interval]
+
+    def _shown_by_default_book(self, selection: Selection) -> bool:
+        return (
+            self.loaded
+            and selection.interval == self.interval
+            and selection.window <= WINDOW
+            and all(self.book.holds(s) for s in selection.symbols)
+        )
+
+    async def prepare(self, selection: Selection) -> None:
+        """Read the (symbol, interval) pairs ``selection`` needs and this process does not hold yet (once each)."""
+        self._ensure_running()
+        if selection == self.default_selection or self._shown_by_default_book(selection):
+            return
+        deep = self._deep.setdefault(
+            selection.interval, PayloadBook((), self.zone, interval=selection.interval, history=MAX_WINDOW + 1)
+        )
+        for symbol in selection.symbols:
+            key = (symbol, selection.interval)
+            loading = self._loading.get(key)
+            if loading is None:
+                loading = self._loading[key] = asyncio.ensure_future(self._load_pair(deep, symbol))
+            try:
+                await asyncio.shield(loading)
+            except Exception:
+                self._loading.pop(key, None)  # the next connection tries again
+                raise
+
+    async def _load_pair(self, deep: PayloadBook, symbol: str) -> None:
+        deep.ensure(symbol)  # from now on, closes from the layer land in the book too
+        rows = await read(last_klines, symbol, deep.interval, MAX_WINDOW + 1)
+        deep.replace(symbol, [*rows, *deep.klines(symbol)])
+        logger.info("loaded %s %s for a selection on /", symbol, deep.interval)
+
+    def attach_stream(self, client: Subscriber, streams: list[str]) -> None:
+        """Register a Binance-protocol stream connection with the hub (the feed's tasks bring it events)."""
+        self._ensure_running()
+        self.hub.attach(client)
+        self.hub.subscribe(client, streams)
+
+    def detach_stream(self, client: Subscriber) -> None:
+        if client.queue is not None:
+            client.queue.stop()
+        self.hub.detach(client)
+
     def detach(self, client: object) -> None:
-        outbox = self._clients.pop(client, None)
-        if outbox is not None:
-            outbox.stop()
+        attached = self._clients.pop(client, None)
+        if attached is not None:
+            attached.outbox.stop()
 
     @property
     def client_count(self) -> int:
-        return len(self._clients)
+        """Connections of this process: on ``/`` and on the Binance-protocol streams."""
+        return len(self._clients) + self.hub.client_count
 
-    def publish(self, symbols: list[str]) -> None:
-        """Tell every attached connection that these coins' frames changed; never waits for one."""
+    def publish(self, symbols: list[str], book: PayloadBook | None = None) -> None:
+        """Tell every connection shown these coins of ``book`` (default: the default book) that they changed."""
         if not symbols:
             return
-        size = sum(len(self.book.frame(s)) for s in symbols)
-        for outbox in list(self._clients.values()):
-            outbox.offer(symbols, size)
+        book = book or self.book
+        sizes: dict[int, int] = {}
+        for attached in list(self._clients.values()):
+            if attached.book is not book:
+                continue
+            if attached.symbols is None:
+                shown = symbols
+            else:
+                shown = [s for s in symbols if s in attached.symbols]
+                if not shown:
+                    continue
+            size = sizes.get(attached.window) if attached.symbols is None else None
+            if size is None:
+                size = sum(len(book.frame(s, attached.window)) for s in shown)
+                if attached.symbols is None:
+                    sizes[attached.window] = size
+            attached.outbox.offer(shown, size)
 
     def _ensure_running(self) -> None:
         if self._tasks and not all(t.done() for t in self._tasks):
@@ -157,6 +259,8 @@ class LiveFeed:
                 self.book.replace(symbol, rows)
         if newest_stored is not None:
             self._stored_since = newest_stored
+            if self._streams_since is None:
+                self._streams_since = newest_stored
         self.loaded = True
         logger.info("loaded payloads for %s", ", ".join(self.book.symbols))
         return list(self.book.symbols)
@@ -166,10 +270,8 @@ class LiveFeed:
         since = self._stored_since - REREAD_MARGIN
         changed: dict[str, None] = {}
         while True:
-            rows, read_count, newest = await read(
-                klines_stored_since, since, self.interval, self.book.symbols, POLL_BATCH
-            )
-            self._apply(rows, changed)
+            rows, read_count, newest = await read(klines_stored_since, since, None, None, POLL_BATCH)
+            self._apply(rows, changed, to_streams=True)
             if newest is not None:
                 self._stored_since = max(self._stored_since, newest)
             if read_count < POLL_BATCH:
@@ -181,10 +283,24 @@ class LiveFeed:
         self._apply(await read(_read_some, swept, self.interval), changed)
         return list(changed)
 
-    def _apply(self, rows: list, changed: dict[str, None]) -> None:
+    def _apply(self, rows: list, changed: dict[str, None], *, to_streams: bool = False) -> None:
+        """Rows of any symbol and interval, oldest stored first: to the books they belong in and to the hub.
+
+        The sweep's rows go to the hub only if they are new to the default book.
+        """
+        deep_changed: dict[str, dict[str, None]] = {}
+        since = self._streams_since
         for row in rows:
-            if self.book.add(row.symbol, row) is not None:
+            fresh = row.interval == self.interval and self.book.add(row.symbol, row) is not None
+            if fresh:
                 changed[row.symbol] = None
+            deep = self._deep.get(row.interval)
+            if deep is not None and deep.add(row.symbol, row) is not None:
+                deep_changed.setdefault(row.interval, {})[row.symbol] = None
+            if (fresh or to_streams) and (since is None or row.stored_at > since):
+                self.hub.closed(row)
+        for interval, symbols in deep_changed.items():
+            self.publish(list(symbols), self._deep[interval])
 
     def _next_sweep(self) -> tuple[str, ...]:
         symbols = self.book.symbols
@@ -202,7 +318,7 @@ class LiveFeed:
             membership = None
             try:
                 channel = await layer.new_channel()
-                membership = asyncio.create_task(_keep_membership(layer, channel))
+                membership = asyncio.create_task(_keep_membership(layer, channel, GROUPS))
                 failures = 0
                 while True:
                     message = await layer.receive(channel)
@@ -220,24 +336,32 @@ class LiveFeed:
 
     async def _apply_message(self, message: dict) -> None:
         try:
+            if message.get("type") == UPDATES_TYPE:
+                self.hub.updates(updates_from_message(message))
+                return
             kline = kline_from_message(message)
         except (KeyError, TypeError, ValueError) as exc:
-            logger.warning("ignored malformed layer message %r: %s", message, exc)
+            logger.warning("ignored malformed layer message %.200r: %s", message, exc)
             return
+        self.hub.closed(kline)
+        deep = self._deep.get(kline.interval)
+        if deep is not None and deep.add(kline.symbol, kline) is not None:
+            self.publish([kline.symbol.upper()], deep)
         if kline.interval != self.interval or not self.loaded:
             return
         if self.book.add(kline.symbol, kline) is not None:
             self.publish([kline.symbol.upper()])
 
 
-async def _keep_membership(layer, channel: str) -> None:
-    """Join the group now and again well before the layer's group expiry drops us."""
+async def _keep_membership(layer, channel: str, groups: tuple[str, ...]) -> None:
+    """Join the groups now and again well before the layer's group expiry drops us."""
     refresh = max(60.0, getattr(layer, "group_expiry", 86400) / 4)
     while True:
-        try:
-            await layer.group_add(GROUP, channel)
-        except Exception as exc:  # the receive loop notices a dead layer too
-            logger.warning("could not join %s: %s", GROUP, exc)
+        for group in groups:
+            try:
+                await layer.group_add(group, channel)
+            except Exception as exc:  # the receive loop notices a dead layer too
+                logger.warning("could not join %s: %s", group, exc)
         await asyncio.sleep(refresh)
 
 
@@ -270,6 +394,7 @@ def reset_feed() -> None:
             task.cancel()
         for client in list(_feed._clients):
             _feed.detach(client)
+        _feed.hub.stop_all()
     _feed = None
 
 

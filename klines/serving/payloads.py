@@ -23,15 +23,15 @@ def operation(close: Decimal, reference: Decimal) -> str:
     return "BUY" if close >= reference else "SELL"
 
 
-def build_payload(coin: str, klines: Sequence[KlineLike], zone: ZoneInfo) -> dict[str, Any]:
+def build_payload(coin: str, klines: Sequence[KlineLike], zone: ZoneInfo, window: int = WINDOW) -> dict[str, Any]:
     """The payload for ``coin`` from its newest stored klines, given oldest first.
 
-    Up to :data:`HISTORY` klines may be passed; the last :data:`WINDOW` are shown.
+    Up to ``window + 1`` klines may be passed; the last ``window`` (default :data:`WINDOW`) are shown.
     Each close is compared with the previous stored close, or with its own open
     when no previous kline is stored.
     """
-    shown = list(klines[-WINDOW:])
-    previous = klines[-WINDOW - 1] if len(klines) > WINDOW else None
+    shown = list(klines[-window:])
+    previous = klines[-window - 1] if len(klines) > window else None
     operations = []
     for kline in shown:
         reference = previous.close if previous is not None else kline.open

@@ -77,18 +77,20 @@ def stored_times_between(
 
 
 def klines_stored_since(
-    moment: datetime, interval: str, symbols: Iterable[str], limit: int
+    moment: datetime, interval: str | None, symbols: Iterable[str] | None, limit: int
 ) -> tuple[list[Kline], int, datetime | None]:
-    """Klines stored at or after ``moment`` for the given symbols, oldest stored first.
+    """Klines stored at or after ``moment`` (of ``interval`` and ``symbols``; ``None``: all), oldest stored first.
 
     Returns the matching rows, how many rows were read and the newest
     ``stored_at`` read (to resume from). The query uses only
     the ``stored_at`` index (some servers' planners skip an index when more
     filters are added); the few rows since the last look are filtered here.
     """
-    wanted = {s.upper() for s in symbols}
+    wanted = None if symbols is None else {s.upper() for s in symbols}
     rows = list(Kline.objects.raw_aggregate(pipelines.stored_since(moment, limit)))
-    matching = [r for r in rows if r.symbol in wanted and r.interval == interval]
+    matching = [
+        r for r in rows if (wanted is None or r.symbol in wanted) and (interval is None or r.interval == interval)
+    ]
     return matching, len(rows), rows[-1].stored_at if rows else None
 
 

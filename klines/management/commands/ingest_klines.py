@@ -12,7 +12,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from klines.binance.parse import ClosedKline
-from klines.events import publish_closed
+from klines.events import publish_closed, publish_updates
 from klines.ingest.service import IngestFailed, IngestService
 from klines.management.stream_options import add_stream_options, stream_options
 
@@ -34,7 +34,9 @@ class Command(BaseCommand):
         ingest = replace(
             settings.BINANCEWS.ingest, symbols=symbol_list, intervals=intervals, all_symbols=not symbol_list
         )
-        service = IngestService(ingest, on_stored=self._stored)
+        # In-progress updates reach other processes only through a shared layer (Redis).
+        relay = publish_updates if settings.BINANCEWS.redis_url else None
+        service = IngestService(ingest, on_stored=self._stored, relay=relay)
         database = settings.DATABASES["default"]
         for connection in service.connections:
             self.stdout.write(f"ingesting {connection.url}")

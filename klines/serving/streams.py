@@ -1,0 +1,105 @@
+"""The serving process's hub of Binance-protocol stream subscriptions: stream name -> connections.
+
+The feed hands the hub every stored close it learns of (from the channel layer
+and from reconciling with the database) and every batch of in-progress updates
+relayed by the ingest. For each event the hub encodes the frame once as a raw
+event and, only if a subscriber wants it, once as a combined frame, and appends
+it to each subscriber's :class:`~klines.serving.stream_outbox.FrameQueue`; it
+never awaits a socket.
+
+Per stream it remembers the newest close it delivered: a close arriving again
+(from the other path, or from a second ingest) or an older one, and an
+in-progress update of a kline already closed, are not sent, so each close
+reaches a connection once and a stream never goes back in time.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import Protocol
+
+from klines.api.stream_events import EventKline, combined_frame, encode, kline_event
+from klines.binance.parse import datetime_to_ms, stream_name
+from klines.serving.stream_outbox import FrameQueue
+
+
+class Subscriber(Protocol):
+    combined: bool
+    queue: FrameQueue
+
+
+class StreamHub:
+    def __init__(self) -> None:
+        self._subscribers: dict[str, dict[Subscriber, None]] = {}
+        self._streams: dict[Subscriber, dict[str, None]] = {}  # per connection, in subscription order
+        self._newest_closed: dict[str, int] = {}  # stream -> open time (ms) of the newest close delivered
+        self.closes_sent = 0
+        self.updates_sent = 0
+
+    # -- subscriptions --------------------------------------------------------
+    def attach(self, client: Subscriber) -> None:
+        self._streams.setdefault(client, {})
+
+    def subscribe(self, client: Subscriber, streams: Iterable[str]) -> None:
+        held = self._streams.setdefault(client, {})
+        for stream in streams:
+            held[stream] = None
+            self._subscribers.setdefault(stream, {})[client] = None
+
+    def unsubscribe(self, client: Subscriber, streams: Iterable[str]) -> None:
+        held = self._streams.get(client, {})
+        for stream in streams:
+            held.pop(stream, None)
+            subscribers = self._subscribers.get(stream)
+            if subscribers is not None:
+                subscribers.pop(client, None)
+                if not subscribers:
+                    del self._subscribers[stream]
+
+    def streams_of(self, client: Subscriber) -> list[str]:
+        return list(self._streams.get(client, {}))
+
+    def detach(self, client: Subscriber) -> None:
+        self.unsubscribe(client, list(self._streams.get(client, {})))
+        self._streams.pop(client, None)
+
+    def stop_all(self) -> None:
+        """Stop every connection's queue (the feed is being reset)."""
+        for client in list(self._streams):
+            client.queue.stop()
+            self.detach(client)
+
+    @property
+    def client_count(self) -> int:
+        return len(self._streams)
+
+    # -- events ---------------------------------------------------------------
+    def closed(self, kline: EventKline) -> None:
+        """A stored close (from the layer or the database); sent once per stream, never an older one."""
+        stream = stream_name(kline.symbol, kline.interval)
+        open_ms = datetime_to_ms(kline.open_time)
+        if open_ms <= self._newest_closed.get(stream, -1):
+            return
+        self._newest_closed[stream] = open_ms
+        if stream in self._subscribers:
+            event = kline_event(kline, closed=True, event_ms=int(time.time() * 1000))
+            self._fan_out(stream, encode(event))
+            self.closes_sent += 1
+
+    def updates(self, events: Iterable[tuple[str, int, str]]) -> None:
+        """In-progress updates as the ingest received them; one already closed is stale and skipped."""
+        for stream, open_ms, text in events:
+            if stream in self._subscribers and open_ms > self._newest_closed.get(stream, -1):
+                self._fan_out(stream, text)
+                self.updates_sent += 1
+
+    def _fan_out(self, stream: str, text: str) -> None:
+        combined: str | None = None
+        for client in list(self._subscribers[stream]):
+            if client.combined:
+                if combined is None:
+                    combined = combined_frame(stream, text)
+                client.queue.put(combined)
+            else:
+                client.queue.put(text)
