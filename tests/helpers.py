@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 import websocket
 from bson.decimal128 import Decimal128
 from pymongo.collection import Collection
+from pymongo.database import Database
 
 from klines.binance.intervals import interval_ms
 from klines.binance.parse import ClosedKline, datetime_to_ms, ms_to_datetime, parse_rest_row
@@ -112,6 +113,14 @@ def ingest_env(mongo_uri: str, database: str, exchange: ExchangeThread, symbols:
         "KLINES_LOG_LEVEL": "INFO",
     }
     return service_env(mongo_uri, database, **{**settings, **extra})
+
+
+def empty_record(database: Database) -> Collection:
+    """Forget every kline and the exchange that fed them (a new fake exchange, on another port, may claim it)."""
+    database["exchange_source"].delete_many({})
+    klines = database["klines"]
+    klines.delete_many({})
+    return klines
 
 
 def stored(collection: Collection, symbol: str, interval: str = "1m") -> list[ClosedKline]:

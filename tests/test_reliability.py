@@ -27,6 +27,7 @@ from tests.helpers import (
     Ingest,
     assert_ground_truth,
     complete_through,
+    empty_record,
     ingest_env,
     make_exchange,
     migrate,
@@ -51,9 +52,7 @@ def mongo_uri(secantus: SecantusServer) -> str:
 @pytest.fixture
 def klines(mongo_uri: str) -> Iterator[Collection]:
     client = pymongo.MongoClient(mongo_uri, tz_aware=True)
-    collection = client[DATABASE]["klines"]
-    collection.delete_many({})
-    yield collection
+    yield empty_record(client[DATABASE])
     client.close()
 
 
@@ -195,7 +194,7 @@ def test_pings_are_answered_within_the_message_rate_limit(klines, mongo_uri, tmp
 
 def malformed_frames(fake: FaultyExchange) -> list[tuple[str, str | dict[str, Any]]]:
     """(the offending part the log must name, frame) for each kind of bad input."""
-    index = fake.current_index()
+    index = fake.last_closed_index()  # a kline that has closed: a still-open one marked closed is future-dated
 
     def frame(**k_changes: Any) -> dict[str, Any]:
         event = fake.series.kline("BTCUSDT", index).stream_event(closed=True, event_ms=fake.now_ms())
@@ -204,6 +203,7 @@ def malformed_frames(fake: FaultyExchange) -> list[tuple[str, str | dict[str, An
 
     no_k = frame()
     del no_k["data"]["k"]
+    still_open = fake.series.kline("BTCUSDT", index + 1).stream_event(closed=True, event_ms=fake.now_ms())
     other_event = frame()
     other_event["data"]["e"] = "aggTrade"
     return [
@@ -212,6 +212,7 @@ def malformed_frames(fake: FaultyExchange) -> list[tuple[str, str | dict[str, An
         ("data has no 'k'", no_k),
         ("k.c is not a number: '96,000.5'", frame(c="96,000.5")),
         ("unexpected event type 'aggTrade'", other_event),
+        ("closes after the exchange's own event time", still_open),
         ("unexpected stream DOGEUSDT@1m", frame(s="DOGEUSDT")),
         ("unexpected stream BTCUSDT@7m", frame(i="7m")),
     ]
@@ -229,7 +230,7 @@ def test_malformed_frames_and_repeated_closes_are_skipped(klines, mongo_uri, tmp
     for offending, _ in bad:
         assert log.count(offending) == 1, offending
     final = stats_lines(log)[-1]
-    assert final["malformed"] == 5
+    assert final["malformed"] == 6
     assert final["unknown streams"] == 2
     assert final["duplicates skipped"] > 0
     assert "Traceback" not in log
@@ -287,8 +288,7 @@ def test_a_database_outage_loses_nothing(queue_size, outage_server, tmp_path) ->
         server.start()
     client = pymongo.MongoClient(server.uri, tz_aware=True)
     try:
-        klines = client[DATABASE]["klines"]
-        klines.delete_many({})
+        klines = empty_record(client[DATABASE])
         fake = make_exchange(SYMBOLS, speed=1200)  # twenty klines a second
         with running(fake, server.uri, tmp_path, KLINE_QUEUE_SIZE=str(queue_size)) as (ingest, env):
             settle(klines, fake, SYMBOLS, ahead=5)
@@ -331,8 +331,7 @@ def test_the_history_arrives_when_the_database_comes_up_after_the_stream(outage_
         server.start()
     client = pymongo.MongoClient(server.uri, tz_aware=True)
     try:
-        klines = client[DATABASE]["klines"]
-        klines.delete_many({})
+        klines = empty_record(client[DATABASE])
         server.stop()
         fake = make_exchange(SYMBOLS, speed=SLOW)
         with running(fake, server.uri, tmp_path) as (ingest, env):
