@@ -42,7 +42,7 @@ class ScriptedExchange(SimulatedExchange):
         self._updates: dict[tuple[str, int], str] = {}
 
     async def _handle_stream(self, connection: ServerConnection) -> None:
-        symbols = self._requested_symbols(connection.request.path)
+        symbols = self._requested_streams(connection.request.path).get(self.interval, [])
         self._streams[connection] = symbols
         try:
             while True:
@@ -78,7 +78,10 @@ class ScriptedExchange(SimulatedExchange):
                 index = self._next.get(symbol, current)
                 kline = self.series.kline(symbol, index)
                 open_ms[symbol] = kline.open_ms
-                frames.append(json.dumps(kline.stream_event(closed=True, event_ms=self.now_ms())))
+                # Closed on command, ahead of the clock: the event is dated at the close, as Binance dates it
+                # (the ingest refuses a close dated after its own event as future-dated).
+                event_ms = max(self.now_ms(), kline.close_ms + 1)
+                frames.append(json.dumps(kline.stream_event(closed=True, event_ms=event_ms)))
             plan[connection] = frames
         for symbol, ms in open_ms.items():
             self._next[symbol] = ms // self.series.interval_ms + 1
