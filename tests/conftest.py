@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pymongo
 import pytest
 from pymongo import monitoring
 
-from klines.testing.servers import SecantusServer
+from klines.testing.servers import RedisServer, SecantusServer
 from tests.helpers import migrate
 
 
@@ -64,6 +65,14 @@ def database(secantus: SecantusServer, request: pytest.FixtureRequest) -> Iterat
     migrate(secantus.uri, name)
     yield name
     pymongo.MongoClient(secantus.uri).drop_database(name)
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A real redis-server on a free port, for the channel layer of several processes."""
+    server = RedisServer(tmp_path / "redis.log").start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(autouse=True)

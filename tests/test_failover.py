@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import Iterator
 from datetime import UTC
 from pathlib import Path
 
@@ -32,13 +31,6 @@ from tests.helpers import (
 
 pytestmark = pytest.mark.e2e
 POLL_SECONDS = 1.0  # the serving process's reconciliation with the database (the default)
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path / "redis.log").start()
-    yield server
-    server.stop()
 
 
 def kill_mid_burst(fake: FaultyExchange, ingest: Ingest) -> None:

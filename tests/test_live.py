@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -31,45 +30,9 @@ from klines.testing.servers import (
     uvicorn,
 )
 from tests.fake_exchange import ExchangeThread
-from tests.helpers import SYMBOLS, ZONE, closed_kline, store_klines, wait_until
+from tests.helpers import SYMBOLS, ZONE, Reader, closed_kline, store_klines, wait_until
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path / "redis.log").start()
-    yield server
-    server.stop()
-
-
-class Reader:
-    """A websocket client that records every frame it receives, in a thread."""
-
-    def __init__(self, port: int) -> None:
-        self.ws = websocket.create_connection(f"ws://127.0.0.1:{port}/", timeout=30)
-        self.frames: list[tuple[float, dict]] = []
-        self.closed_with: int | None = None
-        self.thread = threading.Thread(target=self._read, daemon=True)
-        self.thread.start()
-
-    def _read(self) -> None:
-        while True:
-            try:
-                opcode, data = self.ws.recv_data()
-            except (websocket.WebSocketException, OSError):
-                return
-            if opcode == websocket.ABNF.OPCODE_CLOSE:
-                self.closed_with = int.from_bytes(data[:2], "big") if len(data) >= 2 else None
-                return
-            self.frames.append((time.time(), json.loads(data)))
-
-    def coin_frames(self, coin: str) -> list[dict]:
-        return [frame for _, frame in self.frames if frame["coin"] == coin]
-
-    def close(self) -> None:
-        self.ws.close()
-        self.thread.join(5)
 
 
 def stored(database: pymongo.database.Database, symbol: str) -> list[dict]:

@@ -3,28 +3,17 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
-from decimal import Decimal
 from typing import Any, Protocol
 
-from klines.api.rows import decimal_text
+from klines.api.rows import StoredKline, decimal_text
 from klines.binance.parse import datetime_to_ms
 
 
-class EventKline(Protocol):
+class EventKline(StoredKline, Protocol):
+    """A stored kline that also names its stream."""
+
     symbol: str
     interval: str
-    open_time: datetime
-    close_time: datetime
-    open: Decimal
-    high: Decimal
-    low: Decimal
-    close: Decimal
-    volume: Decimal
-    quote_volume: Decimal
-    trades: int
-    taker_buy_base_volume: Decimal
-    taker_buy_quote_volume: Decimal
 
 
 def kline_event(kline: EventKline, *, closed: bool, event_ms: int) -> dict[str, Any]:

@@ -23,6 +23,7 @@ class IngestStats:
     malformed: int = 0
     ignored: int = 0
     malformed_kinds: Counter[str] = field(default_factory=Counter)  # offending part -> frames
+    latest_event_ms: int | None = None  # the newest event time (``E``) read: the exchange's clock
 
 
 class KlineIngestor:
@@ -52,6 +53,9 @@ class KlineIngestor:
             self._warn("skipped malformed message: %s", exc)
             return
         kline = update.kline
+        event_ms = update.data.get("E") if update.data is not None else None
+        if isinstance(event_ms, int) and event_ms > (self.stats.latest_event_ms or 0):
+            self.stats.latest_event_ms = event_ms
         if (kline.symbol, kline.interval) not in self.streams:
             self.stats.ignored += 1
             self._warn("skipped kline for unexpected stream %s@%s", kline.symbol, kline.interval)

@@ -323,7 +323,13 @@ class IngestService:
 
     def lags(self) -> dict[str, float | None]:
         streams = [(s, i) for s in self.symbols for i in self.settings.intervals]
-        return lag_seconds(dict(self.writer.newest), streams, now_ms=self.rest.exchange_now_ms())
+        return lag_seconds(dict(self.writer.newest), streams, now_ms=self.exchange_now_ms())
+
+    def exchange_now_ms(self) -> int:
+        """The exchange's clock: our clock plus the offset REST measured, or the newest event time read if that is
+        later (a simulator's clock runs fast: the offset measured at the last REST call is already behind)."""
+        events = [c.ingestor.stats.latest_event_ms for c in self.connections]
+        return max([self.rest.exchange_now_ms(), *(e for e in events if e is not None)])
 
     def stats_line(self) -> str:
         return format_stats(self.counters(), self.lags())
