@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+import psutil
 import pymongo
 
 from bench.options import Options
@@ -31,7 +32,7 @@ from bench.stack import Stack, cpu_seconds, exchange_call, wait_for_streams
 
 DATABASE = "bench_relay"
 WARMUP_SECONDS = 5.0
-TAIL_SECONDS = 2.0  # after the window, time for the last round to arrive everywhere
+TAIL_SECONDS = 15.0  # after the window, time for the last round to arrive everywhere
 
 
 async def run(stack: Stack, options: Options, redis_url: str) -> Outcome:
@@ -58,7 +59,8 @@ async def run(stack: Stack, options: Options, redis_url: str) -> Outcome:
     if errors:
         await close_clients(clients)
         raise RuntimeError(f"{errors} of {len(plan)} stream clients failed: {first_error}")
-    processes = {"ingest": ingest, "exchange": exchange, **{f"daphne-{i}": p for i, (p, _) in enumerate(daphnes)}}
+    processes = {"clients (bench)": psutil.Process(), "ingest": ingest, "exchange": exchange}
+    processes |= {f"daphne-{i}": p for i, (p, _) in enumerate(daphnes)}
     redis = stack.named("redis")
     if redis is not None:
         processes["redis"] = redis
@@ -73,9 +75,15 @@ async def run(stack: Stack, options: Options, redis_url: str) -> Outcome:
         window = time.monotonic() - began
         cpu = {name: (cpu_seconds(p) - cpu_before[name]) / window for name, p in processes.items()}
         after = await asyncio.to_thread(exchange_call, exchange_port, "/bench/status")
-        await asyncio.sleep(TAIL_SECONDS)  # the rounds sent by now must reach every subscription
+        # The rounds sent by now must reach every subscription; one still missing after TAIL_SECONDS is lost.
         last_round = 100 + after["rounds"][0]
-        short = [s for c in clients for s in c.streams if c.last.get(s.encode(), 0) < last_round]
+        tail_began = time.monotonic()
+        while True:
+            short = [s for c in clients for s in c.streams if c.last.get(s.encode(), 0) < last_round]
+            if not short or time.monotonic() - tail_began >= TAIL_SECONDS:
+                break
+            await asyncio.sleep(0.25)
+        tail_s = time.monotonic() - tail_began
         closed = sum(1 for c in clients if c.closed.done())
     finally:
         await close_clients(clients)
@@ -102,6 +110,7 @@ async def run(stack: Stack, options: Options, redis_url: str) -> Outcome:
             "reordered": reordered,
             "streams_with_reorder": len(tally.reordered),
             "subscriptions_short_at_end": len(short),
+            "tail_caught_up_s": tail_s,
             "clients_closed_by_server": closed,
             "cpu_cores": cpu,
             **summary,
@@ -118,8 +127,8 @@ async def run(stack: Stack, options: Options, redis_url: str) -> Outcome:
             "exchange sends (E) -> client has it",
             f"p50 {fmt(summary['p50_ms'])} / p99 {fmt(summary['p99_ms'])} / max {fmt(summary['max_ms'])} ms; "
             f"{sent_rate:,.0f} updates/s in, {delivered_rate:,.0f} frames/s delivered",
-            f"lost {lost} ({len(tally.lost)} streams), reordered {reordered}, {len(short)} subscriptions short at "
-            f"the end, {closed} clients closed; CPU cores: {cpu_note}",
+            f"lost {lost} ({len(tally.lost)} streams) + {len(short)} never arrived, reordered {reordered}; "
+            f"all caught up {tail_s:.1f} s after the window; {closed} clients closed; CPU cores: {cpu_note}",
         )
     )
     p99 = summary["p99_ms"]
