@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from bench.load import raise_open_files_limit
 from bench.options import Options, parse_args
 from bench.report import machine, table, targets_table, write_json
-from bench.scenarios import SYMBOLS, Outcome, burst, fanout, history, memory, pages, parse, storm
+from bench.scenarios import SYMBOLS, Outcome, burst, fanout, history, ingest, memory, pages, parse, relay, storm
 from bench.stack import Stack
 
 
@@ -26,7 +26,7 @@ async def run_all(options: Options, stack: Stack, progress) -> list[Outcome]:
     outcomes: list[Outcome] = []
     stack.start_mongo()
     stack.prepare_database(stack.env(storm.DATABASE), symbols=SYMBOLS, count=30)
-    redis_url = stack.start_redis() if wanted & {"fanout", "burst"} else ""
+    redis_url = stack.start_redis() if wanted & {"fanout", "burst", "relay"} else ""
     if "parse" in wanted:
         progress("parser rate")
         outcomes.append(parse.run(options))
@@ -52,6 +52,17 @@ async def run_all(options: Options, stack: Stack, progress) -> list[Outcome]:
     if "pages" in wanted:
         progress("pages: chart (1,500 bars) and overview drawn in headless Chromium, 5 runs each")
         outcomes.append(await pages.run(stack, options))
+        stack.stop_all_but_infrastructure()
+    if "relay" in wanted:
+        progress(
+            f"relay: {options.relay_symbols} streams x 4 updates/s to {options.relay_clients} clients "
+            f"x {options.relay_streams_per_client} streams, {options.daphnes} daphne + Redis"
+        )
+        outcomes.append(await relay.run(stack, options, redis_url))
+        stack.stop_all_but_infrastructure()
+    if "ingest" in wanted:
+        progress(f"ingest: CPU per 1,000 messages and cold start, {options.ingest_symbols} symbols")
+        outcomes.append(await ingest.run(stack, options, progress))
         stack.stop_all_but_infrastructure()
     if "history" in wanted:
         progress(f"history: {options.history_klines:,} klines, {options.history_clients} clients")

@@ -11,9 +11,22 @@ so rather than on the clock, so a measurement starts at a known moment:
   (wall-clock seconds).
 
 Unclosed updates flow every ``--update-seconds`` as from Binance (the same
-frame for a kline each time, so the harness stays cheap).
+frame for a kline each time, so the harness stays cheap). Two other modes:
 
-Usage: ``python -m bench.exchange --port P --symbols-file FILE [--update-seconds 0.25]``.
+* ``--sequenced`` (the relay and the ingest's CPU): each update carries the
+  exchange's wall-clock send time in ``E`` (ms) and, in ``k.L`` (the last trade
+  id, which grows on Binance too), the connection's round number, so a client
+  downstream can measure latency and find a lost or reordered update per stream;
+* ``--clock-closes`` (the cold start): the plain :class:`SimulatedExchange`
+  stream, closing every kline at its boundary as Binance does.
+
+Both modes keep counts: ``/bench/status`` adds ``sent`` (frames per connection,
+in connection order) and ``rounds`` (rounds fully sent, per connection), and
+``GET /bench/rest`` lists every REST request as ``[wall time, path, weight]``
+with Binance's documented weights.
+
+Usage: ``python -m bench.exchange --port P --symbols-file FILE [--update-seconds 0.25]
+[--sequenced | --clock-closes]``.
 """
 
 from __future__ import annotations
@@ -34,26 +47,67 @@ from websockets.http11 import Request, Response
 from klines.simexchange.server import SimulatedExchange, json_response
 
 
+def kline_weight(limit: int) -> int:
+    """Binance's weight of ``GET /fapi/v1/klines`` by ``limit`` (1 below 100, 2 below 500, 5 to 1000, else 10)."""
+    return 1 if limit < 100 else 2 if limit < 500 else 5 if limit <= 1000 else 10
+
+
 class ScriptedExchange(SimulatedExchange):
-    def __init__(self, **kwargs: object) -> None:
+    def __init__(self, *, mode: str = "commanded", **kwargs: object) -> None:
         super().__init__(**kwargs)
+        self.mode = mode  # "commanded", "sequenced" or "clock"
         self._streams: dict[ServerConnection, list[str]] = {}
         self._next: dict[str, int] = {}
         self._updates: dict[tuple[str, int], str] = {}
+        self._templates: dict[tuple[str, int], tuple[str, str, str]] = {}
+        self._sent: dict[ServerConnection, int] = {}
+        self._rounds: dict[ServerConnection, int] = {}
+        self._finished: list[tuple[int, int]] = []  # (sent, rounds) of connections that left
+        self.rest_log: list[tuple[float, str, int]] = []
 
     async def _handle_stream(self, connection: ServerConnection) -> None:
         symbols = self._requested_streams(connection.request.path).get(self.interval, [])
         self._streams[connection] = symbols
+        self._sent[connection] = self._rounds[connection] = 0
         try:
+            if self.mode == "clock":
+                await super()._handle_stream(connection)
+                return
             while True:
                 index = self.current_index()
+                round_ = self._rounds[connection] + 1
                 for symbol in symbols:
-                    await connection.send(self._update_frame(symbol, self._next.get(symbol, index)))
+                    if self.mode == "sequenced":
+                        frame = self._sequenced_frame(symbol, index, round_)
+                    else:
+                        frame = self._update_frame(symbol, self._next.get(symbol, index))
+                    await connection.send(frame)
+                self._sent[connection] += len(symbols)
+                self._rounds[connection] = round_
                 await asyncio.sleep(self.update_seconds)
         except ConnectionClosed:
             pass
         finally:
             self._streams.pop(connection, None)
+            self._finished.append((self._sent.pop(connection, 0), self._rounds.pop(connection, 0)))
+
+    async def send(self, connection: ServerConnection, message: dict | str) -> None:
+        await super().send(connection, message)
+        self._sent[connection] = self._sent.get(connection, 0) + 1
+
+    def _sequenced_frame(self, symbol: str, index: int, round_: int) -> str:
+        """An unclosed update stamped with the send time (``E``, ms) and the round (``k.L``); cheap to build."""
+        key = (symbol, index)
+        template = self._templates.get(key)
+        if template is None:
+            event = self.series.partial(symbol, index, 0.5).stream_event(closed=False, event_ms=0)
+            event["data"]["E"] = "@E@"
+            event["data"]["k"]["L"] = "@L@"
+            head, rest = json.dumps(event).split('"@E@"')
+            middle, tail = rest.split('"@L@"')
+            template = self._templates[key] = (head, middle, tail)
+        head, middle, tail = template
+        return f"{head}{int(time.time() * 1000)}{middle}{100 + round_}{tail}"
 
     def _update_frame(self, symbol: str, index: int) -> str:
         """An unclosed update of the kline, encoded once per kline: the harness must stay cheap."""
@@ -100,16 +154,38 @@ class ScriptedExchange(SimulatedExchange):
         parts = urlsplit(request.path)
         if parts.path == "/bench/status":
             streams = sum(len(s) for s in self._streams.values())
-            return json_response(connection, HTTPStatus.OK, {"connections": len(self._streams), "streams": streams})
+            status = {
+                "connections": len(self._streams),
+                "streams": streams,
+                "sent": list(self._sent.values()),
+                "rounds": list(self._rounds.values()),
+                "sent_by_closed_connections": sum(sent for sent, _ in self._finished),
+            }
+            return json_response(connection, HTTPStatus.OK, status)
+        if parts.path == "/bench/rest":
+            return json_response(connection, HTTPStatus.OK, {"requests": self.rest_log})
         if parts.path == "/bench/close":
             raw = parse_qs(parts.query).get("symbols", ["*"])[0]
             wanted = None if raw == "*" else {s.strip().upper() for s in raw.split(",") if s.strip()}
             return json_response(connection, HTTPStatus.OK, await self.close_next(wanted))
+        if request.headers.get("Upgrade", "").lower() != "websocket":
+            self._count_rest(parts.path, parse_qs(parts.query))
         return super()._process_request(connection, request)
 
+    def _count_rest(self, path: str, query: dict[str, list[str]]) -> None:
+        if path == "/fapi/v1/klines":
+            try:
+                limit = int(query.get("limit", ["500"])[0])
+            except ValueError:
+                limit = 500
+            weight = kline_weight(limit)
+        else:
+            weight = 1  # /fapi/v1/time, /fapi/v1/exchangeInfo, /fapi/v1/ping
+        self.rest_log.append((time.time(), path, weight))
 
-async def run(port: int, symbols: list[str], interval: str, update_seconds: float) -> None:
-    exchange = ScriptedExchange(symbols=symbols, interval=interval, update_seconds=update_seconds)
+
+async def run(port: int, symbols: list[str], interval: str, update_seconds: float, mode: str) -> None:
+    exchange = ScriptedExchange(symbols=symbols, interval=interval, update_seconds=update_seconds, mode=mode)
     await exchange.start("127.0.0.1", port)
     print(f"scripted exchange on 127.0.0.1:{port} with {len(symbols)} symbols", flush=True)
     await asyncio.Future()
@@ -121,10 +197,14 @@ def main() -> None:
     parser.add_argument("--symbols-file", type=Path, required=True, help="one symbol per line")
     parser.add_argument("--interval", default="1m")
     parser.add_argument("--update-seconds", type=float, default=0.25)
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--sequenced", action="store_true", help="updates stamped with send time (E) and round (k.L)")
+    mode.add_argument("--clock-closes", action="store_true", help="close every kline at its boundary, as Binance")
     args = parser.parse_args()
     symbols = [s.strip().upper() for s in args.symbols_file.read_text().split() if s.strip()]
+    chosen = "sequenced" if args.sequenced else "clock" if args.clock_closes else "commanded"
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run(args.port, symbols, args.interval, args.update_seconds))
+        asyncio.run(run(args.port, symbols, args.interval, args.update_seconds, chosen))
 
 
 if __name__ == "__main__":

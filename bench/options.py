@@ -6,7 +6,7 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-SCENARIOS = ("storm", "fanout", "burst", "parse", "memory", "soak", "pages", "history")
+SCENARIOS = ("storm", "fanout", "burst", "parse", "memory", "soak", "pages", "history", "relay", "ingest")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -32,6 +32,12 @@ class Options:
     history_seconds: float  # history: load per server and round
     history_rounds: int
     history_single: int  # history: pages asked one at a time, per server
+    relay_symbols: int  # relay: one-minute streams, an update each every 250 ms
+    relay_clients: int
+    relay_streams_per_client: int
+    relay_seconds: float  # relay: measured window after the warm-up
+    ingest_symbols: int  # ingest: CPU per message and the cold start
+    ingest_seconds: float  # ingest: CPU sampling window
     output: Path
     workdir: Path
     quick: bool
@@ -72,6 +78,14 @@ def parse_args(argv: list[str] | None = None) -> Options:
     parser.add_argument("--history-seconds", type=float, help="history: seconds of load per server and round")
     parser.add_argument("--history-rounds", type=int, help="history: rounds, servers interleaved (default 1)")
     parser.add_argument("--history-single", type=int, default=20, help="history: pages one at a time (default 20)")
+    parser.add_argument("--relay-symbols", type=int, default=500, help="relay: 1m streams (default 500)")
+    parser.add_argument("--relay-clients", type=int, help="relay: stream clients (default 1000)")
+    parser.add_argument(
+        "--relay-streams-per-client", type=int, default=10, help="relay: streams each client subscribes to"
+    )
+    parser.add_argument("--relay-seconds", type=float, help="relay: seconds measured after warm-up (default 25)")
+    parser.add_argument("--ingest-symbols", type=int, default=500, help="ingest: symbols (default 500)")
+    parser.add_argument("--ingest-seconds", type=float, help="ingest: CPU sampling window (default 20)")
     parser.add_argument("--output", type=Path, default=RESULTS / "latest.json", help="JSON results file")
     args = parser.parse_args(argv)
 
@@ -105,6 +119,12 @@ def parse_args(argv: list[str] | None = None) -> Options:
         history_seconds=pick(args.history_seconds, 20.0, 10.0),
         history_rounds=pick(args.history_rounds, 1, 1),
         history_single=args.history_single,
+        relay_symbols=args.relay_symbols,
+        relay_clients=pick(args.relay_clients, 1000, 300),
+        relay_streams_per_client=args.relay_streams_per_client,
+        relay_seconds=pick(args.relay_seconds, 25.0, 10.0),
+        ingest_symbols=args.ingest_symbols,
+        ingest_seconds=pick(args.ingest_seconds, 20.0, 10.0),
         output=args.output,
         workdir=RESULTS / "work",
         quick=quick,
@@ -122,6 +142,10 @@ def parse_args(argv: list[str] | None = None) -> Options:
         "history_clients",
         "history_rounds",
         "history_single",
+        "relay_symbols",
+        "relay_clients",
+        "relay_streams_per_client",
+        "ingest_symbols",
     ):
         if getattr(options, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")

@@ -22,6 +22,7 @@ import psutil
 from klines.testing.servers import BIN, ROOT, SecantusServer, free_port, service_env, stop_process, wait_for_port
 
 DAPHNE_BACKLOG = 1024  # as in the Procfile
+MAX_URL_BYTES = 65536  # the scripted exchange's request-line limit: 1,024 streams in one URL fit
 # Benchmark processes run as in production: no DEBUG query log, no per-event logging.
 PRODUCTION_ENV = {
     "DJANGO_DEBUG": "false",
@@ -60,6 +61,10 @@ class Stack:
         for name, process in reversed(self._processes):
             if name != "redis":
                 self.stop(process)
+
+    def named(self, name: str) -> subprocess.Popen | None:
+        """The running process started under ``name`` (e.g. ``"redis"``), if any."""
+        return next((p for n, p in self._processes if n == name), None)
 
     def stop(self, process: subprocess.Popen) -> None:
         stop_process(process, sig=signal.SIGINT if process.args[0].endswith("secantusd-py") else signal.SIGTERM)
@@ -145,12 +150,21 @@ class Stack:
         args += ["--collection", env.get("MONGO_COLLECTION", "klines"), "--symbols", ",".join(symbols)]
         return self._spawn_listening("naive", args, port), port
 
-    def exchange(self, name: str, symbols: list[str], env: Mapping[str, str]) -> tuple[subprocess.Popen, int]:
+    def exchange(
+        self, name: str, symbols: list[str], env: Mapping[str, str], *, mode: tuple[str, ...] = ()
+    ) -> tuple[subprocess.Popen, int]:
+        """The scripted exchange (``bench/exchange.py``); ``mode`` e.g. ``("--sequenced",)``."""
         port = free_port()
         path = self.workdir / f"{name}-symbols.txt"
         path.write_text("\n".join(symbols))
-        args = [sys.executable, "-m", "bench.exchange", "--port", str(port), "--symbols-file", str(path)]
+        args = [sys.executable, "-m", "bench.exchange", "--port", str(port), "--symbols-file", str(path), *mode]
+        # One combined-stream URL for 500 symbols is ~9.5 KB; websockets refuses request lines over 8 KiB.
+        env = {**env, "WEBSOCKETS_MAX_LINE_LENGTH": str(MAX_URL_BYTES)}
         return self._spawn_listening(name, args, port, env), port
+
+    def module(self, name: str, module: str, args: list[str]) -> subprocess.Popen:
+        """``python -m module args`` in the background (a bench helper process), logged like the rest."""
+        return self._spawn(name, [sys.executable, "-m", module, *args])
 
     def ingest(self, name: str, env: Mapping[str, str], symbols: list[str]) -> subprocess.Popen:
         args = [sys.executable, str(ROOT / "manage.py"), "ingest_klines", "--symbols", ",".join(symbols)]

@@ -1,0 +1,151 @@
+"""Stream clients for the relay benchmark: each subscribes to a few Binance-protocol streams and checks order.
+
+Each connection is a :class:`~bench.wsclient.FeedConnection` on
+``/market/stream?streams=...`` (no initial frames). For every combined frame it
+reads three fields without decoding the JSON: the stream name, ``E`` (the
+exchange's wall-clock send time, ms) and ``k.L`` (the exchange's round number
+on its connection, one more per update of a stream). A round that skips ahead
+is a lost update, one that does not advance a reordered (or repeated) one;
+both are counted per stream. Latency is the client's wall clock at receipt
+minus ``E`` (same machine; ``E`` is truncated to the millisecond, so up to 1 ms
+too high).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from array import array
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from bench.wsclient import FeedConnection, open_connection
+
+
+def frame_fields(payload: bytes) -> tuple[bytes, int, int]:
+    """(stream, E, k.L) of a combined kline frame ``{"stream":"..","data":{.."E":..,"k":{.."L":..}}}``."""
+    start = payload.index(b'"stream":"') + 10
+    stream = payload[start : payload.index(b'"', start)]
+    e_at = payload.index(b'"E":', start) + 4
+    event_ms = int(payload[e_at : payload.index(b",", e_at)])
+    l_at = payload.index(b'"L":', e_at) + 4
+    end = l_at
+    while payload[end] in b"0123456789":
+        end += 1
+    return stream, event_ms, int(payload[l_at:end])
+
+
+@dataclass
+class Tally:
+    """What every client saw; latencies only while ``measuring``."""
+
+    measuring: bool = False
+    latencies: array = field(default_factory=lambda: array("d"))  # seconds
+    received: int = 0  # frames while measuring
+    lost: dict[bytes, int] = field(default_factory=dict)  # stream -> updates skipped, summed over its clients
+    reordered: dict[bytes, int] = field(default_factory=dict)
+
+    def start(self) -> None:
+        self.measuring = True
+        self.latencies = array("d")
+        self.received = 0
+        self.lost.clear()
+        self.reordered.clear()
+
+
+class StreamClient(FeedConnection):
+    def __init__(self, port: int, streams: Sequence[str], tally: Tally) -> None:
+        super().__init__(port, initial=0, path="/market/stream?streams=" + "/".join(streams))
+        self.streams = list(streams)
+        self.tally = tally
+        self.last: dict[bytes, int] = {}  # stream -> newest round received
+
+    def data_received(self, data: bytes) -> None:
+        if not self._upgraded:
+            super().data_received(data)
+            if self._upgraded and not self.ready.done():
+                self.ready.set_result(time.monotonic())
+            return
+        # 40,000 frames a second reach this one process: parse each chunk by offset and cut the buffer once
+        # (FeedConnection cuts it per frame, a memmove of the rest each time), one clock reading per chunk.
+        now = time.time()
+        buffer = self._buffer
+        buffer += data
+        pos, size = 0, len(buffer)
+        while size - pos >= 2:
+            first, length = buffer[pos], buffer[pos + 1] & 0x7F
+            start = pos + 2
+            if length == 126:
+                if size - pos < 4:
+                    break
+                length, start = int.from_bytes(buffer[pos + 2 : pos + 4], "big"), pos + 4
+            elif length == 127:
+                if size - pos < 10:
+                    break
+                length, start = int.from_bytes(buffer[pos + 2 : pos + 10], "big"), pos + 10
+            if size < start + length:
+                break
+            payload = bytes(buffer[start : start + length])
+            pos = start + length
+            if first & 0x0F == 0x1:
+                self._update(payload, now)
+            else:
+                super()._frame(first, payload, time.monotonic())
+        del buffer[:pos]
+
+    def _update(self, payload: bytes, now: float) -> None:
+        stream, event_ms, round_ = frame_fields(payload)
+        tally = self.tally
+        last = self.last.get(stream)
+        if last is None or round_ > last:
+            self.last[stream] = round_
+        if tally.measuring:
+            tally.received += 1
+            tally.latencies.append(now - event_ms / 1000)
+            if last is not None and round_ != last + 1:
+                if round_ > last:
+                    tally.lost[stream] = tally.lost.get(stream, 0) + round_ - last - 1
+                else:
+                    tally.reordered[stream] = tally.reordered.get(stream, 0) + 1
+
+
+def subscriptions(streams: Sequence[str], clients: int, per_client: int) -> list[list[str]]:
+    """``per_client`` consecutive streams per client, wrapping, so every stream gets about the same subscribers."""
+    return [[streams[(n * per_client + j) % len(streams)] for j in range(per_client)] for n in range(clients)]
+
+
+async def open_clients(
+    ports: Sequence[int], plan: Sequence[Sequence[str]], tally: Tally, *, concurrency: int = 100
+) -> tuple[list[StreamClient], int, str]:
+    """Open one client per entry of ``plan``, alternating ``ports``; return (clients, errors, first error)."""
+    opened: list[StreamClient] = []
+    errors, first_error = 0, ""
+    queue = list(enumerate(plan))
+
+    async def worker() -> None:
+        nonlocal errors, first_error
+        while queue:
+            n, streams = queue.pop()
+            port = ports[n % len(ports)]
+            try:
+                client, _, _ = await open_connection(
+                    port, time_limit=30.0, factory=lambda p=port, s=streams: StreamClient(p, s, tally)
+                )
+            except Exception as exc:
+                errors += 1
+                first_error = first_error or f"{type(exc).__name__}: {exc}"
+                continue
+            opened.append(client)
+
+    await asyncio.gather(*(worker() for _ in range(min(concurrency, len(plan)))))
+    return opened, errors, first_error
+
+
+async def close_clients(clients: Sequence[StreamClient], concurrency: int = 200) -> None:
+    pending = list(clients)
+
+    async def worker() -> None:
+        while pending:
+            await pending.pop().close(5.0)
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))

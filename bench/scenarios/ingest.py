@@ -1,0 +1,186 @@
+"""Scenario: the ingest's cost per stream message, and its cold start.
+
+*CPU per 1,000 messages*: the real ``ingest_klines`` for 500 one-minute
+streams reads the scripted exchange (``--sequenced``: an update per stream
+every 250 ms, each frame different, as from Binance) with its start-up backfill
+done and no Redis (nothing relayed). At the same time ``bench/bare_reader.py``
+reads the same streams from the same exchange with websocket-client and
+``json.loads`` only. Both processes' CPU time (psutil) over the window,
+divided by the frames the exchange sent each of them.
+
+*Cold start*: an empty, migrated database; the exchange closes every kline
+at its boundary (``--clock-closes``), the ingest starts with Binance's default
+REST budget (1,200 weight a minute). The clock runs from spawning the process
+to the poll (every 0.25 s, one ``stored_at`` range: an index) that sees every
+symbol's 11 newest closed klines stored; the newest ``stored_at`` among them is
+reported as well. The exchange logs every REST request with Binance's weight,
+so the weight spent and the most spent in any 60 s are counted where they are
+spent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime
+
+import pymongo
+
+from bench.options import Options
+from bench.report import check, fmt
+from bench.scenarios import Outcome
+from bench.scenarios.burst import UNPACED_REST_WEIGHT, burst_symbols, wait_until_settled
+from bench.stack import Stack, cpu_seconds, exchange_call, wait_for_streams
+from klines.binance.parse import combined_stream_url
+
+CPU_DATABASE = "bench_ingest_cpu"
+COLD_DATABASE = "bench_ingest_cold"
+HISTORY = 11  # what a cold start must store per symbol (the payload's 10 and the one before)
+MINUTE_MS = 60_000
+WARMUP_SECONDS = 3.0
+POLL_SECONDS = 0.25
+COLD_TIMEOUT = 180.0
+BUDGET = 1200  # BINANCE_REST_WEIGHT_PER_MINUTE's default
+BINANCE_LIMIT = 2400  # Binance's weight per minute per IP (USD-M futures)
+
+
+async def run(stack: Stack, options: Options, progress) -> Outcome:
+    symbols = burst_symbols(options.ingest_symbols)
+    cpu = await _cpu_per_message(stack, options, symbols)
+    stack.stop_all_but_infrastructure()
+    progress(f"ingest: cold start of {len(symbols)} symbols on an empty database")
+    cold = await _cold_start(stack, symbols)
+    outcome = Outcome("ingest", {"symbols": len(symbols), "cpu": cpu, "cold_start": cold})
+    outcome.rows.append(
+        (
+            f"ingest CPU ({len(symbols)} streams, 4 updates/s each, {cpu['window_s']:.0f} s)",
+            "ingest_klines / bare websocket-client + json.loads",
+            f"{fmt(cpu['ingest_ms_per_1000'], 1)} / {fmt(cpu['bare_ms_per_1000'], 1)} ms CPU per 1,000 messages "
+            f"= {fmt(cpu['ratio'], 2)}x",
+            f"{cpu['messages_per_s']:,.0f} messages/s each; no Redis (nothing relayed)",
+        )
+    )
+    outcome.rows.append(
+        (
+            f"ingest cold start ({len(symbols)} symbols, empty database, REST budget {BUDGET}/min)",
+            f"start -> every symbol has its {HISTORY} newest",
+            f"{fmt(cold['seen_s'], 1)} s seen (newest stored_at {fmt(cold['newest_stored_at_s'], 1)} s)",
+            f"REST: {cold['requests']} requests, weight {cold['weight']} (max {cold['max_weight_60s']} in any 60 s); "
+            f"{cold['stored']} klines stored",
+        )
+    )
+    outcome.targets = [
+        check(f"cold start REST weight in any 60 s (budget {BUDGET})", float(cold["max_weight_60s"]), "<=", 2400)
+    ]
+    return outcome
+
+
+async def _cpu_per_message(stack: Stack, options: Options, symbols: list[str]) -> dict:
+    env = stack.env(CPU_DATABASE)
+    stack.prepare_database(env)
+    _, port = stack.exchange("ingest-cpu-exchange", symbols, env, mode=("--sequenced",))
+    ingest_env = {**env, "BINANCE_WS_URL": f"ws://127.0.0.1:{port}/market"}
+    ingest_env["BINANCE_REST_URL"] = f"http://127.0.0.1:{port}"
+    ingest_env["BINANCE_REST_WEIGHT_PER_MINUTE"] = UNPACED_REST_WEIGHT
+    ingest = stack.ingest("ingest-cpu", ingest_env, symbols)
+    await asyncio.to_thread(wait_for_streams, port, 1)
+    mongo = pymongo.MongoClient(env["MONGO_URI"], tz_aware=True)
+    try:
+        await asyncio.to_thread(wait_until_settled, mongo[CPU_DATABASE][env.get("MONGO_COLLECTION", "klines")])
+    finally:
+        mongo.close()
+    url = combined_stream_url(f"ws://127.0.0.1:{port}/market", [(s, "1m") for s in symbols])
+    bare = stack.module("ingest-bare-reader", "bench.bare_reader", ["--url", url])
+    await asyncio.to_thread(wait_for_streams, port, 2)
+    await asyncio.sleep(WARMUP_SECONDS)
+    before = (cpu_seconds(ingest), cpu_seconds(bare), exchange_call(port, "/bench/status"))
+    began = time.monotonic()
+    await asyncio.sleep(options.ingest_seconds)
+    after = (cpu_seconds(ingest), cpu_seconds(bare), exchange_call(port, "/bench/status"))
+    window = time.monotonic() - began
+    if len(after[2]["sent"]) != 2 or after[2]["sent_by_closed_connections"]:
+        raise RuntimeError(f"a reader reconnected during the window: {after[2]}")
+    # Connections in the order they came: the ingest's first, the bare reader's second.
+    ingest_messages, bare_messages = (a - b for a, b in zip(after[2]["sent"], before[2]["sent"], strict=True))
+    ingest_ms = (after[0] - before[0]) * 1000 / (ingest_messages / 1000)
+    bare_ms = (after[1] - before[1]) * 1000 / (bare_messages / 1000)
+    return {
+        "window_s": window,
+        "ingest_messages": ingest_messages,
+        "bare_messages": bare_messages,
+        "messages_per_s": ingest_messages / window,
+        "ingest_cpu_s": after[0] - before[0],
+        "bare_cpu_s": after[1] - before[1],
+        "ingest_ms_per_1000": ingest_ms,
+        "bare_ms_per_1000": bare_ms,
+        "ratio": ingest_ms / bare_ms,
+    }
+
+
+async def _cold_start(stack: Stack, symbols: list[str]) -> dict:
+    env = stack.env(COLD_DATABASE)
+    stack.prepare_database(env)
+    _, port = stack.exchange("ingest-cold-exchange", symbols, env, mode=("--clock-closes",))
+    ingest_env = {**env, "BINANCE_WS_URL": f"ws://127.0.0.1:{port}/market"}
+    ingest_env["BINANCE_REST_URL"] = f"http://127.0.0.1:{port}"  # BINANCE_REST_WEIGHT_PER_MINUTE: the default
+    mongo = pymongo.MongoClient(env["MONGO_URI"], tz_aware=True)
+    collection = mongo[COLD_DATABASE][env.get("MONGO_COLLECTION", "klines")]
+    try:
+        started = time.time()
+        stack.ingest("ingest-cold", ingest_env, symbols)
+        seen, newest, stored = await asyncio.to_thread(_wait_for_history, collection, symbols, started)
+    finally:
+        mongo.close()
+    requests = exchange_call(port, "/bench/rest")["requests"]
+    upto = [(at, weight) for at, _, weight in requests if at <= started + seen]
+    return {
+        "seen_s": seen,
+        "newest_stored_at_s": newest,
+        "stored": stored,
+        "requests": len(upto),
+        "weight": sum(w for _, w in upto),
+        "max_weight_60s": _max_in_window([(at, w) for at, _, w in requests], 60.0),
+        "requests_by_path": _by_path(requests, started + seen),
+    }
+
+
+def _wait_for_history(collection: pymongo.collection.Collection, symbols: list[str], started: float):
+    """Poll until every symbol has its :data:`HISTORY` newest closed klines; (seen s, newest stored_at s, stored)."""
+    wanted = {s.upper() for s in symbols}
+    since = {"stored_at": {"$gte": datetime.fromtimestamp(started - 1, tz=UTC)}}
+    deadline = time.monotonic() + COLD_TIMEOUT
+    while time.monotonic() < deadline:
+        poll = time.time()
+        if collection.count_documents(since) >= len(wanted) * HISTORY:
+            newest_open = int(poll * 1000) // MINUTE_MS * MINUTE_MS - MINUTE_MS  # the newest closed by now
+            first = datetime.fromtimestamp((newest_open - (HISTORY - 1) * MINUTE_MS) / 1000, tz=UTC)
+            rows = list(collection.find(since, {"symbol": 1, "open_time": 1, "stored_at": 1}))
+            have = [r for r in rows if r["open_time"] >= first and r["symbol"] in wanted]
+            if len({(r["symbol"], r["open_time"]) for r in have}) >= len(wanted) * HISTORY:
+                newest = max(r["stored_at"] for r in have).timestamp() - started
+                return poll - started, newest, len(rows)
+        time.sleep(POLL_SECONDS)
+    raise TimeoutError(f"the cold start did not store {HISTORY} klines of every symbol in {COLD_TIMEOUT:.0f} s")
+
+
+def _max_in_window(spent: list[tuple[float, int]], seconds: float) -> int:
+    """The most weight spent within any ``seconds`` (a sliding window over the requests)."""
+    spent = sorted(spent)
+    best, total, first = 0, 0, 0
+    for at, weight in spent:
+        total += weight
+        while spent[first][0] <= at - seconds:
+            total -= spent[first][1]
+            first += 1
+        best = max(best, total)
+    return best
+
+
+def _by_path(requests: list, until: float) -> dict[str, list[int]]:
+    counts: dict[str, list[int]] = {}
+    for at, path, weight in requests:
+        if at <= until:
+            entry = counts.setdefault(path, [0, 0])
+            entry[0] += 1
+            entry[1] += weight
+    return counts

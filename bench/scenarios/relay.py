@@ -1,0 +1,140 @@
+"""Scenario: the update relay, exchange -> ingest -> Redis -> 2 daphne -> 1,000 stream clients.
+
+The scripted exchange (``--sequenced``) sends an unclosed update of each of
+500 one-minute streams every 250 ms (~2,000 updates/s), each stamped with its
+wall-clock send time (``E``) and its round (``k.L``). The real
+``ingest_klines`` (REDIS_URL set) relays them every 100 ms to group
+``klines.updates``; two daphne processes push each to the clients subscribed
+to its stream on ``/market/stream?streams=...``. Each client holds
+``--relay-streams-per-client`` streams, spread so every stream has about the
+same number of subscribers. After a warm-up the clients measure for
+``--relay-seconds``: latency from the exchange's send to the client's receipt,
+and per stream, updates lost (a round skipped) or reordered. At the end the
+exchange's last round is compared with what every subscription last got, so a
+loss at the tail is counted too. CPU of each process over the window comes
+from psutil.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import psutil
+import pymongo
+
+from bench.options import Options
+from bench.relayclient import Tally, close_clients, open_clients, subscriptions
+from bench.report import check, fmt, latency_summary
+from bench.scenarios import Outcome
+from bench.scenarios.burst import UNPACED_REST_WEIGHT, burst_symbols, wait_until_settled
+from bench.stack import Stack, cpu_seconds, exchange_call, wait_for_streams
+
+DATABASE = "bench_relay"
+WARMUP_SECONDS = 5.0
+TAIL_SECONDS = 15.0  # after the window, time for the last round to arrive everywhere
+
+
+async def run(stack: Stack, options: Options, redis_url: str) -> Outcome:
+    symbols = burst_symbols(options.relay_symbols)
+    streams = [f"{s}@kline_1m" for s in symbols]
+    env = stack.env(DATABASE, REDIS_URL=redis_url, KLINE_SYMBOLS=",".join(symbols))
+    stack.prepare_database(env)
+    exchange, exchange_port = stack.exchange("relay-exchange", symbols, env, mode=("--sequenced",))
+    ingest_env = {**env, "BINANCE_WS_URL": f"ws://127.0.0.1:{exchange_port}/market"}
+    ingest_env["BINANCE_REST_URL"] = f"http://127.0.0.1:{exchange_port}"
+    ingest_env["BINANCE_REST_WEIGHT_PER_MINUTE"] = UNPACED_REST_WEIGHT  # the bench exchange does not rate-limit
+    ingest = stack.ingest("relay-ingest", ingest_env, symbols)
+    daphnes = [stack.daphne(f"relay-daphne-{i}", env) for i in range(options.daphnes)]
+    await asyncio.to_thread(wait_for_streams, exchange_port, 1)
+    mongo = pymongo.MongoClient(env["MONGO_URI"], tz_aware=True)
+    try:  # the start-up backfill (11 klines a symbol) is over before anything is measured
+        await asyncio.to_thread(wait_until_settled, mongo[DATABASE][env.get("MONGO_COLLECTION", "klines")])
+    finally:
+        mongo.close()
+
+    tally = Tally()
+    plan = subscriptions(streams, options.relay_clients, options.relay_streams_per_client)
+    clients, errors, first_error = await open_clients([port for _, port in daphnes], plan, tally)
+    if errors:
+        await close_clients(clients)
+        raise RuntimeError(f"{errors} of {len(plan)} stream clients failed: {first_error}")
+    processes = {"clients (bench)": psutil.Process(), "ingest": ingest, "exchange": exchange}
+    processes |= {f"daphne-{i}": p for i, (p, _) in enumerate(daphnes)}
+    redis = stack.named("redis")
+    if redis is not None:
+        processes["redis"] = redis
+    try:
+        await asyncio.sleep(WARMUP_SECONDS)
+        cpu_before = {name: cpu_seconds(p) for name, p in processes.items()}
+        before = await asyncio.to_thread(exchange_call, exchange_port, "/bench/status")
+        tally.start()
+        began = time.monotonic()
+        await asyncio.sleep(options.relay_seconds)
+        tally.measuring = False
+        window = time.monotonic() - began
+        cpu = {name: (cpu_seconds(p) - cpu_before[name]) / window for name, p in processes.items()}
+        after = await asyncio.to_thread(exchange_call, exchange_port, "/bench/status")
+        # The rounds sent by now must reach every subscription; one still missing after TAIL_SECONDS is lost.
+        last_round = 100 + after["rounds"][0]
+        tail_began = time.monotonic()
+        while True:
+            short = [s for c in clients for s in c.streams if c.last.get(s.encode(), 0) < last_round]
+            if not short or time.monotonic() - tail_began >= TAIL_SECONDS:
+                break
+            await asyncio.sleep(0.25)
+        tail_s = time.monotonic() - tail_began
+        closed = sum(1 for c in clients if c.closed.done())
+    finally:
+        await close_clients(clients)
+
+    summary = latency_summary(tally.latencies)
+    subscribers = len(plan) * options.relay_streams_per_client
+    sent_rate = (after["sent"][0] - before["sent"][0]) / window
+    delivered_rate = tally.received / window
+    lost = sum(tally.lost.values())
+    reordered = sum(tally.reordered.values())
+    outcome = Outcome(
+        "relay",
+        {
+            "symbols": len(symbols),
+            "clients": len(plan),
+            "streams_per_client": options.relay_streams_per_client,
+            "daphne_processes": options.daphnes,
+            "window_s": window,
+            "exchange_updates_per_s": sent_rate,
+            "delivered_frames_per_s": delivered_rate,
+            "expected_frames_per_s": sent_rate * subscribers / len(streams),
+            "lost": lost,
+            "streams_with_loss": len(tally.lost),
+            "reordered": reordered,
+            "streams_with_reorder": len(tally.reordered),
+            "subscriptions_short_at_end": len(short),
+            "tail_caught_up_s": tail_s,
+            "clients_closed_by_server": closed,
+            "cpu_cores": cpu,
+            **summary,
+        },
+    )
+    title = (
+        f"relay ({len(symbols)} streams x 1m, {len(plan)} clients x {options.relay_streams_per_client} streams, "
+        f"{options.daphnes} daphne + Redis, {window:.0f} s)"
+    )
+    cpu_note = ", ".join(f"{name} {value:.2f}" for name, value in cpu.items())
+    outcome.rows.append(
+        (
+            title,
+            "exchange sends (E) -> client has it",
+            f"p50 {fmt(summary['p50_ms'])} / p99 {fmt(summary['p99_ms'])} / max {fmt(summary['max_ms'])} ms; "
+            f"{sent_rate:,.0f} updates/s in, {delivered_rate:,.0f} frames/s delivered",
+            f"lost {lost} ({len(tally.lost)} streams) + {len(short)} never arrived, reordered {reordered}; "
+            f"all caught up {tail_s:.1f} s after the window; {closed} clients closed; CPU cores: {cpu_note}",
+        )
+    )
+    p99 = summary["p99_ms"]
+    outcome.targets = [
+        check("relay p99, exchange -> client (ms)", p99, "<", 250),
+        check("relay updates lost", float(lost + len(short)), "<=", 0),
+        check("relay updates reordered", float(reordered), "<=", 0),
+    ]
+    return outcome
