@@ -39,10 +39,15 @@ SERIES = KlineSeries(interval="1m", interval_ms=60_000)
 BASE_INDEX = 29_401_080  # 2025-11-25 10:00 UTC in minutes since the epoch
 
 
-def closed_kline(symbol: str = "BTCUSDT", offset: int = 0) -> ClosedKline:
-    """The ground-truth kline ``offset`` minutes after 2025-11-25 10:00 UTC."""
-    row = SERIES.kline(symbol, BASE_INDEX + offset).rest_row()
-    return parse_rest_row(row, symbol=symbol, interval="1m")
+def closed_kline(symbol: str = "BTCUSDT", offset: int = 0, interval: str = "1m") -> ClosedKline:
+    """The ground-truth kline ``offset`` intervals after 2025-11-25 10:00 UTC (an hour's boundary)."""
+    if interval == "1m":
+        row = SERIES.kline(symbol, BASE_INDEX + offset).rest_row()
+    else:
+        length = interval_ms(interval)
+        series = KlineSeries(interval=interval, interval_ms=length)
+        row = series.kline(symbol, BASE_INDEX * INTERVAL_MS // length + offset).rest_row()
+    return parse_rest_row(row, symbol=symbol, interval=interval)
 
 
 INTERVAL_MS = 60_000
@@ -215,19 +220,21 @@ def migrate(mongo_uri: str, database: str) -> None:
     assert manage(["migrate", "--noinput", "-v0"], service_env(mongo_uri, database)).wait(120) == 0
 
 
-def store_klines(env: Mapping[str, str], klines: Mapping[str, Iterable[int]], *, batch: bool = False) -> None:
+def store_klines(
+    env: Mapping[str, str], klines: Mapping[str, Iterable[int]], *, batch: bool = False, interval: str = "1m"
+) -> None:
     """Store ground-truth klines (:func:`closed_kline`) in another process, as the ingest does: one by one with
     ``save_kline``, or with ``batch`` in one ``save_klines`` (for long histories)."""
     pairs = [(symbol, offset) for symbol, offsets in klines.items() for offset in offsets]
     store = (
-        "assert len(save_klines([closed_kline(symbol, offset) for symbol, offset in pairs])) == len(pairs)\n"
+        "assert len(save_klines([closed_kline(s, o, interval) for s, o in pairs])) == len(pairs)\n"
         if batch
-        else "for symbol, offset in pairs:\n    assert save_kline(closed_kline(symbol, offset)) is not None\n"
+        else "for s, o in pairs:\n    assert save_kline(closed_kline(s, o, interval)) is not None\n"
     )
     code = (
         "from klines.store.writes import save_kline, save_klines\n"
         "from tests.helpers import closed_kline\n"
-        f"pairs = {pairs!r}\n" + store
+        f"pairs = {pairs!r}\ninterval = {interval!r}\n" + store
     )
     process = manage(["shell", "--no-imports", "-c", code], env)
     if process.wait(120) != 0:

@@ -29,11 +29,12 @@ ZONE_NAME = "Asia/Kolkata"
 HOLE = range(1650, 1653)  # three klines never recorded
 BTC_OFFSETS = [offset for offset in range(PAGE_SIZE + 200) if offset not in HOLE]
 ETH_OFFSETS = range(30)
+FIVE_MINUTE_OFFSETS = {"BTCUSDT": range(72), "ETHUSDT": range(12)}  # a second interval, 5m, from the same start
 BASE_MS = int(closed_kline("BTCUSDT", 0).open_time.timestamp() * 1000)
 
 
-def open_ms(offset: int) -> int:
-    return BASE_MS + offset * 60_000
+def open_ms(offset: int, interval: str = "1m") -> int:
+    return BASE_MS + offset * {"1m": 60_000, "5m": 300_000}[interval]
 
 
 def zone_text(ms: int) -> str:
@@ -47,9 +48,10 @@ def _chromium_installed() -> None:
 
 @pytest.fixture(scope="module")
 def site(secantus: SecantusServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    env = {**site_env(secantus, "chart_browser"), "KLINE_TIMEZONE": ZONE_NAME}
+    env = {**site_env(secantus, "chart_browser"), "KLINE_TIMEZONE": ZONE_NAME, "KLINE_INTERVALS": "1m,5m"}
     run_manage(["migrate", "--noinput", "-v0"], env)
     store_klines(env, {"BTCUSDT": BTC_OFFSETS, "ETHUSDT": ETH_OFFSETS}, batch=True)
+    store_klines(env, FIVE_MINUTE_OFFSETS, batch=True, interval="5m")
     site = start_site(env, tmp_path_factory.mktemp("chart") / "daphne.log")
     yield site
     stop_process(site.process)
@@ -102,14 +104,18 @@ def readout(driver) -> dict[str, str]:
 
 def open_chart(driver, site: Site, symbol: str = "BTCUSDT") -> None:
     driver.get(f"{site.url}/chart/{symbol}?interval=1m")
+    wait_drawn(driver)
+
+
+def wait_drawn(driver) -> None:
     ready = "return document.getElementById('chart').dataset.state === 'ready'"
     wait_in_page(driver, lambda d: d.execute_script(ready), "no bars drawn")
 
 
-def expected_readout(offset: int) -> dict[str, str]:
-    kline = closed_kline("BTCUSDT", offset)
+def expected_readout(offset: int, interval: str = "1m", symbol: str = "BTCUSDT") -> dict[str, str]:
+    kline = closed_kline(symbol, offset, interval)
     return {
-        "time": zone_text(open_ms(offset)),
+        "time": zone_text(open_ms(offset, interval)),
         "open": decimal_text(kline.open),
         "high": decimal_text(kline.high),
         "low": decimal_text(kline.low),
@@ -201,10 +207,38 @@ def test_symbol_search_opens_that_symbols_chart(site: Site, browser_factory) -> 
     open_chart(driver, site, "ETHUSDT")
     assert drawn(driver)["bars"] == [open_ms(o) for o in ETH_OFFSETS]
     assert readout(driver)["close"] == decimal_text(closed_kline("ETHUSDT", ETH_OFFSETS[-1]).close)
-    current = driver.execute_script(
+    assert current_interval(driver) == [["1m", f"{site.url}/chart/ETHUSDT?interval=1m"]]
+
+
+def current_interval(driver) -> list[list[str]]:
+    return driver.execute_script(
         "return [...document.querySelectorAll('.intervals a[aria-current=page]')].map((a) => [a.textContent, a.href])"
     )
-    assert current == [["1m", f"{site.url}/chart/ETHUSDT?interval=1m"]]
+
+
+def test_interval_switch_and_search_load_that_intervals_klines(site: Site, browser_factory) -> None:
+    driver = browser_factory(1280, 800)
+    open_chart(driver, site)
+    links = driver.find_elements("css selector", ".intervals a")
+    assert [(a.text, a.get_attribute("href")) for a in links] == [
+        (name, f"{site.url}/chart/BTCUSDT?interval={name}") for name in ("1m", "5m")
+    ]
+    driver.find_element("css selector", ".intervals a[data-interval='5m']").click()
+    wait_in_page(driver, lambda d: d.current_url == f"{site.url}/chart/BTCUSDT?interval=5m", "the switch did not go")
+    wait_drawn(driver)
+    shown = drawn(driver)
+    five = FIVE_MINUTE_OFFSETS["BTCUSDT"]
+    assert shown["bars"] == [open_ms(o, "5m") for o in five]  # the 5m record, not the 1m one
+    assert shown["holes"] == []  # five minutes apart is contiguous at 5m
+    assert readout(driver) == expected_readout(five[-1], "5m")
+    assert current_interval(driver) == [["5m", f"{site.url}/chart/BTCUSDT?interval=5m"]]
+    # The search keeps the interval: ETHUSDT's 5m klines.
+    driver.find_element("id", "symbol-input").send_keys("ethusdt\n")
+    wait_in_page(driver, lambda d: d.current_url == f"{site.url}/chart/ETHUSDT?interval=5m", "search did not go")
+    wait_drawn(driver)
+    assert drawn(driver)["bars"] == [open_ms(o, "5m") for o in FIVE_MINUTE_OFFSETS["ETHUSDT"]]
+    assert readout(driver) == expected_readout(FIVE_MINUTE_OFFSETS["ETHUSDT"][-1], "5m", "ETHUSDT")
+    assert [e for e in console_errors(driver) if "/market/ws/" not in e] == []
 
 
 def test_chart_fits_a_phone_screen(site: Site, browser_factory) -> None:

@@ -8,23 +8,36 @@ from datetime import UTC, datetime
 import pytest
 
 from klines.backoff import Backoff
+from klines.binance.parse import combined_stream_url
 from klines.ingest.frames import MALFORMED_LOG_PER_MINUTE, KlineIngestor
 from klines.ingest.gaps import Gap, SequenceWatch, find_gaps, last_expected_open
 from klines.ingest.stats import LAGS_LISTED, Counters, format_stats, lag_seconds
 from klines.ingest.stream import TokenBucket, split_streams
+from klines.simexchange.exchange_info import made_up_symbols
 
 MINUTE = 60_000
 
 
 def test_streams_split_into_groups_of_at_most_the_limit_in_order() -> None:
-    symbols = [f"s{i}" for i in range(7)]
-    assert split_streams(symbols, 3) == [("s0", "s1", "s2"), ("s3", "s4", "s5"), ("s6",)]
-    assert split_streams(symbols, 1024) == [tuple(symbols)]
+    streams = [(f"S{i}USDT", "1m") for i in range(7)]
+    assert split_streams(streams, 3) == [tuple(streams[0:3]), tuple(streams[3:6]), tuple(streams[6:])]
+    assert split_streams(streams, 1024) == [tuple(streams)]
+
+
+def test_many_streams_split_into_urls_binance_accepts() -> None:
+    # 500 symbols at 3 intervals: 1,024 a connection would make a 20,000-character URL, and
+    # Binance (like the simulator's server) answers 414 over about 8,000: the ingest never connected.
+    streams = [(symbol, interval) for symbol in made_up_symbols(500) for interval in ("1m", "5m", "1h")]
+    groups = split_streams(streams, 1024)
+    assert [s for group in groups for s in group] == streams
+    urls = [combined_stream_url("wss://fstream.binance.com/market", group) for group in groups]
+    assert max(len(url) for url in urls) <= 8000
+    assert len(groups) == 4  # not more than the length needs
 
 
 def test_a_stream_limit_below_one_is_refused() -> None:
     with pytest.raises(ValueError):
-        split_streams(["a"], 0)
+        split_streams([("A", "1m")], 0)
 
 
 def test_backoff_grows_with_jitter_up_to_the_cap() -> None:

@@ -21,7 +21,7 @@ from pymongo.errors import PyMongoError
 
 from klines.api.errors import NOT_YET_FETCHED, BinanceError, no_such_path
 from klines.api.params import parse_kline_query
-from klines.api.recorded import recorded
+from klines.api.recorded import recorded, refresh_recorded
 from klines.api.rows import kline_row
 from klines.binance.parse import ms_to_datetime
 from klines.store.exchange import exchange_info as stored_exchange_info
@@ -67,6 +67,7 @@ def _page_rows(symbol: str, interval: str, start_ms: int | None, end_ms: int | N
 @binance_endpoint
 async def klines(request: HttpRequest) -> HttpResponse:
     """``GET /fapi/v1/klines``: closed klines from the record, as Binance answers them."""
+    await refresh_recorded()
     symbols, intervals = recorded()
     query = parse_kline_query(request.GET, symbols=symbols, intervals=intervals)
     rows = await sync_to_async(_page_rows, thread_sensitive=False)(

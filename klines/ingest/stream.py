@@ -15,15 +15,15 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import websocket
 
 from klines.backoff import Backoff
+from klines.binance.parse import stream_name
 
 logger = logging.getLogger(__name__)
 
-T = TypeVar("T")
 # Binance allows 300 connection attempts per 5 minutes per IP: one a second on average, 300 at once.
 CONNECT_ATTEMPTS_PER_SECOND = 1.0
 CONNECT_ATTEMPTS_BURST = 300.0
@@ -32,6 +32,9 @@ CONNECT_TIMEOUT_SECONDS = 10.0
 # Binance disconnects a connection that sends more than 10 messages a second
 # (pings, pongs and JSON messages all count); stay well under it.
 MAX_SENT_PER_SECOND = 5.0
+# Binance refuses a stream URL over about 8,000 characters (8,004 measured); 1,024 streams
+# would take ~20,000. A connection's stream list stays under this, leaving room for the base URL.
+MAX_STREAM_LIST_CHARS = 7_500
 
 
 class TokenBucket:
@@ -84,11 +87,26 @@ class StreamClosed(Exception):
     """The link ended (closed, dropped or silent); the loop reconnects."""
 
 
-def split_streams(streams: Sequence[T], per_connection: int) -> list[tuple[T, ...]]:
-    """Cut ``streams`` into consecutive groups of at most ``per_connection``, one per connection."""
+def split_streams(
+    streams: Sequence[tuple[str, str]], per_connection: int, *, max_chars: int = MAX_STREAM_LIST_CHARS
+) -> list[tuple[tuple[str, str], ...]]:
+    """Cut ``(symbol, interval)`` streams into consecutive groups, one per connection: at most
+    ``per_connection`` streams, whose ``/``-joined names take at most ``max_chars`` (one alone may take more)."""
     if per_connection < 1:
         raise ValueError("per_connection must be at least 1")
-    return [tuple(streams[i : i + per_connection]) for i in range(0, len(streams), per_connection)]
+    groups: list[tuple[tuple[str, str], ...]] = []
+    group: list[tuple[str, str]] = []
+    chars = 0
+    for stream in streams:
+        width = len(stream_name(*stream)) + (1 if group else 0)
+        if group and (len(group) == per_connection or chars + width > max_chars):
+            groups.append(tuple(group))
+            group, chars, width = [], 0, width - 1
+        group.append(stream)
+        chars += width
+    if group:
+        groups.append(tuple(group))
+    return groups
 
 
 def run_stream(

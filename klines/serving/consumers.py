@@ -11,7 +11,7 @@ from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from klines.api.recorded import recorded
+from klines.api.recorded import recorded, refresh_recorded
 from klines.serving.backpressure import pending_bytes
 from klines.serving.feed import get_feed
 from klines.serving.limits import InputLimits
@@ -60,6 +60,7 @@ class KlineFeedConsumer(AsyncWebsocketConsumer):
         query = self.scope.get("query_string", b"").decode("latin-1")
         if query:  # a selection: refused before the handshake completes, with the reason
             try:
+                await refresh_recorded()
                 selection = self._selection(query)
                 await feed.prepare(selection)
             except SelectionError as exc:

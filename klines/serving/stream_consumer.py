@@ -20,7 +20,7 @@ from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from klines.api.recorded import recorded
+from klines.api.recorded import recorded, refresh_recorded
 from klines.api.stream_protocol import (
     MAX_STREAMS,
     ProtocolError,
@@ -62,6 +62,7 @@ class KlineStreamConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_BAD_STREAM, reason="not a stream path")
             return
         try:
+            await refresh_recorded()
             streams = self._checked(list(route.streams))
         except ProtocolError as exc:
             logger.info("refusing a stream connection: %s", exc.msg)
@@ -118,6 +119,7 @@ class KlineStreamConsumer(AsyncWebsocketConsumer):
             return
         try:
             request = parse_request(text_data)
+            await refresh_recorded()
             self.queue.put(result_reply(self._answer(request), request.id))
         except ProtocolError as exc:
             self.queue.put(exc.reply())
