@@ -32,6 +32,7 @@ from bench.scenarios import Outcome
 from bench.scenarios.burst import UNPACED_REST_WEIGHT, burst_symbols, wait_until_settled
 from bench.stack import Stack, cpu_seconds, exchange_call, wait_for_streams
 from klines.binance.parse import combined_stream_url
+from klines.ingest.stream import split_streams
 
 CPU_DATABASE = "bench_ingest_cpu"
 COLD_DATABASE = "bench_ingest_cold"
@@ -83,7 +84,9 @@ async def _cpu_per_message(stack: Stack, options: Options, symbols: list[str]) -
     ingest_env["BINANCE_REST_URL"] = f"http://127.0.0.1:{port}"
     ingest_env["BINANCE_REST_WEIGHT_PER_MINUTE"] = UNPACED_REST_WEIGHT
     ingest = stack.ingest("ingest-cpu", ingest_env, symbols)
-    await asyncio.to_thread(wait_for_streams, port, 1)
+    # The ingest splits its streams into connections whose URLs Binance accepts (klines/ingest/stream.py).
+    ingest_connections = len(split_streams([(s, "1m") for s in symbols], 1024))
+    await asyncio.to_thread(wait_for_streams, port, ingest_connections)
     mongo = pymongo.MongoClient(env["MONGO_URI"], tz_aware=True)
     try:
         await asyncio.to_thread(wait_until_settled, mongo[CPU_DATABASE][env.get("MONGO_COLLECTION", "klines")])
@@ -91,17 +94,18 @@ async def _cpu_per_message(stack: Stack, options: Options, symbols: list[str]) -
         mongo.close()
     url = combined_stream_url(f"ws://127.0.0.1:{port}/market", [(s, "1m") for s in symbols])
     bare = stack.module("ingest-bare-reader", "bench.bare_reader", ["--url", url])
-    await asyncio.to_thread(wait_for_streams, port, 2)
+    await asyncio.to_thread(wait_for_streams, port, ingest_connections + 1)
     await asyncio.sleep(WARMUP_SECONDS)
     before = (cpu_seconds(ingest), cpu_seconds(bare), exchange_call(port, "/bench/status"))
     began = time.monotonic()
     await asyncio.sleep(options.ingest_seconds)
     after = (cpu_seconds(ingest), cpu_seconds(bare), exchange_call(port, "/bench/status"))
     window = time.monotonic() - began
-    if len(after[2]["sent"]) != 2 or after[2]["sent_by_closed_connections"]:
+    if len(after[2]["sent"]) != ingest_connections + 1 or after[2]["sent_by_closed_connections"]:
         raise RuntimeError(f"a reader reconnected during the window: {after[2]}")
-    # Connections in the order they came: the ingest's first, the bare reader's second.
-    ingest_messages, bare_messages = (a - b for a, b in zip(after[2]["sent"], before[2]["sent"], strict=True))
+    # Connections in the order they came: the ingest's first, the bare reader's last.
+    sent = [a - b for a, b in zip(after[2]["sent"], before[2]["sent"], strict=True)]
+    ingest_messages, bare_messages = sum(sent[:-1]), sent[-1]
     ingest_ms = (after[0] - before[0]) * 1000 / (ingest_messages / 1000)
     bare_ms = (after[1] - before[1]) * 1000 / (bare_messages / 1000)
     return {
