@@ -40,6 +40,7 @@ from klines.serving.feed_reads import read, read_all, read_some
 from klines.serving.layer import RETRY_SECONDS, listen
 from klines.serving.outbox import Outbox
 from klines.serving.selection import Selection
+from klines.serving.sender import Sender
 from klines.serving.settings import ServingSettings, serving_settings
 from klines.serving.streams import StreamHub, Subscriber
 from klines.store.reads import klines_stored_since
@@ -47,7 +48,6 @@ from klines.window import WINDOW
 
 logger = logging.getLogger(__name__)
 
-Sender = Callable[[str], Awaitable[None]]
 POLL_BATCH = 1000
 # ``stored_at`` is the writer's clock. Each poll re-reads what was stored since
 # REREAD_MARGIN before the newest ``stored_at`` seen, so a row that commits late,
