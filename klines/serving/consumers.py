@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from typing import Any
 from urllib.parse import unquote
 
-from channels.consumer import get_handler_name
-from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from klines.api.recorded import recorded, refresh_recorded
 from klines.serving.backpressure import pending_bytes
 from klines.serving.feed import get_feed
+from klines.serving.lean import LeanConsumer
 from klines.serving.limits import InputLimits
 from klines.serving.selection import Selection, SelectionError, parse_selection
 
@@ -26,33 +24,18 @@ CLOSE_BAD_SELECTION = 4400  # before accept: daphne answers HTTP 400 with the re
 MAX_MESSAGE_BYTES = 4096  # the feed ignores input; nothing a client could mean to send is bigger
 
 
-class KlineFeedConsumer(AsyncWebsocketConsumer):
+class KlineFeedConsumer(LeanConsumer):
     """Send the five payloads on connect, then every update; ignore what clients send.
 
-    The connect path is the service's hot path, so the consumer skips two things
-    channels does for every connection that it has no use for (measurements in
-    bench/README.md): a channel-layer channel and its receive task per
-    connection, and ``close_old_connections()`` in the one thread-sensitive
-    worker thread around every event and after every disconnect (this consumer
-    never touches the database, and that thread may be busy with a slow query).
+    It is lean (:class:`~klines.serving.lean.LeanConsumer`): the connect path is the service's hot path.
 
     Frames go out through the connection's outbox (:mod:`klines.serving.outbox`).
     Input is ignored but bounded: a message over :data:`MAX_MESSAGE_BYTES`, or more
     than :data:`~klines.serving.limits.MAX_MESSAGES_PER_SECOND` messages in a second, closes the connection.
     """
 
-    # Frames come from the process-wide feed, which holds the process's one
-    # channel-layer channel; a connection needs no layer channel of its own
-    # (no alias is configured under this name, so channels gives it none).
-    channel_layer_alias = None
     _closing = False
     _limits: InputLimits | None = None
-
-    async def dispatch(self, message: dict[str, Any]) -> None:
-        handler = getattr(self, get_handler_name(message), None)
-        if handler is None:
-            raise ValueError(f"no handler for message type {message['type']}")
-        await handler(message)
 
     async def connect(self) -> None:
         feed = get_feed()
@@ -113,11 +96,6 @@ class KlineFeedConsumer(AsyncWebsocketConsumer):
         get_feed().detach(self)
         self._closing = True
         await self.close(code=code, reason=reason)
-
-    async def websocket_disconnect(self, message: dict[str, Any]) -> None:
-        """As channels does it, minus the groups (there are none) and ``aclose_old_connections()``."""
-        await self.disconnect(message["code"])
-        raise StopConsumer()
 
     async def disconnect(self, code: int) -> None:
         get_feed().detach(self)

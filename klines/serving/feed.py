@@ -14,15 +14,12 @@ Each changed frame is encoded once; the fan-out marks the coin in every
 attached connection's :class:`~klines.serving.outbox.Outbox`, whose own task
 sends the book's current frame, so the fan-out never waits for a client.
 
-A selection on ``/`` (other coins, interval or window) reads its (symbol,
-interval) pairs once per process, on first use, into a deeper book per interval
-(:data:`~klines.serving.selection.MAX_WINDOW` + 1 klines), kept fresh the same way.
-Every stored close the feed learns of, of any symbol and interval, and the
-in-progress updates the ingest relays, also go to the process's
+A selection on ``/`` (other coins, interval or window) has its books in
+:mod:`~klines.serving.deep_books`, kept fresh the same way. Every stored close
+the feed learns of, of any symbol and interval, and the in-progress updates the
+ingest relays, also go to the process's
 :class:`~klines.serving.streams.StreamHub` (the Binance-protocol streams).
-
-The reconciler's reads run on a thread of the feed's own, not on Django's one
-thread-sensitive worker, so a slow admin page or ``/healthz`` never delays a push.
+The reconciler's reads run on a thread of their own (:mod:`~klines.serving.feed_reads`).
 """
 
 from __future__ import annotations
@@ -30,31 +27,28 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
-from asgiref.sync import sync_to_async
-from channels.layers import get_channel_layer
 from django.core.signals import setting_changed
-from django.db import connection
 
 from klines.events import GROUP, UPDATES_GROUP, UPDATES_TYPE, kline_from_message, updates_from_message
 from klines.serving.book import PayloadBook
+from klines.serving.deep_books import DeepBooks
+from klines.serving.feed_reads import read, read_all, read_some
+from klines.serving.layer import RETRY_SECONDS, listen
 from klines.serving.outbox import Outbox
-from klines.serving.selection import MAX_WINDOW, Selection
+from klines.serving.selection import Selection
+from klines.serving.sender import Sender
 from klines.serving.settings import ServingSettings, serving_settings
 from klines.serving.streams import StreamHub, Subscriber
-from klines.store.reads import klines_stored_since, last_klines, newest_stored_at
-from klines.window import HISTORY, WINDOW
+from klines.store.reads import klines_stored_since
+from klines.window import WINDOW
 
 logger = logging.getLogger(__name__)
 
-Sender = Callable[[str], Awaitable[None]]
 POLL_BATCH = 1000
-RETRY_SECONDS = (0.5, 1, 2, 5)
 # ``stored_at`` is the writer's clock. Each poll re-reads what was stored since
 # REREAD_MARGIN before the newest ``stored_at`` seen, so a row that commits late,
 # or comes from a writer whose clock is up to REREAD_MARGIN off the others', is
@@ -68,24 +62,6 @@ REREAD_MARGIN = timedelta(seconds=10)
 SWEEP_SYMBOLS_PER_POLL = 5
 
 GROUPS = (GROUP, UPDATES_GROUP)
-
-_reads = ThreadPoolExecutor(max_workers=1, thread_name_prefix="klines-feed-db")
-
-
-async def read(function: Callable[..., Any], *args: Any) -> Any:
-    """Run a database read on the feed's own thread (not Django's thread-sensitive worker)."""
-    return await sync_to_async(_closing_on_error(function), thread_sensitive=False, executor=_reads)(*args)
-
-
-def _closing_on_error(function: Callable[..., Any]) -> Callable[..., Any]:
-    def call(*args: Any) -> Any:
-        try:
-            return function(*args)
-        except Exception:
-            connection.close()  # this thread's connection: the next read starts afresh
-            raise
-
-    return call
 
 
 @dataclass(eq=False)
@@ -106,8 +82,7 @@ class LiveFeed:
         self.loaded = False
         self.hub = StreamHub()
         self.default_selection = Selection(symbols=self.book.symbols, interval=self.interval, window=WINDOW)
-        self._deep: dict[str, PayloadBook] = {}  # interval -> the selections' book
-        self._loading: dict[tuple[str, str], asyncio.Future] = {}
+        self._deep = DeepBooks(self.zone)  # interval -> the selections' book
         self._clients: dict[object, _Attached] = {}
         self._tasks: list[asyncio.Task] = []
         self._stored_since = datetime(1970, 1, 1, tzinfo=UTC)
@@ -163,25 +138,7 @@ class LiveFeed:
         self._ensure_running()
         if selection == self.default_selection or self._shown_by_default_book(selection):
             return
-        deep = self._deep.setdefault(
-            selection.interval, PayloadBook((), self.zone, interval=selection.interval, history=MAX_WINDOW + 1)
-        )
-        for symbol in selection.symbols:
-            key = (symbol, selection.interval)
-            loading = self._loading.get(key)
-            if loading is None:
-                loading = self._loading[key] = asyncio.ensure_future(self._load_pair(deep, symbol))
-            try:
-                await asyncio.shield(loading)
-            except Exception:
-                self._loading.pop(key, None)  # the next connection tries again
-                raise
-
-    async def _load_pair(self, deep: PayloadBook, symbol: str) -> None:
-        deep.ensure(symbol)  # from now on, closes from the layer land in the book too
-        rows = await read(last_klines, symbol, deep.interval, MAX_WINDOW + 1)
-        deep.replace(symbol, [*rows, *deep.klines(symbol)])
-        logger.info("loaded %s %s for a selection on /", symbol, deep.interval)
+        await self._deep.prepare(selection)
 
     def attach_stream(self, client: Subscriber, streams: list[str]) -> None:
         """Register a Binance-protocol stream connection with the hub (the feed's tasks bring it events)."""
@@ -250,7 +207,7 @@ class LiveFeed:
             await asyncio.sleep(self.poll_seconds)
 
     async def _load(self) -> list[str]:
-        newest_stored, loaded = await read(_read_all, self.book.symbols, self.interval)
+        newest_stored, loaded = await read(read_all, self.book.symbols, self.interval)
         for symbol, rows in loaded.items():
             if self.loaded:  # a reload: a layer message may have brought newer klines meanwhile
                 for row in rows:
@@ -280,7 +237,7 @@ class LiveFeed:
                 return await self._load()
             since = newest
         swept = self._next_sweep()
-        self._apply(await read(_read_some, swept, self.interval), changed)
+        self._apply(await read(read_some, swept, self.interval), changed)
         return list(changed)
 
     def _apply(self, rows: list, changed: dict[str, None], *, to_streams: bool = False) -> None:
@@ -310,29 +267,7 @@ class LiveFeed:
         return tuple(symbols[(start + i) % len(symbols)] for i in range(count))
 
     async def _listen_forever(self) -> None:
-        layer = get_channel_layer()
-        if layer is None:
-            return
-        failures = 0
-        while True:
-            membership = None
-            try:
-                channel = await layer.new_channel()
-                membership = asyncio.create_task(_keep_membership(layer, channel, GROUPS))
-                failures = 0
-                while True:
-                    message = await layer.receive(channel)
-                    await self._apply_message(message)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                delay = RETRY_SECONDS[min(failures, len(RETRY_SECONDS) - 1)]
-                failures += 1
-                logger.warning("channel layer unavailable (%s); retry in %ss", exc, delay)
-                await asyncio.sleep(delay)
-            finally:
-                if membership is not None:
-                    membership.cancel()
+        await listen(GROUPS, self._apply_message)
 
     async def _apply_message(self, message: dict) -> None:
         try:
@@ -351,28 +286,6 @@ class LiveFeed:
             return
         if self.book.add(kline.symbol, kline) is not None:
             self.publish([kline.symbol.upper()])
-
-
-async def _keep_membership(layer, channel: str, groups: tuple[str, ...]) -> None:
-    """Join the groups now and again well before the layer's group expiry drops us."""
-    refresh = max(60.0, getattr(layer, "group_expiry", 86400) / 4)
-    while True:
-        for group in groups:
-            try:
-                await layer.group_add(group, channel)
-            except Exception as exc:  # the receive loop notices a dead layer too
-                logger.warning("could not join %s: %s", group, exc)
-        await asyncio.sleep(refresh)
-
-
-def _read_all(symbols: tuple[str, ...], interval: str) -> tuple[datetime | None, dict[str, list]]:
-    """The newest ``stored_at`` (read first, so nothing stored meanwhile is missed) and each symbol's klines."""
-    return newest_stored_at(), {symbol: last_klines(symbol, interval) for symbol in symbols}
-
-
-def _read_some(symbols: tuple[str, ...], interval: str) -> list:
-    """The newest :data:`HISTORY` klines of each of ``symbols`` (by open time; one indexed read each)."""
-    return [row for symbol in symbols for row in last_klines(symbol, interval, HISTORY)]
 
 
 _feed: LiveFeed | None = None

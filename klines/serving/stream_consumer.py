@@ -16,10 +16,6 @@ import contextlib
 import logging
 from typing import Any
 
-from channels.consumer import get_handler_name
-from channels.exceptions import StopConsumer
-from channels.generic.websocket import AsyncWebsocketConsumer
-
 from klines.api.recorded import recorded, refresh_recorded
 from klines.api.stream_protocol import (
     MAX_STREAMS,
@@ -32,6 +28,7 @@ from klines.api.stream_protocol import (
 )
 from klines.serving.backpressure import pending_bytes
 from klines.serving.feed import get_feed
+from klines.serving.lean import LeanConsumer
 from klines.serving.limits import InputLimits
 from klines.serving.stream_outbox import FrameQueue
 
@@ -44,17 +41,10 @@ CLOSE_TOO_SLOW = 4008
 MAX_MESSAGE_BYTES = 65536
 
 
-class KlineStreamConsumer(AsyncWebsocketConsumer):
-    channel_layer_alias = None  # events come from the process's hub, not a layer channel per connection
+class KlineStreamConsumer(LeanConsumer):
     combined = False
     queue: FrameQueue | None = None
     _closing = False
-
-    async def dispatch(self, message: dict[str, Any]) -> None:
-        handler = getattr(self, get_handler_name(message), None)
-        if handler is None:
-            raise ValueError(f"no handler for message type {message['type']}")
-        await handler(message)
 
     async def connect(self) -> None:
         route = parse_path(self.scope["path"], self.scope.get("query_string", b"").decode("latin-1"))
@@ -160,6 +150,5 @@ class KlineStreamConsumer(AsyncWebsocketConsumer):
         self.combined = params[1]
         return None
 
-    async def websocket_disconnect(self, message: dict[str, Any]) -> None:
+    async def disconnect(self, code: int) -> None:
         get_feed().detach_stream(self)
-        raise StopConsumer()

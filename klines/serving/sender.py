@@ -1,0 +1,107 @@
+"""A connection's sender: its frames go out on a task of its own, so a fan-out never awaits a socket.
+
+Backpressure is the feed's, the same for every kind of connection: ``owed``
+counts bytes handed to the connection and not yet sent, plus what the server
+says it buffered for the peer (daphne's ``send`` returns at once and buffers
+without bound; see :mod:`klines.serving.backpressure`). Past ``max_owed`` the
+sender stops and reports the connection as too slow (``too_slow`` closes it, on
+a task of its own: under uvicorn a close waits as long as a send would).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+logger = logging.getLogger(__name__)
+
+Sender = Callable[[str], Awaitable[None]]
+
+
+class BoundedSender:
+    """The send loop; subclasses say what to send next (:meth:`_next_frame`) and what is still owed after it."""
+
+    task_name = "klines-sender"
+
+    def __init__(
+        self,
+        send: Sender,
+        *,
+        max_owed: int,
+        too_slow: Callable[[int], Awaitable[None]],
+        buffered: Callable[[], int | None] = lambda: None,
+    ) -> None:
+        self._send = send
+        self._max_owed = max_owed
+        self._too_slow = too_slow
+        self._buffered = buffered
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        self.owed = 0
+        self.stopped = False
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=self.task_name)
+
+    def stop(self) -> None:
+        """Send nothing more (the connection is gone or given up)."""
+        self.stopped = True
+        self._forget()
+        if self._task is not None and not self._task.done() and self._task is not _current_task():
+            self._task.cancel()
+
+    def _owe(self, size: int) -> None:
+        """``size`` more bytes are waiting; wake the sender, or give up past the bound."""
+        self.owed += size
+        if self.owed > self._max_owed:
+            self._give_up(self.owed)
+            return
+        self._wake.set()
+
+    def _forget(self) -> None:
+        """Drop what is waiting."""
+        raise NotImplementedError
+
+    def _next_frame(self) -> str | None:
+        """The next frame to send, ``None`` when there is none."""
+        raise NotImplementedError
+
+    def _owed_after(self, frame: str) -> int:
+        """Account for ``frame`` having been sent; return what is still owed."""
+        raise NotImplementedError
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while not self.stopped and (frame := self._next_frame()) is not None:
+                try:
+                    await self._send(frame)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # the peer went away mid-send: nothing more to do for it
+                    logger.info("sending to a client failed (%s); it gets nothing more", exc)
+                    self.stop()
+                    return
+                owed = self._owed_after(frame)
+                buffered = self._buffered()
+                if buffered is not None and buffered + owed > self._max_owed:
+                    self._give_up(buffered + owed)
+                    return
+
+    def _give_up(self, owed: int) -> None:
+        self.stop()
+        task = asyncio.create_task(self._too_slow(owed), name=f"{self.task_name}-close")
+        _closing.add(task)
+        task.add_done_callback(_closing.discard)
+
+
+def _current_task() -> asyncio.Task | None:
+    try:
+        return asyncio.current_task()
+    except RuntimeError:  # no running loop (a test resetting the feed between loops)
+        return None
+
+
+_closing: set[asyncio.Task] = set()  # keep the close tasks referenced until done
