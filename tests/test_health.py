@@ -97,3 +97,12 @@ def test_healthz_reports_every_recorded_interval(settings) -> None:
     assert body["symbols"]["BTCUSDT"]["stale"] is False
     assert body["intervals"]["1m"]["BTCUSDT"]["stale"] is False
     assert body["intervals"]["5m"]["BTCUSDT"] == {"newest_open_time": None, "age_seconds": None, "stale": True}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_healthz_checks_every_recorded_symbol_not_only_those_the_feed_shows(settings) -> None:
+    from dataclasses import replace
+
+    settings.BINANCEWS = replace(settings.BINANCEWS, symbols=("btcusdt", "ethusdt"), feed_symbols=("btcusdt",))
+    body = Client().get("/healthz").json()
+    assert set(body["symbols"]) == {"BTCUSDT", "ETHUSDT"}

@@ -41,9 +41,14 @@ def symbol_freshness(
     return report, healthy
 
 
+def _checked_symbols(serving: ServingSettings) -> tuple[str, ...]:
+    """Every recorded symbol; with ``KLINE_SYMBOLS=all`` (hundreds), those ``/`` shows: ``klines_status`` checks all."""
+    return serving.recorded_symbols if serving.recorded_symbols is not None else serving.symbols
+
+
 def _database_newest(serving: ServingSettings, interval: str) -> dict[str, datetime | None]:
     newest = {}
-    for symbol in serving.symbols:
+    for symbol in _checked_symbols(serving):
         rows = last_klines(symbol, interval, 1)
         newest[symbol.upper()] = rows[0].open_time if rows else None
     return newest
