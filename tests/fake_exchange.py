@@ -358,10 +358,11 @@ class BrokenRest:
             elif fault == "reset":
                 client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             elif fault == "not-json":
+                # A complete answer; the front serves one request a connection, and says so (as HTTP asks of
+                # a server that closes), else a client may reuse the closed connection and be reset.
                 body = b"<html><body>502 Bad Gateway</body></html>"
-                client.sendall(
-                    b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
-                )
+                head = b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nConnection: close\r\nContent-Length: %d\r\n\r\n"
+                client.sendall(head % len(body) + body)
             elif fault == "stall":
                 self._closed.wait(self.stall_seconds)
             elif fault is None:
