@@ -20,6 +20,7 @@ from pymongo.uri_parser import parse_uri
 from klines.binance.intervals import INTERVAL_SECONDS
 from klines.binance.names import parse_intervals, parse_symbols
 from klines.ingest.settings import IngestSettings
+from klines.serving.metrics_access import DEFAULT_METRICS_ALLOWED_IPS, parse_networks
 from klines.serving.settings import ServingSettings
 
 EMBEDDED_MONGO_PORT = 27117
@@ -58,6 +59,7 @@ class Config:
     ws_max_pending_bytes: int
     ws_max_connections: int
     health_grace_seconds: float
+    metrics_allowed_ips: tuple[str, ...]
     embedded_mongo: bool
     streams_per_connection: int
     silence_seconds: float
@@ -106,6 +108,7 @@ class Config:
             ws_max_connections=self.ws_max_connections,
             ws_allowed_origins=self.ws_allowed_origins,
             health_grace_seconds=self.health_grace_seconds,
+            metrics_allowed_ips=self.metrics_allowed_ips,
             redis_url=self.redis_url,
         )
 
@@ -235,6 +238,17 @@ def _parse_header(env: Mapping[str, str], name: str) -> str:
     return value
 
 
+def _parse_networks(env: Mapping[str, str]) -> tuple[str, ...]:
+    """``METRICS_ALLOWED_IPS``: addresses or CIDR ranges allowed to read ``/metrics`` (default loopback, private)."""
+    raw = env.get("METRICS_ALLOWED_IPS", "").strip()
+    items = _parse_list(raw) if raw else DEFAULT_METRICS_ALLOWED_IPS
+    try:
+        parse_networks(items)
+    except ValueError as exc:
+        raise ConfigError(f"METRICS_ALLOWED_IPS: {exc}") from None
+    return items
+
+
 def load_config(env: Mapping[str, str]) -> Config:
     """Build the configuration from ``env``; raise :class:`ConfigError` on bad values."""
     debug = _parse_bool(env, "DJANGO_DEBUG", default=False)
@@ -271,6 +285,7 @@ def load_config(env: Mapping[str, str]) -> Config:
         ws_max_pending_bytes=int(_parse_positive(env, "WS_MAX_PENDING_BYTES", 512 * 1024)),
         ws_max_connections=_parse_count(env, "WS_MAX_CONNECTIONS", 10_000),
         health_grace_seconds=_parse_positive(env, "HEALTH_GRACE_SECONDS", 30.0),
+        metrics_allowed_ips=_parse_networks(env),
         embedded_mongo=not mongo_uri_raw,
         streams_per_connection=_parse_count(env, "KLINE_STREAMS_PER_CONNECTION", 1024),
         silence_seconds=_parse_positive(env, "KLINE_SILENCE_SECONDS", 30.0),
