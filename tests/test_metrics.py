@@ -111,3 +111,30 @@ async def test_a_connected_client_its_frames_and_an_abusive_close_show_in_the_me
     assert after[closed] - before.get(closed, 0) == 1
     assert after["binancews_connected_clients{endpoint=/}"] == 0
     await communicator.disconnect()
+
+
+async def test_a_client_given_up_as_too_slow_shows_in_the_metrics() -> None:
+    import asyncio
+
+    from asgiref.sync import sync_to_async
+
+    from klines.serving.outbox import Outbox
+
+    closed = "binancews_clients_closed_total{reason=slow}"
+    before = (await sync_to_async(scrape)())[closed]
+    stuck = asyncio.Event()
+    given_up = asyncio.Event()
+
+    async def never_returns(frame: str) -> None:
+        await stuck.wait()
+
+    async def too_slow(owed: int) -> None:
+        given_up.set()
+
+    outbox = Outbox(lambda symbol: "x" * 100, never_returns, max_owed=1000, too_slow=too_slow)
+    outbox.start()
+    for _ in range(11):  # 1100 bytes owed: past the bound
+        outbox.offer(["BTCUSDT"], 100)
+    await asyncio.wait_for(given_up.wait(), timeout=10)
+    assert (await sync_to_async(scrape)())[closed] - before == 1
+    outbox.stop()
