@@ -7,6 +7,7 @@ the variable to fix.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import zoneinfo
 from collections.abc import Callable, Mapping
@@ -67,6 +68,8 @@ class Config:
     stats_seconds: float
     queue_size: int
     rest_weight_per_minute: int
+    metrics_port: int  # the ingest's metrics endpoint; 0 = off
+    metrics_address: str
 
     @property
     def interval(self) -> str:
@@ -93,6 +96,8 @@ class Config:
             stats_seconds=self.stats_seconds,
             queue_size=self.queue_size,
             rest_weight_per_minute=self.rest_weight_per_minute,
+            metrics_port=self.metrics_port,
+            metrics_address=self.metrics_address,
         )
 
     @property
@@ -249,6 +254,25 @@ def _parse_networks(env: Mapping[str, str]) -> tuple[str, ...]:
     return items
 
 
+def _parse_port(env: Mapping[str, str], name: str) -> int:
+    """A TCP port, or 0 (unset or empty) for off."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return 0
+    if not raw.isdigit() or not 0 <= int(raw) <= 65535:
+        raise ConfigError(f"{name}: {raw!r} is not a port number (0-65535; 0 or empty = off)")
+    return int(raw)
+
+
+def _parse_address(env: Mapping[str, str], name: str, default: str) -> str:
+    raw = env.get(name, default).strip()
+    try:
+        ipaddress.ip_address(raw)
+    except ValueError:
+        raise ConfigError(f"{name}: {raw!r} is not an IP address such as 127.0.0.1 or 0.0.0.0") from None
+    return raw
+
+
 def load_config(env: Mapping[str, str]) -> Config:
     """Build the configuration from ``env``; raise :class:`ConfigError` on bad values."""
     debug = _parse_bool(env, "DJANGO_DEBUG", default=False)
@@ -293,4 +317,6 @@ def load_config(env: Mapping[str, str]) -> Config:
         stats_seconds=_parse_positive(env, "KLINE_STATS_SECONDS", 60.0),
         queue_size=_parse_count(env, "KLINE_QUEUE_SIZE", 10_000),
         rest_weight_per_minute=_parse_count(env, "BINANCE_REST_WEIGHT_PER_MINUTE", 1200),
+        metrics_port=_parse_port(env, "KLINE_METRICS_PORT"),
+        metrics_address=_parse_address(env, "KLINE_METRICS_ADDRESS", "127.0.0.1"),
     )
