@@ -77,3 +77,14 @@ def test_the_metrics_port_is_off_by_default_and_checked() -> None:
         load_config({"DJANGO_DEBUG": "true", "KLINE_METRICS_PORT": "x"})
     with pytest.raises(ConfigError, match="KLINE_METRICS_ADDRESS"):
         load_config({"DJANGO_DEBUG": "true", "KLINE_METRICS_ADDRESS": "localhost"})
+
+
+def test_a_skip_in_the_stream_counts_one_hole_for_its_symbol() -> None:
+    from klines.ingest.gaps import SequenceWatch
+
+    watch = SequenceWatch(60_000)
+    for open_ms in (0, 60_000, 240_000, 300_000):  # 120_000 and 180_000 skipped: one hole
+        watch.observe("BTCUSDT", open_ms)
+    watch.observe("ETHUSDT", 0)
+    watch.observe("ETHUSDT", 60_000)
+    assert watch.holes == {"BTCUSDT": 1}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -15,6 +16,7 @@ from klines.testing.servers import PrometheusServer, SecantusServer, daphne, fre
 from tests.fake_exchange import ExchangeThread
 from tests.helpers import Ingest, ingest_env, make_exchange, wait_until
 
+DASHBOARD = Path(__file__).resolve().parent.parent / "docs" / "grafana-dashboard.json"
 SYMBOLS = ["btcusdt", "bnbusdt", "ethusdt", "solusdt", "xrpusdt"]
 
 
@@ -27,6 +29,15 @@ def prometheus_binary() -> str:
             pytest.fail(f"{reason}: CI must install it")
         pytest.skip(reason)
     return found
+
+
+def dashboard_queries() -> list[str]:
+    return [target["expr"] for panel in json.loads(DASHBOARD.read_text())["panels"] for target in panel["targets"]]
+
+
+def test_the_readme_lists_every_dashboard_query() -> None:
+    readme = (DASHBOARD.parent.parent / "README.md").read_text()
+    assert all(f"`{expr}`" in readme for expr in dashboard_queries())
 
 
 def query(prometheus: PrometheusServer, promql: str) -> float | None:
@@ -76,6 +87,9 @@ def test_prometheus_sees_closes_stored_a_reconnect_and_a_client(
                 what="the client gone, through Prometheus",
                 every=0.5,
             )
+            for expr in dashboard_queries():  # each panel's query is valid PromQL
+                answer = httpx.get(f"{prometheus.url}/api/v1/query", params={"query": expr}, timeout=5).json()
+                assert answer["status"] == "success", (expr, answer)
         except BaseException:
             print(f"--- ingest log ---\n{ingest.log[-3000:]}")
             raise
