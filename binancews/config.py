@@ -7,6 +7,7 @@ the variable to fix.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import zoneinfo
 from collections.abc import Callable, Mapping
@@ -20,6 +21,7 @@ from pymongo.uri_parser import parse_uri
 from klines.binance.intervals import INTERVAL_SECONDS
 from klines.binance.names import parse_intervals, parse_symbols
 from klines.ingest.settings import IngestSettings
+from klines.serving.metrics_access import DEFAULT_METRICS_ALLOWED_IPS, parse_networks
 from klines.serving.settings import ServingSettings
 
 EMBEDDED_MONGO_PORT = 27117
@@ -58,6 +60,7 @@ class Config:
     ws_max_pending_bytes: int
     ws_max_connections: int
     health_grace_seconds: float
+    metrics_allowed_ips: tuple[str, ...]
     embedded_mongo: bool
     streams_per_connection: int
     silence_seconds: float
@@ -65,6 +68,8 @@ class Config:
     stats_seconds: float
     queue_size: int
     rest_weight_per_minute: int
+    metrics_port: int  # the ingest's metrics endpoint; 0 = off
+    metrics_address: str
 
     @property
     def interval(self) -> str:
@@ -91,6 +96,8 @@ class Config:
             stats_seconds=self.stats_seconds,
             queue_size=self.queue_size,
             rest_weight_per_minute=self.rest_weight_per_minute,
+            metrics_port=self.metrics_port,
+            metrics_address=self.metrics_address,
         )
 
     @property
@@ -106,6 +113,7 @@ class Config:
             ws_max_connections=self.ws_max_connections,
             ws_allowed_origins=self.ws_allowed_origins,
             health_grace_seconds=self.health_grace_seconds,
+            metrics_allowed_ips=self.metrics_allowed_ips,
             redis_url=self.redis_url,
         )
 
@@ -235,6 +243,36 @@ def _parse_header(env: Mapping[str, str], name: str) -> str:
     return value
 
 
+def _parse_networks(env: Mapping[str, str]) -> tuple[str, ...]:
+    """``METRICS_ALLOWED_IPS``: addresses or CIDR ranges allowed to read ``/metrics`` (default loopback, private)."""
+    raw = env.get("METRICS_ALLOWED_IPS", "").strip()
+    items = _parse_list(raw) if raw else DEFAULT_METRICS_ALLOWED_IPS
+    try:
+        parse_networks(items)
+    except ValueError as exc:
+        raise ConfigError(f"METRICS_ALLOWED_IPS: {exc}") from None
+    return items
+
+
+def _parse_port(env: Mapping[str, str], name: str) -> int:
+    """A TCP port, or 0 (unset or empty) for off."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return 0
+    if not raw.isdigit() or not 0 <= int(raw) <= 65535:
+        raise ConfigError(f"{name}: {raw!r} is not a port number (0-65535; 0 or empty = off)")
+    return int(raw)
+
+
+def _parse_address(env: Mapping[str, str], name: str, default: str) -> str:
+    raw = env.get(name, default).strip()
+    try:
+        ipaddress.ip_address(raw)
+    except ValueError:
+        raise ConfigError(f"{name}: {raw!r} is not an IP address such as 127.0.0.1 or 0.0.0.0") from None
+    return raw
+
+
 def load_config(env: Mapping[str, str]) -> Config:
     """Build the configuration from ``env``; raise :class:`ConfigError` on bad values."""
     debug = _parse_bool(env, "DJANGO_DEBUG", default=False)
@@ -271,6 +309,7 @@ def load_config(env: Mapping[str, str]) -> Config:
         ws_max_pending_bytes=int(_parse_positive(env, "WS_MAX_PENDING_BYTES", 512 * 1024)),
         ws_max_connections=_parse_count(env, "WS_MAX_CONNECTIONS", 10_000),
         health_grace_seconds=_parse_positive(env, "HEALTH_GRACE_SECONDS", 30.0),
+        metrics_allowed_ips=_parse_networks(env),
         embedded_mongo=not mongo_uri_raw,
         streams_per_connection=_parse_count(env, "KLINE_STREAMS_PER_CONNECTION", 1024),
         silence_seconds=_parse_positive(env, "KLINE_SILENCE_SECONDS", 30.0),
@@ -278,4 +317,6 @@ def load_config(env: Mapping[str, str]) -> Config:
         stats_seconds=_parse_positive(env, "KLINE_STATS_SECONDS", 60.0),
         queue_size=_parse_count(env, "KLINE_QUEUE_SIZE", 10_000),
         rest_weight_per_minute=_parse_count(env, "BINANCE_REST_WEIGHT_PER_MINUTE", 1200),
+        metrics_port=_parse_port(env, "KLINE_METRICS_PORT"),
+        metrics_address=_parse_address(env, "KLINE_METRICS_ADDRESS", "127.0.0.1"),
     )

@@ -3,6 +3,7 @@ from django.urls import include, path
 
 from klines.serving.chart import chart
 from klines.serving.health import healthz
+from klines.serving.metrics import metrics
 from klines.serving.views import dashboard
 
 urlpatterns = [
@@ -10,5 +11,6 @@ urlpatterns = [
     path("chart/<str:symbol>", chart, name="chart"),
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
+    path("metrics", metrics, name="metrics"),
     path("fapi/", include("klines.api.urls")),  # the Binance-compatible mirror
 ]

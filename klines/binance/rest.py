@@ -66,6 +66,7 @@ class WeightPacer:
         self.clock = clock
         self._spent: deque[tuple[float, int]] = deque()
         self._blocked_until = float("-inf")
+        self.total_spent = 0  # weight spent since start (a counter for metrics)
 
     def delay(self, weight: int) -> float:
         """Seconds to wait before a request of ``weight`` may be sent."""
@@ -86,6 +87,7 @@ class WeightPacer:
 
     def spend(self, weight: int) -> None:
         self._spent.append((self.clock(), weight))
+        self.total_spent += weight
 
     def block(self, seconds: float) -> None:
         """Send nothing for ``seconds`` (a Retry-After, or the server's own count at the budget)."""

@@ -65,6 +65,7 @@ class SequenceWatch:
     def __init__(self, interval_ms: int) -> None:
         self.interval_ms = interval_ms
         self._newest: dict[str, int] = {}
+        self.holes: dict[str, int] = {}  # per symbol: times the stream skipped klines
         self._lock = threading.Lock()
 
     def note(self, symbol: str, open_ms: int) -> None:
@@ -80,5 +81,7 @@ class SequenceWatch:
             if newest is None or open_ms > newest:
                 self._newest[symbol] = open_ms
         if newest is not None and open_ms - newest > self.interval_ms:
+            with self._lock:
+                self.holes[symbol] = self.holes.get(symbol, 0) + 1
             return newest + self.interval_ms
         return None

@@ -19,6 +19,8 @@ class IngestSettings:
     stats_seconds: float
     queue_size: int
     rest_weight_per_minute: int
+    metrics_port: int  # 0: no metrics endpoint
+    metrics_address: str
 
     @property
     def streams(self) -> tuple[tuple[str, str], ...]:

@@ -13,6 +13,7 @@ from klines.serving.backpressure import pending_bytes
 from klines.serving.feed import get_feed
 from klines.serving.lean import LeanConsumer
 from klines.serving.limits import InputLimits
+from klines.serving.metrics import CLIENTS_CLOSED
 from klines.serving.selection import Selection, SelectionError, parse_selection
 
 logger = logging.getLogger(__name__)
@@ -95,6 +96,7 @@ class KlineFeedConsumer(LeanConsumer):
         logger.info("closing a client (%s): %s", reason, self.scope.get("client"))
         get_feed().detach(self)
         self._closing = True
+        CLIENTS_CLOSED.labels("abusive").inc()
         await self.close(code=code, reason=reason)
 
     async def disconnect(self, code: int) -> None:

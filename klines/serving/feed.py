@@ -38,6 +38,7 @@ from klines.serving.book import PayloadBook
 from klines.serving.deep_books import DeepBooks
 from klines.serving.feed_reads import read, read_all, read_some
 from klines.serving.layer import RETRY_SECONDS, listen
+from klines.serving.metrics import DATABASE_UP, FANOUT_SECONDS, LAYER_MESSAGES, ROOT, STREAMS
 from klines.serving.outbox import Outbox
 from klines.serving.selection import Selection
 from klines.serving.sender import Sender
@@ -156,6 +157,10 @@ class LiveFeed:
         if attached is not None:
             attached.outbox.stop()
 
+    def connections(self) -> dict[str, int]:
+        """Connections of this process by endpoint (the metrics' label)."""
+        return {ROOT: len(self._clients), STREAMS: self.hub.client_count}
+
     @property
     def client_count(self) -> int:
         """Connections of this process: on ``/`` and on the Binance-protocol streams."""
@@ -197,7 +202,9 @@ class LiveFeed:
             try:
                 changed = await (self._poll() if self.loaded else self._load())
                 failures = 0
+                DATABASE_UP.set(1)
             except Exception as exc:
+                DATABASE_UP.set(0)
                 delay = RETRY_SECONDS[min(failures, len(RETRY_SECONDS) - 1)]
                 failures += 1
                 logger.warning("database read failed (%s); serving last good payloads, retry in %ss", exc, delay)
@@ -247,10 +254,12 @@ class LiveFeed:
         """
         deep_changed: dict[str, dict[str, None]] = {}
         since = self._streams_since
+        now = datetime.now(UTC)
         for row in rows:
             fresh = row.interval == self.interval and self.book.add(row.symbol, row) is not None
             if fresh:
                 changed[row.symbol] = None
+                FANOUT_SECONDS.observe(max(0.0, (now - row.stored_at).total_seconds()))
             deep = self._deep.get(row.interval)
             if deep is not None and deep.add(row.symbol, row) is not None:
                 deep_changed.setdefault(row.interval, {})[row.symbol] = None
@@ -270,6 +279,7 @@ class LiveFeed:
         await listen(GROUPS, self._apply_message)
 
     async def _apply_message(self, message: dict) -> None:
+        LAYER_MESSAGES.inc()
         try:
             if message.get("type") == UPDATES_TYPE:
                 self.hub.updates(updates_from_message(message))
@@ -296,6 +306,11 @@ def get_feed() -> LiveFeed:
     global _feed
     if _feed is None:
         _feed = LiveFeed(serving_settings())
+    return _feed
+
+
+def current_feed() -> LiveFeed | None:
+    """The process-wide feed if one was created (metrics must not create it)."""
     return _feed
 
 

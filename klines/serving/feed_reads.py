@@ -11,6 +11,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.db import connection
 
+from klines.serving.metrics import RECONCILE_SECONDS
 from klines.store.reads import last_klines, newest_stored_at
 from klines.window import HISTORY
 
@@ -19,7 +20,8 @@ _reads = ThreadPoolExecutor(max_workers=1, thread_name_prefix="klines-feed-db")
 
 async def read(function: Callable[..., Any], *args: Any) -> Any:
     """Run a database read on the feed's own thread (not Django's thread-sensitive worker)."""
-    return await sync_to_async(_closing_on_error(function), thread_sensitive=False, executor=_reads)(*args)
+    with RECONCILE_SECONDS.time():
+        return await sync_to_async(_closing_on_error(function), thread_sensitive=False, executor=_reads)(*args)
 
 
 def _closing_on_error(function: Callable[..., Any]) -> Callable[..., Any]:

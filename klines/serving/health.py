@@ -54,7 +54,7 @@ def _database_newest(serving: ServingSettings, interval: str) -> dict[str, datet
     return newest
 
 
-def _channel_layer_status(redis_url: str) -> dict[str, Any]:
+def channel_layer_status(redis_url: str) -> dict[str, Any]:
     if not redis_url:
         return {"ok": True, "backend": "in-memory (single process; clients get closes by reconciling)"}
     import redis
@@ -76,7 +76,7 @@ def healthz(request) -> JsonResponse:
     with the database.
     """
     serving = serving_settings()
-    layer = _channel_layer_status(serving.redis_url)
+    layer = channel_layer_status(serving.redis_url)
     try:
         newest = {interval: _database_newest(serving, interval) for interval in serving.intervals}
     except Exception as exc:  # any driver error means "not reachable"; its text goes to the log only

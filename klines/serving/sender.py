@@ -14,6 +14,8 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+from klines.serving.metrics import CLIENTS_CLOSED, FRAMES_SENT, ROOT
+
 logger = logging.getLogger(__name__)
 
 Sender = Callable[[str], Awaitable[None]]
@@ -23,6 +25,7 @@ class BoundedSender:
     """The send loop; subclasses say what to send next (:meth:`_next_frame`) and what is still owed after it."""
 
     task_name = "klines-sender"
+    endpoint = ROOT  # the metrics label of its connections
 
     def __init__(
         self,
@@ -84,6 +87,7 @@ class BoundedSender:
                     logger.info("sending to a client failed (%s); it gets nothing more", exc)
                     self.stop()
                     return
+                FRAMES_SENT.labels(self.endpoint).inc()
                 owed = self._owed_after(frame)
                 buffered = self._buffered()
                 if buffered is not None and buffered + owed > self._max_owed:
@@ -92,6 +96,7 @@ class BoundedSender:
 
     def _give_up(self, owed: int) -> None:
         self.stop()
+        CLIENTS_CLOSED.labels("slow").inc()
         task = asyncio.create_task(self._too_slow(owed), name=f"{self.task_name}-close")
         _closing.add(task)
         task.add_done_callback(_closing.discard)

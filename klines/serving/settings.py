@@ -18,6 +18,7 @@ class ServingSettings:
     ws_max_connections: int
     ws_allowed_origins: tuple[str, ...]
     health_grace_seconds: float
+    metrics_allowed_ips: tuple[str, ...]  # who may read /metrics (addresses, CIDR ranges)
     redis_url: str = field(repr=False)  # may hold a password
 
     @property

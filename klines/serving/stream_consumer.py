@@ -30,6 +30,7 @@ from klines.serving.backpressure import pending_bytes
 from klines.serving.feed import get_feed
 from klines.serving.lean import LeanConsumer
 from klines.serving.limits import InputLimits
+from klines.serving.metrics import CLIENTS_CLOSED
 from klines.serving.stream_outbox import FrameQueue
 
 logger = logging.getLogger(__name__)
@@ -100,6 +101,7 @@ class KlineStreamConsumer(LeanConsumer):
         if broken is not None:
             code, reason = broken
             logger.info("closing a stream client (%s)", reason)
+            CLIENTS_CLOSED.labels("abusive").inc()
             get_feed().detach_stream(self)
             self._closing = True
             await self.close(code=code, reason=reason)

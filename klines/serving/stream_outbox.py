@@ -12,11 +12,13 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Awaitable, Callable
 
+from klines.serving.metrics import STREAMS
 from klines.serving.sender import BoundedSender, Sender
 
 
 class FrameQueue(BoundedSender):
     task_name = "klines-stream-queue"
+    endpoint = STREAMS
 
     def __init__(
         self,

@@ -185,3 +185,46 @@ class RedisServer:
             stop_process(self.process)
             self.process = None
             self.log.close()
+
+
+class PrometheusServer:
+    """A real Prometheus on a free port, scraping ``targets`` (job -> host:port) every second."""
+
+    def __init__(self, executable: str, data_dir: Path, targets: Mapping[str, str]) -> None:
+        self.executable = executable
+        self.data_dir = data_dir
+        self.targets = dict(targets)
+        self.port = free_port()
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> PrometheusServer:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        jobs = "".join(
+            f"  - job_name: {job}\n    static_configs:\n      - targets: ['{target}']\n"
+            for job, target in self.targets.items()
+        )
+        config = self.data_dir / "prometheus.yml"
+        config.write_text(f"global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n{jobs}")
+        self.log = open(self.data_dir / "prometheus.log", "ab")  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [
+                self.executable,
+                f"--config.file={config}",
+                f"--storage.tsdb.path={self.data_dir / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        wait_for_port(self.port, process=self.process)
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_process(self.process)
+            self.process = None
+            self.log.close()

@@ -13,6 +13,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from klines.binance.parse import ClosedKline
 from klines.events import publish_closed, publish_updates
+from klines.ingest.metrics import serve_metrics
 from klines.ingest.service import IngestFailed, IngestService
 from klines.management.stream_options import add_stream_options, stream_options
 
@@ -25,8 +26,15 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: ArgumentParser) -> None:
         add_stream_options(parser)
+        parser.add_argument(
+            "--metrics-port",
+            type=int,
+            help="serve Prometheus metrics on this port (default: KLINE_METRICS_PORT; 0 = off)",
+        )
 
-    def handle(self, *, symbols: str | None, interval: str | None, **options: Any) -> None:
+    def handle(
+        self, *, symbols: str | None, interval: str | None, metrics_port: int | None = None, **options: Any
+    ) -> None:
         if symbols is None and settings.BINANCEWS.all_symbols:
             symbol_list, intervals = (), stream_options("btcusdt", interval)[1]  # the listing decides the symbols
         else:
@@ -37,6 +45,10 @@ class Command(BaseCommand):
         # In-progress updates reach other processes only through a shared layer (Redis).
         relay = publish_updates if settings.BINANCEWS.redis_url else None
         service = IngestService(ingest, on_stored=self._stored, relay=relay)
+        port = ingest.metrics_port if metrics_port is None else metrics_port
+        if port:
+            serve_metrics(service, port=port, address=ingest.metrics_address)
+            self.stdout.write(f"metrics on http://{ingest.metrics_address}:{port}/metrics")
         database = settings.DATABASES["default"]
         for connection in service.connections:
             self.stdout.write(f"ingesting {connection.url}")

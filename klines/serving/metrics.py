@@ -1,0 +1,62 @@
+"""``GET /metrics``: the serving process's Prometheus metrics (``prometheus_client``), for allowed addresses only.
+
+Counters are moved where the events happen (the senders, the consumers, the
+feed); the number of connected clients and whether the channel layer answers
+are read when Prometheus scrapes. Each daphne process exposes its own.
+"""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
+from django.views.decorators.http import require_safe
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
+
+from klines.serving.metrics_access import address_allowed
+from klines.serving.settings import serving_settings
+
+disable_created_metrics()  # no *_created series: half the series count for nothing an operator reads
+
+ROOT = "/"
+STREAMS = "streams"  # the Binance-protocol streams (/ws, /stream)
+
+CONNECTED = Gauge("binancews_connected_clients", "Websocket clients connected to this process.", ["endpoint"])
+FRAMES_SENT = Counter("binancews_frames_sent", "Frames sent to websocket clients.", ["endpoint"])
+CLIENTS_CLOSED = Counter(
+    "binancews_clients_closed", "Clients closed by the server: slow (stopped reading) or abusive.", ["reason"]
+)
+FANOUT_SECONDS = Histogram(
+    "binancews_fanout_seconds",
+    "From a close stored (stored_at) to its frames queued for the clients (reconcile path).",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+RECONCILE_SECONDS = Histogram("binancews_reconcile_read_seconds", "The feed's database reads and their latency.")
+LAYER_MESSAGES = Counter("binancews_layer_messages", "Channel-layer messages received from the ingest.")
+DATABASE_UP = Gauge("binancews_database_up", "1 when the feed's last database read succeeded.")
+LAYER_UP = Gauge("binancews_channel_layer_up", "1 when the channel layer answers (always 1 in memory).")
+
+
+def _refresh_gauges() -> None:
+    from klines.serving import feed as feed_module
+    from klines.serving.health import channel_layer_status
+
+    current = feed_module.current_feed()
+    counts = current.connections() if current is not None else {ROOT: 0, STREAMS: 0}
+    for endpoint, count in counts.items():
+        CONNECTED.labels(endpoint).set(count)
+    LAYER_UP.set(1 if channel_layer_status(serving_settings().redis_url)["ok"] else 0)
+
+
+for _endpoint in (ROOT, STREAMS):  # every series from the start, at 0, so rate() and alerts see them
+    CONNECTED.labels(_endpoint)
+    FRAMES_SENT.labels(_endpoint)
+for _reason in ("slow", "abusive"):
+    CLIENTS_CLOSED.labels(_reason)
+
+
+@require_safe
+def metrics(request: HttpRequest) -> HttpResponse:
+    """The Prometheus text exposition; 403 for an address outside ``METRICS_ALLOWED_IPS``."""
+    if not address_allowed(request.META.get("REMOTE_ADDR"), serving_settings().metrics_allowed_ips):
+        return HttpResponseForbidden("metrics are not served to this address\n", content_type="text/plain")
+    _refresh_gauges()
+    return HttpResponse(generate_latest(), content_type=CONTENT_TYPE_LATEST)
