@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pymongo
 import pytest
@@ -73,6 +74,23 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     server = RedisServer(tmp_path / "redis.log").start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def browser_factory(tmp_path: Path) -> Iterator[Callable[[int, int], Any]]:
+    """Start headless Chromium windows of a given size (each with its own profile); all quit after the test."""
+    from klines.testing.browser import start_chromium
+
+    drivers: list[Any] = []
+
+    def start(width: int, height: int) -> Any:
+        driver = start_chromium(width=width, height=height, profile_dir=tmp_path / f"profile-{len(drivers)}")
+        drivers.append(driver)
+        return driver
+
+    yield start
+    for driver in drivers:
+        driver.quit()
 
 
 @pytest.fixture(autouse=True)

@@ -10,14 +10,14 @@ from the database and pushes them to the open page. Screenshots go to
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from klines.serving.payloads import build_payload
-from klines.testing.browser import console_errors, start_chromium, wait_in_page
+from klines.testing.browser import console_errors, wait_in_page
 from klines.testing.servers import SecantusServer, stop_process
 from tests.browser import Site, chromium_paths, run_manage, save_screenshot, site_env, start_site
 from tests.helpers import SYMBOLS, ZONE, closed_kline, store_klines
@@ -59,20 +59,6 @@ def site(secantus: SecantusServer, tmp_path_factory: pytest.TempPathFactory) -> 
     site = start_site(env, tmp_path_factory.mktemp("dashboard") / "daphne.log")
     yield site
     stop_process(site.process)
-
-
-@pytest.fixture
-def browser_factory(tmp_path: Path) -> Iterator[Callable[..., Any]]:
-    drivers = []
-
-    def start(width: int = 1366, height: int = 900):
-        driver = start_chromium(width=width, height=height, profile_dir=tmp_path / f"profile-{len(drivers)}")
-        drivers.append(driver)
-        return driver
-
-    yield start
-    for driver in drivers:
-        driver.quit()
 
 
 def panel(driver, coin: str) -> dict[str, Any]:

@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import BinaryIO
 
 import pymongo
 
@@ -171,13 +172,8 @@ class RedisServer:
         executable = shutil.which("redis-server")
         if executable is None:
             raise RuntimeError("redis-server not found: apt-get install redis-server")
-        self.log = open(self.log_path, "ab")  # noqa: SIM115
-        self.process = subprocess.Popen(
-            [executable, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no"],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        wait_for_port(self.port, process=self.process)
+        argv = [executable, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no"]
+        self.process, self.log = start_listening(argv, self.log_path, self.port)
         return self
 
     def stop(self) -> None:
@@ -185,6 +181,14 @@ class RedisServer:
             stop_process(self.process)
             self.process = None
             self.log.close()
+
+
+def start_listening(argv: list[str], log_path: Path, port: int) -> tuple[subprocess.Popen, BinaryIO]:
+    """Start a server with its output appended to ``log_path``; return once it listens on ``port``."""
+    log = open(log_path, "ab")  # noqa: SIM115
+    process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+    wait_for_port(port, process=process)
+    return process, log
 
 
 class PrometheusServer:
@@ -209,18 +213,13 @@ class PrometheusServer:
         )
         config = self.data_dir / "prometheus.yml"
         config.write_text(f"global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n{jobs}")
-        self.log = open(self.data_dir / "prometheus.log", "ab")  # noqa: SIM115
-        self.process = subprocess.Popen(
-            [
-                self.executable,
-                f"--config.file={config}",
-                f"--storage.tsdb.path={self.data_dir / 'data'}",
-                f"--web.listen-address=127.0.0.1:{self.port}",
-            ],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        wait_for_port(self.port, process=self.process)
+        argv = [
+            self.executable,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={self.data_dir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+        ]
+        self.process, self.log = start_listening(argv, self.data_dir / "prometheus.log", self.port)
         return self
 
     def stop(self) -> None:
