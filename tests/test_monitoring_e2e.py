@@ -35,11 +35,6 @@ def dashboard_queries() -> list[str]:
     return [target["expr"] for panel in json.loads(DASHBOARD.read_text())["panels"] for target in panel["targets"]]
 
 
-def test_the_readme_lists_every_dashboard_query() -> None:
-    readme = (DASHBOARD.parent.parent / "README.md").read_text()
-    assert all(f"`{expr}`" in readme for expr in dashboard_queries())
-
-
 def query(prometheus: PrometheusServer, promql: str) -> float | None:
     """The value of an instant query with one result (``None``: no result yet)."""
     answer = httpx.get(f"{prometheus.url}/api/v1/query", params={"query": promql}, timeout=5).json()
