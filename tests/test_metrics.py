@@ -153,6 +153,23 @@ async def _stream_client(path: str) -> WebsocketCommunicator:
     return communicator
 
 
+async def _joined(redis_url: str, groups: tuple[str, ...]) -> None:
+    """Wait until the feed's layer channel is in ``groups`` (channels_redis keeps a group as a sorted set)."""
+    import asyncio
+    import time
+
+    import redis.asyncio
+
+    client = redis.asyncio.from_url(redis_url)
+    deadline = time.monotonic() + 10
+    try:
+        while not all([await client.zcard(f"asgi:group:{group}") for group in groups]):
+            assert time.monotonic() < deadline, f"the feed never joined {groups}"
+            await asyncio.sleep(0.05)
+    finally:
+        await client.aclose()
+
+
 async def test_fanout_latency_times_a_close_and_updates_through_redis_to_the_frames_sent(
     settings, redis_server
 ) -> None:
@@ -182,7 +199,7 @@ async def test_fanout_latency_times_a_close_and_updates_through_redis_to_the_fra
     for _ in range(5):
         await root.receive_from(timeout=10)
     stream = await _stream_client("/ws/btcusdt@kline_1m")
-    await asyncio.sleep(0.5)  # the feed's layer channel joins its groups
+    await _joined(redis_server.url, (GROUP, UPDATES_GROUP))
     before = await sync_to_async(scrape)()
 
     started = time.time()
