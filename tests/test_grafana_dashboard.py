@@ -39,7 +39,10 @@ def schema_errors(value: object, annotation: object, path: str) -> list[str]:
     if annotation is object:
         return model_errors(value, path) if hasattr(value, "to_json") else []
     if origin in (typing.Union, types.UnionType):
-        found = [schema_errors(value, option, path) for option in args]
+        options = [option for option in args if option is not type(None)] if value is not None else args
+        models = [option for option in options if isinstance(option, type) and hasattr(option, "to_json")]
+        options = [option for option in models if isinstance(value, option)] or options  # the type the SDK read
+        found = [schema_errors(value, option, path) for option in options]
         if any(not errors for errors in found):
             return []
         # Report the option the value came closest to (fewest problems), not every option's.
@@ -129,6 +132,7 @@ def test_the_dashboard_is_valid_per_grafanas_schema() -> None:
         (lambda d: d["panels"][0]["gridPos"].update(h="8"), "is not int"),
         (lambda d: d["panels"][0].update(colour="red"), "colour: not in the schema"),
         (lambda d: d["templating"]["list"][0].update(type="datasources"), "datasources"),
+        (lambda d: d["panels"][-1]["fieldConfig"]["defaults"]["color"].update(mode="sparkly"), "sparkly"),
     ],
 )
 def test_the_schema_check_catches_a_broken_dashboard(break_it, error: str) -> None:
