@@ -11,7 +11,7 @@ the last frame sent is observed, once.
 
 One observation per event per process, not per frame: at 1,000 clients a close
 costs a counter decrement and a clock read per connection, and one histogram
-observation (bench ``--only fanout`` A/B, in bench/README.md). It says when the
+observation (bench ``--only timing``, in bench/README.md). It says when the
 last client got the event, which is what an operator asks of a fan-out.
 """
 
