@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from bench.load import raise_open_files_limit
 from bench.options import Options, parse_args
 from bench.report import machine, table, targets_table, write_json
-from bench.scenarios import SYMBOLS, Outcome, burst, fanout, history, ingest, memory, pages, parse, relay, storm
+from bench.scenarios import SYMBOLS, Outcome, burst, fanout, history, ingest, memory, pages, parse, relay, storm, timing
 from bench.stack import Stack
 
 
@@ -30,6 +30,9 @@ async def run_all(options: Options, stack: Stack, progress) -> list[Outcome]:
     if "parse" in wanted:
         progress("parser rate")
         outcomes.append(parse.run(options))
+    if "timing" in wanted:
+        progress(f"fan-out timing cost: {options.idle} connections in one process")
+        outcomes.append(await timing.run(options))
     if "storm" in wanted:
         progress(f"connect storm: {options.connections} clients x 4 servers x {options.rounds} rounds")
         outcomes.append(await storm.run(stack, options))

@@ -6,7 +6,7 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-SCENARIOS = ("storm", "fanout", "burst", "parse", "memory", "soak", "pages", "history", "relay", "ingest")
+SCENARIOS = ("storm", "fanout", "burst", "parse", "memory", "soak", "pages", "history", "relay", "ingest", "timing")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 

@@ -1,15 +1,21 @@
 """The messages the ingest publishes on the channel layer: each close after storing it, and batches of updates.
 
-* ``klines.closed``: one message per newly stored close (:func:`publish_closed`).
+* ``klines.closed``: one message per newly stored close (:func:`publish_closed`),
+  with ``stored_ms``: the ingest's clock once the close was stored.
 * ``klines.updates``: in-progress kline events as received from the exchange,
   many per message (:func:`publish_updates`, called by :mod:`klines.ingest.relay`
   once per tick); each event is ``[stream, open time ms, event JSON]``, so a
-  serving process routes it without decoding and relays the JSON as is.
+  serving process routes it without decoding and relays the JSON as is;
+  ``received_ms`` is when the ingest received the oldest of them.
+
+The two times start the serving processes' fan-out latency
+(:mod:`klines.serving.delivery`); a message without one is served, untimed.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from decimal import Decimal
 from typing import Any
 
@@ -21,12 +27,20 @@ GROUP = "klines.closed"
 MESSAGE_TYPE = "kline.closed"
 UPDATES_GROUP = "klines.updates"
 UPDATES_TYPE = "kline.updates"
+STORED_MS = "stored_ms"
+RECEIVED_MS = "received_ms"
 _TIMES = ("open_time", "close_time")
 
 
-def kline_to_message(kline: ClosedKline) -> dict[str, Any]:
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def kline_to_message(kline: ClosedKline, stored_ms: int | None = None) -> dict[str, Any]:
     """A channel-layer message (msgpack-safe: decimals as strings, times as ms)."""
     body: dict[str, Any] = {"type": MESSAGE_TYPE}
+    if stored_ms is not None:
+        body[STORED_MS] = stored_ms
     for name, value in kline.as_fields().items():
         if name in _TIMES:
             body[name] = datetime_to_ms(value)
@@ -64,9 +78,11 @@ def publish_closed(*klines: ClosedKline) -> bool:
     if layer is None or not klines:
         return False
 
+    stored_ms = now_ms()
+
     async def send_all() -> None:
         for kline in klines:
-            await layer.group_send(GROUP, kline_to_message(kline))
+            await layer.group_send(GROUP, kline_to_message(kline, stored_ms))
 
     try:
         async_to_sync(send_all)()
@@ -77,9 +93,12 @@ def publish_closed(*klines: ClosedKline) -> bool:
     return True
 
 
-def updates_message(events: list[tuple[str, int, str]]) -> dict[str, Any]:
+def updates_message(events: list[tuple[str, int, str]], received_ms: int | None = None) -> dict[str, Any]:
     """One layer message for a batch of ``(stream, open time ms, event JSON)`` (msgpack-safe)."""
-    return {"type": UPDATES_TYPE, "events": [list(event) for event in events]}
+    body: dict[str, Any] = {"type": UPDATES_TYPE, "events": [list(event) for event in events]}
+    if received_ms is not None:
+        body[RECEIVED_MS] = received_ms
+    return body
 
 
 def updates_from_message(message: dict[str, Any]) -> list[tuple[str, int, str]]:
@@ -92,7 +111,13 @@ def updates_from_message(message: dict[str, Any]) -> list[tuple[str, int, str]]:
     return events
 
 
-def publish_updates(events: list[tuple[str, int, str]]) -> bool:
+def message_started(message: dict[str, Any]) -> float | None:
+    """When the ingest stored (a close) or received (updates) what ``message`` carries, in epoch seconds."""
+    started = message.get(STORED_MS, message.get(RECEIVED_MS))
+    return started / 1000 if isinstance(started, int) and not isinstance(started, bool) else None
+
+
+def publish_updates(events: list[tuple[str, int, str]], received_ms: int | None = None) -> bool:
     """Send one batch of in-progress updates to every serving process; ``False`` if the layer failed.
 
     Nothing is stored from these; a lost batch only means some clients miss some in-progress updates.
@@ -104,7 +129,7 @@ def publish_updates(events: list[tuple[str, int, str]]) -> bool:
     if layer is None or not events:
         return False
     try:
-        async_to_sync(layer.group_send)(UPDATES_GROUP, updates_message(events))
+        async_to_sync(layer.group_send)(UPDATES_GROUP, updates_message(events, received_ms))
     except Exception as exc:  # Redis down: the closes still arrive by reconciling
         logger.warning("could not publish %d in-progress update(s): %s", len(events), exc)
         return False

@@ -21,11 +21,13 @@ from zoneinfo import ZoneInfo
 
 import websocket
 from bson.decimal128 import Decimal128
+from channels_redis.core import RedisChannelLayer
 from pymongo.collection import Collection
 from pymongo.database import Database
 
 from klines.binance.intervals import interval_ms
 from klines.binance.parse import ClosedKline, datetime_to_ms, ms_to_datetime, parse_rest_row
+from klines.events import GROUP, kline_to_message
 from klines.simexchange.series import KlineSeries
 from klines.testing.servers import manage, service_env, stop_process
 from klines.window import HISTORY
@@ -48,6 +50,25 @@ def closed_kline(symbol: str = "BTCUSDT", offset: int = 0, interval: str = "1m")
         series = KlineSeries(interval=interval, interval_ms=length)
         row = series.kline(symbol, BASE_INDEX * INTERVAL_MS // length + offset).rest_row()
     return parse_rest_row(row, symbol=symbol, interval=interval)
+
+
+def offset_after_now(minutes: int = 60) -> int:
+    """The :func:`closed_kline` offset of a kline ``minutes`` after now: newer than anything a fake exchange sent."""
+    return int(time.time()) // 60 - BASE_INDEX + minutes
+
+
+async def publish_closes_until(redis_url: str, symbol: str, done: Callable[[], bool], *, first: int, limit: int) -> int:
+    """Publish closes of ``symbol`` from offset ``first`` on, as the ingest would, until ``done()``; return how many.
+
+    ``done`` is asked every 1,000 closes (a client that stops reading is given up
+    only once the kernel's buffers are full: a few MB).
+    """
+    layer = RedisChannelLayer(hosts=[redis_url], capacity=10_000)  # as the ingest has it
+    for count in range(1, limit + 1):
+        await layer.group_send(GROUP, kline_to_message(closed_kline(symbol, first + count - 1)))
+        if count % 1000 == 0 and done():
+            return count
+    raise AssertionError(f"the slow client was not closed after {limit} frames")
 
 
 INTERVAL_MS = 60_000

@@ -6,16 +6,13 @@ import asyncio
 import json
 import socket
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pymongo
 import pytest
 import websocket
-from channels_redis.core import RedisChannelLayer
 
-from klines.events import GROUP, kline_to_message
 from klines.serving.payloads import build_payload
 from klines.simexchange.server import SimulatedExchange
 from klines.testing.servers import (
@@ -30,7 +27,7 @@ from klines.testing.servers import (
     uvicorn,
 )
 from tests.fake_exchange import ExchangeThread
-from tests.helpers import SYMBOLS, ZONE, Reader, closed_kline, store_klines, wait_until
+from tests.helpers import SYMBOLS, ZONE, Reader, closed_kline, publish_closes_until, store_klines, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -170,7 +167,7 @@ def test_a_client_that_stops_reading_is_closed_and_does_not_hold_up_others(
         # The kernel absorbs a few MB for a peer that does not read before the
         # server's own buffer grows; publish until the server gives up on it.
         slow_closed = lambda: "closing a client that stopped reading" in log.read_text()  # noqa: E731
-        published = asyncio.run(_publish_until(redis_server.url, "BTCUSDT", slow_closed, limit=40_000))
+        published = asyncio.run(publish_closes_until(redis_server.url, "BTCUSDT", slow_closed, first=1, limit=40_000))
         last_time = closed_kline("BTCUSDT", published).open_time.strftime("%H:%M")
         wait_until(
             lambda: fast.coin_frames("BTCUSDT")[-1]["time"][-1] == last_time, timeout=60, what="the newest frame"
@@ -189,16 +186,6 @@ def test_a_client_that_stops_reading_is_closed_and_does_not_hold_up_others(
     finally:
         stop_process(server)
     assert "Traceback" not in log.read_text()
-
-
-async def _publish_until(redis_url: str, symbol: str, done: Callable[[], bool], *, limit: int) -> int:
-    """Publish closes of ``symbol`` until daphne logs a slow-client close; return how many."""
-    layer = RedisChannelLayer(hosts=[redis_url], capacity=10_000)  # as the ingest has it
-    for offset in range(1, limit + 1):
-        await layer.group_send(GROUP, kline_to_message(closed_kline(symbol, offset)))
-        if offset % 1000 == 0 and done():
-            return offset
-    raise AssertionError(f"the slow client was not closed after {limit} frames")
 
 
 def test_garbage_from_clients_and_unknown_paths_never_break_the_server(

@@ -138,3 +138,160 @@ async def test_a_client_given_up_as_too_slow_shows_in_the_metrics() -> None:
     await asyncio.wait_for(given_up.wait(), timeout=10)
     assert (await sync_to_async(scrape)())[closed] - before == 1
     outbox.stop()
+
+
+def _fanout(samples: dict[str, float], event: str) -> tuple[float, float]:
+    """(count, sum) of the fan-out latency histogram for ``event``."""
+    return samples[f"binancews_fanout_seconds_count{{event={event}}}"], samples[
+        f"binancews_fanout_seconds_sum{{event={event}}}"
+    ]
+
+
+async def _stream_client(path: str) -> WebsocketCommunicator:
+    communicator = WebsocketCommunicator(application, path)
+    assert (await communicator.connect())[0]
+    return communicator
+
+
+async def _joined(redis_url: str, groups: tuple[str, ...]) -> None:
+    """Wait until the feed's layer channel is in ``groups`` (channels_redis keeps a group as a sorted set)."""
+    import asyncio
+    import time
+
+    import redis.asyncio
+
+    client = redis.asyncio.from_url(redis_url)
+    deadline = time.monotonic() + 10
+    try:
+        while not all([await client.zcard(f"asgi:group:{group}") for group in groups]):
+            assert time.monotonic() < deadline, f"the feed never joined {groups}"
+            await asyncio.sleep(0.05)
+    finally:
+        await client.aclose()
+
+
+async def test_fanout_latency_times_a_close_and_updates_through_redis_to_the_frames_sent(
+    settings, redis_server
+) -> None:
+    """The ingest's messages through a real Redis: stored (or received) -> the last frame sent, once per event.
+
+    The close is published ``DELAY`` after it was stored, so its latency is at
+    least that; at most, the test's own span. Reconciling is off (an hour), so
+    only the layer brings it.
+    """
+    import asyncio
+    import json
+    import time
+
+    from asgiref.sync import sync_to_async
+    from channels.layers import get_channel_layer
+
+    from klines.events import GROUP, UPDATES_GROUP, kline_to_message, now_ms, updates_message
+
+    delay = 0.3
+    settings.CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [redis_server.url]}}
+    }
+    settings.BINANCEWS = replace(settings.BINANCEWS, poll_seconds=3600.0)
+    await sync_to_async(save_kline)(closed_kline("BTCUSDT", 0))
+    root = WebsocketCommunicator(application, "/")
+    assert (await root.connect())[0]
+    for _ in range(5):
+        await root.receive_from(timeout=10)
+    stream = await _stream_client("/ws/btcusdt@kline_1m")
+    await _joined(redis_server.url, (GROUP, UPDATES_GROUP))
+    before = await sync_to_async(scrape)()
+
+    started = time.time()
+    close = closed_kline("BTCUSDT", 1)
+    await sync_to_async(save_kline)(close)
+    stored_ms = now_ms()
+    await asyncio.sleep(delay)
+    await get_channel_layer().group_send(GROUP, kline_to_message(close, stored_ms))
+    assert json.loads(await root.receive_from(timeout=10))["coin"] == "BTCUSDT"
+    assert json.loads(await stream.receive_from(timeout=10))["k"]["x"] is True
+    update = closed_kline("BTCUSDT", 2)
+    text = json.dumps({"e": "kline", "s": "BTCUSDT", "k": {"t": 1, "x": False}})
+    open_ms = int(update.open_time.timestamp() * 1000)
+    await get_channel_layer().group_send(
+        UPDATES_GROUP, updates_message([("btcusdt@kline_1m", open_ms, text)], now_ms())
+    )
+    assert await stream.receive_from(timeout=10) == text
+    span = time.time() - started
+
+    after = await sync_to_async(scrape)()
+    (count_before, sum_before), (count_after, sum_after) = _fanout(before, "close"), _fanout(after, "close")
+    assert count_after - count_before == 1  # one close, two clients on two endpoints: one observation
+    assert delay <= sum_after - sum_before <= span
+    (count_before, sum_before), (count_after, sum_after) = _fanout(before, "update"), _fanout(after, "update")
+    assert count_after - count_before == 1
+    assert 0 < sum_after - sum_before <= span
+    await root.disconnect()
+    await stream.disconnect()
+
+
+async def test_fanout_latency_times_a_close_found_by_reconciling(settings) -> None:
+    """No layer message: the reconcile finds the close; stored_at -> its frame sent is observed once."""
+    import json
+    import time
+
+    from asgiref.sync import sync_to_async
+
+    settings.BINANCEWS = replace(settings.BINANCEWS, poll_seconds=0.2)
+    await sync_to_async(save_kline)(closed_kline("ETHUSDT", 0))
+    communicator = WebsocketCommunicator(application, "/")
+    assert (await communicator.connect())[0]
+    for _ in range(5):
+        await communicator.receive_from(timeout=10)
+    before = await sync_to_async(scrape)()
+
+    started = time.time()
+    await sync_to_async(save_kline)(closed_kline("ETHUSDT", 1))  # stored only: nothing published
+    assert json.loads(await communicator.receive_from(timeout=10))["coin"] == "ETHUSDT"
+    span = time.time() - started
+    await communicator.receive_nothing(timeout=1)  # a few more polls re-read the row: not news again
+
+    after = await sync_to_async(scrape)()
+    (count_before, sum_before), (count_after, sum_after) = _fanout(before, "close"), _fanout(after, "close")
+    assert count_after - count_before == 1
+    assert 0 < sum_after - sum_before <= span
+    await communicator.disconnect()
+
+
+async def test_a_client_that_never_takes_its_frame_does_not_hold_back_the_fanout_latency() -> None:
+    """Two connections get a close; one's send never returns and it is given up: the other's send is observed."""
+    import asyncio
+
+    from asgiref.sync import sync_to_async
+
+    from klines.serving.delivery import CLOSE, Delivery
+    from klines.serving.outbox import Outbox
+
+    before = _fanout(await sync_to_async(scrape)(), "close")
+    stuck, sent = asyncio.Event(), asyncio.Event()
+
+    async def never_returns(frame: str) -> None:
+        await stuck.wait()
+
+    async def returns(frame: str) -> None:
+        sent.set()
+
+    async def too_slow(owed: int) -> None:
+        pass
+
+    fast = Outbox(lambda symbol: "x", returns, max_owed=1000, too_slow=too_slow)
+    slow = Outbox(lambda symbol: "x", never_returns, max_owed=1000, too_slow=too_slow)
+    for outbox in (fast, slow):
+        outbox.start()
+    delivery = Delivery(CLOSE, started=0.0)  # stored at the epoch: any latency observed is positive
+    for outbox in (fast, slow):
+        outbox.offer(["BTCUSDT"], 1, delivery)
+    delivery.seal()
+    await asyncio.wait_for(sent.wait(), timeout=10)
+    await asyncio.sleep(0)
+    assert _fanout(await sync_to_async(scrape)(), "close") == before  # the slow one still owes its frame
+    slow.stop()
+    count, total = _fanout(await sync_to_async(scrape)(), "close")
+    assert count - before[0] == 1
+    assert total - before[1] > 0
+    fast.stop()

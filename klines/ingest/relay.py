@@ -6,7 +6,9 @@ what gathered every :data:`TICK_SECONDS` as one channel-layer message per
 :data:`BATCH_EVENTS` (not one per update), through ``publish``. Nothing here is
 stored, so nothing is retried: a batch the layer refused is dropped and counted
 (it is stale by the next tick), and while a send hangs the buffer keeps the
-newest ``capacity`` events, dropping and counting the oldest.
+newest ``capacity`` events, dropping and counting the oldest. Each batch goes
+with the time (epoch ms) the oldest update waiting was offered: the serving
+processes time their fan-out from it.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ WARN_EVERY_SECONDS = 10.0
 class UpdateRelay:
     def __init__(
         self,
-        publish: Callable[[list[Event]], bool],
+        publish: Callable[[list[Event], int], bool],
         *,
         tick: float = TICK_SECONDS,
         capacity: int = CAPACITY,
@@ -38,6 +40,7 @@ class UpdateRelay:
         self._publish = publish
         self._tick = tick
         self._buffer: deque[Event] = deque()
+        self._oldest_ms = 0  # when the oldest update in the buffer was offered
         self._capacity = capacity
         self._lock = threading.Lock()
         self._stop = stop
@@ -48,6 +51,8 @@ class UpdateRelay:
     def offer(self, stream: str, open_ms: int, text: str) -> None:
         """Queue one update (reader threads); drops the oldest beyond ``capacity``, never waits."""
         with self._lock:
+            if not self._buffer:
+                self._oldest_ms = int(time.time() * 1000)
             if len(self._buffer) >= self._capacity:
                 self._buffer.popleft()
                 self.dropped += 1
@@ -62,9 +67,10 @@ class UpdateRelay:
         with self._lock:
             events = list(self._buffer)
             self._buffer.clear()
+            received_ms = self._oldest_ms
         for start in range(0, len(events), BATCH_EVENTS):
             batch = events[start : start + BATCH_EVENTS]
-            if self._publish(batch):
+            if self._publish(batch, received_ms):
                 self.relayed += len(batch)
             else:
                 self._lost(events[start:])

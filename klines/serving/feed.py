@@ -33,12 +33,21 @@ from zoneinfo import ZoneInfo
 
 from django.core.signals import setting_changed
 
-from klines.events import GROUP, UPDATES_GROUP, UPDATES_TYPE, kline_from_message, updates_from_message
+from klines.binance.parse import ClosedKline
+from klines.events import (
+    GROUP,
+    UPDATES_GROUP,
+    UPDATES_TYPE,
+    kline_from_message,
+    message_started,
+    updates_from_message,
+)
 from klines.serving.book import PayloadBook
 from klines.serving.deep_books import DeepBooks
+from klines.serving.delivery import CLOSE, UPDATE, Delivery
 from klines.serving.feed_reads import read, read_all, read_some
 from klines.serving.layer import RETRY_SECONDS, listen
-from klines.serving.metrics import DATABASE_UP, FANOUT_SECONDS, LAYER_MESSAGES, ROOT, STREAMS
+from klines.serving.metrics import DATABASE_UP, LAYER_MESSAGES, ROOT, STREAMS
 from klines.serving.outbox import Outbox
 from klines.serving.selection import Selection
 from klines.serving.sender import Sender
@@ -166,7 +175,7 @@ class LiveFeed:
         """Connections of this process: on ``/`` and on the Binance-protocol streams."""
         return len(self._clients) + self.hub.client_count
 
-    def publish(self, symbols: list[str], book: PayloadBook | None = None) -> None:
+    def publish(self, symbols: list[str], book: PayloadBook | None = None, delivery: Delivery | None = None) -> None:
         """Tell every connection shown these coins of ``book`` (default: the default book) that they changed."""
         if not symbols:
             return
@@ -186,7 +195,7 @@ class LiveFeed:
                 size = sum(len(book.frame(s, attached.window)) for s in shown)
                 if attached.symbols is None:
                     sizes[attached.window] = size
-            attached.outbox.offer(shown, size)
+            attached.outbox.offer(shown, size, delivery)
 
     def _ensure_running(self) -> None:
         if self._tasks and not all(t.done() for t in self._tasks):
@@ -199,18 +208,21 @@ class LiveFeed:
     async def _reconcile_forever(self) -> None:
         failures = 0
         while True:
+            delivery = Delivery(CLOSE)  # times the closes this look finds
             try:
-                changed = await (self._poll() if self.loaded else self._load())
+                changed = await (self._poll(delivery) if self.loaded else self._load())
                 failures = 0
                 DATABASE_UP.set(1)
             except Exception as exc:
+                delivery.seal()
                 DATABASE_UP.set(0)
                 delay = RETRY_SECONDS[min(failures, len(RETRY_SECONDS) - 1)]
                 failures += 1
                 logger.warning("database read failed (%s); serving last good payloads, retry in %ss", exc, delay)
                 await asyncio.sleep(delay)
                 continue
-            self.publish(changed)
+            self.publish(changed, delivery=delivery)
+            delivery.seal()
             await asyncio.sleep(self.poll_seconds)
 
     async def _load(self) -> list[str]:
@@ -229,13 +241,13 @@ class LiveFeed:
         logger.info("loaded payloads for %s", ", ".join(self.book.symbols))
         return list(self.book.symbols)
 
-    async def _poll(self) -> list[str]:
+    async def _poll(self, delivery: Delivery) -> list[str]:
         """Apply klines stored since the last look, and re-read a few symbols; return the coins that changed."""
         since = self._stored_since - REREAD_MARGIN
         changed: dict[str, None] = {}
         while True:
             rows, read_count, newest = await read(klines_stored_since, since, None, None, POLL_BATCH)
-            self._apply(rows, changed, to_streams=True)
+            self._apply(rows, changed, delivery, to_streams=True)
             if newest is not None:
                 self._stored_since = max(self._stored_since, newest)
             if read_count < POLL_BATCH:
@@ -244,29 +256,31 @@ class LiveFeed:
                 return await self._load()
             since = newest
         swept = self._next_sweep()
-        self._apply(await read(read_some, swept, self.interval), changed)
+        self._apply(await read(read_some, swept, self.interval), changed, delivery)
         return list(changed)
 
-    def _apply(self, rows: list, changed: dict[str, None], *, to_streams: bool = False) -> None:
+    def _apply(self, rows: list, changed: dict[str, None], delivery: Delivery, *, to_streams: bool = False) -> None:
         """Rows of any symbol and interval, oldest stored first: to the books they belong in and to the hub.
 
-        The sweep's rows go to the hub only if they are new to the default book.
+        The sweep's rows go to the hub only if they are new to the default book. ``delivery`` times
+        the fan-out from the oldest ``stored_at`` among the rows that are news.
         """
         deep_changed: dict[str, dict[str, None]] = {}
         since = self._streams_since
-        now = datetime.now(UTC)
         for row in rows:
-            fresh = row.interval == self.interval and self.book.add(row.symbol, row) is not None
+            news = fresh = row.interval == self.interval and self.book.add(row.symbol, row) is not None
             if fresh:
                 changed[row.symbol] = None
-                FANOUT_SECONDS.observe(max(0.0, (now - row.stored_at).total_seconds()))
             deep = self._deep.get(row.interval)
             if deep is not None and deep.add(row.symbol, row) is not None:
                 deep_changed.setdefault(row.interval, {})[row.symbol] = None
+                news = True
             if (fresh or to_streams) and (since is None or row.stored_at > since):
-                self.hub.closed(row)
+                news = self.hub.closed(row, delivery) or news
+            if news:
+                delivery.since(row.stored_at.timestamp())
         for interval, symbols in deep_changed.items():
-            self.publish(list(symbols), self._deep[interval])
+            self.publish(list(symbols), self._deep[interval], delivery)
 
     def _next_sweep(self) -> tuple[str, ...]:
         symbols = self.book.symbols
@@ -280,22 +294,32 @@ class LiveFeed:
 
     async def _apply_message(self, message: dict) -> None:
         LAYER_MESSAGES.inc()
+        updates = message.get("type") == UPDATES_TYPE
         try:
-            if message.get("type") == UPDATES_TYPE:
-                self.hub.updates(updates_from_message(message))
-                return
-            kline = kline_from_message(message)
+            events = updates_from_message(message) if updates else []
+            kline = None if updates else kline_from_message(message)
         except (KeyError, TypeError, ValueError) as exc:
             logger.warning("ignored malformed layer message %.200r: %s", message, exc)
             return
-        self.hub.closed(kline)
+        delivery = Delivery(UPDATE if updates else CLOSE, message_started(message))
+        try:
+            if kline is None:
+                self.hub.updates(events, delivery)
+            else:
+                self._closed(kline, delivery)
+        finally:
+            delivery.seal()
+
+    def _closed(self, kline: ClosedKline, delivery: Delivery) -> None:
+        """A close from the layer: to the hub, the deep book of its interval and the default book."""
+        self.hub.closed(kline, delivery)
         deep = self._deep.get(kline.interval)
         if deep is not None and deep.add(kline.symbol, kline) is not None:
-            self.publish([kline.symbol.upper()], deep)
+            self.publish([kline.symbol.upper()], deep, delivery)
         if kline.interval != self.interval or not self.loaded:
             return
         if self.book.add(kline.symbol, kline) is not None:
-            self.publish([kline.symbol.upper()])
+            self.publish([kline.symbol.upper()], delivery=delivery)
 
 
 _feed: LiveFeed | None = None

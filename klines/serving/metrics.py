@@ -26,8 +26,9 @@ CLIENTS_CLOSED = Counter(
 )
 FANOUT_SECONDS = Histogram(
     "binancews_fanout_seconds",
-    "From a close stored (stored_at) to its frames queued for the clients (reconcile path).",
-    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+    "From a close stored (or an update received) by the ingest to the last of its frames sent, per process.",
+    ["event"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 RECONCILE_SECONDS = Histogram("binancews_reconcile_read_seconds", "The feed's database reads and their latency.")
 LAYER_MESSAGES = Counter("binancews_layer_messages", "Channel-layer messages received from the ingest.")
@@ -51,6 +52,8 @@ for _endpoint in (ROOT, STREAMS):  # every series from the start, at 0, so rate(
     FRAMES_SENT.labels(_endpoint)
 for _reason in ("slow", "abusive"):
     CLIENTS_CLOSED.labels(_reason)
+for _event in ("close", "update"):
+    FANOUT_SECONDS.labels(_event)
 
 
 @require_safe

@@ -12,12 +12,17 @@ peer does not read; under daphne it never waits).
 Backpressure (:mod:`klines.serving.sender`): ``owed`` counts the bytes of
 frames published to this connection since its last send finished, plus what
 the server says it has buffered for it.
+
+A coin marked with a :class:`~klines.serving.delivery.Delivery` carries it on
+its next frame; marked again before that frame is sent, it keeps the older
+delivery (that frame delivers both) and drops the newer one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
 
+from klines.serving.delivery import Delivery
 from klines.serving.sender import BoundedSender, Sender
 
 
@@ -35,28 +40,41 @@ class Outbox(BoundedSender):
     ) -> None:
         super().__init__(send, max_owed=max_owed, too_slow=too_slow, buffered=buffered)
         self._frame_of = frame_of
-        self._pending: dict[str, None] = {}  # an ordered set of coins to send
+        self._pending: dict[str, Delivery | None] = {}  # the coins to send, in order, with their delivery
         self._sent: dict[str, str] = {}  # the last frame sent per coin (the book's shared string)
 
-    def offer(self, symbols: Iterable[str], size: int = 0) -> None:
-        """Mark ``symbols`` as changed (``size`` bytes of new frames); never waits."""
+    def offer(self, symbols: Iterable[str], size: int = 0, delivery: Delivery | None = None) -> None:
+        """Mark ``symbols`` as changed (``size`` bytes of new frames, timed by ``delivery``); never waits."""
         if self.stopped:
             return
-        for symbol in symbols:
-            self._pending[symbol] = None
+        pending = self._pending
+        if delivery is None:
+            for symbol in symbols:
+                pending.setdefault(symbol, None)
+        else:
+            for symbol in symbols:
+                if pending.get(symbol) is None:
+                    pending[symbol] = delivery
+                    delivery.owed += 1
         self._owe(size)
 
     def _forget(self) -> None:
+        deliveries = [delivery for delivery in self._pending.values() if delivery is not None]
         self._pending.clear()
+        for delivery in deliveries:
+            delivery.dropped()
 
     def _next_frame(self) -> str | None:
         while self._pending:
             symbol = next(iter(self._pending))
-            del self._pending[symbol]
+            delivery = self._pending.pop(symbol)
             frame = self._frame_of(symbol)
             if self._sent.get(symbol) is not frame:  # marked twice, sent already: nothing new
                 self._sent[symbol] = frame
+                self._sending = delivery
                 return frame
+            if delivery is not None:
+                delivery.dropped()
         return None
 
     def _owed_after(self, frame: str) -> int:

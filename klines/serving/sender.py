@@ -6,6 +6,10 @@ says it buffered for the peer (daphne's ``send`` returns at once and buffers
 without bound; see :mod:`klines.serving.backpressure`). Past ``max_owed`` the
 sender stops and reports the connection as too slow (``too_slow`` closes it, on
 a task of its own: under uvicorn a close waits as long as a send would).
+
+A frame may carry a :class:`~klines.serving.delivery.Delivery` (``_sending``,
+set by :meth:`_next_frame`): it is settled once ``send`` returns, or dropped if
+the connection stops first, which times the fan-out to the frame actually sent.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+from klines.serving.delivery import Delivery
 from klines.serving.metrics import CLIENTS_CLOSED, FRAMES_SENT, ROOT
 
 logger = logging.getLogger(__name__)
@@ -43,6 +48,7 @@ class BoundedSender:
         self._task: asyncio.Task | None = None
         self.owed = 0
         self.stopped = False
+        self._sending: Delivery | None = None  # carried by the frame being sent
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=self.task_name)
@@ -51,6 +57,9 @@ class BoundedSender:
         """Send nothing more (the connection is gone or given up)."""
         self.stopped = True
         self._forget()
+        if self._sending is not None:
+            self._sending.dropped()
+            self._sending = None
         if self._task is not None and not self._task.done() and self._task is not _current_task():
             self._task.cancel()
 
@@ -63,11 +72,11 @@ class BoundedSender:
         self._wake.set()
 
     def _forget(self) -> None:
-        """Drop what is waiting."""
+        """Drop what is waiting (and the deliveries it carries)."""
         raise NotImplementedError
 
     def _next_frame(self) -> str | None:
-        """The next frame to send, ``None`` when there is none."""
+        """The next frame to send, ``None`` when there is none; sets ``_sending`` if it carries a delivery."""
         raise NotImplementedError
 
     def _owed_after(self, frame: str) -> int:
@@ -88,6 +97,9 @@ class BoundedSender:
                     self.stop()
                     return
                 FRAMES_SENT.labels(self.endpoint).inc()
+                if self._sending is not None:
+                    self._sending.sent()
+                    self._sending = None
                 owed = self._owed_after(frame)
                 buffered = self._buffered()
                 if buffered is not None and buffered + owed > self._max_owed:

@@ -21,6 +21,7 @@ from typing import Protocol
 
 from klines.api.stream_events import EventKline, combined_frame, encode, kline_event
 from klines.binance.parse import datetime_to_ms, stream_name
+from klines.serving.delivery import Delivery
 from klines.serving.stream_outbox import FrameQueue
 
 
@@ -75,31 +76,35 @@ class StreamHub:
         return len(self._streams)
 
     # -- events ---------------------------------------------------------------
-    def closed(self, kline: EventKline) -> None:
-        """A stored close (from the layer or the database); sent once per stream, never an older one."""
+    def closed(self, kline: EventKline, delivery: Delivery | None = None) -> bool:
+        """A stored close (from the layer or the database); sent once per stream, never an older one.
+
+        ``True`` if it was new here (sent to the stream's subscribers, if any).
+        """
         stream = stream_name(kline.symbol, kline.interval)
         open_ms = datetime_to_ms(kline.open_time)
         if open_ms <= self._newest_closed.get(stream, -1):
-            return
+            return False
         self._newest_closed[stream] = open_ms
         if stream in self._subscribers:
             event = kline_event(kline, closed=True, event_ms=int(time.time() * 1000))
-            self._fan_out(stream, encode(event))
+            self._fan_out(stream, encode(event), delivery)
             self.closes_sent += 1
+        return True
 
-    def updates(self, events: Iterable[tuple[str, int, str]]) -> None:
+    def updates(self, events: Iterable[tuple[str, int, str]], delivery: Delivery | None = None) -> None:
         """In-progress updates as the ingest received them; one already closed is stale and skipped."""
         for stream, open_ms, text in events:
             if stream in self._subscribers and open_ms > self._newest_closed.get(stream, -1):
-                self._fan_out(stream, text)
+                self._fan_out(stream, text, delivery)
                 self.updates_sent += 1
 
-    def _fan_out(self, stream: str, text: str) -> None:
+    def _fan_out(self, stream: str, text: str, delivery: Delivery | None) -> None:
         combined: str | None = None
         for client in list(self._subscribers[stream]):
             if client.combined:
                 if combined is None:
                     combined = combined_frame(stream, text)
-                client.queue.put(combined)
+                client.queue.put(combined, delivery)
             else:
-                client.queue.put(text)
+                client.queue.put(text, delivery)
