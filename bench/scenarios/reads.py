@@ -64,7 +64,7 @@ async def run(stack: Stack, options: Options, progress: Callable[[str], None]) -
         "--mongo-pid", str(stack.mongo.process.pid),
     ]  # fmt: skip
     data = json.loads(stack.python("bench.reads_worker", args, env, timeout=1800))
-    data.update(size, klines=polls.klines, seed_seconds=pages.seconds + polls.seconds)
+    data.update(sizes=size, klines=polls.klines, seed_seconds=pages.seconds + polls.seconds)
     median = data["median"]
     ratios = {kind: median["records"][kind]["cpu_ms"] / median["model"][kind]["cpu_ms"] for kind in ("page", "poll")}
     data["cpu_ratio"] = ratios

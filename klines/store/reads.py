@@ -26,7 +26,7 @@ def _documents(pipeline: pipelines.Pipeline) -> list[dict[str, Any]]:
     """The documents ``pipeline`` gives on the klines collection (the connection and session the model would use)."""
     connection = connections[router.db_for_read(Kline)]
     collection = connection.get_collection(Kline._meta.db_table)
-    return list(collection.aggregate(pipeline, session=connection.session))
+    return collection.aggregate(pipeline, session=connection.session).to_list()  # by batch, not by document
 
 
 def _records(pipeline: pipelines.Pipeline) -> list[KlineRecord]:
