@@ -1,4 +1,4 @@
-"""Scenario 7, reads: the serving side's store reads with and without Django's model, in one process.
+"""Scenario 8, reads: the serving side's store reads with and without Django's model, in one process.
 
 Issue 16's profiles put a fifth of a relay daphne's CPU in the feed's reconcile
 poll and ~165 ms of CPU in each 1,500-kline history page, most of it building
