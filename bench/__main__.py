@@ -17,7 +17,21 @@ from datetime import UTC, datetime
 from bench.load import raise_open_files_limit
 from bench.options import Options, parse_args
 from bench.report import machine, table, targets_table, write_json
-from bench.scenarios import SYMBOLS, Outcome, burst, fanout, history, ingest, memory, pages, parse, relay, storm, timing
+from bench.scenarios import (
+    SYMBOLS,
+    Outcome,
+    burst,
+    fanout,
+    history,
+    ingest,
+    memory,
+    pages,
+    parse,
+    reads,
+    relay,
+    storm,
+    timing,
+)
 from bench.stack import Stack
 
 
@@ -71,6 +85,9 @@ async def run_all(options: Options, stack: Stack, progress) -> list[Outcome]:
         progress(f"history: {options.history_klines:,} klines, {options.history_clients} clients")
         outcomes.append(await history.run(stack, options, progress))
         stack.stop_all_but_infrastructure()
+    if "reads" in wanted:
+        progress("reads: a history page and a reconcile poll, Kline model vs KlineRecord, interleaved")
+        outcomes.append(await reads.run(stack, options, progress))
     return outcomes
 
 

@@ -6,7 +6,20 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-SCENARIOS = ("storm", "fanout", "burst", "parse", "memory", "soak", "pages", "history", "relay", "ingest", "timing")
+SCENARIOS = (
+    "storm",
+    "fanout",
+    "burst",
+    "parse",
+    "memory",
+    "soak",
+    "pages",
+    "history",
+    "relay",
+    "ingest",
+    "timing",
+    "reads",
+)
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -38,6 +51,7 @@ class Options:
     relay_seconds: float  # relay: measured window after the warm-up
     ingest_symbols: int  # ingest: CPU per message and the cold start
     ingest_seconds: float  # ingest: CPU sampling window
+    reads_rounds: int  # reads: rounds, model and KlineRecord interleaved
     output: Path
     workdir: Path
     quick: bool
@@ -86,6 +100,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
     parser.add_argument("--relay-seconds", type=float, help="relay: seconds measured after warm-up (default 25)")
     parser.add_argument("--ingest-symbols", type=int, default=500, help="ingest: symbols (default 500)")
     parser.add_argument("--ingest-seconds", type=float, help="ingest: CPU sampling window (default 20)")
+    parser.add_argument("--reads-rounds", type=int, help="reads: rounds, subjects interleaved (default 5)")
     parser.add_argument("--output", type=Path, default=RESULTS / "latest.json", help="JSON results file")
     args = parser.parse_args(argv)
 
@@ -125,6 +140,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
         relay_seconds=pick(args.relay_seconds, 25.0, 10.0),
         ingest_symbols=args.ingest_symbols,
         ingest_seconds=pick(args.ingest_seconds, 20.0, 10.0),
+        reads_rounds=pick(args.reads_rounds, 5, 3),
         output=args.output,
         workdir=RESULTS / "work",
         quick=quick,
@@ -146,6 +162,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
         "relay_clients",
         "relay_streams_per_client",
         "ingest_symbols",
+        "reads_rounds",
     ):
         if getattr(options, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")

@@ -13,6 +13,7 @@ from django.db import connection
 
 from klines.serving.metrics import RECONCILE_SECONDS
 from klines.store.reads import last_klines, newest_stored_at
+from klines.store.records import KlineRecord
 from klines.window import HISTORY
 
 _reads = ThreadPoolExecutor(max_workers=1, thread_name_prefix="klines-feed-db")
@@ -35,11 +36,11 @@ def _closing_on_error(function: Callable[..., Any]) -> Callable[..., Any]:
     return call
 
 
-def read_all(symbols: tuple[str, ...], interval: str) -> tuple[datetime | None, dict[str, list]]:
+def read_all(symbols: tuple[str, ...], interval: str) -> tuple[datetime | None, dict[str, list[KlineRecord]]]:
     """The newest ``stored_at`` (read first, so nothing stored meanwhile is missed) and each symbol's klines."""
     return newest_stored_at(), {symbol: last_klines(symbol, interval) for symbol in symbols}
 
 
-def read_some(symbols: tuple[str, ...], interval: str) -> list:
+def read_some(symbols: tuple[str, ...], interval: str) -> list[KlineRecord]:
     """The newest :data:`HISTORY` klines of each of ``symbols`` (by open time; one indexed read each)."""
     return [row for symbol in symbols for row in last_klines(symbol, interval, HISTORY)]

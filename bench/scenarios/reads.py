@@ -1,0 +1,95 @@
+"""Scenario 8, reads: the serving side's store reads with and without Django's model, in one process.
+
+Issue 16's profiles put a fifth of a relay daphne's CPU in the feed's reconcile
+poll and ~165 ms of CPU in each 1,500-kline history page, most of it building
+``Kline`` instances and converting Decimal128 with bson's pure-Python
+``to_decimal``. The store now reads plain documents into
+:class:`~klines.store.records.KlineRecord` tuples. This scenario times both on
+one SecantusDB record (:mod:`bench.reads_worker`): a history page (read, rows,
+JSON, as the view does) and a reconcile poll (one minute's closes of the
+poll's symbols, plus the sweep's five symbols' newest 11), rounds interleaved.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from bench import bulkseed
+from bench.options import Options
+from bench.report import check, fmt
+from bench.scenarios import Outcome
+from bench.scenarios.burst import burst_symbols
+from bench.scenarios.history import SYMBOLS as PAGE_SYMBOLS
+from bench.stack import Stack
+
+DATABASE = "bench_reads"
+INTERVAL = "1m"
+POLL_SYMBOLS = 500  # the relay's and issue 16's scale: one minute's closes of 500 symbols in each poll
+POLL_MINUTES = 20  # their record: enough for the sweep's newest 11
+GOAL = 0.5  # the history profile's estimate: the model and Decimal128 conversion are about half the CPU
+
+
+def sizes(options: Options) -> dict[str, int]:
+    """Record and repetitions: (page symbols, their minutes, pages and polls per subject and round, rounds)."""
+    if options.quick:
+        return {"page_symbols": 4, "minutes": 2_000, "pages": 5, "polls": 10, "rounds": options.reads_rounds}
+    return {"page_symbols": 20, "minutes": 3_000, "pages": 10, "polls": 20, "rounds": options.reads_rounds}
+
+
+async def run(stack: Stack, options: Options, progress: Callable[[str], None]) -> Outcome:
+    assert stack.mongo is not None
+    size = sizes(options)
+    env = stack.env(DATABASE)
+    stack.manage(["migrate", "--noinput", "-v0"], env)
+    now = datetime.now(UTC)
+    page_symbols = [s.upper() for s in PAGE_SYMBOLS[: size["page_symbols"]]]
+    poll_symbols = [s.upper() for s in burst_symbols(POLL_SYMBOLS)]
+    pages = bulkseed.seed(
+        stack.mongo.uri, DATABASE, "klines", symbols=page_symbols, interval=INTERVAL, minutes=size["minutes"], now=now
+    )
+    polls = bulkseed.seed(
+        stack.mongo.uri, DATABASE, "klines", symbols=poll_symbols, interval=INTERVAL, minutes=POLL_MINUTES, now=now
+    )
+    progress(f"reads: seeded {polls.klines:,} klines in {pages.seconds + polls.seconds:.0f} s; timing")
+    args = [
+        "--page-symbols", ",".join(page_symbols),
+        "--poll-symbols", ",".join(poll_symbols),
+        "--first-open-ms", str(pages.first_open_ms),
+        "--minutes", str(size["minutes"]),
+        "--rounds", str(size["rounds"]),
+        "--pages", str(size["pages"]),
+        "--polls", str(size["polls"]),
+        "--mongo-pid", str(stack.mongo.process.pid),
+    ]  # fmt: skip
+    data = json.loads(stack.python("bench.reads_worker", args, env, timeout=1800))
+    data.update(sizes=size, klines=polls.klines, seed_seconds=pages.seconds + polls.seconds)
+    median = data["median"]
+    ratios = {kind: median["records"][kind]["cpu_ms"] / median["model"][kind]["cpu_ms"] for kind in ("page", "poll")}
+    data["cpu_ratio"] = ratios
+
+    outcome = Outcome("reads", data)
+    what = {
+        "page": f"a history page ({data['page_rows']:,} klines: read, rows, JSON)",
+        "poll": f"a reconcile poll ({data['poll_rows']} klines: one minute's closes + the sweep)",
+    }
+    for kind in ("page", "poll"):
+        for name, label in (("model", "a Kline model (baseline)"), ("records", "b KlineRecord (the store)")):
+            figures = median[name][kind]
+            outcome.rows.append(
+                (
+                    f"reads: {what[kind]}" if name == "model" else "",
+                    label,
+                    f"CPU {fmt(figures['cpu_ms'], 2)} ms, wall {fmt(figures['wall_ms'], 2)} ms",
+                    f"SecantusDB CPU {fmt(figures['mongo_cpu_ms'], 2)} ms; medians of {size['rounds']} rounds",
+                )
+            )
+    same = "identical" if data["identical"] else "DIFFERENT"
+    outcome.rows.append(("", "bytes", f"page body and poll rows {same}", f"{data['klines']:,} klines stored"))
+    outcome.targets = [
+        check(f"reads: CPU per {kind}, KlineRecord / model", ratios[kind], "<=", GOAL, "reader's thread, same run")
+        for kind in ("page", "poll")
+    ]
+    outcome.targets.append(check("reads: bodies identical (1 = yes)", float(data["identical"]), ">=", 1))
+    return outcome
