@@ -77,8 +77,8 @@ class ScriptedExchange(SimulatedExchange):
                 index = self.current_index()
                 round_ = self._rounds[connection] + 1
                 for symbol in symbols:
-                    if self.mode == "sequenced":
-                        frame = self._sequenced_frame(symbol, index, round_)
+                    if self.mode == "sequenced":  # of the kline after the last one closed on command, if any
+                        frame = self._sequenced_frame(symbol, self._next.get(symbol, index), round_)
                     else:
                         frame = self._update_frame(symbol, self._next.get(symbol, index))
                     await connection.send(frame)

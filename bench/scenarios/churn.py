@@ -1,0 +1,348 @@
+"""Scenario ``soak``: clients churn on the whole stack for minutes while klines close; nothing may leak or be lost.
+
+The real stack as in production: the scripted exchange (``--sequenced``) ->
+``ingest_klines`` -> Redis -> ``--daphnes`` daphne processes (the Procfile's
+command line). The five coins close on command every ``--soak-close-seconds``;
+in between the exchange sends every stream's in-progress update every 250 ms,
+stamped with its round in ``k.L``. Clients:
+
+* **stayers**, connected for the whole run, on every daphne: ``/`` clients,
+  and Binance-protocol clients on all five streams (half named in
+  ``/market/stream?streams=``, half subscribed on ``/ws``). Each must get every
+  close exactly once and in order (ground truth: each coin's stored closes for
+  ``/``, the exchange's close log for the streams) and every update in order;
+* **churners**, started at ``--soak-rate`` a second on ``/`` (connect, read the
+  five frames, close) and ``--soak-stream-rate`` on ``/ws`` or ``/stream``
+  (SUBSCRIBE two streams, an event, UNSUBSCRIBE one, SUBSCRIBE a third, an
+  event of it, close), alternating the daphnes.
+
+Each daphne's RSS and open file descriptors are sampled every few seconds.
+After ``--soak-warmup`` of churn the churners stop and, once the connections
+in flight are gone, the baseline is taken; then ``--soak-seconds`` of churn,
+the churners stop again and the final figures are taken the same way: same
+stayers, no churners, so the fds must match. RSS growth = final vs baseline;
+the trend is the least-squares slope over the soak's second half.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+from decimal import Decimal
+
+import psutil
+import pymongo
+
+from bench import load
+from bench.options import Options
+from bench.report import check, fmt
+from bench.scenarios import SYMBOLS, Outcome
+from bench.scenarios.burst import UNPACED_REST_WEIGHT, wait_until_settled
+from bench.soakclients import ChurnTally, churn, feed_session, open_stream_stayer, stream_session
+from bench.stack import Stack, exchange_call, wait_for_streams
+from bench.stayers import StreamLog, UpdateVerdict, Verdict, judge_feed, judge_stream_closes, judge_updates
+
+DATABASE = "bench_soak"
+STREAMS = [f"{s}@kline_1m" for s in SYMBOLS]
+SAMPLE_SECONDS = 5.0
+SETTLE_SECONDS = 3.0  # churners stopped: daphne reaps closed connections once a second
+TAIL_SECONDS = 15.0  # after the last close, time for it to reach every stayer
+MIB = 2**20
+
+
+class Closer:
+    """Closes every coin's next kline every ``every`` seconds; keeps the exchange's log of what it closed."""
+
+    def __init__(self, port: int, every: float) -> None:
+        self.port, self.every = port, every
+        self.sent: dict[str, list[int]] = {}  # symbol -> open times closed, in order
+        self.task: asyncio.Task | None = None
+
+    async def close_all(self) -> dict:
+        sent = await asyncio.to_thread(exchange_call, self.port, "/bench/close?symbols=*")
+        for symbol, open_ms in sent["open_ms"].items():
+            self.sent.setdefault(symbol, []).append(open_ms)
+        return sent
+
+    async def _run(self) -> None:
+        while True:
+            began = time.monotonic()
+            await self.close_all()
+            await asyncio.sleep(max(0.0, self.every - (time.monotonic() - began)))
+
+    def start(self) -> None:
+        self.task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+
+
+def sample(processes: Sequence[psutil.Process]) -> list[tuple[int, int]]:
+    """(RSS bytes, open fds) of each process."""
+    return [(p.memory_info().rss, p.num_fds()) for p in processes]
+
+
+def trend_percent(points: Sequence[tuple[float, int]], baseline: int, over: float) -> float:
+    """Least-squares slope of (seconds, RSS) points, as % of ``baseline`` per ``over`` seconds; NaN if too few."""
+    if len(points) < 3:
+        return float("nan")
+    n = len(points)
+    mean_t = sum(t for t, _ in points) / n
+    mean_r = sum(r for _, r in points) / n
+    var = sum((t - mean_t) ** 2 for t, _ in points)
+    if var == 0:
+        return float("nan")
+    slope = sum((t - mean_t) * (r - mean_r) for t, r in points) / var
+    return slope * over / baseline * 100
+
+
+def stored_closes(collection: pymongo.collection.Collection) -> dict[str, list[float]]:
+    """Each coin's stored closes, oldest first, as the feed's payloads give them (float of the Decimal)."""
+    closes = {}
+    for symbol in SYMBOLS:
+        rows = collection.find({"symbol": symbol.upper(), "interval": "1m"}, {"close": 1, "open_time": 1})
+        rows = rows.sort("open_time", 1)
+        closes[symbol.upper()] = [float(Decimal(str(row["close"].to_decimal()))) for row in rows]
+    return closes
+
+
+async def run(stack: Stack, options: Options, redis_url: str) -> Outcome:
+    env = stack.env(DATABASE, REDIS_URL=redis_url)
+    stack.prepare_database(env, symbols=SYMBOLS, count=30)
+    _, exchange_port = stack.exchange("soak-exchange", SYMBOLS, env, mode=("--sequenced",))
+    ingest_env = {**env, "BINANCE_WS_URL": f"ws://127.0.0.1:{exchange_port}/market"}
+    ingest_env["BINANCE_REST_URL"] = f"http://127.0.0.1:{exchange_port}"
+    ingest_env["BINANCE_REST_WEIGHT_PER_MINUTE"] = UNPACED_REST_WEIGHT  # the bench exchange does not rate-limit
+    stack.ingest("soak-ingest", ingest_env, SYMBOLS)
+    daphnes = [stack.daphne(f"soak-daphne-{i}", env) for i in range(options.daphnes)]
+    ports = [port for _, port in daphnes]
+    processes = [psutil.Process(p.pid) for p, _ in daphnes]
+    await asyncio.to_thread(wait_for_streams, exchange_port, 1)
+    mongo = pymongo.MongoClient(env["MONGO_URI"], tz_aware=True)
+    collection = mongo[DATABASE][env.get("MONGO_COLLECTION", "klines")]
+    closer = Closer(exchange_port, options.soak_close_seconds)
+    try:
+        await asyncio.to_thread(wait_until_settled, collection)
+        await closer.close_all()  # one close before the stayers: start-up's one-off costs
+        await asyncio.to_thread(wait_until_settled, collection)
+        closer.sent.clear()
+        return await _soak(options, ports, processes, closer, collection)
+    finally:
+        await closer.stop()
+        mongo.close()
+
+
+async def _soak(options: Options, ports: list[int], processes: list[psutil.Process], closer: Closer, collection):
+    count = options.soak_stayers
+    feed = await load.open_idle(ports, count=count * len(ports), concurrency=20, keep_updates=True)
+    if feed.errors:
+        await feed.close()
+        raise RuntimeError(f"{feed.errors} '/' stayers failed: {feed.first_error}")
+    feed_clients = list(feed.connections)
+    streamers = [
+        (port, await open_stream_stayer(port, STREAMS, combined_url=n % 2 == 0)) for port in ports for n in range(count)
+    ]
+    feed_tally, stream_tally = ChurnTally(), ChurnTally()
+
+    async def churn_for(seconds: float) -> None:
+        await asyncio.gather(
+            churn(
+                ports,
+                feed_session,
+                seconds=seconds,
+                rate=options.soak_rate,
+                concurrency=options.soak_concurrency,
+                tally=feed_tally,
+            ),
+            churn(
+                ports,
+                stream_session(STREAMS),
+                seconds=seconds,
+                rate=options.soak_stream_rate,
+                concurrency=options.soak_concurrency,
+                tally=stream_tally,
+            ),
+        )
+
+    try:
+        closer.start()
+        await churn_for(options.soak_warmup)
+        await asyncio.sleep(SETTLE_SECONDS)
+        baseline = sample(processes)
+        warm = (dict(feed_tally.completed), dict(stream_tally.completed))
+        samples: list[tuple[float, list[tuple[int, int]]]] = [(0.0, baseline)]
+        began = time.monotonic()
+        churning = asyncio.create_task(churn_for(options.soak_seconds))
+        while not churning.done():
+            await asyncio.wait([churning], timeout=SAMPLE_SECONDS)
+            samples.append((time.monotonic() - began, sample(processes)))
+        await churning
+        elapsed = time.monotonic() - began
+        await asyncio.sleep(SETTLE_SECONDS)
+        final = sample(processes)
+        await closer.stop()
+        await closer.close_all()  # the last close: every stayer must get it
+        tail = await _tail(feed_clients, [s for _, s in streamers], closer)
+        closes = await asyncio.to_thread(stored_closes, collection)
+    finally:
+        await closer.stop()
+        await feed.close()
+        for _, stayer in streamers:
+            await stayer.close(5.0)
+
+    judged = {port: {"feed": Verdict(), "closes": Verdict(), "updates": UpdateVerdict()} for port in ports}
+    for connection in feed_clients:
+        frames = [*connection.frames, *(payload for _, payload in connection.updates)]
+        judged[connection.port]["feed"] += judge_feed(frames, closes)
+    for port, stayer in streamers:
+        for symbol, sent in closer.sent.items():
+            log = stayer.logs.get(symbol)
+            if log is None:
+                judged[port]["closes"] += Verdict(expected=len(sent), lost=len(sent))
+                continue
+            judged[port]["closes"] += judge_stream_closes(log, sent)
+            judged[port]["updates"] += judge_updates(log)
+    for tally, before in zip((feed_tally, stream_tally), warm, strict=True):  # the soak's own, per port
+        tally.completed = {port: n - before.get(port, 0) for port, n in tally.completed.items()}
+    return _outcome(options, ports, baseline, final, samples, elapsed, (feed_tally, stream_tally), judged, tail)
+
+
+async def _tail(feed: Sequence, streamers: Sequence, closer: Closer) -> float:
+    """Wait until every stayer has the last close of every coin; return how long it took (capped)."""
+    rounds = {symbol: len(sent) for symbol, sent in closer.sent.items()}
+    last = {symbol: sent[-1] for symbol, sent in closer.sent.items()}
+    began = time.monotonic()
+    while time.monotonic() - began < TAIL_SECONDS:
+        feed_short = any(len(c.updates) < sum(rounds.values()) for c in feed)
+        stream_short = any(
+            last[symbol] not in s.logs.get(symbol, StreamLog()).closes for s in streamers for symbol in last
+        )
+        if not feed_short and not stream_short:
+            break
+        await asyncio.sleep(0.25)
+    return time.monotonic() - began
+
+
+def _outcome(
+    options: Options,
+    ports: list[int],
+    baseline: list[tuple[int, int]],
+    final: list[tuple[int, int]],
+    samples: list[tuple[float, list[tuple[int, int]]]],
+    elapsed: float,
+    tallies: tuple[ChurnTally, ChurnTally],
+    judged: dict[int, dict],
+    tail: float,
+) -> Outcome:
+    feed_tally, stream_tally = tallies
+    churned = (feed_tally.total, stream_tally.total)
+    errors = feed_tally.errors + stream_tally.errors
+    first_error = feed_tally.first_error or stream_tally.first_error
+    half = options.soak_seconds / 2
+    daphnes = []
+    for n, port in enumerate(ports):
+        rss0, fds0 = baseline[n]
+        rss1, fds1 = final[n]
+        points = [(t, values[n][0]) for t, values in samples if t >= half]
+        daphnes.append(
+            {
+                "port": port,
+                "rss_baseline_mib": rss0 / MIB,
+                "rss_final_mib": rss1 / MIB,
+                "rss_peak_mib": max(values[n][0] for _, values in samples) / MIB,
+                "rss_growth_percent": (rss1 - rss0) / rss0 * 100,
+                "rss_trend_percent_per_10min": trend_percent(points, rss0, 600.0),
+                "fds_baseline": fds0,
+                "fds_final": fds1,
+                "fds_peak": max(values[n][1] for _, values in samples),
+                "fd_growth": fds1 - fds0,
+                "feed_churns": feed_tally.completed.get(port, 0),
+                "stream_churns": stream_tally.completed.get(port, 0),
+                "feed_stayers": asdict(judged[port]["feed"]),
+                "stream_stayer_closes": asdict(judged[port]["closes"]),
+                "stream_stayer_updates": asdict(judged[port]["updates"]),
+            }
+        )
+    feed_v, closes_v, updates_v = Verdict(), Verdict(), UpdateVerdict()
+    for verdicts in judged.values():
+        feed_v += verdicts["feed"]
+        closes_v += verdicts["closes"]
+        updates_v += verdicts["updates"]
+    outcome = Outcome(
+        "soak",
+        {
+            "seconds": options.soak_seconds,
+            "warmup_seconds": options.soak_warmup,
+            "elapsed_s": elapsed,
+            "close_every_s": options.soak_close_seconds,
+            "stayers_per_daphne": {"feed": options.soak_stayers, "streams": options.soak_stayers},
+            "churn_rate_per_s": {"feed": options.soak_rate, "streams": options.soak_stream_rate},
+            "feed_churns": churned[0],
+            "stream_churns": churned[1],
+            "churn_errors": feed_tally.errors + stream_tally.errors,
+            "first_churn_error": feed_tally.first_error or stream_tally.first_error,
+            "events_after_unsubscribe": stream_tally.after_unsubscribe,
+            "tail_s": tail,
+            "daphnes": daphnes,
+            "samples": [(round(t, 1), [(round(r / MIB, 2), f) for r, f in values]) for t, values in samples],
+        },
+    )
+    title = (
+        f"churn soak ({options.soak_seconds:.0f} s after {options.soak_warmup:.0f} s warm-up, "
+        f"{len(ports)} daphne + Redis, closes every {options.soak_close_seconds:g} s)"
+    )
+    for n, d in enumerate(daphnes):
+        f, c, u = d["feed_stayers"], d["stream_stayer_closes"], d["stream_stayer_updates"]
+        outcome.rows.append(
+            (
+                title if n == 0 else "",
+                f"daphne-{n}: {d['feed_churns']:,} '/' + {d['stream_churns']:,} stream churns",
+                f"RSS {fmt(d['rss_baseline_mib'])} -> {fmt(d['rss_final_mib'])} MiB "
+                f"({d['rss_growth_percent']:+.1f}%, trend {d['rss_trend_percent_per_10min']:+.1f}%/10 min); "
+                f"fds {d['fds_baseline']} -> {d['fds_final']} (peak {d['fds_peak']})",
+                f"stayers '/': {f['received']:,} frames, lost {f['lost']}, repeated {f['repeated']}, "
+                f"reordered {f['reordered']}, unknown {f['unexpected']}; streams: closes {c['received']:,} "
+                f"lost {c['lost']} repeated {c['repeated']} reordered {c['reordered']}; updates {u['received']:,} "
+                f"lost {u['lost']} reordered {u['reordered']} (skipped at a close {u['skipped_at_close']})",
+            )
+        )
+    rate = (churned[0] + churned[1]) / elapsed if elapsed else float("nan")
+    outcome.rows.append(
+        (
+            "",
+            "churners",
+            f"{churned[0]:,} '/' and {churned[1]:,} stream sessions ({fmt(rate, 0)}/s)",
+            f"{errors} errors{f' (first: {first_error})' if errors else ''}; "
+            f"{stream_tally.after_unsubscribe} events after UNSUBSCRIBE; last close at every stayer in {tail:.1f} s",
+        )
+    )
+    for n, d in enumerate(daphnes):
+        outcome.targets.append(check(f"soak daphne-{n} RSS growth after warm-up (%)", d["rss_growth_percent"], "<", 5))
+        if options.soak_seconds >= 120:  # a shorter soak's trend is noise
+            outcome.targets.append(
+                check(f"soak daphne-{n} RSS trend, 2nd half (%/10 min)", d["rss_trend_percent_per_10min"], "<", 5)
+            )
+        outcome.targets.append(check(f"soak daphne-{n} fd growth", float(d["fd_growth"]), "<=", 0))
+    outcome.targets += [
+        check("soak stayers: closes lost ('/' + streams)", float(feed_v.lost + closes_v.lost), "<=", 0),
+        check(
+            "soak stayers: closes repeated/reordered",
+            float(feed_v.repeated + feed_v.reordered + feed_v.unexpected + closes_v.faults - closes_v.lost),
+            "<=",
+            0,
+        ),
+        check("soak stream stayers: updates lost/reordered", float(updates_v.lost + updates_v.reordered), "<=", 0),
+        check(
+            "soak churn errors",
+            float(feed_tally.errors + stream_tally.errors + stream_tally.after_unsubscribe),
+            "<=",
+            0,
+        ),
+    ]
+    return outcome
