@@ -59,19 +59,32 @@ def window_index(closes: Sequence[float], window: int = WINDOW) -> dict[tuple[fl
     return {tuple(closes[i - window + 1 : i + 1]): i for i in range(window - 1, len(closes))}
 
 
-def judge_feed(frames: Iterable[bytes], closes: dict[str, Sequence[float]]) -> Verdict:
-    """One ``/`` stayer's frames, in arrival order (the initial ones first), against each coin's stored closes.
-
-    Each coin's first frame is where the client came in; every close stored after it is expected once, in order.
-    """
+def feed_positions(frames: Iterable[bytes], closes: dict[str, Sequence[float]]) -> dict[str, list[int | None]]:
+    """Per coin, the stored position each ``/`` frame ends at, in arrival order (``None``: no stored window)."""
     index = {coin: window_index(values) for coin, values in closes.items()}
     seen: dict[str, list[int | None]] = {coin: [] for coin in closes}
     for raw in frames:
         frame = json.loads(raw)
         coin = frame["coin"]
         seen.setdefault(coin, []).append(index.get(coin, {}).get(tuple(frame["values"])))
+    return seen
+
+
+def missing(positions: Sequence[int | None], last: int) -> list[int]:
+    """The stored positions after the first frame's that no frame ended at."""
+    if not positions or positions[0] is None:
+        return []
+    got = set(positions)
+    return [i for i in range(positions[0] + 1, last + 1) if i not in got]
+
+
+def judge_feed(frames: Iterable[bytes], closes: dict[str, Sequence[float]]) -> Verdict:
+    """One ``/`` stayer's frames, in arrival order (the initial ones first), against each coin's stored closes.
+
+    Each coin's first frame is where the client came in; every close stored after it is expected once, in order.
+    """
     verdict = Verdict()
-    for coin, positions in seen.items():
+    for coin, positions in feed_positions(frames, closes).items():
         if not positions or positions[0] is None:
             verdict += Verdict(received=len(positions), unexpected=len(positions) or 1)
             continue

@@ -28,9 +28,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from decimal import Decimal
 
 import psutil
@@ -43,7 +45,16 @@ from bench.scenarios import SYMBOLS, Outcome
 from bench.scenarios.burst import UNPACED_REST_WEIGHT, wait_until_settled
 from bench.soakclients import ChurnTally, churn, feed_session, open_stream_stayer, stream_session
 from bench.stack import Stack, exchange_call, wait_for_streams
-from bench.stayers import StreamLog, UpdateVerdict, Verdict, judge_feed, judge_stream_closes, judge_updates
+from bench.stayers import (
+    StreamLog,
+    UpdateVerdict,
+    Verdict,
+    feed_positions,
+    judge_feed,
+    judge_stream_closes,
+    judge_updates,
+    missing,
+)
 
 DATABASE = "bench_soak"
 STREAMS = [f"{s}@kline_1m" for s in SYMBOLS]
@@ -59,13 +70,19 @@ class Closer:
     def __init__(self, port: int, every: float) -> None:
         self.port, self.every = port, every
         self.sent: dict[str, list[int]] = {}  # symbol -> open times closed, in order
+        self.sent_at: list[float] = []  # wall-clock time of each round
         self.task: asyncio.Task | None = None
 
     async def close_all(self) -> dict:
         sent = await asyncio.to_thread(exchange_call, self.port, "/bench/close?symbols=*")
         for symbol, open_ms in sent["open_ms"].items():
             self.sent.setdefault(symbol, []).append(open_ms)
+        self.sent_at.append(sent["sent_at"])
         return sent
+
+    def clear(self) -> None:
+        self.sent.clear()
+        self.sent_at.clear()
 
     async def _run(self) -> None:
         while True:
@@ -102,14 +119,22 @@ def trend_percent(points: Sequence[tuple[float, int]], baseline: int, over: floa
     return slope * over / baseline * 100
 
 
-def stored_closes(collection: pymongo.collection.Collection) -> dict[str, list[float]]:
-    """Each coin's stored closes, oldest first, as the feed's payloads give them (float of the Decimal)."""
-    closes = {}
+@dataclass
+class Stored:
+    """Each coin's stored klines, oldest first: closes as the feed's payloads give them, and open times (ms)."""
+
+    closes: dict[str, list[float]]
+    open_ms: dict[str, list[int]]
+
+
+def stored_klines(collection: pymongo.collection.Collection) -> Stored:
+    stored = Stored({}, {})
     for symbol in SYMBOLS:
         rows = collection.find({"symbol": symbol.upper(), "interval": "1m"}, {"close": 1, "open_time": 1})
-        rows = rows.sort("open_time", 1)
-        closes[symbol.upper()] = [float(Decimal(str(row["close"].to_decimal()))) for row in rows]
-    return closes
+        rows = list(rows.sort("open_time", 1))
+        stored.closes[symbol.upper()] = [float(Decimal(str(row["close"].to_decimal()))) for row in rows]
+        stored.open_ms[symbol.upper()] = [round(row["open_time"].timestamp() * 1000) for row in rows]
+    return stored
 
 
 async def run(stack: Stack, options: Options, redis_url: str) -> Outcome:
@@ -131,7 +156,7 @@ async def run(stack: Stack, options: Options, redis_url: str) -> Outcome:
         await asyncio.to_thread(wait_until_settled, collection)
         await closer.close_all()  # one close before the stayers: start-up's one-off costs
         await asyncio.to_thread(wait_until_settled, collection)
-        closer.sent.clear()
+        closer.clear()
         return await _soak(options, ports, processes, closer, collection)
     finally:
         await closer.stop()
@@ -177,7 +202,7 @@ async def _soak(options: Options, ports: list[int], processes: list[psutil.Proce
         baseline = sample(processes)
         warm = (dict(feed_tally.completed), dict(stream_tally.completed))
         samples: list[tuple[float, list[tuple[int, int]]]] = [(0.0, baseline)]
-        began = time.monotonic()
+        began, began_wall = time.monotonic(), time.time()
         churning = asyncio.create_task(churn_for(options.soak_seconds))
         while not churning.done():
             await asyncio.wait([churning], timeout=SAMPLE_SECONDS)
@@ -188,8 +213,8 @@ async def _soak(options: Options, ports: list[int], processes: list[psutil.Proce
         final = sample(processes)
         await closer.stop()
         await closer.close_all()  # the last close: every stayer must get it
-        tail = await _tail(feed_clients, [s for _, s in streamers], closer)
-        closes = await asyncio.to_thread(stored_closes, collection)
+        tail, stored = await _tail(feed_clients, [s for _, s in streamers], closer, collection)
+        closes = stored.closes
     finally:
         await closer.stop()
         await feed.close()
@@ -210,23 +235,53 @@ async def _soak(options: Options, ports: list[int], processes: list[psutil.Proce
             judged[port]["updates"] += judge_updates(log)
     for tally, before in zip((feed_tally, stream_tally), warm, strict=True):  # the soak's own, per port
         tally.completed = {port: n - before.get(port, 0) for port, n in tally.completed.items()}
-    return _outcome(options, ports, baseline, final, samples, elapsed, (feed_tally, stream_tally), judged, tail)
+    missed = missed_feed_closes(feed_clients, stored, closer, began_wall)
+    tallies = (feed_tally, stream_tally)
+    return _outcome(options, ports, baseline, final, samples, elapsed, tallies, judged, tail, missed)
 
 
-async def _tail(feed: Sequence, streamers: Sequence, closer: Closer) -> float:
-    """Wait until every stayer has the last close of every coin; return how long it took (capped)."""
-    rounds = {symbol: len(sent) for symbol, sent in closer.sent.items()}
+async def _tail(feed: Sequence, streamers: Sequence, closer: Closer, collection) -> tuple[float, Stored]:
+    """Wait until every stayer has the last close of every coin (capped); (seconds it took, what is stored)."""
     last = {symbol: sent[-1] for symbol, sent in closer.sent.items()}
     began = time.monotonic()
-    while time.monotonic() - began < TAIL_SECONDS:
-        feed_short = any(len(c.updates) < sum(rounds.values()) for c in feed)
+    while True:
+        stored = await asyncio.to_thread(stored_klines, collection)
+        newest = {symbol: stored.closes[symbol][-1] for symbol in last if stored.open_ms[symbol][-1] == last[symbol]}
+        feed_short = len(newest) < len(last) or any(
+            json.loads(payload)["values"][-1] != newest[json.loads(payload)["coin"]]
+            for c in feed
+            for payload in _last_per_coin(c.updates).values()
+        )
         stream_short = any(
             last[symbol] not in s.logs.get(symbol, StreamLog()).closes for s in streamers for symbol in last
         )
-        if not feed_short and not stream_short:
-            break
+        if (not feed_short and not stream_short) or time.monotonic() - began >= TAIL_SECONDS:
+            return time.monotonic() - began, stored
         await asyncio.sleep(0.25)
-    return time.monotonic() - began
+
+
+def _last_per_coin(updates: Sequence[tuple[float, bytes]]) -> dict[str, bytes]:
+    newest: dict[str, bytes] = {}
+    for _, payload in updates:
+        newest[json.loads(payload)["coin"]] = payload
+    return newest
+
+
+def missed_feed_closes(feed: Sequence, stored: Stored, closer: Closer, began_wall: float) -> list[dict]:
+    """Each stored close some ``/`` stayer got no frame for: coin, daphne port, seconds into the soak, how many."""
+    round_of = {symbol: {ms: n for n, ms in enumerate(sent)} for symbol, sent in closer.sent.items()}
+    missed: Counter = Counter()
+    for connection in feed:
+        frames = [*connection.frames, *(payload for _, payload in connection.updates)]
+        for coin, positions in feed_positions(frames, stored.closes).items():
+            for position in missing(positions, len(stored.closes[coin]) - 1):
+                missed[(connection.port, coin, stored.open_ms[coin][position])] += 1
+    out = []
+    for (port, coin, open_ms), stayers in sorted(missed.items(), key=lambda item: item[0][2]):
+        n = round_of.get(coin, {}).get(open_ms)
+        at = closer.sent_at[n] - began_wall if n is not None else float("nan")
+        out.append({"port": port, "coin": coin, "open_ms": open_ms, "at_s": round(at, 1), "stayers": stayers})
+    return out
 
 
 def _outcome(
@@ -239,6 +294,7 @@ def _outcome(
     tallies: tuple[ChurnTally, ChurnTally],
     judged: dict[int, dict],
     tail: float,
+    missed: list[dict],
 ) -> Outcome:
     feed_tally, stream_tally = tallies
     churned = (feed_tally.total, stream_tally.total)
@@ -289,6 +345,7 @@ def _outcome(
             "first_churn_error": feed_tally.first_error or stream_tally.first_error,
             "events_after_unsubscribe": stream_tally.after_unsubscribe,
             "tail_s": tail,
+            "feed_closes_missed": missed[:500],  # (coin, daphne) closes some "/" stayer got no frame for
             "daphnes": daphnes,
             "samples": [(round(t, 1), [(round(r / MIB, 2), f) for r, f in values]) for t, values in samples],
         },
@@ -310,6 +367,19 @@ def _outcome(
                 f"reordered {f['reordered']}, unknown {f['unexpected']}; streams: closes {c['received']:,} "
                 f"lost {c['lost']} repeated {c['repeated']} reordered {c['reordered']}; updates {u['received']:,} "
                 f"lost {u['lost']} reordered {u['reordered']} (skipped at a close {u['skipped_at_close']})",
+            )
+        )
+    if missed:
+        stayers = sum(m["stayers"] for m in missed) / len(missed)
+        outcome.rows.append(
+            (
+                "",
+                "'/' closes some stayer got no frame for",
+                f"{len(missed)} (coin, daphne) closes, missed by {stayers:.1f} of {options.soak_stayers} stayers "
+                f"on average",
+                "at (s into the soak): "
+                + ", ".join(f"{m['at_s']:g}" for m in missed[:12])
+                + (" ..." if len(missed) > 12 else ""),
             )
         )
     rate = (churned[0] + churned[1]) / elapsed if elapsed else float("nan")
