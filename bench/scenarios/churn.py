@@ -46,6 +46,7 @@ from bench.scenarios.burst import UNPACED_REST_WEIGHT, wait_until_settled
 from bench.soakclients import ChurnTally, churn, feed_session, open_stream_stayer, stream_session
 from bench.stack import Stack, exchange_call, wait_for_streams
 from bench.stayers import (
+    WINDOW,
     StreamLog,
     UpdateVerdict,
     Verdict,
@@ -62,6 +63,7 @@ SAMPLE_SECONDS = 5.0
 SETTLE_SECONDS = 3.0  # churners stopped: daphne reaps closed connections once a second
 TAIL_SECONDS = 15.0  # after the last close, time for it to reach every stayer
 MIB = 2**20
+MINUTE_MS = 60_000  # the soak's klines are 1m
 
 
 class Closer:
@@ -284,6 +286,19 @@ def missed_feed_closes(feed: Sequence, stored: Stored, closer: Closer, began_wal
     return out
 
 
+def longest_run(missed: Sequence[dict]) -> int:
+    """The most consecutive klines of one coin on one daphne that some stayer got no frame for."""
+    keys = {(m["port"], m["coin"], m["open_ms"]) for m in missed}
+    best = 0
+    for port, coin, open_ms in keys:
+        if (port, coin, open_ms - MINUTE_MS) not in keys:
+            run = 1
+            while (port, coin, open_ms + run * MINUTE_MS) in keys:
+                run += 1
+            best = max(best, run)
+    return best
+
+
 def _outcome(
     options: Options,
     ports: list[int],
@@ -376,7 +391,7 @@ def _outcome(
                 "",
                 "'/' closes some stayer got no frame for",
                 f"{len(missed)} (coin, daphne) closes, missed by {stayers:.1f} of {options.soak_stayers} stayers "
-                f"on average",
+                f"on average; at most {longest_run(missed)} in a row (a frame shows the last {WINDOW})",
                 "at (s into the soak): "
                 + ", ".join(f"{m['at_s']:g}" for m in missed[:12])
                 + (" ..." if len(missed) > 12 else ""),
