@@ -21,6 +21,7 @@ from bench.scenarios import (
     SYMBOLS,
     Outcome,
     burst,
+    churn,
     fanout,
     history,
     ingest,
@@ -40,7 +41,7 @@ async def run_all(options: Options, stack: Stack, progress) -> list[Outcome]:
     outcomes: list[Outcome] = []
     stack.start_mongo()
     stack.prepare_database(stack.env(storm.DATABASE), symbols=SYMBOLS, count=30)
-    redis_url = stack.start_redis() if wanted & {"fanout", "burst", "relay"} else ""
+    redis_url = stack.start_redis() if wanted & {"fanout", "burst", "relay", "soak"} else ""
     if "parse" in wanted:
         progress("parser rate")
         outcomes.append(parse.run(options))
@@ -59,12 +60,16 @@ async def run_all(options: Options, stack: Stack, progress) -> list[Outcome]:
         progress(f"ingest burst: {options.burst_symbols} symbols x {options.burst_rounds} bursts")
         outcomes.append(await burst.run(stack, options, redis_url))
         stack.stop_all_but_infrastructure()
-    if wanted & {"memory", "soak"}:
-        parts = [f"memory: {options.idle} idle clients"] if "memory" in wanted else []
-        if "soak" in wanted:
-            parts.append(f"soak: {options.soak_seconds:.0f} s after {options.soak_warmup:.0f} s warm-up")
-        progress("; ".join(parts))
-        outcomes += await memory.run(stack, options, idle="memory" in wanted, soak="soak" in wanted)
+    if "memory" in wanted:
+        progress(f"memory: {options.idle} idle clients")
+        outcomes += await memory.run(stack, options, idle=True, soak=False)
+        stack.stop_all_but_infrastructure()
+    if "soak" in wanted:
+        progress(
+            f"churn soak: {options.soak_seconds:.0f} s after {options.soak_warmup:.0f} s warm-up, "
+            f"{options.daphnes} daphne + Redis, closes every {options.soak_close_seconds:g} s"
+        )
+        outcomes.append(await churn.run(stack, options, redis_url))
         stack.stop_all_but_infrastructure()
     if "pages" in wanted:
         progress("pages: chart (1,500 bars) and overview drawn in headless Chromium, 5 runs each")

@@ -13,10 +13,12 @@ so rather than on the clock, so a measurement starts at a known moment:
 Unclosed updates flow every ``--update-seconds`` as from Binance (the same
 frame for a kline each time, so the harness stays cheap). Two other modes:
 
-* ``--sequenced`` (the relay and the ingest's CPU): each update carries the
-  exchange's wall-clock send time in ``E`` (ms) and, in ``k.L`` (the last trade
-  id, which grows on Binance too), the connection's round number, so a client
-  downstream can measure latency and find a lost or reordered update per stream;
+* ``--sequenced`` (the relay, the ingest's CPU, the churn soak): each update
+  carries the exchange's wall-clock send time in ``E`` (ms) and, in ``k.L`` (the
+  last trade id, which grows on Binance too), the connection's round number, so
+  a client downstream can measure latency and find a lost or reordered update
+  per stream; closes on command work too, and the updates then follow them (of
+  the kline after the last one closed);
 * ``--clock-closes`` (the cold start): the plain :class:`SimulatedExchange`
   stream, closing every kline at its boundary as Binance does.
 
@@ -77,8 +79,8 @@ class ScriptedExchange(SimulatedExchange):
                 index = self.current_index()
                 round_ = self._rounds[connection] + 1
                 for symbol in symbols:
-                    if self.mode == "sequenced":
-                        frame = self._sequenced_frame(symbol, index, round_)
+                    if self.mode == "sequenced":  # of the kline after the last one closed on command, if any
+                        frame = self._sequenced_frame(symbol, self._next.get(symbol, index), round_)
                     else:
                         frame = self._update_frame(symbol, self._next.get(symbol, index))
                     await connection.send(frame)

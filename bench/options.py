@@ -38,7 +38,11 @@ class Options:
     parse_messages: int
     soak_seconds: float
     soak_warmup: float
-    soak_concurrency: int
+    soak_concurrency: int  # soak: churners in flight, per kind ("/" and streams)
+    soak_rate: float  # soak: "/" churn connections started per second, all daphnes
+    soak_stream_rate: float  # soak: stream churn sessions started per second
+    soak_stayers: int  # soak: "/" stayers and stream stayers, each, per daphne
+    soak_close_seconds: float  # soak: every coin closes this often
     uvicorn_ws: str
     history_klines: int  # history: the record's size
     history_clients: int  # history: concurrent clients
@@ -76,11 +80,15 @@ def parse_args(argv: list[str] | None = None) -> Options:
     parser.add_argument("--fanout-rounds", type=int, help="closes published in the fan-out (default 3)")
     parser.add_argument("--burst-symbols", type=int, default=1000, help="symbols closing at once (default 1000)")
     parser.add_argument("--per-stream", type=int, default=200, help="symbols per combined stream (default 200)")
-    parser.add_argument("--burst-rounds", type=int, help="bursts measured, one after another (default 5)")
+    parser.add_argument("--burst-rounds", type=int, help="bursts measured, one after another (default 10)")
     parser.add_argument("--parse-messages", type=int, help="messages for the parser rate (default 50000)")
-    parser.add_argument("--soak-seconds", type=float, help="connect/disconnect soak after warm-up (default 300)")
+    parser.add_argument("--soak-seconds", type=float, help="churn soak after warm-up (default 600)")
     parser.add_argument("--soak-warmup", type=float, help="soak warm-up before the baseline RSS (default 30)")
-    parser.add_argument("--soak-concurrency", type=int, default=50, help="soak clients in flight (default 50)")
+    parser.add_argument("--soak-concurrency", type=int, default=50, help="soak churners in flight, per kind")
+    parser.add_argument("--soak-rate", type=float, default=200.0, help="soak: '/' churn connects/s (default 200)")
+    parser.add_argument("--soak-stream-rate", type=float, default=20.0, help="soak: stream churn sessions/s")
+    parser.add_argument("--soak-stayers", type=int, default=10, help="soak: stayers per daphne, each kind")
+    parser.add_argument("--soak-close-seconds", type=float, default=2.0, help="soak: the coins close this often")
     parser.add_argument(
         "--uvicorn-ws",
         default="websockets-sansio",
@@ -123,11 +131,15 @@ def parse_args(argv: list[str] | None = None) -> Options:
         fanout_rounds=pick(args.fanout_rounds, 3, 2),
         burst_symbols=args.burst_symbols,
         per_stream=args.per_stream,
-        burst_rounds=pick(args.burst_rounds, 5, 2),
+        burst_rounds=pick(args.burst_rounds, 10, 3),
         parse_messages=pick(args.parse_messages, 50000, 20000),
-        soak_seconds=pick(args.soak_seconds, 300.0, 20.0),
+        soak_seconds=pick(args.soak_seconds, 600.0, 20.0),
         soak_warmup=pick(args.soak_warmup, 30.0, 5.0),
         soak_concurrency=args.soak_concurrency,
+        soak_rate=args.soak_rate,
+        soak_stream_rate=args.soak_stream_rate,
+        soak_stayers=args.soak_stayers,
+        soak_close_seconds=args.soak_close_seconds,
         uvicorn_ws=args.uvicorn_ws,
         history_klines=pick(args.history_klines, 1_000_000, 100_000),
         history_clients=args.history_clients,
@@ -154,6 +166,8 @@ def parse_args(argv: list[str] | None = None) -> Options:
         "burst_symbols",
         "per_stream",
         "burst_rounds",
+        "soak_concurrency",
+        "soak_stayers",
         "history_klines",
         "history_clients",
         "history_rounds",
@@ -166,4 +180,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
     ):
         if getattr(options, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    for name in ("soak_rate", "soak_stream_rate", "soak_close_seconds"):
+        if getattr(options, name) <= 0:
+            parser.error(f"--{name.replace('_', '-')} must be positive")
     return options

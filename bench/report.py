@@ -36,6 +36,18 @@ def latency_summary(seconds: Sequence[float]) -> dict[str, float]:
     }
 
 
+def distribution(seconds: Sequence[float], limit: float) -> dict[str, float]:
+    """min/p50/p90/max of ``seconds`` and how many were under ``limit``."""
+    return {
+        "count": len(seconds),
+        "min_s": min(seconds) if seconds else math.nan,
+        "p50_s": percentile(seconds, 50),
+        "p90_s": percentile(seconds, 90),
+        "max_s": max(seconds) if seconds else math.nan,
+        "under_limit": sum(1 for s in seconds if s < limit),
+    }
+
+
 def machine() -> dict[str, Any]:
     model = "unknown"
     try:

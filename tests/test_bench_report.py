@@ -1,8 +1,13 @@
-"""The benchmark's verdicts: a --quick run says they are indicative only."""
+"""The benchmark's verdicts (a --quick run says they are indicative only), the burst's distribution and bare insert."""
 
 from __future__ import annotations
 
-from bench.report import QUICK_FOOTNOTE, check, targets_table
+from datetime import UTC, datetime
+
+from bson import ObjectId
+
+from bench.bare_insert import shadow_documents
+from bench.report import QUICK_FOOTNOTE, check, distribution, targets_table
 
 TARGETS = [check("p95 connect ms", 71.7, "<=", 100), check("p99 connect ms", 105.7, "<=", 100)]
 
@@ -19,3 +24,21 @@ def test_a_full_run_states_its_verdicts_plainly() -> None:
     assert "*" not in out
     assert "met" in out
     assert "MISSED" in out
+
+
+def test_the_burst_distribution_counts_bursts_under_the_limit() -> None:
+    spread = distribution([0.57, 1.45, 0.9, 1.33, 0.93, 0.9, 0.8, 0.7, 0.95, 0.99], 1.0)
+    assert (spread["min_s"], spread["p50_s"], spread["p90_s"], spread["max_s"]) == (0.57, 0.9, 1.33, 1.45)
+    assert spread["under_limit"] == 8
+
+
+def test_shadow_documents_are_new_documents_of_symbols_no_ingest_records() -> None:
+    stored_at = datetime(2026, 11, 25, tzinfo=UTC)
+    original = {"_id": ObjectId(), "symbol": "S0001USDT", "interval": "1m", "close": 1, "stored_at": None}
+    (shadow,) = shadow_documents([original], stored_at)
+    assert shadow["_id"] != original["_id"]
+    assert (shadow["symbol"], shadow["stored_at"]) == ("X0001USDT", stored_at)
+    assert {k: v for k, v in shadow.items() if k not in ("_id", "symbol", "stored_at")} == {
+        "interval": "1m",
+        "close": 1,
+    }

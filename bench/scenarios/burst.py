@@ -7,9 +7,12 @@ production). Before the burst every ingest finishes its start-up backfill (the
 a running service is in when a minute closes, not a start-up. The clock starts
 when the exchange starts sending the closes and stops when the benchmark sees
 all of them stored (polled every 50 ms, so the figure is an upper bound); the
-newest ``stored_at`` is reported as well. Several bursts run one after another
-(each closes the next minute of every symbol) and the target is judged on
-their median, because one burst on a shared 2-core machine varies by 2x.
+newest ``stored_at`` is reported as well. Ten bursts run one after another
+(each closes the next minute of every symbol); the target is a single burst
+under 1 s, so it is judged on their p90 (at most one of ten over), and the
+whole distribution is reported. After each burst the same 1,000 documents go
+into the same collection again through one bare ``insert_many``
+(:mod:`bench.bare_insert`), timed: SecantusDB's share of that burst.
 """
 
 from __future__ import annotations
@@ -21,8 +24,9 @@ from datetime import UTC, datetime, timedelta
 
 import pymongo
 
+from bench.bare_insert import timed_insert
 from bench.options import Options
-from bench.report import check, fmt
+from bench.report import check, distribution, fmt
 from bench.scenarios import Outcome
 from bench.stack import Stack, exchange_call, wait_for_streams
 
@@ -91,8 +95,13 @@ async def run(stack: Stack, options: Options, redis_url: str) -> Outcome:
         bursts = []
         for _ in range(options.burst_rounds):
             bursts.append(await _one_burst(collection, exchange_port, streams))
+            query = bursts[-1].pop("query")
             if not bursts[-1]["complete"]:
                 break
+            # The same documents again, bare, while the ingests keep receiving their updates as in the burst.
+            seconds, inserted = await asyncio.to_thread(timed_insert, collection, query)
+            bursts[-1] |= {"bare_insert_s": seconds, "bare_inserted": inserted}
+            await asyncio.sleep(SETTLE_SECONDS)
     finally:
         mongo.close()
 
@@ -100,6 +109,10 @@ async def run(stack: Stack, options: Options, redis_url: str) -> Outcome:
     seen = [b["all_stored_seen_s"] for b in bursts]
     newest = [b["newest_stored_at_s"] for b in bursts]
     median_seen = statistics.median(seen) if complete else float("nan")
+    spread = distribution(seen, 1.0) if complete else distribution([], 1.0)
+    bare = [b["bare_insert_s"] for b in bursts if "bare_insert_s" in b]
+    share = [b / s for b, s in zip(bare, seen, strict=False)]  # SecantusDB's part: bare insert / burst
+    over = [s / b for b, s in zip(bare, seen, strict=False)]
     outcome = Outcome(
         "burst",
         {
@@ -109,6 +122,10 @@ async def run(stack: Stack, options: Options, redis_url: str) -> Outcome:
             "backfilled_before": backfilled,
             "complete": complete,
             "all_stored_seen_s_median": median_seen,
+            "distribution": spread,
+            "bare_insert_s": bare,
+            "burst_over_bare": over,
+            "secantus_share": share,
             "all_stored_seen_s": seen,
             "newest_stored_at_s": newest,
             "bursts": bursts,
@@ -118,13 +135,31 @@ async def run(stack: Stack, options: Options, redis_url: str) -> Outcome:
         f"ingest burst ({len(symbols)} closes, {len(streams)} streams of {options.per_stream}, {len(bursts)} bursts)"
     )
     if complete:
-        figures = f"median {fmt(median_seen, 2)} s seen (each: {', '.join(fmt(x, 2) for x in seen)} s)"
+        figures = (
+            f"min {fmt(spread['min_s'], 2)} / p50 {fmt(spread['p50_s'], 2)} / p90 {fmt(spread['p90_s'], 2)} / "
+            f"max {fmt(spread['max_s'], 2)} s; {spread['under_limit']} of {len(seen)} under 1 s "
+            f"(each: {', '.join(fmt(x, 2) for x in seen)} s)"
+        )
         notes = f"newest stored_at (lower bound): median {fmt(statistics.median(newest), 2)} s; SecantusDB, Redis"
     else:
         figures = f"only {bursts[-1]['stored']} of {len(symbols)} stored in {WAIT_SECONDS:.0f} s"
         notes = "incomplete"
     outcome.rows.append((title, "exchange sends -> all stored", figures, notes))
-    outcome.targets = [check(f"burst of {len(symbols)} closes stored (s, median)", median_seen, "<", 1)]
+    if bare:
+        outcome.rows.append(
+            (
+                "",
+                f"bare insert_many of the same {len(symbols)} documents, after each burst",
+                f"min {fmt(min(bare), 2)} / p50 {fmt(statistics.median(bare), 2)} / max {fmt(max(bare), 2)} s "
+                f"(each: {', '.join(fmt(x, 2) for x in bare)} s)",
+                f"burst / bare: median {fmt(statistics.median(over), 2)}; SecantusDB's part (bare / burst): "
+                f"median {statistics.median(share):.0%} ({', '.join(f'{x:.0%}' for x in share)}); "
+                "one pymongo client, same collection and indexes, ordered",
+            )
+        )
+    outcome.targets = [
+        check(f"burst of {len(symbols)} closes stored, p90 of {len(seen)} (s)", spread["p90_s"], "<", 1),
+    ]
     return outcome
 
 
@@ -153,6 +188,7 @@ async def _one_burst(collection: pymongo.collection.Collection, exchange_port: i
     stamps = await asyncio.to_thread(list, collection.find(query, {"symbol": 1, "stored_at": 1}))
     await asyncio.sleep(SETTLE_SECONDS)  # let the publishing and the next partial updates pass
     return {
+        "query": query,
         "stored": stored,
         "complete": stored >= count,
         "send_seconds": sent["done_at"] - sent["sent_at"],

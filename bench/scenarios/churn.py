@@ -1,0 +1,269 @@
+"""Scenario ``soak``: clients churn on the whole stack for minutes while klines close; nothing may leak or be lost.
+
+The real stack as in production: the scripted exchange (``--sequenced``) ->
+``ingest_klines`` -> Redis -> ``--daphnes`` daphne processes (the Procfile's
+command line). The five coins close on command every ``--soak-close-seconds``;
+in between the exchange sends every stream's in-progress update every 250 ms,
+stamped with its round in ``k.L``. Clients:
+
+* **stayers**, connected for the whole run, on every daphne: ``/`` clients,
+  and Binance-protocol clients on all five streams (half named in
+  ``/market/stream?streams=``, half subscribed on ``/ws``). Each must get every
+  close exactly once and in order (ground truth: each coin's stored closes for
+  ``/``, the exchange's close log for the streams) and every update in order;
+* **churners**, started at ``--soak-rate`` a second on ``/`` (connect, read the
+  five frames, close) and ``--soak-stream-rate`` on ``/ws`` or ``/stream``
+  (SUBSCRIBE two streams, an event, UNSUBSCRIBE one, SUBSCRIBE a third, an
+  event of it, close), alternating the daphnes.
+
+Each daphne's RSS and open file descriptors are sampled every few seconds.
+After ``--soak-warmup`` of churn the churners stop and, once the connections
+in flight are gone, the baseline is taken; then ``--soak-seconds`` of churn,
+the churners stop again and the final figures are taken the same way: same
+stayers, no churners, so the fds must match. RSS growth = final vs baseline;
+the trend is the least-squares slope over the soak's second half.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+import psutil
+import pymongo
+
+from bench import load
+from bench.options import Options
+from bench.scenarios import SYMBOLS, Outcome
+from bench.scenarios.burst import UNPACED_REST_WEIGHT, wait_until_settled
+from bench.soakclients import ChurnTally, churn, feed_session, open_stream_stayer, stream_session
+from bench.soakreport import soak_outcome
+from bench.stack import Stack, exchange_call, wait_for_streams
+from bench.stayers import (
+    StreamLog,
+    UpdateVerdict,
+    Verdict,
+    feed_positions,
+    judge_feed,
+    judge_stream_closes,
+    judge_updates,
+    missing,
+)
+
+DATABASE = "bench_soak"
+STREAMS = [f"{s}@kline_1m" for s in SYMBOLS]
+SAMPLE_SECONDS = 5.0
+SETTLE_SECONDS = 3.0  # churners stopped: daphne reaps closed connections once a second
+TAIL_SECONDS = 15.0  # after the last close, time for it to reach every stayer
+
+
+class Closer:
+    """Closes every coin's next kline every ``every`` seconds; keeps the exchange's log of what it closed."""
+
+    def __init__(self, port: int, every: float) -> None:
+        self.port, self.every = port, every
+        self.sent: dict[str, list[int]] = {}  # symbol -> open times closed, in order
+        self.sent_at: list[float] = []  # wall-clock time of each round
+        self.task: asyncio.Task | None = None
+
+    async def close_all(self) -> dict:
+        sent = await asyncio.to_thread(exchange_call, self.port, "/bench/close?symbols=*")
+        for symbol, open_ms in sent["open_ms"].items():
+            self.sent.setdefault(symbol, []).append(open_ms)
+        self.sent_at.append(sent["sent_at"])
+        return sent
+
+    def clear(self) -> None:
+        self.sent.clear()
+        self.sent_at.clear()
+
+    async def _run(self) -> None:
+        while True:
+            began = time.monotonic()
+            await self.close_all()
+            await asyncio.sleep(max(0.0, self.every - (time.monotonic() - began)))
+
+    def start(self) -> None:
+        self.task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+
+
+def sample(processes: Sequence[psutil.Process]) -> list[tuple[int, int]]:
+    """(RSS bytes, open fds) of each process."""
+    return [(p.memory_info().rss, p.num_fds()) for p in processes]
+
+
+@dataclass
+class Stored:
+    """Each coin's stored klines, oldest first: closes as the feed's payloads give them, and open times (ms)."""
+
+    closes: dict[str, list[float]]
+    open_ms: dict[str, list[int]]
+
+
+def stored_klines(collection: pymongo.collection.Collection) -> Stored:
+    stored = Stored({}, {})
+    for symbol in SYMBOLS:
+        rows = collection.find({"symbol": symbol.upper(), "interval": "1m"}, {"close": 1, "open_time": 1})
+        rows = list(rows.sort("open_time", 1))
+        stored.closes[symbol.upper()] = [float(Decimal(str(row["close"].to_decimal()))) for row in rows]
+        stored.open_ms[symbol.upper()] = [round(row["open_time"].timestamp() * 1000) for row in rows]
+    return stored
+
+
+async def run(stack: Stack, options: Options, redis_url: str) -> Outcome:
+    env = stack.env(DATABASE, REDIS_URL=redis_url)
+    stack.prepare_database(env, symbols=SYMBOLS, count=30)
+    _, exchange_port = stack.exchange("soak-exchange", SYMBOLS, env, mode=("--sequenced",))
+    ingest_env = {**env, "BINANCE_WS_URL": f"ws://127.0.0.1:{exchange_port}/market"}
+    ingest_env["BINANCE_REST_URL"] = f"http://127.0.0.1:{exchange_port}"
+    ingest_env["BINANCE_REST_WEIGHT_PER_MINUTE"] = UNPACED_REST_WEIGHT  # the bench exchange does not rate-limit
+    stack.ingest("soak-ingest", ingest_env, SYMBOLS)
+    daphnes = [stack.daphne(f"soak-daphne-{i}", env) for i in range(options.daphnes)]
+    ports = [port for _, port in daphnes]
+    processes = [psutil.Process(p.pid) for p, _ in daphnes]
+    await asyncio.to_thread(wait_for_streams, exchange_port, 1)
+    mongo = pymongo.MongoClient(env["MONGO_URI"], tz_aware=True)
+    collection = mongo[DATABASE][env.get("MONGO_COLLECTION", "klines")]
+    closer = Closer(exchange_port, options.soak_close_seconds)
+    try:
+        await asyncio.to_thread(wait_until_settled, collection)
+        await closer.close_all()  # one close before the stayers: start-up's one-off costs
+        await asyncio.to_thread(wait_until_settled, collection)
+        closer.clear()
+        return await _soak(options, ports, processes, closer, collection)
+    finally:
+        await closer.stop()
+        mongo.close()
+
+
+async def _soak(options: Options, ports: list[int], processes: list[psutil.Process], closer: Closer, collection):
+    count = options.soak_stayers
+    feed = await load.open_idle(ports, count=count * len(ports), concurrency=20, keep_updates=True)
+    if feed.errors:
+        await feed.close()
+        raise RuntimeError(f"{feed.errors} '/' stayers failed: {feed.first_error}")
+    feed_clients = list(feed.connections)
+    streamers = [
+        (port, await open_stream_stayer(port, STREAMS, combined_url=n % 2 == 0)) for port in ports for n in range(count)
+    ]
+    feed_tally, stream_tally = ChurnTally(), ChurnTally()
+
+    async def churn_for(seconds: float) -> None:
+        await asyncio.gather(
+            churn(
+                ports,
+                feed_session,
+                seconds=seconds,
+                rate=options.soak_rate,
+                concurrency=options.soak_concurrency,
+                tally=feed_tally,
+            ),
+            churn(
+                ports,
+                stream_session(STREAMS),
+                seconds=seconds,
+                rate=options.soak_stream_rate,
+                concurrency=options.soak_concurrency,
+                tally=stream_tally,
+            ),
+        )
+
+    try:
+        closer.start()
+        await churn_for(options.soak_warmup)
+        await asyncio.sleep(SETTLE_SECONDS)
+        baseline = sample(processes)
+        warm = (dict(feed_tally.completed), dict(stream_tally.completed))
+        samples: list[tuple[float, list[tuple[int, int]]]] = [(0.0, baseline)]
+        began, began_wall = time.monotonic(), time.time()
+        churning = asyncio.create_task(churn_for(options.soak_seconds))
+        while not churning.done():
+            await asyncio.wait([churning], timeout=SAMPLE_SECONDS)
+            samples.append((time.monotonic() - began, sample(processes)))
+        await churning
+        elapsed = time.monotonic() - began
+        await asyncio.sleep(SETTLE_SECONDS)
+        final = sample(processes)
+        await closer.stop()
+        await closer.close_all()  # the last close: every stayer must get it
+        tail, stored = await _tail(feed_clients, [s for _, s in streamers], closer, collection)
+        closes = stored.closes
+    finally:
+        await closer.stop()
+        await feed.close()
+        for _, stayer in streamers:
+            await stayer.close(5.0)
+
+    judged = {port: {"feed": Verdict(), "closes": Verdict(), "updates": UpdateVerdict()} for port in ports}
+    for connection in feed_clients:
+        frames = [*connection.frames, *(payload for _, payload in connection.updates)]
+        judged[connection.port]["feed"] += judge_feed(frames, closes)
+    for port, stayer in streamers:
+        for symbol, sent in closer.sent.items():
+            log = stayer.logs.get(symbol)
+            if log is None:
+                judged[port]["closes"] += Verdict(expected=len(sent), lost=len(sent))
+                continue
+            judged[port]["closes"] += judge_stream_closes(log, sent)
+            judged[port]["updates"] += judge_updates(log)
+    for tally, before in zip((feed_tally, stream_tally), warm, strict=True):  # the soak's own, per port
+        tally.completed = {port: n - before.get(port, 0) for port, n in tally.completed.items()}
+    missed = missed_feed_closes(feed_clients, stored, closer, began_wall)
+    tallies = (feed_tally, stream_tally)
+    return soak_outcome(options, ports, baseline, final, samples, elapsed, tallies, judged, tail, missed)
+
+
+async def _tail(feed: Sequence, streamers: Sequence, closer: Closer, collection) -> tuple[float, Stored]:
+    """Wait until every stayer has the last close of every coin (capped); (seconds it took, what is stored)."""
+    last = {symbol: sent[-1] for symbol, sent in closer.sent.items()}
+    began = time.monotonic()
+    while True:
+        stored = await asyncio.to_thread(stored_klines, collection)
+        newest = {symbol: stored.closes[symbol][-1] for symbol in last if stored.open_ms[symbol][-1] == last[symbol]}
+        feed_short = len(newest) < len(last) or any(
+            json.loads(payload)["values"][-1] != newest[json.loads(payload)["coin"]]
+            for c in feed
+            for payload in _last_per_coin(c.updates).values()
+        )
+        stream_short = any(
+            last[symbol] not in s.logs.get(symbol, StreamLog()).closes for s in streamers for symbol in last
+        )
+        if (not feed_short and not stream_short) or time.monotonic() - began >= TAIL_SECONDS:
+            return time.monotonic() - began, stored
+        await asyncio.sleep(0.25)
+
+
+def _last_per_coin(updates: Sequence[tuple[float, bytes]]) -> dict[str, bytes]:
+    newest: dict[str, bytes] = {}
+    for _, payload in updates:
+        newest[json.loads(payload)["coin"]] = payload
+    return newest
+
+
+def missed_feed_closes(feed: Sequence, stored: Stored, closer: Closer, began_wall: float) -> list[dict]:
+    """Each stored close some ``/`` stayer got no frame for: coin, daphne port, seconds into the soak, how many."""
+    round_of = {symbol: {ms: n for n, ms in enumerate(sent)} for symbol, sent in closer.sent.items()}
+    missed: Counter = Counter()
+    for connection in feed:
+        frames = [*connection.frames, *(payload for _, payload in connection.updates)]
+        for coin, positions in feed_positions(frames, stored.closes).items():
+            for position in missing(positions, len(stored.closes[coin]) - 1):
+                missed[(connection.port, coin, stored.open_ms[coin][position])] += 1
+    out = []
+    for (port, coin, open_ms), stayers in sorted(missed.items(), key=lambda item: item[0][2]):
+        n = round_of.get(coin, {}).get(open_ms)
+        at = closer.sent_at[n] - began_wall if n is not None else float("nan")
+        out.append({"port": port, "coin": coin, "open_ms": open_ms, "at_s": round(at, 1), "stayers": stayers})
+    return out

@@ -1,0 +1,236 @@
+"""Clients for the churn soak: Binance-protocol stream stayers and churners, and paced churn loops.
+
+Built on :class:`~bench.wsclient.FeedConnection` (the lean load client). A
+:class:`TextClient` is ready once upgraded and hands every text frame to
+:meth:`TextClient.on_text`; it can send masked text frames (requests).
+:class:`StreamStayer` logs every event of its streams for :mod:`bench.stayers`;
+:func:`stream_session` is one churner's life on ``/ws`` or ``/stream``:
+SUBSCRIBE, an event, UNSUBSCRIBE, SUBSCRIBE another stream, an event of it, close.
+:func:`churn` runs sessions at a bounded rate until a deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.stayers import StreamLog
+from bench.wsclient import FeedConnection, open_connection
+
+_TEXT = 0x1
+TIME_LIMIT = 30.0
+
+
+def text_frame(text: str) -> bytes:
+    """A masked client text frame (an all-zero mask leaves the payload as is)."""
+    payload = text.encode()
+    size = len(payload)
+    head = bytes((0x81, 0x80 | size)) if size < 126 else bytes((0x81, 0x80 | 126)) + size.to_bytes(2, "big")
+    return head + b"\x00\x00\x00\x00" + payload
+
+
+def event_of(message: dict[str, Any]) -> dict[str, Any] | None:
+    """The kline event in a raw (``/ws``) or combined (``/stream``) frame; ``None`` for a request's reply."""
+    if "data" in message:
+        return message["data"]
+    return message if message.get("e") == "kline" else None
+
+
+class TextClient(FeedConnection):
+    """Ready once upgraded (no initial frames); keeps every decoded text frame until :meth:`expect` consumes it."""
+
+    def __init__(self, port: int, path: str) -> None:
+        super().__init__(port, initial=0, path=path)
+        self.messages: list[dict[str, Any]] = []
+        self._arrived = asyncio.Event()
+        self.gone: str | None = None  # a symbol unsubscribed: its events are counted from now on
+        self.after_gone = 0
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self._upgraded and not self.ready.done():
+            self.ready.set_result(time.monotonic())
+
+    def _frame(self, first: int, payload: bytes, mono: float) -> None:
+        if first & 0x80 and first & 0x0F == _TEXT:
+            self.on_text(payload)
+        else:
+            super()._frame(first, payload, mono)
+
+    def on_text(self, payload: bytes) -> None:
+        message = json.loads(payload)
+        if self.gone is not None and (event := event_of(message)) is not None and event["s"] == self.gone:
+            self.after_gone += 1
+        self.messages.append(message)
+        self._arrived.set()
+
+    def unsubscribed(self, symbol: str) -> None:
+        """UNSUBSCRIBE of ``symbol`` was answered (the frames kept are those after the reply): count its events."""
+        self.gone = symbol
+        self.after_gone = sum(1 for m in self.messages if (e := event_of(m)) is not None and e["s"] == symbol)
+
+    def request(self, method: str, params: list[str], request_id: int) -> None:
+        self.transport.write(text_frame(json.dumps({"method": method, "params": params, "id": request_id})))
+
+    async def expect(self, wanted: Callable[[dict[str, Any]], bool], time_limit: float = 10.0) -> dict[str, Any]:
+        """The first kept frame ``wanted`` accepts; it and every frame before it are consumed."""
+        async with asyncio.timeout(time_limit):
+            while True:
+                for n, message in enumerate(self.messages):
+                    if wanted(message):
+                        del self.messages[: n + 1]
+                        return message
+                self.messages.clear()
+                self._arrived.clear()
+                if self.closed.done():
+                    raise ConnectionError("closed by the server")
+                await self._arrived.wait()
+
+
+class StreamStayer(TextClient):
+    """Stays for the whole soak; logs each event of its streams (per symbol) as it arrives."""
+
+    def __init__(self, port: int, path: str) -> None:
+        super().__init__(port, path)
+        self.logs: dict[str, StreamLog] = {}
+        self.replies: list[dict[str, Any]] = []
+
+    def on_text(self, payload: bytes) -> None:
+        message = json.loads(payload)
+        event = event_of(message)
+        if event is None:
+            self.replies.append(message)
+            self._arrived.set()
+            return
+        k = event["k"]
+        self.logs.setdefault(k["s"], StreamLog()).add(closed=k["x"], open_ms=k["t"], last_trade=k["L"])
+
+    async def wait_reply(self, request_id: int) -> None:
+        async with asyncio.timeout(10.0):
+            while not any(r.get("id") == request_id for r in self.replies):
+                self._arrived.clear()
+                await self._arrived.wait()
+
+
+async def open_stream_stayer(port: int, streams: Sequence[str], *, combined_url: bool) -> StreamStayer:
+    """On ``/market/stream?streams=...`` (``combined_url``), or on ``/ws`` subscribing with SUBSCRIBE."""
+    path = "/market/stream?streams=" + "/".join(streams) if combined_url else "/ws"
+    client, _, _ = await open_connection(port, time_limit=TIME_LIMIT, factory=lambda: StreamStayer(port, path))
+    if not combined_url:
+        client.request("SUBSCRIBE", list(streams), 1)
+        await client.wait_reply(1)
+    return client
+
+
+@dataclass
+class ChurnTally:
+    """Churn sessions per port."""
+
+    completed: dict[int, int] = field(default_factory=dict)
+    errors: int = 0
+    first_error: str = ""
+    after_unsubscribe: int = 0  # events of a stream received after UNSUBSCRIBE was answered
+
+    def done(self, port: int) -> None:
+        self.completed[port] = self.completed.get(port, 0) + 1
+
+    @property
+    def total(self) -> int:
+        return sum(self.completed.values())
+
+
+def _reply(request_id: int) -> Callable[[dict[str, Any]], bool]:
+    return lambda m: m.get("id") == request_id and "result" in m
+
+
+def _event(stream: str | None = None) -> Callable[[dict[str, Any]], bool]:
+    def wanted(message: dict[str, Any]) -> bool:
+        event = event_of(message)
+        return event is not None and (stream is None or event["s"] == stream)
+
+    return wanted
+
+
+async def feed_session(port: int, tally: ChurnTally, _: random.Random) -> None:
+    """``/``: connect, read the five frames, close."""
+    connection, _, _ = await open_connection(port, time_limit=TIME_LIMIT)
+    await connection.close(TIME_LIMIT)
+    tally.done(port)
+
+
+def stream_session(streams: Sequence[str]) -> Callable[[int, ChurnTally, random.Random], Awaitable[None]]:
+    """A churner on the Binance-protocol streams, legacy paths (``/ws`` raw or ``/stream`` combined)."""
+
+    async def session(port: int, tally: ChurnTally, rng: random.Random) -> None:
+        first, second, third = rng.sample(list(streams), 3)
+        path = rng.choice(("/ws", "/stream"))
+        client, _, _ = await open_connection(port, time_limit=TIME_LIMIT, factory=lambda: TextClient(port, path))
+        try:
+            client.request("SUBSCRIBE", [first, second], 1)
+            await client.expect(_reply(1))
+            await client.expect(_event())
+            client.request("UNSUBSCRIBE", [first], 2)
+            await client.expect(_reply(2))
+            client.unsubscribed(first.split("@")[0].upper())
+            client.request("SUBSCRIBE", [third], 3)
+            await client.expect(_reply(3))
+            await client.expect(_event(third.split("@")[0].upper()))
+            tally.after_unsubscribe += client.after_gone
+        finally:
+            await client.close(TIME_LIMIT)
+        tally.done(port)
+
+    return session
+
+
+class Pacer:
+    """Hands out start times ``1 / rate`` apart; a late caller starts at once (no catching up in bursts)."""
+
+    def __init__(self, rate: float) -> None:
+        self.interval = 1.0 / rate
+        self.next = time.monotonic()
+
+    async def wait(self) -> None:
+        now = time.monotonic()
+        slot = max(now, self.next)
+        self.next = slot + self.interval
+        if slot > now:
+            await asyncio.sleep(slot - now)
+
+
+async def churn(
+    ports: Sequence[int],
+    session: Callable[[int, ChurnTally, random.Random], Awaitable[None]],
+    *,
+    seconds: float,
+    rate: float,
+    concurrency: int,
+    tally: ChurnTally,
+) -> None:
+    """Run ``session`` at up to ``rate`` a second, ``concurrency`` at most in flight, alternating ``ports``."""
+    deadline = time.monotonic() + seconds
+    pacer = Pacer(rate)
+    started = 0
+
+    async def worker(seed: int) -> None:
+        nonlocal started
+        rng = random.Random(seed)
+        while True:
+            await pacer.wait()
+            if time.monotonic() >= deadline:
+                return
+            port = ports[started % len(ports)]
+            started += 1
+            try:
+                await session(port, tally, rng)
+            except Exception as exc:  # counted, reported; the churn goes on
+                tally.errors += 1
+                tally.first_error = tally.first_error or f"{type(exc).__name__}: {exc}"
+                await asyncio.sleep(0.1)
+
+    await asyncio.gather(*(worker(n) for n in range(concurrency)))
