@@ -143,3 +143,10 @@ def test_daphne_is_not_patched_without_daphne(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.delitem(sys.modules, daphne_reaping.SERVER_MODULE, raising=False)
     assert not daphne_reaping.install()
     assert daphne_reaping.SERVER_MODULE not in sys.modules
+
+
+def test_the_web_process_collects_young_garbage_less_often_and_never_rescans_start_up() -> None:
+    code = "import gc, binancews.asgi; print(gc.get_threshold()[0], gc.get_freeze_count() > 0)"
+    env = service_env("mongodb://127.0.0.1:9/?directConnection=true", "binancews")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert result.stdout.split() == ["7000", "True"], result.stderr
