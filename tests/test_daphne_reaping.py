@@ -19,7 +19,9 @@ from pathlib import Path
 
 import pytest
 import websocket
+from daphne.server import Server  # already loaded in every Django process: "daphne" is an installed app
 
+from binancews import daphne_reaping
 from klines.serving.outbox import Outbox
 from klines.testing.servers import ROOT, SecantusServer, free_port, service_env, stop_process, wait_for_port
 from tests.helpers import SYMBOLS, store_klines, wait_until
@@ -138,8 +140,6 @@ async def test_a_stopped_outbox_is_freed_by_reference_counting() -> None:
 
 
 def test_daphne_is_not_patched_without_daphne(monkeypatch: pytest.MonkeyPatch) -> None:
-    from binancews import daphne_reaping
-
     monkeypatch.delitem(sys.modules, daphne_reaping.SERVER_MODULE, raising=False)
     assert not daphne_reaping.install()
     assert daphne_reaping.SERVER_MODULE not in sys.modules
@@ -150,3 +150,23 @@ def test_the_web_process_collects_young_garbage_less_often_and_never_rescans_sta
     env = service_env("mongodb://127.0.0.1:9/?directConnection=true", "binancews")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert result.stdout.split() == ["7000", "True"], result.stderr
+
+
+async def test_a_closed_connection_is_reaped_once_its_application_finishes_and_its_failure_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    server = Server(application=None, endpoints=["tcp:port=0:interface=127.0.0.1"])
+    server.connections = {}
+    protocol = object()  # a connection, as daphne's map keys it
+    instance = asyncio.get_running_loop().create_future()
+    server.connections[protocol] = {"connected": 0.0, "application_instance": instance}
+
+    assert not daphne_reaping.reap(server, protocol)  # open
+    server.connections[protocol]["disconnected"] = 1.0
+    assert not daphne_reaping.reap(server, protocol)  # closed, its application still running: the checker's case
+    instance.set_exception(ValueError("boom"))
+    assert daphne_reaping.reap(server, protocol)
+    assert protocol not in server.connections
+    assert [r.getMessage() for r in caplog.records if r.name == "daphne.server"] == [
+        "Exception inside application: boom"
+    ]
