@@ -11,7 +11,7 @@ import json
 import statistics
 import time
 
-from bench import load
+from bench import load, nodeclient
 from bench.options import Options
 from bench.report import check, fmt, latency_summary
 from bench.scenarios import SYMBOLS, Outcome
@@ -53,6 +53,9 @@ async def run(stack: Stack, options: Options) -> Outcome:
     round_p99: dict[str, list[float]] = {k: [] for k in ports}
     errors = dict.fromkeys(ports, 0)
     first_errors: dict[str, str] = {}
+    node_missing = nodeclient.unavailable()  # the second client: Node's ws, on daphne (a) and the ceiling (b)
+    node_keys = "ab" if node_missing is None else ""
+    node: dict[str, dict] = {k: {"latencies": [], "rates": [], "round_p99": [], "cpu": 0.0, "errors": 0} for k in "ab"}
     order = list(ports)
     for round_no in range(options.rounds):
         shift = round_no % len(order)
@@ -67,6 +70,11 @@ async def run(stack: Stack, options: Options) -> Outcome:
             errors[key] += result.errors
             if result.first_error:
                 first_errors.setdefault(key, result.first_error)
+        for key in node_keys if round_no % 2 == 0 else node_keys[::-1]:
+            result, cpu = await nodeclient.storm(
+                ports[key], connections=options.connections, concurrency=options.concurrency
+            )
+            node_run(node[key], result, cpu, frames)
 
     servers = {}
     for key in ports:
@@ -104,6 +112,7 @@ async def run(stack: Stack, options: Options) -> Outcome:
             "ratio_rate_b_over_a": rate["b"] / rate["a"],
         },
     )
+    outcome.data["node_ws"] = node_summary(node, node_missing)
     title = f"connect storm ({options.connections} x {options.rounds} rounds, {options.concurrency} in flight)"
     for s in servers.values():
         figures = (
@@ -117,8 +126,10 @@ async def run(stack: Stack, options: Options) -> Outcome:
         outcome.rows.append((title, s["label"], figures, notes))
     outcome.targets = [
         check("connect p99 a/b (daphne vs bare ceiling)", a_over_b, "<=", 2),
+        check("connect conn/s a/b (daphne vs bare ceiling)", rate["a"] / rate["b"], ">=", 0.7),
         check("connect p99 c/a (naive vs daphne)", c_over_a, ">=", 20),
     ]
+    node_report(outcome, title, outcome.data["node_ws"])
     outcome.rows.append(
         (
             title,
@@ -136,3 +147,61 @@ async def run(stack: Stack, options: Options) -> Outcome:
         )
     )
     return outcome
+
+
+def node_run(into: dict, result: load.StormResult, cpu: float, frames: list[bytes]) -> None:
+    """Pool one Node ws storm into ``into``."""
+    into["latencies"] += result.latencies
+    into["rates"].append(result.rate)
+    into["round_p99"].append(latency_summary(result.latencies)["p99_ms"])
+    into["cpu"] += cpu
+    into["errors"] += result.errors
+    if result.first_error:
+        into.setdefault("first_error", result.first_error)
+    into["frames_identical_to_daphne"] = into.get("frames_identical_to_daphne", True) and result.frames == frames
+
+
+def node_summary(node: dict[str, dict], missing: str | None) -> dict:
+    """Node ws's figures on daphne (a) and the ceiling (b), and their ratios; or why it was not measured."""
+    if missing is not None:
+        return {"measured": False, "why": missing}
+    servers = {}
+    for key, runs in node.items():
+        servers[key] = {
+            "label": LABELS[key],
+            **latency_summary(runs["latencies"]),
+            "connections_per_s": statistics.median(runs["rates"]),
+            "rates_per_round": runs["rates"],
+            "p99_ms_per_round": runs["round_p99"],
+            "client_cpu_us_per_connection": runs["cpu"] / max(1, len(runs["latencies"])) * 1e6,
+            "errors": runs["errors"],
+            "first_error": runs.get("first_error", ""),
+            "frames_identical_to_daphne": runs.get("frames_identical_to_daphne", False),
+        }
+    return {
+        "measured": True,
+        "ws_version": nodeclient.pinned_version(),
+        "servers": servers,
+        "ratio_p99_a_over_b": servers["a"]["p99_ms"] / servers["b"]["p99_ms"],
+        "ratio_rate_a_over_b": servers["a"]["connections_per_s"] / servers["b"]["connections_per_s"],
+    }
+
+
+def node_report(outcome: Outcome, title: str, node: dict) -> None:
+    """Rows and targets for the Node ws client (a row saying why when it was not measured)."""
+    if not node["measured"]:
+        outcome.rows.append((title, "Node ws client", "not measured", node["why"]))
+        return
+    for s in node["servers"].values():
+        figures = (
+            f"p50 {fmt(s['p50_ms'])} / p95 {fmt(s['p95_ms'])} / p99 {fmt(s['p99_ms'])} ms, "
+            f"{fmt(s['connections_per_s'], 0)} conn/s"
+        )
+        notes = f"client {fmt(s['client_cpu_us_per_connection'], 0)} CPU us per conn, {s['errors']} errors" + (
+            "" if s["frames_identical_to_daphne"] else ", FRAMES DIFFER"
+        )
+        outcome.rows.append((title, f"Node ws {node['ws_version']}: {s['label']}", figures, notes))
+    outcome.targets += [
+        check("connect p99 a/b, Node ws client", node["ratio_p99_a_over_b"], "<=", 2),
+        check("connect conn/s a/b, Node ws client", node["ratio_rate_a_over_b"], ">=", 0.7),
+    ]

@@ -60,8 +60,9 @@ class BoundedSender:
         if self._sending is not None:
             self._sending.dropped()
             self._sending = None
-        if self._task is not None and not self._task.done() and self._task is not _current_task():
-            self._task.cancel()
+        task, self._task = self._task, None  # a cancelled task keeps its traceback, whose frame holds self: a cycle
+        if task is not None and not task.done() and task is not _current_task():
+            task.cancel()
 
     def _owe(self, size: int) -> None:
         """``size`` more bytes are waiting; wake the sender, or give up past the bound."""

@@ -154,3 +154,4 @@ class KlineStreamConsumer(LeanConsumer):
 
     async def disconnect(self, code: int) -> None:
         get_feed().detach_stream(self)
+        self.queue = None  # it holds our bound methods: a cycle only the garbage collector would free
