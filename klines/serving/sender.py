@@ -6,6 +6,11 @@ says it buffered for the peer (daphne's ``send`` returns at once and buffers
 without bound; see :mod:`klines.serving.backpressure`). Past ``max_owed`` the
 sender stops and reports the connection as too slow (``too_slow`` closes it, on
 a task of its own: under uvicorn a close waits as long as a send would).
+
+The task runs only while there is something to send and ends when the
+connection is caught up; the next frame starts a new one. An idle connection
+(most of them, most of the time) so holds no task, coroutine or event: about
+1.8 KB less each (bench/README.md, "Many clients").
 """
 
 from __future__ import annotations
@@ -39,13 +44,20 @@ class BoundedSender:
         self._max_owed = max_owed
         self._too_slow = too_slow
         self._buffered = buffered
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task | None = None  # the send loop, while there is something to send
+        self._started = False
         self.owed = 0
         self.stopped = False
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=self.task_name)
+        """Begin sending: what was offered so far now, and from then on whatever comes."""
+        self._started = True
+        self._wake()
+
+    def _wake(self) -> None:
+        """Run the send loop unless it is running (it takes what comes while it sends) or must not."""
+        if self._task is None and self._started and not self.stopped:
+            self._task = asyncio.create_task(self._run(), name=self.task_name)
 
     def stop(self) -> None:
         """Send nothing more (the connection is gone or given up)."""
@@ -60,7 +72,7 @@ class BoundedSender:
         if self.owed > self._max_owed:
             self._give_up(self.owed)
             return
-        self._wake.set()
+        self._wake()
 
     def _forget(self) -> None:
         """Drop what is waiting."""
@@ -75,9 +87,7 @@ class BoundedSender:
         raise NotImplementedError
 
     async def _run(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
+        try:
             while not self.stopped and (frame := self._next_frame()) is not None:
                 try:
                     await self._send(frame)
@@ -93,6 +103,8 @@ class BoundedSender:
                 if buffered is not None and buffered + owed > self._max_owed:
                     self._give_up(buffered + owed)
                     return
+        finally:  # caught up (no await since the last look), stopped or cancelled: the next offer starts anew
+            self._task = None
 
     def _give_up(self, owed: int) -> None:
         self.stop()
