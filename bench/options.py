@@ -6,7 +6,7 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-SCENARIOS = ("storm", "fanout", "burst", "parse", "memory", "soak", "pages", "history", "relay", "ingest")
+SCENARIOS = ("storm", "fanout", "burst", "parse", "memory", "soak", "pages", "history", "relay", "ingest", "scale")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -38,6 +38,7 @@ class Options:
     relay_seconds: float  # relay: measured window after the warm-up
     ingest_symbols: int  # ingest: CPU per message and the cold start
     ingest_seconds: float  # ingest: CPU sampling window
+    scale_clients: int  # many clients: idle clients over the fan-out's daphne processes + Redis
     output: Path
     workdir: Path
     quick: bool
@@ -86,6 +87,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
     parser.add_argument("--relay-seconds", type=float, help="relay: seconds measured after warm-up (default 25)")
     parser.add_argument("--ingest-symbols", type=int, default=500, help="ingest: symbols (default 500)")
     parser.add_argument("--ingest-seconds", type=float, help="ingest: CPU sampling window (default 20)")
+    parser.add_argument("--scale-clients", type=int, help="many clients: idle clients, 2 daphne + Redis (10000)")
     parser.add_argument("--output", type=Path, default=RESULTS / "latest.json", help="JSON results file")
     args = parser.parse_args(argv)
 
@@ -125,6 +127,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
         relay_seconds=pick(args.relay_seconds, 25.0, 10.0),
         ingest_symbols=args.ingest_symbols,
         ingest_seconds=pick(args.ingest_seconds, 20.0, 10.0),
+        scale_clients=pick(args.scale_clients, 10_000, 1_000),
         output=args.output,
         workdir=RESULTS / "work",
         quick=quick,
@@ -146,6 +149,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
         "relay_clients",
         "relay_streams_per_client",
         "ingest_symbols",
+        "scale_clients",
     ):
         if getattr(options, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
