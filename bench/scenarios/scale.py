@@ -38,6 +38,7 @@ WAIT_SECONDS = 30.0
 P99_GOAL_MS = 250
 KIB = 1024
 FD_MARGIN = 500  # files a daphne or a load client opens besides its clients' sockets
+ANSWER_BYTES = 2**26  # a load client answers with every arrival time on one line
 
 
 class ClientProcess:
@@ -52,7 +53,12 @@ class ClientProcess:
         args = ["-m", "bench.scaleclient", "--ports", ",".join(map(str, ports)), "--count", str(count)]
         args += ["--concurrency", str(concurrency)]
         process = await asyncio.create_subprocess_exec(
-            sys.executable, *args, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=log
+            sys.executable,
+            *args,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=log,
+            limit=ANSWER_BYTES,
         )
         log.close()
         return cls(process)
@@ -77,7 +83,7 @@ class ClientProcess:
             try:
                 await self.ask("quit", time_limit=60)
                 await asyncio.wait_for(self.process.wait(), 10)
-            except (TimeoutError, RuntimeError, BrokenPipeError, ConnectionResetError):
+            except (TimeoutError, RuntimeError, ValueError, BrokenPipeError, ConnectionResetError):
                 self.process.kill()
                 await self.process.wait()
 
