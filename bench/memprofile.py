@@ -17,6 +17,7 @@ import gc
 import json
 import os
 import pickle
+import shutil
 import signal
 import sys
 import time
@@ -29,7 +30,7 @@ from bench.options import RESULTS
 from bench.scenarios import SYMBOLS
 from bench.scenarios.storm import DATABASE
 from bench.stack import DAPHNE_BACKLOG, Stack, rss
-from klines.testing.servers import free_port
+from klines.testing.servers import free_port, wait_for_port
 
 FRAMES = 25  # traceback depth kept by tracemalloc
 
@@ -77,10 +78,12 @@ def _load(out: Path, n: int) -> tuple[tracemalloc.Snapshot, Counter]:
 async def profile(stack: Stack, idle: int, top: int) -> None:
     env = stack.env(DATABASE)
     out = stack.workdir / "memprofile"
-    out.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(out, ignore_errors=True)  # an earlier run's snapshots would be read as this one's
+    out.mkdir(parents=True)
     port = free_port()
     args = [sys.executable, "-m", "bench.memprofile", "serve", "--port", str(port), "--out", str(out)]
-    process = stack._spawn_listening("memprofile-daphne", args, port, env)
+    process = stack._spawn("memprofile-daphne", args, env)
+    await asyncio.to_thread(wait_for_port, port, timeout=300, process=process)  # tracemalloc slows start-up
     await load.storm(port, connections=200, concurrency=20)
     await asyncio.sleep(2)
     zero_rss = rss(process)
