@@ -157,6 +157,7 @@ async def run(stack: Stack, options: Options, redis_url: str) -> Outcome:
                 "received": len(got),
                 "missing": sum(a["missing"] for a in answers),
                 "dropped": sum(a["dropped"] for a in answers),
+                "extra_frames": sum(a["extra_frames"] for a in answers),
                 "exchange_to_stored_ms": (stored_at - sent["sent_at"]) * 1000,
                 "cpu_clients_s": cpu_clients,
                 "cpu_daphnes_s": cpu_daphnes,
