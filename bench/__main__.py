@@ -30,6 +30,7 @@ from bench.scenarios import (
     parse,
     reads,
     relay,
+    scale,
     storm,
     timing,
 )
@@ -41,7 +42,7 @@ async def run_all(options: Options, stack: Stack, progress) -> list[Outcome]:
     outcomes: list[Outcome] = []
     stack.start_mongo()
     stack.prepare_database(stack.env(storm.DATABASE), symbols=SYMBOLS, count=30)
-    redis_url = stack.start_redis() if wanted & {"fanout", "burst", "relay", "soak"} else ""
+    redis_url = stack.start_redis() if wanted & {"fanout", "burst", "relay", "soak", "scale"} else ""
     if "parse" in wanted:
         progress("parser rate")
         outcomes.append(parse.run(options))
@@ -55,6 +56,10 @@ async def run_all(options: Options, stack: Stack, progress) -> list[Outcome]:
     if "fanout" in wanted:
         progress(f"fan-out: {options.idle} idle clients on {options.daphnes} daphne + Redis")
         outcomes.append(await fanout.run(stack, options, redis_url))
+        stack.stop_all_but_infrastructure()
+    if "scale" in wanted:
+        progress(f"many clients: {options.scale_clients:,} idle clients on {options.daphnes} daphne + Redis")
+        outcomes.append(await scale.run(stack, options, redis_url))
         stack.stop_all_but_infrastructure()
     if "burst" in wanted:
         progress(f"ingest burst: {options.burst_symbols} symbols x {options.burst_rounds} bursts")
@@ -107,7 +112,7 @@ def render(outcomes: list[Outcome], *, quick: bool) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     options = parse_args(argv)
-    nofile = raise_open_files_limit(max(4096, options.idle * 2 + 1000))
+    nofile = raise_open_files_limit(max(4096, options.idle * 2 + 1000, options.scale_clients + 1000))
     began = time.monotonic()
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     load_before = os.getloadavg()

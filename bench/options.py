@@ -19,6 +19,7 @@ SCENARIOS = (
     "ingest",
     "timing",
     "reads",
+    "scale",
 )
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -56,6 +57,7 @@ class Options:
     ingest_symbols: int  # ingest: CPU per message and the cold start
     ingest_seconds: float  # ingest: CPU sampling window
     reads_rounds: int  # reads: rounds, model and KlineRecord interleaved
+    scale_clients: int  # many clients: idle clients over the fan-out's daphne processes + Redis
     output: Path
     workdir: Path
     quick: bool
@@ -109,6 +111,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
     parser.add_argument("--ingest-symbols", type=int, default=500, help="ingest: symbols (default 500)")
     parser.add_argument("--ingest-seconds", type=float, help="ingest: CPU sampling window (default 20)")
     parser.add_argument("--reads-rounds", type=int, help="reads: rounds, subjects interleaved (default 5)")
+    parser.add_argument("--scale-clients", type=int, help="many clients: idle clients, 2 daphne + Redis (10000)")
     parser.add_argument("--output", type=Path, default=RESULTS / "latest.json", help="JSON results file")
     args = parser.parse_args(argv)
 
@@ -153,6 +156,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
         ingest_symbols=args.ingest_symbols,
         ingest_seconds=pick(args.ingest_seconds, 20.0, 10.0),
         reads_rounds=pick(args.reads_rounds, 5, 3),
+        scale_clients=pick(args.scale_clients, 10_000, 1_000),
         output=args.output,
         workdir=RESULTS / "work",
         quick=quick,
@@ -177,6 +181,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
         "relay_streams_per_client",
         "ingest_symbols",
         "reads_rounds",
+        "scale_clients",
     ):
         if getattr(options, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")

@@ -14,7 +14,7 @@ from channels.routing import ProtocolTypeRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
-from binancews import daphne_close, daphne_reaping, daphne_tuning  # noqa: E402
+from binancews import daphne_close, daphne_inbox, daphne_reaping, daphne_tuning  # noqa: E402
 from binancews.database_check import settings_database_problem  # noqa: E402
 from klines.serving.routing import websocket_application  # noqa: E402
 
@@ -37,6 +37,7 @@ threading.Thread(target=_report_database, name="database check", daemon=True).st
 daphne_tuning.install()  # under daphne: no debug-message formatting per connection while debug logging is off
 daphne_close.install()  # under daphne: close codes 1008/1009/1013 and reasons reach the client
 daphne_reaping.install()  # under daphne: a closed connection is freed at once, by reference counting
+daphne_inbox.install()  # under daphne: a ~0.2 KB inbox per connection instead of a ~3.2 KB asyncio.Queue
 
 # Everything loaded so far (Django, the apps, twisted or asyncio machinery) lives as
 # long as the process. Freezing it keeps the cyclic garbage collector from re-scanning

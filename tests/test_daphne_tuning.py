@@ -33,14 +33,16 @@ def test_debug_messages_are_not_formatted_while_debug_logging_is_off(protocol_mo
     assert protocol_module.hltype(test_debug_messages_are_not_formatted_while_debug_logging_is_off) == (
         daphne_tuning.NOT_FORMATTED
     )
+    assert protocol_module.hlval(512) == daphne_tuning.NOT_FORMATTED  # on every frame sent
 
 
 def test_debug_logging_shows_what_it_showed_before(protocol_module) -> None:
-    original_hltype = protocol_module.hltype
+    original_hltype, original_hlval = protocol_module.hltype, protocol_module.hlval
     daphne_tuning.install()
     txaio.set_global_log_level("debug")
     assert protocol_module.pformat(OPTIONS) == pformat(OPTIONS)
     assert protocol_module.hltype(pformat) == original_hltype(pformat)
+    assert protocol_module.hlval(512) == original_hlval(512)
 
 
 def test_install_twice_wraps_once(protocol_module) -> None:

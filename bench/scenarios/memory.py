@@ -62,6 +62,7 @@ async def _idle(process, port: int, options: Options, started: int) -> Outcome:
             f"{fmt(after / MIB)} MiB after they closed",
         )
     )
+    outcome.targets = [check("memory per idle connection, one daphne (KiB)", per_connection / 1024, "<=", 20)]
     return outcome
 
 

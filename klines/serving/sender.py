@@ -10,6 +10,11 @@ a task of its own: under uvicorn a close waits as long as a send would).
 A frame may carry a :class:`~klines.serving.delivery.Delivery` (``_sending``,
 set by :meth:`_next_frame`): it is settled once ``send`` returns, or dropped if
 the connection stops first, which times the fan-out to the frame actually sent.
+
+The task runs only while there is something to send and ends when the
+connection is caught up; the next frame starts a new one. An idle connection
+(most of them, most of the time) so holds no task, coroutine or event: about
+1.8 KB less each (bench/README.md, "Many clients").
 """
 
 from __future__ import annotations
@@ -44,14 +49,21 @@ class BoundedSender:
         self._max_owed = max_owed
         self._too_slow = too_slow
         self._buffered = buffered
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task | None = None  # the send loop, while there is something to send
+        self._started = False
         self.owed = 0
         self.stopped = False
         self._sending: Delivery | None = None  # carried by the frame being sent
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=self.task_name)
+        """Begin sending: what was offered so far now, and from then on whatever comes."""
+        self._started = True
+        self._wake()
+
+    def _wake(self) -> None:
+        """Run the send loop unless it is running (it takes what comes while it sends) or must not."""
+        if self._task is None and self._started and not self.stopped:
+            self._task = asyncio.create_task(self._run(), name=self.task_name)
 
     def stop(self) -> None:
         """Send nothing more (the connection is gone or given up)."""
@@ -70,7 +82,7 @@ class BoundedSender:
         if self.owed > self._max_owed:
             self._give_up(self.owed)
             return
-        self._wake.set()
+        self._wake()
 
     def _forget(self) -> None:
         """Drop what is waiting (and the deliveries it carries)."""
@@ -85,9 +97,7 @@ class BoundedSender:
         raise NotImplementedError
 
     async def _run(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
+        try:
             while not self.stopped and (frame := self._next_frame()) is not None:
                 try:
                     await self._send(frame)
@@ -106,6 +116,8 @@ class BoundedSender:
                 if buffered is not None and buffered + owed > self._max_owed:
                     self._give_up(buffered + owed)
                     return
+        finally:  # caught up (no await since the last look), stopped or cancelled: the next offer starts anew
+            self._task = None
 
     def _give_up(self, owed: int) -> None:
         self.stop()

@@ -1,0 +1,83 @@
+"""A/B of the memory per idle connection between source trees, in one run.
+
+``python -m bench.memory_ab --subject main=/tmp/main-tree --subject new=. --idle 2000 --rounds 3``
+runs, for each round and each subject in rotated order, a fresh daphne from
+that tree (``git archive <commit> | tar -x -C /tmp/main-tree`` makes one) on
+the connect storm's data: 200 warm-up connections, RSS, ``--idle`` idle
+clients, RSS again. It prints each measurement and the median per subject;
+the subjects share the machine's noise, so compare them, not runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+from pathlib import Path
+
+from bench import load
+from bench.options import RESULTS
+from bench.scenarios import SYMBOLS
+from bench.scenarios.storm import DATABASE
+from bench.stack import Stack, rss
+
+SETTLE_SECONDS = 2.0
+
+
+async def measure(stack: Stack, env: dict[str, str], root: Path, idle: int) -> tuple[float, int]:
+    """KiB per idle connection on a fresh daphne run from ``root``, and the failed connects."""
+    process, port = stack.daphne("memory-ab-daphne", env, root=root)
+    try:
+        await load.storm(port, connections=200, concurrency=20)
+        await asyncio.sleep(SETTLE_SECONDS)
+        zero = rss(process)
+        clients = await load.open_idle([port], count=idle, concurrency=100)
+        await asyncio.sleep(SETTLE_SECONDS)
+        held = rss(process)
+        opened = len(clients.connections)
+        await clients.close()
+    finally:
+        stack.stop(process)
+    return (held - zero) / max(opened, 1) / 1024, clients.errors
+
+
+async def run(subjects: dict[str, Path], idle: int, rounds: int, redis: bool) -> None:
+    with Stack(RESULTS / "work-memory-ab") as stack:
+        stack.start_mongo()
+        env = stack.env(DATABASE)
+        stack.prepare_database(env, symbols=SYMBOLS, count=30)
+        if redis:
+            env["REDIS_URL"] = stack.start_redis()
+        results: dict[str, list[float]] = {name: [] for name in subjects}
+        names = list(subjects)
+        for r in range(rounds):
+            for name in names[r % len(names) :] + names[: r % len(names)]:
+                kib, errors = await measure(stack, env, subjects[name], idle)
+                results[name].append(kib)
+                print(f"round {r} {name}: {kib:.2f} KiB, {errors} errors, load {os.getloadavg()[0]:.2f}", flush=True)
+        for name, values in results.items():
+            print(f"{name}: median {statistics.median(values):.2f} KiB of {[round(v, 2) for v in values]}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.memory_ab", description=__doc__.splitlines()[0])
+    parser.add_argument("--subject", action="append", required=True, help="name=path of a source tree")
+    parser.add_argument("--idle", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--redis", action="store_true", help="daphne with REDIS_URL (the default is without)")
+    args = parser.parse_args(argv)
+    subjects = {}
+    for subject in args.subject:
+        name, _, path = subject.partition("=")
+        if not path or not (Path(path) / "binancews" / "asgi.py").exists():
+            parser.error(f"--subject {subject!r}: want name=path of a binancews source tree")
+        subjects[name] = Path(path).resolve()
+    load.raise_open_files_limit(args.idle * 2 + 1000)
+    asyncio.run(run(subjects, args.idle, args.rounds, args.redis))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
