@@ -9,6 +9,7 @@ thread-sensitive worker.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import threading
 from datetime import UTC, datetime, timedelta
@@ -159,10 +160,10 @@ async def test_a_busy_thread_sensitive_worker_does_not_delay_pushes(settings) ->
     await communicator.disconnect()
 
 
-async def test_a_slow_client_gets_the_newest_frame_and_never_holds_up_another() -> None:
+async def test_a_slow_client_gets_every_frame_in_order_and_never_holds_up_another() -> None:
     """Outboxes: while one client's send waits (as uvicorn's does for a peer that does not read), the
-    book moves on; that client then gets the newest frame, skipping the superseded one; another client
-    gets every frame meanwhile."""
+    book moves on; that client then gets the frames it missed, in order; another client gets every
+    frame meanwhile."""
     from klines.serving.outbox import Outbox
 
     book = {"BTCUSDT": "btc-1"}
@@ -188,13 +189,13 @@ async def test_a_slow_client_gets_the_newest_frame_and_never_holds_up_another() 
     for frame in ("btc-1", "btc-2", "btc-3"):
         book["BTCUSDT"] = frame
         for outbox in outboxes:
-            outbox.offer(["BTCUSDT"], len(frame))
+            outbox.offer(["BTCUSDT"])
         await asyncio.sleep(0.01)
     assert fast_got == ["btc-1", "btc-2", "btc-3"]
     assert slow_got == []  # still waiting on its first send
     release.set()
     await asyncio.sleep(0.01)
-    assert slow_got == ["btc-1", "btc-3"]
+    assert slow_got == ["btc-1", "btc-2", "btc-3"]
     for outbox in outboxes:
         outbox.stop()
 
@@ -211,13 +212,29 @@ async def test_a_client_owed_more_than_the_bound_is_given_up() -> None:
     async def too_slow(owed: int) -> None:
         given_up.append(owed)
 
-    outbox = Outbox(lambda symbol: "x" * 100, never_returns, max_owed=1000, too_slow=too_slow)
+    frames = (str(n).rjust(100, "x") for n in itertools.count())  # each close a new 100-byte frame
+    outbox = Outbox(lambda symbol: next(frames), never_returns, max_owed=1000, too_slow=too_slow)
     outbox.start()
     for _ in range(10):
-        outbox.offer(["BTCUSDT"], 100)
+        outbox.offer(["BTCUSDT"])
     await asyncio.sleep(0.01)
     assert given_up == []  # 1000 bytes owed: at the bound, not past it
-    outbox.offer(["BTCUSDT"], 100)
+    outbox.offer(["BTCUSDT"])
     await asyncio.sleep(0.01)
     assert given_up == [1100]
     assert outbox.stopped
+
+
+async def test_two_closes_of_a_coin_before_the_sender_runs_are_two_frames() -> None:
+    """A starved process can take two closes of a coin from the layer before a connection's sender
+    runs; the contract is a frame per close, so the client gets both, in order."""
+    await store("BTCUSDT", range(10))
+    await store("ETHUSDT", range(1))
+    communicator = await connected()
+    feed = get_feed()
+    closes = [kline_to_message(closed_kline("BTCUSDT", offset)) for offset in (10, 11)]
+    await asyncio.gather(*(feed._apply_message(message) for message in closes))  # no send in between
+
+    btc = [f for f in await drain(communicator) if f["coin"] == "BTCUSDT"]
+    assert btc == [payload("BTCUSDT", list(range(11))), payload("BTCUSDT", list(range(12)))]
+    await communicator.disconnect()

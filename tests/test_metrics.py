@@ -115,6 +115,7 @@ async def test_a_connected_client_its_frames_and_an_abusive_close_show_in_the_me
 
 async def test_a_client_given_up_as_too_slow_shows_in_the_metrics() -> None:
     import asyncio
+    import itertools
 
     from asgiref.sync import sync_to_async
 
@@ -131,10 +132,11 @@ async def test_a_client_given_up_as_too_slow_shows_in_the_metrics() -> None:
     async def too_slow(owed: int) -> None:
         given_up.set()
 
-    outbox = Outbox(lambda symbol: "x" * 100, never_returns, max_owed=1000, too_slow=too_slow)
+    frames = (str(n).rjust(100, "x") for n in itertools.count())  # each close a new 100-byte frame
+    outbox = Outbox(lambda symbol: next(frames), never_returns, max_owed=1000, too_slow=too_slow)
     outbox.start()
     for _ in range(11):  # 1100 bytes owed: past the bound
-        outbox.offer(["BTCUSDT"], 100)
+        outbox.offer(["BTCUSDT"])
     await asyncio.wait_for(given_up.wait(), timeout=10)
     assert (await sync_to_async(scrape)())[closed] - before == 1
     outbox.stop()
@@ -285,7 +287,7 @@ async def test_a_client_that_never_takes_its_frame_does_not_hold_back_the_fanout
         outbox.start()
     delivery = Delivery(CLOSE, started=0.0)  # stored at the epoch: any latency observed is positive
     for outbox in (fast, slow):
-        outbox.offer(["BTCUSDT"], 1, delivery)
+        outbox.offer(["BTCUSDT"], delivery)
     delivery.seal()
     await asyncio.wait_for(sent.wait(), timeout=10)
     await asyncio.sleep(0)

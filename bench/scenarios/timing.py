@@ -90,7 +90,7 @@ async def _fan_out(connections: _Connections, subject: str, round_: int, *, stre
             for _ in range(frames):
                 sender.put(connections.frame, delivery)
         else:
-            sender.offer(["BTCUSDT"], len(connections.frame), delivery)
+            sender.offer(["BTCUSDT"], delivery)
     if delivery is not None:
         delivery.seal()
     await connections.all_sent.wait()

@@ -180,7 +180,6 @@ class LiveFeed:
         if not symbols:
             return
         book = book or self.book
-        sizes: dict[int, int] = {}
         for attached in list(self._clients.values()):
             if attached.book is not book:
                 continue
@@ -190,12 +189,7 @@ class LiveFeed:
                 shown = [s for s in symbols if s in attached.symbols]
                 if not shown:
                     continue
-            size = sizes.get(attached.window) if attached.symbols is None else None
-            if size is None:
-                size = sum(len(book.frame(s, attached.window)) for s in shown)
-                if attached.symbols is None:
-                    sizes[attached.window] = size
-            attached.outbox.offer(shown, size, delivery)
+            attached.outbox.offer(shown, delivery)
 
     def _ensure_running(self) -> None:
         if self._tasks and not all(t.done() for t in self._tasks):

@@ -1,21 +1,22 @@
-"""One connection's outgoing frames: at most one pending per coin, always the book's newest.
+"""One connection's outgoing frames on ``/``: a frame per change of a coin, in the order of the changes.
 
-The feed's fan-out only marks a coin as changed in each connection's outbox; it
-never awaits a socket. Each outbox has its own sender task, which sends, at send
-time, the book's current frame of every marked coin, in the order they were
-marked. So whatever order database reads and layer messages arrive in, the last
-frame a client gets for a coin is the book's frame for it; a client that reads
-slowly skips superseded frames rather than getting an older one after a newer
-one; and it cannot hold up the others (under uvicorn ``send`` waits while the
-peer does not read; under daphne it never waits).
+The feed's fan-out only hands each connection's outbox the book's frame of the
+coins that changed (the book's own shared string, so this costs a reference,
+not a copy); it never awaits a socket. Each outbox has its own sender, which
+sends them in the order they were offered. So every close a process's book
+takes reaches every client as its own frame, even when two closes of a coin
+come before the sender runs (a starved process); frames follow the book's
+order, so a newer frame is never followed by an older one; and a client that
+does not read cannot hold up the others (under uvicorn ``send`` waits while
+the peer does not read; under daphne it never waits).
 
-Backpressure (:mod:`klines.serving.sender`): ``owed`` counts the bytes of
-frames published to this connection since its last send finished, plus what
-the server says it has buffered for it.
+Backpressure (:mod:`klines.serving.sender`): ``owed`` counts the bytes of the
+frames offered and not yet sent, plus what the server says it has buffered
+for the connection; past the bound the client is closed as too slow.
 
-A coin marked with a :class:`~klines.serving.delivery.Delivery` carries it on
-its next frame; marked again before that frame is sent, it keeps the older
-delivery (that frame delivers both) and drops the newer one.
+Offered again while the book's frame has not changed (a second look at a coin
+that did not move), a coin adds nothing. A frame offered with a
+:class:`~klines.serving.delivery.Delivery` carries it until it is sent.
 """
 
 from __future__ import annotations
@@ -40,43 +41,39 @@ class Outbox(BoundedSender):
     ) -> None:
         super().__init__(send, max_owed=max_owed, too_slow=too_slow, buffered=buffered)
         self._frame_of = frame_of
-        self._pending: dict[str, Delivery | None] = {}  # the coins to send, in order, with their delivery
-        self._sent: dict[str, str] = {}  # the last frame sent per coin (the book's shared string)
+        self._queue: list[tuple[str, Delivery | None]] = []  # frames to send, oldest first, with their delivery
+        self._latest: dict[str, str] = {}  # per coin, the newest frame offered (the book's shared string)
 
-    def offer(self, symbols: Iterable[str], size: int = 0, delivery: Delivery | None = None) -> None:
-        """Mark ``symbols`` as changed (``size`` bytes of new frames, timed by ``delivery``); never waits."""
+    def offer(self, symbols: Iterable[str], delivery: Delivery | None = None) -> None:
+        """Queue the book's current frame of each of ``symbols`` that changed (timed by ``delivery``); never waits."""
         if self.stopped:
             return
-        pending = self._pending
-        if delivery is None:
-            for symbol in symbols:
-                pending.setdefault(symbol, None)
-        else:
-            for symbol in symbols:
-                if pending.get(symbol) is None:
-                    pending[symbol] = delivery
-                    delivery.owed += 1
-        self._owe(size)
+        latest = self._latest
+        size = 0
+        for symbol in symbols:
+            frame = self._frame_of(symbol)
+            if latest.get(symbol) is frame:  # offered already: nothing new for this coin
+                continue
+            latest[symbol] = frame
+            self._queue.append((frame, delivery))
+            if delivery is not None:
+                delivery.owed += 1
+            size += len(frame)
+        if size:
+            self._owe(size)
 
     def _forget(self) -> None:
-        deliveries = [delivery for delivery in self._pending.values() if delivery is not None]
-        self._pending.clear()
-        for delivery in deliveries:
-            delivery.dropped()
-
-    def _next_frame(self) -> str | None:
-        while self._pending:
-            symbol = next(iter(self._pending))
-            delivery = self._pending.pop(symbol)
-            frame = self._frame_of(symbol)
-            if self._sent.get(symbol) is not frame:  # marked twice, sent already: nothing new
-                self._sent[symbol] = frame
-                self._sending = delivery
-                return frame
+        queued, self._queue = self._queue, []
+        for _frame, delivery in queued:
             if delivery is not None:
                 delivery.dropped()
-        return None
+
+    def _next_frame(self) -> str | None:
+        if not self._queue:
+            return None
+        frame, self._sending = self._queue.pop(0)
+        return frame
 
     def _owed_after(self, frame: str) -> int:
-        self.owed = 0  # frames are sent whole and current: what was published is now sent
-        return 0
+        self.owed = max(0, self.owed - len(frame))
+        return self.owed
