@@ -18,14 +18,16 @@ from bench.load import raise_open_files_limit
 from bench.options import Options, parse_args
 from bench.report import machine, table, targets_table, write_json
 from bench.scenarios import SYMBOLS, Outcome, burst, fanout, history, ingest, memory, pages, parse, relay, storm
+from bench.scenarios import pythons as pythons_scenario
 from bench.stack import Stack
 
 
 async def run_all(options: Options, stack: Stack, progress) -> list[Outcome]:
     wanted = set(options.scenarios)
     outcomes: list[Outcome] = []
-    stack.start_mongo()
-    stack.prepare_database(stack.env(storm.DATABASE), symbols=SYMBOLS, count=30)
+    if wanted - {"pythons"}:  # the pythons scenario's child runs start their own
+        stack.start_mongo()
+        stack.prepare_database(stack.env(storm.DATABASE), symbols=SYMBOLS, count=30)
     redis_url = stack.start_redis() if wanted & {"fanout", "burst", "relay"} else ""
     if "parse" in wanted:
         progress("parser rate")
@@ -68,6 +70,9 @@ async def run_all(options: Options, stack: Stack, progress) -> list[Outcome]:
         progress(f"history: {options.history_klines:,} klines, {options.history_clients} clients")
         outcomes.append(await history.run(stack, options, progress))
         stack.stop_all_but_infrastructure()
+    if "pythons" in wanted:
+        progress(f"pythons: storm and fan-out under Python 3.11-3.13, {options.pythons_rounds} round(s)")
+        outcomes.append(await pythons_scenario.run(options, stack.logs, progress))
     return outcomes
 
 

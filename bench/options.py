@@ -6,7 +6,7 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
-SCENARIOS = ("storm", "fanout", "burst", "parse", "memory", "soak", "pages", "history", "relay", "ingest")
+SCENARIOS = ("storm", "fanout", "burst", "parse", "memory", "soak", "pages", "history", "relay", "ingest", "pythons")
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -38,6 +38,7 @@ class Options:
     relay_seconds: float  # relay: measured window after the warm-up
     ingest_symbols: int  # ingest: CPU per message and the cold start
     ingest_seconds: float  # ingest: CPU sampling window
+    pythons_rounds: int  # pythons: each supported Python's storm + fan-out, Pythons interleaved
     output: Path
     workdir: Path
     quick: bool
@@ -86,7 +87,9 @@ def parse_args(argv: list[str] | None = None) -> Options:
     parser.add_argument("--relay-seconds", type=float, help="relay: seconds measured after warm-up (default 25)")
     parser.add_argument("--ingest-symbols", type=int, default=500, help="ingest: symbols (default 500)")
     parser.add_argument("--ingest-seconds", type=float, help="ingest: CPU sampling window (default 20)")
+    parser.add_argument("--pythons-rounds", type=int, help="pythons: rounds over every Python (default 2)")
     parser.add_argument("--output", type=Path, default=RESULTS / "latest.json", help="JSON results file")
+    parser.add_argument("--workdir", type=Path, default=RESULTS / "work", help="logs and data, wiped at start")
     args = parser.parse_args(argv)
 
     quick = args.quick
@@ -125,8 +128,9 @@ def parse_args(argv: list[str] | None = None) -> Options:
         relay_seconds=pick(args.relay_seconds, 25.0, 10.0),
         ingest_symbols=args.ingest_symbols,
         ingest_seconds=pick(args.ingest_seconds, 20.0, 10.0),
+        pythons_rounds=pick(args.pythons_rounds, 2, 1),
         output=args.output,
-        workdir=RESULTS / "work",
+        workdir=args.workdir,
         quick=quick,
     )
     for name in (
@@ -146,6 +150,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
         "relay_clients",
         "relay_streams_per_client",
         "ingest_symbols",
+        "pythons_rounds",
     ):
         if getattr(options, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
