@@ -139,7 +139,10 @@ async def run(options: Options, logs: Path, progress: Callable[[str], None]) -> 
     found: dict[str, interpreters.Interpreter] = {}
     missing: list[str] = []
     for minor in interpreters.SUPPORTED:
-        interpreter = await asyncio.to_thread(interpreters.find, minor)
+        if minor == sys.version_info[:2]:  # this very interpreter, whose venv is reused
+            interpreter = await asyncio.to_thread(interpreters.probe, sys.executable)
+        else:
+            interpreter = await asyncio.to_thread(interpreters.find, minor)
         if interpreter is None:
             missing.append(f"{minor[0]}.{minor[1]}")
         else:
@@ -215,7 +218,8 @@ async def run(options: Options, logs: Path, progress: Callable[[str], None]) -> 
                 title,
                 f"Python {p['python']}: fan-out",
                 f"p50 {fmt(p['fanout_p50_ms'])} / p99 {fmt(p['fanout_p99_ms'])} ms",
-                f"p99 per round {', '.join(fmt(v) for v in p['per_round']['fanout_p99_ms'])} ms",
+                f"p99 per round {', '.join(fmt(v) for v in p['per_round']['fanout_p99_ms'])} ms; load average "
+                f"{', '.join(fmt(v) for v in p['per_round']['load_average_before'])} at each child's start",
             ),
         ]
         outcome.targets += [
