@@ -34,14 +34,16 @@ from bench.scenarios import (
     storm,
     timing,
 )
+from bench.scenarios import pythons as pythons_scenario
 from bench.stack import Stack
 
 
 async def run_all(options: Options, stack: Stack, progress) -> list[Outcome]:
     wanted = set(options.scenarios)
     outcomes: list[Outcome] = []
-    stack.start_mongo()
-    stack.prepare_database(stack.env(storm.DATABASE), symbols=SYMBOLS, count=30)
+    if wanted - {"pythons"}:  # the pythons scenario's child runs start their own
+        stack.start_mongo()
+        stack.prepare_database(stack.env(storm.DATABASE), symbols=SYMBOLS, count=30)
     redis_url = stack.start_redis() if wanted & {"fanout", "burst", "relay", "soak", "scale"} else ""
     if "parse" in wanted:
         progress("parser rate")
@@ -98,6 +100,9 @@ async def run_all(options: Options, stack: Stack, progress) -> list[Outcome]:
     if "reads" in wanted:
         progress("reads: a history page and a reconcile poll, Kline model vs KlineRecord, interleaved")
         outcomes.append(await reads.run(stack, options, progress))
+    if "pythons" in wanted:
+        progress(f"pythons: storm and fan-out under Python 3.11-3.13, {options.pythons_rounds} round(s)")
+        outcomes.append(await pythons_scenario.run(options, stack.logs, progress))
     return outcomes
 
 

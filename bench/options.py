@@ -20,6 +20,7 @@ SCENARIOS = (
     "timing",
     "reads",
     "scale",
+    "pythons",
 )
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -58,6 +59,7 @@ class Options:
     ingest_seconds: float  # ingest: CPU sampling window
     reads_rounds: int  # reads: rounds, model and KlineRecord interleaved
     scale_clients: int  # many clients: idle clients over the fan-out's daphne processes + Redis
+    pythons_rounds: int  # pythons: each supported Python's storm + fan-out, Pythons interleaved
     output: Path
     workdir: Path
     quick: bool
@@ -112,7 +114,9 @@ def parse_args(argv: list[str] | None = None) -> Options:
     parser.add_argument("--ingest-seconds", type=float, help="ingest: CPU sampling window (default 20)")
     parser.add_argument("--reads-rounds", type=int, help="reads: rounds, subjects interleaved (default 5)")
     parser.add_argument("--scale-clients", type=int, help="many clients: idle clients, 2 daphne + Redis (10000)")
+    parser.add_argument("--pythons-rounds", type=int, help="pythons: rounds over every Python (default 2)")
     parser.add_argument("--output", type=Path, default=RESULTS / "latest.json", help="JSON results file")
+    parser.add_argument("--workdir", type=Path, default=RESULTS / "work", help="logs and data, wiped at start")
     args = parser.parse_args(argv)
 
     quick = args.quick
@@ -157,8 +161,9 @@ def parse_args(argv: list[str] | None = None) -> Options:
         ingest_seconds=pick(args.ingest_seconds, 20.0, 10.0),
         reads_rounds=pick(args.reads_rounds, 5, 3),
         scale_clients=pick(args.scale_clients, 10_000, 1_000),
+        pythons_rounds=pick(args.pythons_rounds, 2, 1),
         output=args.output,
-        workdir=RESULTS / "work",
+        workdir=args.workdir,
         quick=quick,
     )
     for name in (
@@ -182,6 +187,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
         "ingest_symbols",
         "reads_rounds",
         "scale_clients",
+        "pythons_rounds",
     ):
         if getattr(options, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")

@@ -25,7 +25,9 @@ def sample_frames(count: int) -> list[str]:
         symbol, index = symbols[n % len(symbols)], 29_000_000 + n // len(symbols)
         closed = n % 10 == 0
         kline = series.kline(symbol, index) if closed else series.partial(symbol, index, 0.5)
-        frames.append(json.dumps(kline.stream_event(closed=closed, event_ms=index * 60_000 + 30_000)))
+        # A close's event comes just after its minute ends (the parser refuses closes dated after E).
+        event_ms = (index + 1) * 60_000 if closed else index * 60_000 + 30_000
+        frames.append(json.dumps(kline.stream_event(closed=closed, event_ms=event_ms)))
     return frames
 
 
