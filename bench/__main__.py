@@ -69,7 +69,7 @@ async def run_all(options: Options, stack: Stack, progress) -> list[Outcome]:
         stack.stop_all_but_infrastructure()
     if "memory" in wanted:
         progress(f"memory: {options.idle} idle clients")
-        outcomes += await memory.run(stack, options, idle=True, soak=False)
+        outcomes.append(await memory.run(stack, options))
         stack.stop_all_but_infrastructure()
     if "soak" in wanted:
         progress(

@@ -119,29 +119,3 @@ async def open_idle(
     began = time.monotonic()
     await asyncio.gather(*(worker() for _ in range(min(concurrency, count))))
     return IdleClients(opened, errors, first_error, time.monotonic() - began)
-
-
-@dataclass
-class ChurnResult:
-    completed: int = 0
-    errors: int = 0
-    first_error: str = ""
-
-
-async def churn(port: int, *, seconds: float, concurrency: int, result: ChurnResult, time_limit: float = 30.0) -> None:
-    """Connect, read the initial frames and close, over and over, until ``seconds`` have passed."""
-    deadline = time.monotonic() + seconds
-
-    async def worker() -> None:
-        while time.monotonic() < deadline:
-            try:
-                connection, _, _ = await open_connection(port, time_limit=time_limit)
-            except Exception as exc:
-                result.errors += 1
-                result.first_error = result.first_error or f"{type(exc).__name__}: {exc}"
-                await asyncio.sleep(0.1)  # do not spin on a refusing server
-                continue
-            await connection.close(time_limit)
-            result.completed += 1
-
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
