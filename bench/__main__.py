@@ -96,13 +96,13 @@ async def run_all(options: Options, stack: Stack, progress) -> list[Outcome]:
     if "reads" in wanted:
         progress("reads: a history page and a reconcile poll, Kline model vs KlineRecord, interleaved")
         outcomes.append(await reads.run(stack, options, progress))
+    if "pythons" in wanted:
+        progress(f"pythons: storm and fan-out under Python 3.11-3.13, {options.pythons_rounds} round(s)")
+        outcomes.append(await pythons_scenario.run(options, stack.logs, progress))
     if "history" in wanted:
         progress(f"history: {options.history_klines:,} klines, {options.history_clients} clients")
         outcomes.append(await history.run(stack, options, progress))
         stack.stop_all_but_infrastructure()
-    if "pythons" in wanted:
-        progress(f"pythons: storm and fan-out under Python 3.11-3.13, {options.pythons_rounds} round(s)")
-        outcomes.append(await pythons_scenario.run(options, stack.logs, progress))
     return outcomes
 
 
