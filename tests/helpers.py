@@ -289,3 +289,16 @@ class Reader:
     def close(self) -> None:
         self.ws.close()
         self.thread.join(5)
+
+
+async def connected():
+    """A websocket client of the ASGI application on ``/`` that has read the five frames sent on connect."""
+    from channels.testing import WebsocketCommunicator
+
+    from binancews.asgi import application
+
+    communicator = WebsocketCommunicator(application, "/")
+    assert (await communicator.connect())[0]
+    for _ in range(5):
+        await communicator.receive_from(timeout=10)
+    return communicator

@@ -20,14 +20,13 @@ from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.db import connection
 
-from binancews.asgi import application
 from klines.events import GROUP, kline_to_message
 from klines.models import Kline
 from klines.serving import feed as feed_module
 from klines.serving.feed import get_feed
 from klines.serving.payloads import build_payload, encode_frame
 from klines.store.writes import save_kline
-from tests.helpers import ZONE, closed_kline, wait_until
+from tests.helpers import ZONE, closed_kline, connected, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -39,14 +38,6 @@ def payload(symbol: str, offsets: list[int]) -> dict:
 async def store(symbol: str, offsets: range) -> None:
     for offset in offsets:
         await sync_to_async(save_kline, thread_sensitive=False)(closed_kline(symbol, offset))
-
-
-async def connected() -> WebsocketCommunicator:
-    communicator = WebsocketCommunicator(application, "/")
-    assert (await communicator.connect())[0]
-    for _ in range(5):
-        await communicator.receive_from(timeout=10)
-    return communicator
 
 
 async def drain(communicator: WebsocketCommunicator, *, quiet: float = 1.5) -> list[dict]:

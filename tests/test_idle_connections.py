@@ -8,24 +8,14 @@ import json
 import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
-from channels.testing import WebsocketCommunicator
 
-from binancews.asgi import application
 from klines.events import GROUP, kline_to_message
 from klines.store.writes import save_kline
-from tests.helpers import closed_kline
+from tests.helpers import closed_kline, connected
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 CLIENTS = 10
-
-
-async def connected() -> WebsocketCommunicator:
-    communicator = WebsocketCommunicator(application, "/")
-    assert (await communicator.connect())[0]
-    for _ in range(5):
-        await communicator.receive_from(timeout=10)
-    return communicator
 
 
 async def test_idle_connections_hold_no_task_of_their_own_and_still_get_every_close() -> None:

@@ -13,14 +13,7 @@ from channels.testing import WebsocketCommunicator
 
 from binancews.asgi import application
 from klines.testing.servers import daphne, free_port, service_env, stop_process
-
-
-async def connected() -> WebsocketCommunicator:
-    communicator = WebsocketCommunicator(application, "/")
-    assert (await communicator.connect())[0]
-    for _ in range(5):
-        await communicator.receive_from(timeout=10)
-    return communicator
+from tests.helpers import connected
 
 
 async def closed_with(communicator: WebsocketCommunicator) -> dict:
