@@ -13,7 +13,7 @@ from binancews.asgi import application
 from binancews.config import ConfigError, load_config
 from klines.serving.metrics_access import DEFAULT_METRICS_ALLOWED_IPS, address_allowed
 from klines.store.writes import save_kline
-from tests.helpers import closed_kline
+from tests.helpers import closed_kline, connected
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -93,10 +93,7 @@ async def test_a_connected_client_its_frames_and_an_abusive_close_show_in_the_me
 
     await sync_to_async(save_kline)(closed_kline("BTCUSDT", 0))
     before = await sync_to_async(scrape)()
-    communicator = WebsocketCommunicator(application, "/")
-    assert (await communicator.connect())[0]
-    for _ in range(5):
-        await communicator.receive_from(timeout=10)
+    communicator = await connected()
     during = await sync_to_async(scrape)()
     assert during["binancews_connected_clients{endpoint=/}"] == 1
     sent = "binancews_frames_sent_total{endpoint=/}"
@@ -196,10 +193,7 @@ async def test_fanout_latency_times_a_close_and_updates_through_redis_to_the_fra
     }
     settings.BINANCEWS = replace(settings.BINANCEWS, poll_seconds=3600.0)
     await sync_to_async(save_kline)(closed_kline("BTCUSDT", 0))
-    root = WebsocketCommunicator(application, "/")
-    assert (await root.connect())[0]
-    for _ in range(5):
-        await root.receive_from(timeout=10)
+    root = await connected()
     stream = await _stream_client("/ws/btcusdt@kline_1m")
     await _joined(redis_server.url, (GROUP, UPDATES_GROUP))
     before = await sync_to_async(scrape)()
@@ -241,10 +235,7 @@ async def test_fanout_latency_times_a_close_found_by_reconciling(settings) -> No
 
     settings.BINANCEWS = replace(settings.BINANCEWS, poll_seconds=0.2)
     await sync_to_async(save_kline)(closed_kline("ETHUSDT", 0))
-    communicator = WebsocketCommunicator(application, "/")
-    assert (await communicator.connect())[0]
-    for _ in range(5):
-        await communicator.receive_from(timeout=10)
+    communicator = await connected()
     before = await sync_to_async(scrape)()
 
     started = int(time.time() * 1000) / 1000  # to the millisecond, as stored_at is kept
