@@ -77,7 +77,7 @@ def test_the_ingest_says_so_in_one_line_and_keeps_running(tmp_path: Path) -> Non
         assert ingest.alive()
         lines = [line for line in ingest.log.splitlines() if "MongoDB" in line]
         assert lines[0].startswith("binancews: cannot reach MongoDB at mongodb://binancews:***@127.0.0.1:")
-        assert lines[0].endswith("; check MONGO_URI; klines are queued until it answers")
+        assert lines[0].endswith("; check MONGO_URI; the ingest reads the exchange once it answers")
         assert PASSWORD not in ingest.log + ingest.stdout
     finally:
         ingest.stop()
