@@ -9,7 +9,7 @@ import pytest
 
 from binancews.database_check import database_problem
 from binancews.redact import redact_uris, uri_passwords
-from klines.testing.servers import SecantusServer, daphne, free_port, manage, service_env
+from klines.testing.servers import SecantusServer, daphne, exchange_urls, free_port, manage, service_env
 from tests.helpers import Ingest, wait_until
 
 PASSWORD = "s3cret-pa55"
@@ -69,7 +69,7 @@ def test_a_command_that_needs_the_database_stops_in_one_line(command: list[str])
 
 @pytest.mark.e2e
 def test_the_ingest_says_so_in_one_line_and_keeps_running(tmp_path: Path) -> None:
-    env = service_env(closed_port_uri(), "binancews", BINANCE_WS_URL=f"ws://127.0.0.1:{free_port()}/market")
+    env = service_env(closed_port_uri(), "binancews", **exchange_urls(free_port()))
     ingest = Ingest(env, tmp_path).start()
     try:
         wait_until(lambda: "cannot reach MongoDB" in ingest.log, timeout=30, what="the database line")
