@@ -144,3 +144,30 @@ def test_a_busy_port_is_one_line_naming_port(tmp_path: Path, started: list) -> N
     assert f"binancews: port {port} is in use on 127.0.0.1; set PORT=... to use another" in out
     assert "serving:" not in out
     assert processes_of(env) == []
+
+
+def test_make_simulate_again_on_another_port_records_on_and_another_speed_is_refused(
+    tmp_path: Path, started: list
+) -> None:
+    """The record's exchange is the simulator's seed and clock, not its port: a second `make simulate` on another
+    SIMULATE_PORT goes on recording into the same data directory; one at another SIMULATE_SPEED is refused."""
+    env = run_env(tmp_path / "var", SIMULATE_EXCHANGE="1")
+    for port in (env["SIMULATE_PORT"], str(free_port())):
+        proc = start_run({**env, "SIMULATE_PORT": port}, started)
+        out = read_until(proc, "stored BTCUSDT", START_SECONDS)
+        os.killpg(proc.pid, signal.SIGINT)
+        rest, _ = proc.communicate(timeout=STOP_SECONDS)
+        assert proc.returncode == 0, out + rest
+        assert "holds klines from" not in out + rest
+    proc = start_run({**env, "SIMULATE_PORT": str(free_port()), "SIMULATE_SPEED": "60"}, started)
+    out, _ = proc.communicate(timeout=START_SECONDS)
+    assert proc.returncode != 0
+    epoch = (tmp_path / "var" / "simulated-epoch").read_text().strip()
+    refusals = [line for line in out.splitlines() if "holds klines from" in line]
+    assert len(refusals) == 1, out
+    assert refusals[0].startswith(
+        "CommandError: this database holds klines from simulated:seed=1,speed=1, not "
+        f"simulated:seed=1,speed=60,epoch={epoch} (http://127.0.0.1:"
+    ), out
+    assert "stored BTCUSDT" not in out
+    assert processes_of(env) == []
