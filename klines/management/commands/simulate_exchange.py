@@ -14,7 +14,7 @@ from klines.binance.intervals import INTERVAL_SECONDS
 from klines.binance.source import simulated_source
 from klines.management.stream_options import add_stream_options, stream_options
 from klines.simexchange.exchange_info import made_up_symbols
-from klines.simexchange.server import FIRST_CLOSE_SECONDS, SimulatedExchange, clock_closing_soon
+from klines.simexchange.server import FIRST_CLOSE_SECONDS, SimulatedExchange, start_clock
 
 DEFAULT_SYMBOLS = ("btcusdt", "bnbusdt", "ethusdt", "solusdt", "xrpusdt")  # listed first, as on Binance
 ALL_LISTED = 500
@@ -72,10 +72,9 @@ class Command(BaseCommand):
         now_ms = int(time.time() * 1000)
         if speed == 1:
             epoch = None  # the wall clock's own timeline
-            start_ms = clock_closing_soon(now_ms, INTERVAL_SECONDS[intervals[0]] * 1000, speed=speed)
-        else:
-            epoch = now_ms if epoch is None else epoch
-            start_ms = epoch + int((now_ms - epoch) * speed)
+        elif epoch is None:
+            epoch = now_ms
+        start_ms = start_clock(now_ms, INTERVAL_SECONDS[intervals[0]] * 1000, speed=speed, epoch=epoch)
         exchange = SimulatedExchange(
             symbols=symbol_list,
             intervals=intervals,
