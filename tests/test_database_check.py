@@ -79,8 +79,12 @@ def test_the_ingest_says_so_in_one_line_and_keeps_running(tmp_path: Path) -> Non
         assert lines[0].startswith("binancews: cannot reach MongoDB at mongodb://binancews:***@127.0.0.1:")
         assert lines[0].endswith("; check MONGO_URI; the ingest reads the exchange once it answers")
         assert PASSWORD not in ingest.log + ingest.stdout
+        wait_until(lambda: "nothing is read from the exchange" in ingest.log, timeout=30, what="the claim's wait")
+        code, took = ingest.stop()  # amid pymongo's 5 s wait for the server
+        assert (code, took < 5) == (0, True), took
     finally:
-        ingest.stop()
+        if ingest.alive():
+            ingest.stop()
 
 
 @pytest.mark.e2e
