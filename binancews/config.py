@@ -238,8 +238,10 @@ def _parse_origins(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     origins = _parse_list(env.get(name, ""))
     for origin in origins:
         parts = urlsplit(origin)
-        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
-            raise ConfigError(f"{name}: {origin!r} is not an origin such as 'https://binancews.example.com'")
+        # An origin has no user:password@ (a credential there would be shown with the settings).
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/") or "@" in origin:
+            shown = redact_uris(origin)
+            raise ConfigError(f"{name}: {shown!r} is not an origin such as 'https://binancews.example.com'")
     return tuple(origin.rstrip("/") for origin in origins)
 
 

@@ -9,7 +9,7 @@ of its own: the clients (pymongo, redis-py) take both as keyword arguments.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlencode, urlsplit
 
 
 def split_credentials(uri: str) -> tuple[str, str | None, str | None]:
@@ -47,8 +47,16 @@ def mongo_database(uri: str, name: str, options: dict[str, Any]) -> dict[str, An
 
 
 def redis_host(url: str, **options: Any) -> dict[str, Any]:
-    """A channels_redis host: ``address`` without the password, which travels as ``password`` (and ``username``)."""
+    """A channels_redis host: ``address`` without the password, which travels as ``password`` (and ``username``).
+
+    redis-py also reads ``?password=`` and ``?username=`` in the query string: those move out too.
+    """
     address, user, password = split_credentials(url)
+    parts = urlsplit(address)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    given = dict(query)
+    user, password = given.get("username", user), given.get("password", password)
+    address = parts._replace(query=urlencode([(k, v) for k, v in query if k not in ("username", "password")])).geturl()
     host: dict[str, Any] = {"address": address, **options}
     if user is not None:
         host["username"] = user

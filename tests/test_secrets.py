@@ -221,6 +221,10 @@ def test_settings_keep_passwords_under_names_django_hides() -> None:
         "USER": "u",
         "PASSWORD": "p@ss",
     }
+    assert redis_host("redis://h/0?password=p%40ss&health_check_interval=5") == {
+        "address": "redis://h/0?health_check_interval=5",
+        "password": "p@ss",
+    }
     assert redis_host("redis://:pw@h:6379/0", socket_timeout=30) == {
         "address": "redis://h:6379/0",
         "socket_timeout": 30,
