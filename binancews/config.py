@@ -11,13 +11,14 @@ import ipaddress
 import re
 import zoneinfo
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 from urllib.parse import urlsplit
 
 from pymongo.errors import ConfigurationError, InvalidURI
 from pymongo.uri_parser import parse_uri
 
+from binancews.redact import redact_uris
 from klines.binance.intervals import INTERVAL_SECONDS
 from klines.binance.names import parse_intervals, parse_symbols
 from klines.ingest.settings import IngestSettings
@@ -70,6 +71,12 @@ class Config:
     rest_weight_per_minute: int
     metrics_port: int  # the ingest's metrics endpoint; 0 = off
     metrics_address: str
+
+    def __repr__(self) -> str:
+        """Without the secrets: Django's error reports show ``settings.BINANCEWS`` by this repr."""
+        shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.repr)
+        # BINANCE_WS_URL / BINANCE_REST_URL may carry user:password@ (a proxy, a mirror).
+        return redact_uris(f"{type(self).__name__}({shown})")
 
     @property
     def interval(self) -> str:
@@ -231,8 +238,10 @@ def _parse_origins(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     origins = _parse_list(env.get(name, ""))
     for origin in origins:
         parts = urlsplit(origin)
-        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
-            raise ConfigError(f"{name}: {origin!r} is not an origin such as 'https://binancews.example.com'")
+        # An origin has no user:password@ (a credential there would be shown with the settings).
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/") or "@" in origin:
+            shown = redact_uris(origin)
+            raise ConfigError(f"{name}: {shown!r} is not an origin such as 'https://binancews.example.com'")
     return tuple(origin.rstrip("/") for origin in origins)
 
 

@@ -87,6 +87,12 @@ def test_bad_values_name_the_variable(env: dict[str, str], named: str) -> None:
         load_config({**DEV, **env})
 
 
+def test_an_origin_with_a_credential_is_refused_without_showing_it() -> None:
+    with pytest.raises(ConfigError, match="DJANGO_CSRF_TRUSTED_ORIGINS") as refused:
+        load_config({**DEV, "DJANGO_CSRF_TRUSTED_ORIGINS": "https://ops:0rigin-pw@binancews.example.com"})
+    assert "0rigin-pw" not in str(refused.value)
+
+
 def test_bad_value_stops_start_up_with_one_line() -> None:
     result = subprocess.run(
         [sys.executable, "manage.py", "check"],
