@@ -40,7 +40,6 @@ class ConfigError(ValueError):
 class Config:
     mongo_uri: str = field(repr=False)  # may hold a password
     mongo_database: str
-    mongo_collection: str
     binance_ws_url: str
     binance_rest_url: str
     symbols: tuple[str, ...]  # configured; empty with KLINE_SYMBOLS=all
@@ -234,6 +233,16 @@ def _parse_name(env: Mapping[str, str], name: str, default: str) -> str:
     return value
 
 
+def _refuse_collection(env: Mapping[str, str]) -> None:
+    """``MONGO_COLLECTION`` is gone: the klines collection is fixed by its migration (``klines``)."""
+    value = env.get("MONGO_COLLECTION", "").strip()
+    if value not in ("", "klines"):
+        raise ConfigError(
+            f"MONGO_COLLECTION: {value!r} is no longer supported; the klines collection is 'klines' (fixed by its "
+            "migration): rename the collection to 'klines', or use MONGO_DATABASE to keep deployments apart"
+        )
+
+
 def _parse_origins(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     origins = _parse_list(env.get(name, ""))
     for origin in origins:
@@ -296,10 +305,10 @@ def load_config(env: Mapping[str, str]) -> Config:
             raise ConfigError("DJANGO_ALLOWED_HOSTS must be set when DJANGO_DEBUG is off (e.g. 'example.com')")
     secret_key = secret_key or "insecure-development-key-set-DJANGO_SECRET_KEY-in-production"
     mongo_uri_raw = env.get("MONGO_URI", "").strip()
+    _refuse_collection(env)
     return Config(
         mongo_uri=_parse_mongo_uri(mongo_uri_raw or EMBEDDED_MONGO_URI),
         mongo_database=_parse_name(env, "MONGO_DATABASE", "binancews"),
-        mongo_collection=_parse_name(env, "MONGO_COLLECTION", "klines"),
         binance_ws_url=_parse_url(env, "BINANCE_WS_URL", "wss://fstream.binance.com/market", ("ws", "wss")),
         binance_rest_url=_parse_url(env, "BINANCE_REST_URL", "https://fapi.binance.com", ("http", "https")),
         **_symbols(env),

@@ -16,6 +16,7 @@ from klines.events import publish_closed, publish_updates
 from klines.ingest.metrics import serve_metrics
 from klines.ingest.service import IngestFailed, IngestService
 from klines.management.stream_options import add_stream_options, stream_options
+from klines.models import KLINES_COLLECTION
 
 
 class Command(BaseCommand):
@@ -66,7 +67,7 @@ class Command(BaseCommand):
                 f"at {', '.join(intervals)} (re-read every {ingest.symbols_refresh_seconds:g} s)"
             )
         self.stdout.write(
-            f"  into MongoDB database {database['NAME']!r}, collection {settings.BINANCEWS.mongo_collection!r}\n"
+            f"  into MongoDB database {database['NAME']!r}, collection {KLINES_COLLECTION!r}\n"
             f"  backfilling from {ingest.rest_url}/fapi/v1/klines\n"
             f"  a stats line every {ingest.stats_seconds:g} s in the log"
             f"{'' if self._each_kline else '; a line per stored kline with -v 2'}"
