@@ -4,7 +4,10 @@
 runs, for each round and each subject in rotated order, a fresh daphne from
 that tree (``git archive <commit> | tar -x -C /tmp/main-tree`` makes one) on
 the connect storm's data: 200 warm-up connections, RSS, ``--idle`` idle
-clients, RSS again. It prints each measurement and the median per subject;
+clients, RSS again; then, with ``--storm N``, a timed connect storm of N
+clients (100 in flight: connections/s, p99, and daphne's CPU per connection, which
+the machine's load disturbs less than the rate). It prints each measurement and
+the median per subject;
 the subjects share the machine's noise, so compare them, not runs.
 """
 
@@ -21,13 +24,15 @@ from bench import load
 from bench.options import RESULTS
 from bench.scenarios import SYMBOLS
 from bench.scenarios.storm import DATABASE
-from bench.stack import Stack, rss
+from bench.stack import Stack, cpu_seconds, rss
 
 SETTLE_SECONDS = 2.0
 
 
-async def measure(stack: Stack, env: dict[str, str], root: Path, idle: int) -> tuple[float, int]:
-    """KiB per idle connection on a fresh daphne run from ``root``, and the failed connects."""
+async def measure(
+    stack: Stack, env: dict[str, str], root: Path, idle: int, storm: int
+) -> tuple[float, int, load.StormResult | None, float]:
+    """KiB per idle connection on a fresh daphne run from ``root``, the failed connects, the timed storm."""
     process, port = stack.daphne("memory-ab-daphne", env, root=root)
     try:
         await load.storm(port, connections=200, concurrency=20)
@@ -38,12 +43,16 @@ async def measure(stack: Stack, env: dict[str, str], root: Path, idle: int) -> t
         held = rss(process)
         opened = len(clients.connections)
         await clients.close()
+        cpu = cpu_seconds(process)
+        timed = await load.storm(port, connections=storm, concurrency=100) if storm else None
+        cpu = cpu_seconds(process) - cpu
     finally:
         stack.stop(process)
-    return (held - zero) / max(opened, 1) / 1024, clients.errors
+    cpu_us = cpu / len(timed.latencies) * 1e6 if timed and timed.latencies else 0.0
+    return (held - zero) / max(opened, 1) / 1024, clients.errors, timed, cpu_us
 
 
-async def run(subjects: dict[str, Path], idle: int, rounds: int, redis: bool) -> None:
+async def run(subjects: dict[str, Path], idle: int, rounds: int, redis: bool, storm: int) -> None:
     with Stack(RESULTS / "work-memory-ab") as stack:
         stack.start_mongo()
         env = stack.env(DATABASE)
@@ -51,14 +60,28 @@ async def run(subjects: dict[str, Path], idle: int, rounds: int, redis: bool) ->
         if redis:
             env["REDIS_URL"] = stack.start_redis()
         results: dict[str, list[float]] = {name: [] for name in subjects}
+        rates: dict[str, list[float]] = {name: [] for name in subjects}
+        cpus: dict[str, list[float]] = {name: [] for name in subjects}
         names = list(subjects)
         for r in range(rounds):
             for name in names[r % len(names) :] + names[: r % len(names)]:
-                kib, errors = await measure(stack, env, subjects[name], idle)
+                kib, errors, timed, cpu_us = await measure(stack, env, subjects[name], idle, storm)
                 results[name].append(kib)
-                print(f"round {r} {name}: {kib:.2f} KiB, {errors} errors, load {os.getloadavg()[0]:.2f}", flush=True)
+                line = f"round {r} {name}: {kib:.2f} KiB, {errors} errors"
+                if timed is not None:
+                    rates[name].append(timed.rate)
+                    cpus[name].append(cpu_us)
+                    p99 = statistics.quantiles(timed.latencies, n=100)[98] * 1000 if len(timed.latencies) > 1 else 0
+                    line += f"; storm {timed.rate:.0f} conn/s, p99 {p99:.0f} ms, {cpu_us:.0f} µs CPU/conn"
+                    line += f", {timed.errors} errors"
+                print(f"{line}, load {os.getloadavg()[0]:.2f}", flush=True)
         for name, values in results.items():
             print(f"{name}: median {statistics.median(values):.2f} KiB of {[round(v, 2) for v in values]}")
+            if rates[name]:
+                rounded = [round(v) for v in rates[name]]
+                print(f"{name}: median {statistics.median(rates[name]):.0f} conn/s of {rounded}")
+                rounded = [round(v) for v in cpus[name]]
+                print(f"{name}: median {statistics.median(cpus[name]):.0f} µs daphne CPU per connection of {rounded}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--idle", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--redis", action="store_true", help="daphne with REDIS_URL (the default is without)")
+    parser.add_argument("--storm", type=int, default=0, help="then a timed connect storm of this many clients")
     args = parser.parse_args(argv)
     subjects = {}
     for subject in args.subject:
@@ -75,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--subject {subject!r}: want name=path of a binancews source tree")
         subjects[name] = Path(path).resolve()
     load.raise_open_files_limit(args.idle * 2 + 1000)
-    asyncio.run(run(subjects, args.idle, args.rounds, args.redis))
+    asyncio.run(run(subjects, args.idle, args.rounds, args.redis, args.storm))
     return 0
 
 

@@ -11,13 +11,14 @@ import ipaddress
 import re
 import zoneinfo
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 from urllib.parse import urlsplit
 
 from pymongo.errors import ConfigurationError, InvalidURI
 from pymongo.uri_parser import parse_uri
 
+from binancews.redact import redact_uris
 from klines.binance.intervals import INTERVAL_SECONDS
 from klines.binance.names import parse_intervals, parse_symbols
 from klines.binance.source import SourceError, record_source
@@ -40,7 +41,6 @@ class ConfigError(ValueError):
 class Config:
     mongo_uri: str = field(repr=False)  # may hold a password
     mongo_database: str
-    mongo_collection: str
     binance_ws_url: str
     binance_rest_url: str
     source: str  # the exchange whose klines the record holds (klines.binance.source), from the URLs and KLINE_SOURCE
@@ -72,6 +72,12 @@ class Config:
     rest_weight_per_minute: int
     metrics_port: int  # the ingest's metrics endpoint; 0 = off
     metrics_address: str
+
+    def __repr__(self) -> str:
+        """Without the secrets: Django's error reports show ``settings.BINANCEWS`` by this repr."""
+        shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.repr)
+        # BINANCE_WS_URL / BINANCE_REST_URL may carry user:password@ (a proxy, a mirror).
+        return redact_uris(f"{type(self).__name__}({shown})")
 
     @property
     def interval(self) -> str:
@@ -237,12 +243,24 @@ def _parse_name(env: Mapping[str, str], name: str, default: str) -> str:
     return value
 
 
+def _refuse_collection(env: Mapping[str, str]) -> None:
+    """``MONGO_COLLECTION`` is gone: the klines collection is fixed by its migration (``klines``)."""
+    value = env.get("MONGO_COLLECTION", "").strip()
+    if value not in ("", "klines"):
+        raise ConfigError(
+            f"MONGO_COLLECTION: {value!r} is no longer supported; the klines collection is 'klines' (fixed by its "
+            "migration): rename the collection to 'klines', or use MONGO_DATABASE to keep deployments apart"
+        )
+
+
 def _parse_origins(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     origins = _parse_list(env.get(name, ""))
     for origin in origins:
         parts = urlsplit(origin)
-        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
-            raise ConfigError(f"{name}: {origin!r} is not an origin such as 'https://binancews.example.com'")
+        # An origin has no user:password@ (a credential there would be shown with the settings).
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/") or "@" in origin:
+            shown = redact_uris(origin)
+            raise ConfigError(f"{name}: {shown!r} is not an origin such as 'https://binancews.example.com'")
     return tuple(origin.rstrip("/") for origin in origins)
 
 
@@ -297,12 +315,12 @@ def load_config(env: Mapping[str, str]) -> Config:
             raise ConfigError("DJANGO_ALLOWED_HOSTS must be set when DJANGO_DEBUG is off (e.g. 'example.com')")
     secret_key = secret_key or "insecure-development-key-set-DJANGO_SECRET_KEY-in-production"
     mongo_uri_raw = env.get("MONGO_URI", "").strip()
+    _refuse_collection(env)
     ws_url = _parse_url(env, "BINANCE_WS_URL", "wss://fstream.binance.com/market", ("ws", "wss"))
     rest_url = _parse_url(env, "BINANCE_REST_URL", "https://fapi.binance.com", ("http", "https"))
     return Config(
         mongo_uri=_parse_mongo_uri(mongo_uri_raw or EMBEDDED_MONGO_URI),
         mongo_database=_parse_name(env, "MONGO_DATABASE", "binancews"),
-        mongo_collection=_parse_name(env, "MONGO_COLLECTION", "klines"),
         binance_ws_url=ws_url,
         binance_rest_url=rest_url,
         source=_source(env, ws_url, rest_url),

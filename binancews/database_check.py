@@ -16,6 +16,7 @@ from typing import Any
 import pymongo
 from pymongo.errors import OperationFailure, PyMongoError
 
+from binancews.credentials import join_credentials
 from binancews.redact import redact_uris
 
 TIMEOUT_SECONDS = 3.0
@@ -71,7 +72,8 @@ def settings_database_problem() -> str | None:
     from django.conf import settings
 
     database = settings.DATABASES["default"]
-    return database_problem(database["HOST"], database.get("OPTIONS"))
+    uri = join_credentials(database["HOST"], database.get("USER"), database.get("PASSWORD"))
+    return database_problem(uri, database.get("OPTIONS"))
 
 
 def check_before_command(argv: list[str]) -> None:

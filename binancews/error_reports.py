@@ -1,11 +1,11 @@
 """Django's error reports (the DEBUG 500 page, error e-mails) without secrets.
 
 Django's :class:`SafeExceptionReporterFilter` hides settings and request headers
-whose *names* look secret (``SECRET_KEY``, ``*PASSWORD*``, ...). Connection URIs
-carry their password inside a value with an innocent name: ``DATABASES['default']['HOST']``,
-``CHANNEL_LAYERS``' Redis address, ``MONGO_URI`` in ``request.META`` under a WSGI
-server, and the traceback's local variables. This filter also hides those, and the
-secret key wherever a local variable holds it.
+whose *names* look secret (``SECRET_KEY``, ``*PASSWORD*``, ...); the settings keep
+every password under such a name (:mod:`binancews.credentials`). Connection URIs
+still carry their password elsewhere, in values with innocent names: ``MONGO_URI``
+in ``request.META`` under a WSGI server, and the traceback's local variables. This
+filter also hides those, and the secret key wherever a local variable holds it.
 """
 
 from __future__ import annotations
@@ -23,12 +23,13 @@ SHORTEST_HIDDEN = 3  # shorter "secrets" would blank out ordinary text on the pa
 
 
 def _secrets() -> list[str]:
-    """The secret key and every password in the connection URIs, longest first."""
+    """The secret key, the database passwords and every password in the connection URIs, longest first."""
     config = getattr(settings, "BINANCEWS", None)
     uris = [str(db.get("HOST", "")) for db in settings.DATABASES.values()]
     if config is not None:
-        uris += [config.mongo_uri, config.redis_url]
-    secrets = {settings.SECRET_KEY, *uri_passwords(*uris)}
+        uris += [config.mongo_uri, config.redis_url, config.binance_ws_url, config.binance_rest_url]
+    passwords = {str(db.get("PASSWORD") or "") for db in settings.DATABASES.values()}
+    secrets = {settings.SECRET_KEY, *passwords, *uri_passwords(*uris)}
     return sorted((s for s in secrets if len(s) >= SHORTEST_HIDDEN), key=len, reverse=True)
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from dotenv import dotenv_values
 
 from binancews.config import ConfigError, load_config
+from binancews.credentials import mongo_database, redis_host
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -38,7 +39,8 @@ if _config.https:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
 # HSTS preload is the domain owner's decision (and a submission to the browsers' list), not a default.
 SILENCED_SYSTEM_CHECKS = ["security.W021"]
-# The DEBUG 500 page and error reports hide URI passwords (Mongo, Redis) as well as secret-looking names.
+# No setting holds a password where Django's own filter would show it (see binancews/credentials.py);
+# this filter also hides URI passwords in request.META and the traceback's local variables.
 DEFAULT_EXCEPTION_REPORTER_FILTER = "binancews.error_reports.RedactingExceptionReporterFilter"
 
 INSTALLED_APPS = [
@@ -82,14 +84,10 @@ TEMPLATES = [
     },
 ]
 
+# Credentials travel in USER / PASSWORD, not in HOST: Django's error reports hide those by name.
 DATABASES = {
-    "default": {
-        "ENGINE": "django_mongodb_backend",
-        "HOST": _config.mongo_uri,
-        "NAME": _config.mongo_database,
-        # Fail fast instead of pymongo's 30 s default when the server is down.
-        "OPTIONS": {"serverSelectionTimeoutMS": 5000},
-    },
+    # Fail fast instead of pymongo's 30 s default when the server is down.
+    "default": mongo_database(_config.mongo_uri, _config.mongo_database, {"serverSelectionTimeoutMS": 5000}),
 }
 DEFAULT_AUTO_FIELD = "django_mongodb_backend.fields.ObjectIdAutoField"
 MIGRATION_MODULES = {
@@ -108,7 +106,8 @@ if _config.redis_url:
             # redis-py >= 8 times reads out after 5 s, as long as channels_redis's
             # blocking pop waits: give the socket more room than that.
             "CONFIG": {
-                "hosts": [{"address": _config.redis_url, "socket_timeout": 30}],
+                # The password travels as "password" (hidden by name in error reports), not in the address.
+                "hosts": [redis_host(_config.redis_url, socket_timeout=30)],
                 "capacity": 10_000,
                 "expiry": 60,
             },

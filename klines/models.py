@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.db import models
 from django_mongodb_backend.managers import MongoManager
+
+# The collection is fixed, as its migration (0001_initial) is: migrate builds the collection and its
+# indexes from the migration's model, not this one, so a name read from the environment would have
+# made migrate's result depend on the environment at migrate time, and a service pointed at another
+# name write to a collection MongoDB creates on first insert, without the unique index.
+KLINES_COLLECTION = "klines"
 
 PRICE = {"max_digits": 30, "decimal_places": 12}
 
@@ -30,7 +35,7 @@ class Kline(models.Model):
     objects = MongoManager()  # adds raw_aggregate(), for reads SecantusDB can serve from an index
 
     class Meta:
-        db_table = settings.BINANCEWS.mongo_collection
+        db_table = KLINES_COLLECTION
         ordering = ["-open_time"]
         constraints = [
             models.UniqueConstraint(fields=["symbol", "interval", "open_time"], name="unique_kline"),

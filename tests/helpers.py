@@ -97,15 +97,16 @@ def wait_until(condition: Callable[[], Any], *, timeout: float, what: str, every
 class Ingest:
     """The ``ingest_klines`` command as a subprocess, its output in files under ``workdir``."""
 
-    def __init__(self, env: dict[str, str], workdir: Path, name: str = "ingest") -> None:
+    def __init__(self, env: dict[str, str], workdir: Path, name: str = "ingest", args: tuple[str, ...] = ()) -> None:
         self.out_path = workdir / f"{name}.out"
         self.err_path = workdir / f"{name}.err"
         self.env = env
+        self.args = args  # options of ingest_klines, e.g. ("-v", "2")
         self.process: subprocess.Popen | None = None
 
     def start(self) -> Ingest:
         with open(self.out_path, "ab") as out, open(self.err_path, "ab") as err:
-            self.process = manage(["ingest_klines"], self.env, stdout=out, stderr=err)
+            self.process = manage(["ingest_klines", *self.args], self.env, stdout=out, stderr=err)
         return self
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> tuple[int, float]:

@@ -29,7 +29,7 @@ def test_defaults_run_locally() -> None:
     config = load_config(DEV)
     assert config.mongo_uri == EMBEDDED_MONGO_URI
     assert config.embedded_mongo
-    assert (config.mongo_database, config.mongo_collection) == ("binancews", "klines")
+    assert config.mongo_database == "binancews"
     assert config.binance_ws_url == "wss://fstream.binance.com/market"
     assert config.binance_rest_url == "https://fapi.binance.com"
     assert config.symbols == ("btcusdt", "bnbusdt", "ethusdt", "solusdt", "xrpusdt")
@@ -85,6 +85,18 @@ def test_values_are_read_and_normalised() -> None:
 def test_bad_values_name_the_variable(env: dict[str, str], named: str) -> None:
     with pytest.raises(ConfigError, match=named):
         load_config({**DEV, **env})
+
+
+def test_an_origin_with_a_credential_is_refused_without_showing_it() -> None:
+    with pytest.raises(ConfigError, match="DJANGO_CSRF_TRUSTED_ORIGINS") as refused:
+        load_config({**DEV, "DJANGO_CSRF_TRUSTED_ORIGINS": "https://ops:0rigin-pw@binancews.example.com"})
+    assert "0rigin-pw" not in str(refused.value)
+
+
+def test_a_klines_collection_other_than_the_migrated_one_is_refused() -> None:
+    with pytest.raises(ConfigError, match="^MONGO_COLLECTION: 'candles' is no longer supported; the klines collection"):
+        load_config({**DEV, "MONGO_COLLECTION": "candles"})
+    assert load_config({**DEV, "MONGO_COLLECTION": "klines"}).mongo_database == "binancews"  # the one name left
 
 
 def test_bad_value_stops_start_up_with_one_line() -> None:

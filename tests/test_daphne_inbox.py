@@ -1,4 +1,4 @@
-"""daphne_inbox: daphne hands each application instance a small inbox that behaves as its asyncio.Queue did."""
+"""daphne_patches.inbox: daphne hands each application instance a small inbox that behaves as its asyncio.Queue did."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from binancews import daphne_inbox
-from binancews.daphne_inbox import Inbox
+from binancews.daphne_patches import inbox as daphne_inbox
+from binancews.daphne_patches.inbox import Inbox
 
 
 async def test_messages_come_out_in_order_whether_put_before_or_while_waiting() -> None:

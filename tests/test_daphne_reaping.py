@@ -21,7 +21,7 @@ import pytest
 import websocket
 from daphne.server import Server  # already loaded in every Django process: "daphne" is an installed app
 
-from binancews import daphne_reaping
+from binancews.daphne_patches import reaping as daphne_reaping
 from klines.serving.outbox import Outbox
 from klines.testing.servers import ROOT, SecantusServer, free_port, service_env, stop_process, wait_for_port
 from tests.helpers import SYMBOLS, store_klines, wait_until

@@ -1,4 +1,4 @@
-"""daphne_tuning: autobahn formats its per-connection debug messages only when they are logged."""
+"""daphne_patches.tuning: autobahn formats its per-connection debug messages only when they are logged."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pprint import pformat
 import pytest
 import txaio
 
-from binancews import daphne_tuning
+from binancews.daphne_patches import tuning as daphne_tuning
 
 OPTIONS = [("autoPingInterval", 0, "WebSocketServerFactory"), ("openHandshakeTimeout", 5, "WebSocketServerFactory")]
 

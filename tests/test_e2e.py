@@ -42,7 +42,7 @@ def test_closed_klines_flow_from_exchange_to_websocket_client(
         )
         ingest_log = tmp_path / "ingest.log"
         with ingest_log.open("wb") as log:
-            ingest = manage(["ingest_klines"], env, stdout=log, stderr=log)
+            ingest = manage(["ingest_klines", "-v", "2"], env, stdout=log, stderr=log)  # a line per stored kline
             try:
                 wait_until(
                     lambda: exchange.close_rounds >= CLOSE_ROUNDS, timeout=30, what="the exchange to close klines"

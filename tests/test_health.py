@@ -106,3 +106,32 @@ def test_healthz_checks_every_recorded_symbol_not_only_those_the_feed_shows(sett
     settings.BINANCEWS = replace(settings.BINANCEWS, symbols=("btcusdt", "ethusdt"), feed_symbols=("btcusdt",))
     body = Client().get("/healthz").json()
     assert set(body["symbols"]) == {"BTCUSDT", "ETHUSDT"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_probes_and_scrapes_reuse_one_redis_connection(settings, redis_server) -> None:
+    """Every ``/metrics`` scrape and ``/healthz`` probe pings Redis; they share one pooled connection,
+    which comes back after a Redis restart."""
+    from dataclasses import replace
+
+    import redis
+
+    settings.BINANCEWS = replace(settings.BINANCEWS, redis_url=redis_server.url)
+    watcher = redis.Redis.from_url(redis_server.url)
+
+    def connections_received() -> int:
+        return watcher.info("stats")["total_connections_received"]
+
+    def layer_up() -> bool:
+        return "binancews_channel_layer_up 1.0" in Client().get("/metrics", REMOTE_ADDR="127.0.0.1").content.decode()
+
+    before = connections_received()
+    for _ in range(20):
+        assert layer_up()
+        assert Client().get("/healthz").json()["channel_layer"] == {"ok": True, "backend": "redis"}
+    assert connections_received() - before <= 1  # 40 pings; one client per ping opened 40 connections
+    redis_server.stop()
+    assert not layer_up()
+    redis_server.start()  # the same port
+    assert layer_up()
+    watcher.close()

@@ -21,7 +21,7 @@ logger = logging.getLogger(__name__)
 CLOSE_TRY_AGAIN_LATER = 1013  # RFC 6455 "try again later": the process has WS_MAX_CONNECTIONS clients
 CLOSE_TOO_SLOW = 4008  # the client stopped reading; its unsent frames passed WS_MAX_PENDING_BYTES
 CLOSE_UNKNOWN_PATH = 4404
-CLOSE_BAD_SELECTION = 4400  # before accept: daphne answers HTTP 400 with the reason (binancews.daphne_close)
+CLOSE_BAD_SELECTION = 4400  # before accept: daphne answers HTTP 400 with the reason (binancews.daphne_patches.close)
 MAX_MESSAGE_BYTES = 4096  # the feed ignores input; nothing a client could mean to send is bigger
 
 

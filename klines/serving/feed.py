@@ -47,7 +47,7 @@ from klines.serving.deep_books import DeepBooks
 from klines.serving.delivery import CLOSE, UPDATE, Delivery
 from klines.serving.feed_reads import read, read_all, read_some
 from klines.serving.layer import RETRY_SECONDS, listen
-from klines.serving.metrics import DATABASE_UP, LAYER_MESSAGES, ROOT, STREAMS
+from klines.serving.metrics import DATABASE_UP, LAYER_MESSAGES, ROOT, STREAMS, count_connections_with
 from klines.serving.outbox import Outbox
 from klines.serving.selection import Selection
 from klines.serving.sender import Sender
@@ -330,6 +330,14 @@ def get_feed() -> LiveFeed:
 def current_feed() -> LiveFeed | None:
     """The process-wide feed if one was created (metrics must not create it)."""
     return _feed
+
+
+def _connections_now() -> dict[str, int]:
+    """The metrics' connected clients: the process-wide feed's, without creating it."""
+    return _feed.connections() if _feed is not None else {ROOT: 0, STREAMS: 0}
+
+
+count_connections_with(_connections_now)
 
 
 def reset_feed() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -54,13 +55,22 @@ def _database_newest(serving: ServingSettings, interval: str) -> dict[str, datet
     return newest
 
 
+@functools.lru_cache(maxsize=4)
+def _redis_client(redis_url: str) -> Any:
+    """One client, so one pooled connection, per URL and process: each probe or scrape reuses it
+    (a client per call opened a connection per ``/metrics`` scrape). It reconnects after a Redis restart."""
+    import redis
+
+    return redis.Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2)
+
+
 def channel_layer_status(redis_url: str) -> dict[str, Any]:
     if not redis_url:
         return {"ok": True, "backend": "in-memory (single process; clients get closes by reconciling)"}
     import redis
 
     try:
-        redis.Redis.from_url(redis_url, socket_timeout=2, socket_connect_timeout=2).ping()
+        _redis_client(redis_url).ping()
     except redis.RedisError as exc:  # the text can name hosts and ports: it goes to the log, not the body
         logger.warning("healthz: channel layer unreachable: %s", exc)
         return {"ok": False, "backend": "redis"}

@@ -3,9 +3,15 @@
 Counters are moved where the events happen (the senders, the consumers, the
 feed); the number of connected clients and whether the channel layer answers
 are read when Prometheus scrapes. Each daphne process exposes its own.
+
+The feed imports this module for its counters, so this one never imports the
+feed: the feed registers how to count its connections
+(:func:`count_connections_with`), and a scrape calls that.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
 from django.views.decorators.http import require_safe
@@ -36,13 +42,23 @@ DATABASE_UP = Gauge("binancews_database_up", "1 when the feed's last database re
 LAYER_UP = Gauge("binancews_channel_layer_up", "1 when the channel layer answers (always 1 in memory).")
 
 
+def _no_connections() -> dict[str, int]:
+    return {ROOT: 0, STREAMS: 0}
+
+
+_connection_counts: Callable[[], dict[str, int]] = _no_connections  # until the feed registers its own
+
+
+def count_connections_with(counts: Callable[[], dict[str, int]]) -> None:
+    """Make each scrape read the connected clients, by endpoint label, from ``counts`` (the feed's)."""
+    global _connection_counts
+    _connection_counts = counts
+
+
 def _refresh_gauges() -> None:
-    from klines.serving import feed as feed_module
     from klines.serving.health import channel_layer_status
 
-    current = feed_module.current_feed()
-    counts = current.connections() if current is not None else {ROOT: 0, STREAMS: 0}
-    for endpoint, count in counts.items():
+    for endpoint, count in _connection_counts().items():
         CONNECTED.labels(endpoint).set(count)
     LAYER_UP.set(1 if channel_layer_status(serving_settings().redis_url)["ok"] else 0)
 

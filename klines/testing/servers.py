@@ -15,6 +15,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import BinaryIO
+from urllib.parse import quote
 
 import pymongo
 
@@ -56,9 +57,10 @@ def stop_process(process: subprocess.Popen, *, sig: int = signal.SIGTERM, timeou
 class SecantusServer:
     """A real SecantusDB (MongoDB wire protocol) server with its data in ``data_dir``."""
 
-    def __init__(self, data_dir: Path, port: int | None = None) -> None:
+    def __init__(self, data_dir: Path, port: int | None = None, *, auth: bool = False) -> None:
         self.data_dir = data_dir
         self.port = port or free_port()
+        self.auth = auth  # SCRAM required: create users without it, then restart with it
         self.process: subprocess.Popen | None = None
 
     @property
@@ -82,6 +84,7 @@ class SecantusServer:
                 str(self.data_dir),
                 "--log-level",
                 "WARNING",
+                *(["--auth"] if self.auth else []),
             ],
             stdout=self.log,
             stderr=subprocess.STDOUT,
@@ -166,20 +169,24 @@ def uvicorn(port: int, env: Mapping[str, str], log_path: Path) -> subprocess.Pop
 class RedisServer:
     """A real redis-server on a free port, nothing persisted."""
 
-    def __init__(self, log_path: Path) -> None:
+    def __init__(self, log_path: Path, *, password: str | None = None) -> None:
         self.port = free_port()
         self.log_path = log_path
+        self.password = password  # clients must AUTH with it (--requirepass)
         self.process: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        userinfo = f":{quote(self.password, safe='')}@" if self.password is not None else ""
+        return f"redis://{userinfo}127.0.0.1:{self.port}/0"
 
     def start(self) -> RedisServer:
         executable = shutil.which("redis-server")
         if executable is None:
             raise RuntimeError("redis-server not found: apt-get install redis-server")
         argv = [executable, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no"]
+        if self.password is not None:
+            argv += ["--requirepass", self.password]
         self.process, self.log = start_listening(argv, self.log_path, self.port)
         return self
 

@@ -17,6 +17,7 @@ from klines.ingest.claim import claim_before_start
 from klines.ingest.metrics import serve_metrics
 from klines.ingest.service import IngestFailed, IngestService
 from klines.management.stream_options import add_stream_options, stream_options
+from klines.models import KLINES_COLLECTION
 from klines.store.exchange import RecordClaimedError
 
 
@@ -35,8 +36,16 @@ class Command(BaseCommand):
         )
 
     def handle(
-        self, *, symbols: str | None, interval: str | None, metrics_port: int | None = None, **options: Any
+        self,
+        *,
+        symbols: str | None,
+        interval: str | None,
+        metrics_port: int | None = None,
+        verbosity: int = 1,
+        **options: Any,
     ) -> None:
+        # A line per stored kline floods the output (hundreds a minute with KLINE_SYMBOLS=all): only with -v 2.
+        self._each_kline = verbosity >= 2
         if symbols is None and settings.BINANCEWS.all_symbols:
             symbol_list, intervals = (), stream_options("btcusdt", interval)[1]  # the listing decides the symbols
         else:
@@ -60,8 +69,10 @@ class Command(BaseCommand):
                 f"at {', '.join(intervals)} (re-read every {ingest.symbols_refresh_seconds:g} s)"
             )
         self.stdout.write(
-            f"  into MongoDB database {database['NAME']!r}, collection {settings.BINANCEWS.mongo_collection!r}\n"
-            f"  backfilling from {ingest.rest_url}/fapi/v1/klines"
+            f"  into MongoDB database {database['NAME']!r}, collection {KLINES_COLLECTION!r}\n"
+            f"  backfilling from {ingest.rest_url}/fapi/v1/klines\n"
+            f"  a stats line every {ingest.stats_seconds:g} s in the log"
+            f"{'' if self._each_kline else '; a line per stored kline with -v 2'}"
         )
         stop = threading.Event()
         previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -91,5 +102,7 @@ class Command(BaseCommand):
 
     def _stored(self, klines: list[ClosedKline]) -> None:
         publish_closed(*klines)
+        if not self._each_kline:
+            return
         for kline in klines:
             self.stdout.write(f"stored {kline.symbol} {kline.open_time:%Y-%m-%d %H:%M} UTC close {kline.close}")

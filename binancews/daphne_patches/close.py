@@ -10,7 +10,7 @@ most 123 bytes), for an open connection; everything else goes through daphne
 unchanged. A close before accept that carries a reason (a refused selection on
 ``/``, a stream URL naming a stream not recorded) is answered with HTTP 400 and
 the reason in the status line, instead of daphne's bare 403. Under uvicorn,
-where daphne is not loaded, nothing happens.
+daphne's protocol is loaded (an installed app) but unused.
 """
 
 from __future__ import annotations
@@ -21,6 +21,14 @@ from collections.abc import Callable
 from typing import Any
 
 PROTOCOL_MODULE = "daphne.ws_protocol"
+REQUIRES = {"daphne": "4.2.3", "autobahn": "26.11.1"}
+UPSTREAM = {  # wrapped; and what the wrapper does in daphne's place (the handshake's deferred, autobahn's close frame)
+    "daphne.ws_protocol:WebSocketProtocol.handle_reply": "f0996c9d45b26406",
+    "daphne.ws_protocol:WebSocketProtocol.onConnect": "f1190b99bb56cab4",
+    "daphne.ws_protocol:WebSocketProtocol.serverClose": "1b73f7535b758080",
+    "autobahn.websocket.protocol:WebSocketProtocol.sendCloseFrame": "b5856d7f4d3d8234",
+}
+WITHOUT = "close codes 1008/1009/1013 reach clients as daphne's 1000 without a reason, refusals as a bare 403"
 MAX_REASON_BYTES = 123  # a close frame's payload is at most 125 bytes, two of them the code
 
 

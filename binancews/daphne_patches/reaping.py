@@ -14,8 +14,8 @@ a full collection frees them: 20-150 ms pauses that made the storm's p99
 and its application finished (the checker's own rule, with its logging of an
 application's exception), and then breaks the cycles the probe found, so
 reference counting frees the objects on the spot. The checker still runs and
-finds nothing left to do. Under uvicorn, where daphne is not loaded, nothing
-happens.
+finds nothing left to do. docs/daphne-upstream-patch.md is the same change
+written into daphne, the way to remove this module.
 """
 
 from __future__ import annotations
@@ -28,6 +28,16 @@ from collections.abc import Callable
 from typing import Any
 
 SERVER_MODULE = "daphne.server"
+REQUIRES = {"daphne": "4.2.3", "autobahn": "26.11.1", "Twisted": "26.10.0"}
+UPSTREAM = {
+    "daphne.server:Server.protocol_disconnected": "7c05736186760b40",  # wrapped
+    "daphne.server:Server.create_application": "e440a9663047ea85",  # wrapped
+    "daphne.server:Server.application_checker": "1721c6d6833e7f86",  # its rule and logging, done at once by reap()
+    "daphne.http_protocol:WebRequest.process": "b22deb6530a58273",  # leaves an upgraded request in channel.requests
+    "autobahn.websocket.protocol:WebSocketProtocol._connectionLost": "72d921c61108b5ce",  # resolves is_closed
+    "twisted.web.http:HTTPChannel.requestDone": "1ea5e0193ce1a1a8",  # channel.requests
+}
+WITHOUT = "closed connections wait for daphne's once-a-second reaper and full garbage collections"
 
 logger = logging.getLogger("daphne.server")  # the checker's own logger: its messages keep their name
 

@@ -9,8 +9,7 @@ of the send path in a fan-out to 5,000 clients).
 py-spy put these at 13-17 % of daphne's main thread in the connect storm
 (bench/README.md). :func:`install` makes autobahn's protocol module format
 them only while txaio's log level is ``debug`` or ``trace``; then it logs
-exactly what it did before. Nothing else in autobahn changes, and under
-another server (uvicorn), where autobahn is not loaded, nothing happens.
+exactly what it did before. Nothing else in autobahn changes.
 """
 
 from __future__ import annotations
@@ -23,6 +22,13 @@ from typing import Any
 import txaio  # autobahn's logging layer, installed with daphne (its functions work once autobahn picks a framework)
 
 PROTOCOL_MODULE = "autobahn.websocket.protocol"
+REQUIRES = {"autobahn": "26.11.1", "txaio": "26.6.1"}
+UPSTREAM = {  # the protocol's methods that call the formatters by their module-global names
+    "autobahn.websocket.protocol:WebSocketProtocol._connectionMade": "a9a04a1d40682a16",
+    "autobahn.websocket.protocol:WebSocketProtocol.sendData": "eda3296873288142",
+    "autobahn.websocket.protocol:WebSocketClientProtocol.startHandshake": "440ec912a35432f4",
+}
+WITHOUT = "autobahn formats its debug messages on every connection and frame"
 PATCHED = ("pformat", "hltype", "hlval")  # the formatters autobahn's protocol calls eagerly for debug messages
 DEBUG_LEVELS = frozenset({"debug", "trace"})
 NOT_FORMATTED = "(not formatted: autobahn debug logging is off)"
@@ -50,7 +56,7 @@ def install() -> bool:
     if protocol is None:
         return False
     for name in PATCHED:
-        original = getattr(protocol, name, None)
-        if callable(original) and not getattr(original, "skips_when_not_debugging", False):
+        original = getattr(protocol, name)
+        if not getattr(original, "skips_when_not_debugging", False):
             setattr(protocol, name, only_when_debug_logging(original))
     return True

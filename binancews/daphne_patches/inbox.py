@@ -9,7 +9,7 @@ what daphne and the application use of it (``put_nowait`` and ``get``, first
 in first out, any number of readers, cancellation-safe like
 ``asyncio.Queue.get``) in ~0.2 KB. :func:`install` makes daphne's
 ``Server.create_application`` use it; under another server (uvicorn), where
-daphne is not loaded, nothing happens. Measured in bench/README.md ("Many
+daphne's server is loaded but unused, it changes nothing. Measured in bench/README.md ("Many
 clients").
 """
 
@@ -21,6 +21,9 @@ from functools import partial
 from typing import Any
 
 SERVER_MODULE = "daphne.server"
+REQUIRES = {"daphne": "4.2.3"}
+UPSTREAM = {"daphne.server:Server.create_application": "e440a9663047ea85"}  # copied by create_application below
+WITHOUT = "each connection keeps daphne's ~3.2 KB asyncio.Queue"
 
 
 class Inbox:
