@@ -102,7 +102,9 @@ def check_time_unit(open_ms: int, file: ArchiveFile) -> None:
     raise ArchiveError(f"{file.name}: open_time {open_ms} is in {unit}, not milliseconds; refusing the file")
 
 
-def read_klines(source: str | Path | IO[bytes], file: ArchiveFile, *, batch: int = BATCH) -> Iterator[list[ClosedKline]]:
+def read_klines(
+    source: str | Path | IO[bytes], file: ArchiveFile, *, batch: int = BATCH
+) -> Iterator[list[ClosedKline]]:
     """The klines of the zip at ``source``, ``batch`` at a time, oldest first as written.
 
     Streams the CSV member (bounded memory). :class:`ArchiveError` for a corrupt or
