@@ -107,5 +107,6 @@ class PairSummary:
             if len(self.missing) > LISTED:
                 lines.append(f"    and {len(self.missing) - LISTED} more ranges")
         else:
-            lines.append(f"  complete from {self.start:%Y-%m-%d %H:%M} to {self.end:%Y-%m-%d %H:%M} UTC")
+            first, end = f"{self.start:%Y-%m-%d %H:%M}", f"{self.end:%Y-%m-%d %H:%M}"
+            lines.append(f"  complete: every kline from {first} to before {end} UTC")
         return lines

@@ -87,8 +87,11 @@ class PairBackfill:
         rest_from = max(start, min(end, midnight(files[-1].end))) if files else start
         for low, high in rest_chunks(rest_from, end, self.interval_ms):
             if not self._complete(low, high, summary):
+                before = summary.from_rest
                 reason = self._from_rest(low, high, summary)
-                self._missing(f"{low:%Y-%m-%d %H:%M}..{high:%Y-%m-%d %H:%M}", low, high, reason, summary)
+                span = f"{low:%Y-%m-%d %H:%M}..{high:%Y-%m-%d %H:%M}"
+                self.note(f"REST {span}: {summary.from_rest - before} klines added")
+                self._missing(span, low, high, reason, summary)
         first = stored_between(self.symbol, self.interval, start, end - timedelta(milliseconds=1), 1)
         summary.oldest = first[0].open_time if first else None
         summary.newest = newest_open_time(self.symbol, self.interval, before=end) if first else None
