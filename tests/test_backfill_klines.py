@@ -186,6 +186,8 @@ def test_a_run_killed_midway_resumes_and_ends_as_an_uninterrupted_one(
     process.send_signal(signal.SIGKILL)
     process.wait(10)
     assert klines.count_documents({}) < whole, "killed before the end"
+    fake: FaultyExchange = exchange.exchange  # type: ignore[assignment]
+    asked = len(fake.archive_requests)
 
     code, out, err = backfill(env, *args[1:])
     assert code == 0, err
@@ -193,4 +195,6 @@ def test_a_run_killed_midway_resumes_and_ends_as_an_uninterrupted_one(
     assert len(got) == whole
     added = int(out.split("; added ")[1].split(" from archive")[0])
     assert added <= whole - 3000, "the second run continued, it did not start over"
+    zips = [p for p in fake.archive_requests[asked:] if p.endswith(".zip")]
+    assert len(zips) <= 14 - 3000 // 744, "months stored by the first run are not downloaded again"
     assert "already stored" in out and "complete: every kline from 2021-01-01 00:00" in out
