@@ -198,3 +198,17 @@ def test_a_run_killed_midway_resumes_and_ends_as_an_uninterrupted_one(
     zips = [p for p in fake.archive_requests[asked:] if p.endswith(".zip")]
     assert len(zips) <= 14 - 3000 // 744, "months stored by the first run are not downloaded again"
     assert "already stored" in out and "complete: every kline from 2021-01-01 00:00" in out
+
+
+def test_the_simulator_answers_intervals_it_does_not_stream(
+    secantus, database: str, klines: pymongo.collection.Collection
+) -> None:
+    """``make simulate`` streams KLINE_INTERVALS (1m); ``backfill_klines --intervals 1m,1h`` gets 1h too."""
+    fake = FaultyExchange(symbols=["btcusdt"], intervals=("1m",), update_seconds=1.0, start_ms=datetime_to_ms(NOW))
+    with ExchangeThread(fake) as exchange:
+        env = service_env(
+            secantus.uri, database, BINANCE_REST_URL=exchange.rest_url, BINANCE_ARCHIVE_URL=exchange.rest_url
+        )
+        code, out, err = backfill(env, "--since", "2022-01-01", "--symbols", "btcusdt", "--intervals", "1h")
+        assert code == 0, err
+        assert "BTCUSDT 1h: 2022-01-01 00:00..2022-01-03 01:00 UTC; added 48 from archive, 2 from REST" in out

@@ -91,6 +91,7 @@ class SimulatedExchange:
         self.close_rounds = 0
         self.archive_requests: list[str] = []  # paths asked for under /data/
         self._zips: dict[ArchiveFile, bytes] = {}
+        self._unstreamed: dict[str, KlineSeries] = {}  # intervals REST and the archive answer, not streamed
         self._server: Server | None = None
 
     # -- clock -------------------------------------------------------------
@@ -204,7 +205,7 @@ class SimulatedExchange:
         symbol = (param("symbol") or "").upper()
         if symbol not in self.symbols:
             return HTTPStatus.BAD_REQUEST, {"code": -1121, "msg": "Invalid symbol."}
-        series = self.series_of.get(param("interval") or "")
+        series = self.history_series(param("interval") or "")
         if series is None:
             return HTTPStatus.BAD_REQUEST, {"code": -1120, "msg": "Invalid interval."}
         try:
@@ -220,13 +221,24 @@ class SimulatedExchange:
         rows = [self._rest_kline(series, symbol, i, current).rest_row() for i in range(first, last + 1)]
         return HTTPStatus.OK, rows
 
+    def history_series(self, interval: str) -> KlineSeries | None:
+        """The series of any fixed interval: REST and the archive answer them all, as Binance does (not only the
+        streamed ones), so ``backfill_klines --intervals 1m,1h`` works against ``make simulate``."""
+        if interval in self.series_of:
+            return self.series_of[interval]
+        if interval not in self._unstreamed and interval in INTERVAL_SECONDS:
+            self._unstreamed[interval] = KlineSeries(
+                interval=interval, interval_ms=INTERVAL_SECONDS[interval] * 1000, seed=self.series.seed
+            )
+        return self._unstreamed.get(interval)
+
     def archive_body(self, path: str) -> bytes | None:
         """The archive file at ``path`` (a zip or its ``.CHECKSUM``), ``None`` if not published; tests override it."""
         named = parse_path(path)
         if named is None:
             return None
         file, checksum = named
-        series = self.series_of.get(file.interval)
+        series = self.history_series(file.interval)
         today = ms_to_datetime(self.now_ms()).date()
         listed = ms_to_datetime(ONBOARD_MS).date()
         if series is None or file.symbol not in self.symbols or not archive.published(file, today=today, listed=listed):
@@ -237,7 +249,7 @@ class SimulatedExchange:
     def archive_zip(self, file: ArchiveFile) -> bytes:
         """The zip of ``file`` (published or not), from the series; the last few are kept."""
         if file not in self._zips:
-            text = archive.csv_text(self.series_of[file.interval], file, first_ms=ONBOARD_MS)
+            text = archive.csv_text(self.history_series(file.interval), file, first_ms=ONBOARD_MS)
             while len(self._zips) >= ARCHIVE_CACHE:
                 del self._zips[next(iter(self._zips))]
             self._zips[file] = archive.zip_bytes(file, text)
