@@ -81,14 +81,14 @@ class PairBackfill:
         while pending:
             file = pending.pop(0)
             low, high = file_range(file, start, end)
-            if low < high and not self._complete(low, high, summary):
-                days = self._from_archive(file, low, high, summary)
+            if low < high and (have := self._unfinished(low, high, summary)) is not None:
+                days = self._from_archive(file, low, high, summary, empty=have == 0)
                 pending[:0] = days
         rest_from = max(start, min(end, midnight(files[-1].end))) if files else start
         for low, high in rest_chunks(rest_from, end, self.interval_ms):
-            if not self._complete(low, high, summary):
+            if (have := self._unfinished(low, high, summary)) is not None:
                 before = summary.from_rest
-                reason = self._from_rest(low, high, summary)
+                reason = self._from_rest(low, high, summary, empty=have == 0)
                 span = f"{low:%Y-%m-%d %H:%M}..{high:%Y-%m-%d %H:%M}"
                 self.note(f"REST {span}: {summary.from_rest - before} klines added")
                 self._missing(span, low, high, reason, summary)
@@ -98,18 +98,18 @@ class PairBackfill:
         return summary
 
     # -- units -----------------------------------------------------------------------
-    def _complete(self, low: datetime, high: datetime, summary: PairSummary) -> bool:
-        """Whether every kline of ``[low, high)`` is stored (then the unit is skipped: a resumed run)."""
+    def _unfinished(self, low: datetime, high: datetime, summary: PairSummary) -> int | None:
+        """How many klines of ``[low, high)`` are stored; ``None`` when all are (the unit is skipped: a resumed run)."""
         want = expected(low, high, self.interval_ms)
         have = count_between(self.symbol, self.interval, low, high)
         if have < want:
-            return False
+            return have
         summary.already += have
         self.advance(want)
-        return True
+        return None
 
     def _from_archive(
-        self, file: ArchiveFile, low: datetime, high: datetime, summary: PairSummary
+        self, file: ArchiveFile, low: datetime, high: datetime, summary: PairSummary, *, empty: bool
     ) -> list[ArchiveFile]:
         """Store ``file``'s klines in ``[low, high)``; a missing monthly file gives its days to try instead."""
         path = None
@@ -118,7 +118,7 @@ class PairBackfill:
             path = download(self.sources.client, self.sources.archive_url, file, self.sources.directory)
             before = summary.from_archive
             for batch in read_klines(path, file):
-                self._store([k for k in batch if low <= k.open_time < high], summary, archive=True)
+                self._store([k for k in batch if low <= k.open_time < high], summary, archive=True, empty=empty)
             self.note(f"{file.name}: {summary.from_archive - before} klines added from the archive")
         except Missing as exc:
             if file.period == MONTHLY:
@@ -139,7 +139,7 @@ class PairBackfill:
         errors = [self._from_rest(a, b, summary) for a, b in rest_chunks(low, high, self.interval_ms)]
         return next((e for e in errors if e), None)
 
-    def _from_rest(self, low: datetime, high: datetime, summary: PairSummary) -> str | None:
+    def _from_rest(self, low: datetime, high: datetime, summary: PairSummary, *, empty: bool = False) -> str | None:
         """Store the klines of ``[low, high)`` (one page) from ``/fapi/v1/klines``; the error text if REST refused."""
         params = {
             "symbol": self.symbol,
@@ -162,7 +162,8 @@ class PairBackfill:
             klines = [parse_rest_row(row, symbol=self.symbol, interval=self.interval) for row in rows]
         except MalformedMessage as exc:
             return f"REST row does not parse: {exc}"
-        self._store([k for k in closed_before(klines, self.server_ms) if low <= k.open_time < high], summary)
+        closed = [k for k in closed_before(klines, self.server_ms) if low <= k.open_time < high]
+        self._store(closed, summary, empty=empty)
         return None
 
     def _missing(self, what: str, low: datetime, high: datetime, reason: str | None, summary: PairSummary) -> None:
@@ -171,14 +172,22 @@ class PairBackfill:
             summary.missing.append((what, lacking, reason or NO_TRADING))
 
     # -- the write ---------------------------------------------------------------------
-    def _store(self, klines: list[ClosedKline], summary: PairSummary, *, archive: bool = False) -> None:
-        """Store the klines not stored yet; count the stored ones that differ (kept as they are)."""
+    def _store(
+        self, klines: list[ClosedKline], summary: PairSummary, *, archive: bool = False, empty: bool = False
+    ) -> None:
+        """Store the klines not stored yet; count the stored ones that differ (kept as they are).
+
+        ``empty``: the unit held no kline when it started, so there is nothing to compare with (one read
+        fewer per batch; a kline another writer stores meanwhile is still stored once, by the unique key).
+        """
         if not klines:
             return
         klines.sort(key=lambda k: k.open_time)
         first, last = klines[0].open_time, klines[-1].open_time
         span = (datetime_to_ms(last) - datetime_to_ms(first)) // self.interval_ms + 1
-        stored = {r.open_time: r for r in stored_between(self.symbol, self.interval, first, last, span)}
+        stored = (
+            {} if empty else {r.open_time: r for r in stored_between(self.symbol, self.interval, first, last, span)}
+        )
         new = []
         for kline in klines:
             record = stored.get(kline.open_time)
