@@ -42,6 +42,7 @@ class Config:
     mongo_database: str
     binance_ws_url: str
     binance_rest_url: str
+    binance_archive_url: str  # Binance's public kline archive (backfill_klines)
     symbols: tuple[str, ...]  # configured; empty with KLINE_SYMBOLS=all
     all_symbols: bool  # KLINE_SYMBOLS=all: every trading perpetual the exchange lists
     feed_symbols: tuple[str, ...]  # what `/` sends on connect, in order
@@ -311,6 +312,7 @@ def load_config(env: Mapping[str, str]) -> Config:
         mongo_database=_parse_name(env, "MONGO_DATABASE", "binancews"),
         binance_ws_url=_parse_url(env, "BINANCE_WS_URL", "wss://fstream.binance.com/market", ("ws", "wss")),
         binance_rest_url=_parse_url(env, "BINANCE_REST_URL", "https://fapi.binance.com", ("http", "https")),
+        binance_archive_url=_parse_url(env, "BINANCE_ARCHIVE_URL", "https://data.binance.vision", ("http", "https")),
         **_symbols(env),
         symbols_refresh_seconds=_parse_positive(env, "KLINE_SYMBOLS_REFRESH_SECONDS", 3600.0),
         intervals=_intervals(env),
