@@ -44,6 +44,7 @@ class Config:
     binance_ws_url: str
     binance_rest_url: str
     source: str  # the exchange whose klines the record holds (klines.binance.source), from the URLs and KLINE_SOURCE
+    binance_archive_url: str  # Binance's public kline archive (backfill_klines)
     symbols: tuple[str, ...]  # configured; empty with KLINE_SYMBOLS=all
     all_symbols: bool  # KLINE_SYMBOLS=all: every trading perpetual the exchange lists
     feed_symbols: tuple[str, ...]  # what `/` sends on connect, in order
@@ -324,6 +325,7 @@ def load_config(env: Mapping[str, str]) -> Config:
         binance_ws_url=ws_url,
         binance_rest_url=rest_url,
         source=_source(env, ws_url, rest_url),
+        binance_archive_url=_parse_url(env, "BINANCE_ARCHIVE_URL", "https://data.binance.vision", ("http", "https")),
         **_symbols(env),
         symbols_refresh_seconds=_parse_positive(env, "KLINE_SYMBOLS_REFRESH_SECONDS", 3600.0),
         intervals=_intervals(env),

@@ -29,7 +29,9 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
 
+from klines.binance.archive import parse_path
 from klines.binance.parse import ClosedKline, parse_rest_row
+from klines.simexchange.archive import checksum_of
 from klines.simexchange.server import SimulatedExchange, json_response
 
 INCOMING_LIMIT_PER_SECOND = 10  # Binance disconnects a connection that sends more
@@ -71,6 +73,7 @@ class FaultyExchange(SimulatedExchange):
         self.rejected_handshakes = 0
         self.injected: deque[str] = deque()
         self.rest_faults: deque[tuple[int, str | None]] = deque()
+        self.archive_faults: dict[str, str] = {}  # archive file name -> "corrupt", "checksum", "missing"
         self.rest_calls: list[RestCall] = []
         self.pings = self.pongs = self.pong_timeouts = 0
         self.pong_frames = 0  # pong frames received (a pong may acknowledge several pings)
@@ -113,6 +116,24 @@ class FaultyExchange(SimulatedExchange):
     def fail_rest(self, status: int, retry_after: str | None, times: int = 1) -> None:
         """Answer the next ``times`` ``/fapi/v1/klines`` requests with ``status`` and ``Retry-After``."""
         self.rest_faults.extend([(status, retry_after)] * times)
+
+    def archive_body(self, path: str) -> bytes | None:
+        """The archive file, or the fault set for it: a truncated zip, a wrong ``.CHECKSUM``, or none at all."""
+        body = super().archive_body(path)
+        name = path.rsplit("/", 1)[-1].removesuffix(".CHECKSUM")
+        fault = self.archive_faults.get(name)
+        if body is None or fault is None:
+            return body
+        if fault == "missing":
+            return None
+        if fault == "checksum" and path.endswith(".CHECKSUM"):
+            return b"0" * 64 + f"  {name}\n".encode()
+        if fault == "corrupt":  # a broken zip, published with its own (matching) checksum
+            named = parse_path(path)
+            assert named is not None
+            broken = self.archive_zip(named[0])[:-200]
+            return checksum_of(named[0], broken).encode() if path.endswith(".CHECKSUM") else broken
+        return body
 
     def skip_stream_closes(self, indexes: Iterable[int]) -> None:
         """Never send these klines' closes on the stream: REST alone has them."""

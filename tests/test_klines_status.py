@@ -67,7 +67,7 @@ def test_command_prints_each_symbol_and_succeeds_without_gaps() -> None:
     )
     lines = out.getvalue().splitlines()
     assert lines[0] == "klines 1m from 2025-11-24 10:05 to 2025-11-25 10:05 UTC"
-    assert lines[1] == "BTCUSDT 1m: newest 2025-11-25 10:04 UTC, 5 in range, no gaps"
+    assert lines[1] == "BTCUSDT 1m: oldest 2025-11-25 10:00 UTC, newest 2025-11-25 10:04 UTC, 5 in range, no gaps"
     assert lines[-1] == "no gaps in 2 symbols"
 
 
@@ -95,3 +95,12 @@ def test_command_exits_non_zero_on_a_gap() -> None:
 def test_command_rejects_a_bad_date() -> None:
     with pytest.raises(CommandError, match="not an ISO 8601 date-time"):
         call_command("klines_status", "--until", "yesterday")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_command_shows_the_oldest_stored_kline_even_before_the_window() -> None:
+    for offset in (-3 * 1440, *range(5)):
+        save_kline(closed_kline("BTCUSDT", offset))
+    out = StringIO()
+    call_command("klines_status", "--symbols", "btcusdt", "--until", "2025-11-25T10:05", "--grace", "0", stdout=out)
+    assert "BTCUSDT 1m: oldest 2025-11-22 10:00 UTC, newest 2025-11-25 10:04 UTC, 5 in range, no gaps" in out.getvalue()

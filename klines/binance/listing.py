@@ -20,3 +20,15 @@ def tradable_perpetuals(exchange_info: Any) -> tuple[str, ...]:
         and entry.get("status") == "TRADING"
         and entry.get("contractType") == "PERPETUAL"
     )
+
+
+def listing_dates(exchange_info: Any) -> dict[str, int]:
+    """Every listed contract (trading or not) -> its ``onboardDate`` (ms; 0 when not given)."""
+    symbols = exchange_info.get("symbols") if isinstance(exchange_info, dict) else None
+    if not isinstance(symbols, list):
+        raise MalformedMessage(f"exchangeInfo has no 'symbols' list: {str(exchange_info)[:200]}", kind="exchangeInfo")
+    return {
+        entry["symbol"].upper(): entry["onboardDate"] if isinstance(entry.get("onboardDate"), int) else 0
+        for entry in symbols
+        if isinstance(entry, dict) and isinstance(entry.get("symbol"), str)
+    }

@@ -18,6 +18,7 @@ class SymbolStatus:
     stored: int  # klines stored in the window
     gaps: tuple[Gap, ...]
     future: bool = False  # the newest stored kline opens after now: not a real exchange's
+    oldest: datetime | None = None  # oldest stored open time, when asked for (the record's start)
 
     @property
     def healthy(self) -> bool:
@@ -27,6 +28,8 @@ class SymbolStatus:
         newest = "nothing stored" if self.newest is None else f"newest {self.newest:%Y-%m-%d %H:%M} UTC"
         if self.future:
             newest += " (FUTURE-DATED: opens after now; simulated klines in this database?)"
+        if self.oldest is not None:
+            newest = f"oldest {self.oldest:%Y-%m-%d %H:%M} UTC, {newest}"
         head = f"{self.symbol} {self.interval}: {newest}, {self.stored} in range"
         if self.stored == 0:
             return f"{head}, GAP: no kline stored in the range"
@@ -54,6 +57,7 @@ def symbol_status(
     interval_ms: int,
     grace_ms: int,
     now: datetime | None = None,
+    oldest: datetime | None = None,
 ) -> SymbolStatus:
     """Gaps between the first stored kline in the window and the last one closed ``grace_ms`` before ``until``.
 
@@ -70,5 +74,11 @@ def symbol_status(
     gaps = find_gaps(opens, interval_ms=interval_ms, expected_last_ms=expected_last)
     future = newest is not None and now is not None and newest > now
     return SymbolStatus(
-        symbol=symbol.upper(), interval=interval, newest=newest, stored=len(opens), gaps=tuple(gaps), future=future
+        symbol=symbol.upper(),
+        interval=interval,
+        newest=newest,
+        stored=len(opens),
+        gaps=tuple(gaps),
+        future=future,
+        oldest=oldest,
     )

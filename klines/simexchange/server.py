@@ -7,6 +7,9 @@
 * ``GET /fapi/v1/klines?symbol=..&interval=..&startTime=..&endTime=..&limit=..``
   answers with Binance's 12-value rows, the still-open kline included (with
   its values so far), as Binance does.
+* ``GET /data/futures/um/{monthly,daily}/klines/SYMBOL/INTERVAL/SYMBOL-INTERVAL-DATE.zip``
+  (and ``.zip.CHECKSUM``): the public archive's files, as data.binance.vision
+  serves them (:mod:`klines.simexchange.archive`).
 
 Time runs ``speed`` times faster than the wall clock, so a test sees a minute
 close every second at ``speed=60``. Tests subclass or configure it to inject
@@ -28,14 +31,18 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from klines.binance.archive import ArchiveFile, parse_path
 from klines.binance.intervals import INTERVAL_SECONDS
-from klines.simexchange.exchange_info import exchange_info
+from klines.binance.parse import ms_to_datetime
+from klines.simexchange import archive
+from klines.simexchange.exchange_info import ONBOARD_MS, exchange_info
 from klines.simexchange.series import KlineSeries, SimKline
 
 logger = logging.getLogger(__name__)
 
 REST_MAX_LIMIT = 1500
 REST_DEFAULT_LIMIT = 500
+ARCHIVE_CACHE = 4  # zips kept (a client fetches a file's .CHECKSUM, then the zip: generated once)
 FIRST_CLOSE_SECONDS = 5.0  # simulate_exchange: the first close comes this soon after start
 
 
@@ -94,6 +101,9 @@ class SimulatedExchange:
         self._started = time.monotonic()
         self.closed_sent: list[SimKline] = []  # every close event sent, repeats included
         self.close_rounds = 0
+        self.archive_requests: list[str] = []  # paths asked for under /data/
+        self._zips: dict[ArchiveFile, bytes] = {}
+        self._unstreamed: dict[str, KlineSeries] = {}  # intervals REST and the archive answer, not streamed
         self._server: Server | None = None
 
     # -- clock -------------------------------------------------------------
@@ -179,6 +189,12 @@ class SimulatedExchange:
             if parts.path.endswith("/stream"):
                 return None
             return connection.respond(HTTPStatus.NOT_FOUND, "unknown stream path\n")
+        if parts.path.startswith("/data/"):
+            self.archive_requests.append(parts.path)
+            body = self.archive_body(parts.path)
+            if body is None:
+                return connection.respond(HTTPStatus.NOT_FOUND, "<Error><Code>NoSuchKey</Code></Error>\n")
+            return bytes_response(connection, body)
         if parts.path == "/fapi/v1/klines":
             status, body = self.rest_klines(parse_qs(parts.query))
         elif parts.path == "/fapi/v1/time":
@@ -201,7 +217,7 @@ class SimulatedExchange:
         symbol = (param("symbol") or "").upper()
         if symbol not in self.symbols:
             return HTTPStatus.BAD_REQUEST, {"code": -1121, "msg": "Invalid symbol."}
-        series = self.series_of.get(param("interval") or "")
+        series = self.history_series(param("interval") or "")
         if series is None:
             return HTTPStatus.BAD_REQUEST, {"code": -1120, "msg": "Invalid interval."}
         try:
@@ -217,12 +233,55 @@ class SimulatedExchange:
         rows = [self._rest_kline(series, symbol, i, current).rest_row() for i in range(first, last + 1)]
         return HTTPStatus.OK, rows
 
+    def history_series(self, interval: str) -> KlineSeries | None:
+        """The series of any fixed interval: REST and the archive answer them all, as Binance does (not only the
+        streamed ones), so ``backfill_klines --intervals 1m,1h`` works against ``make simulate``."""
+        if interval in self.series_of:
+            return self.series_of[interval]
+        if interval not in self._unstreamed and interval in INTERVAL_SECONDS:
+            self._unstreamed[interval] = KlineSeries(
+                interval=interval, interval_ms=INTERVAL_SECONDS[interval] * 1000, seed=self.series.seed
+            )
+        return self._unstreamed.get(interval)
+
+    def archive_body(self, path: str) -> bytes | None:
+        """The archive file at ``path`` (a zip or its ``.CHECKSUM``), ``None`` if not published; tests override it."""
+        named = parse_path(path)
+        if named is None:
+            return None
+        file, checksum = named
+        series = self.history_series(file.interval)
+        today = ms_to_datetime(self.now_ms()).date()
+        listed = ms_to_datetime(ONBOARD_MS).date()
+        if series is None or file.symbol not in self.symbols or not archive.published(file, today=today, listed=listed):
+            return None
+        data = self.archive_zip(file)
+        return archive.checksum_of(file, data).encode() if checksum else data
+
+    def archive_zip(self, file: ArchiveFile) -> bytes:
+        """The zip of ``file`` (published or not), from the series; the last few are kept."""
+        if file not in self._zips:
+            text = archive.csv_text(self.history_series(file.interval), file, first_ms=ONBOARD_MS)
+            while len(self._zips) >= ARCHIVE_CACHE:
+                del self._zips[next(iter(self._zips))]
+            self._zips[file] = archive.zip_bytes(file, text)
+        return self._zips[file]
+
     def _rest_kline(self, series: KlineSeries, symbol: str, index: int, current: int) -> SimKline:
         """The kline as REST shows it now: the current one still open (partial), like Binance."""
         if index < current:
             return series.kline(symbol, index)
         fraction = (self.now_ms() % series.interval_ms) / series.interval_ms
         return series.partial(symbol, index, fraction)
+
+
+def bytes_response(connection: ServerConnection, body: bytes) -> Response:
+    response = connection.respond(HTTPStatus.OK, "")
+    response.body = body
+    for name, value in (("Content-Type", "application/octet-stream"), ("Content-Length", str(len(body)))):
+        del response.headers[name]
+        response.headers[name] = value
+    return response
 
 
 def json_response(connection: ServerConnection, status: HTTPStatus, body: Any) -> Response:

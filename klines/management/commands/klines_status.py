@@ -1,4 +1,4 @@
-"""``manage.py klines_status``: per symbol, the newest stored kline and any gaps; exit 1 on a gap."""
+"""``manage.py klines_status``: per symbol, the oldest and newest stored kline and any gaps; exit 1 on a gap."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from django.core.management.base import BaseCommand, CommandError
 from klines.binance.intervals import INTERVAL_SECONDS
 from klines.ingest.status import symbol_status
 from klines.management.stream_options import add_stream_options, stream_options
+from klines.store.history import oldest_open_time
 from klines.store.reads import newest_open_time, open_times_between
 
 
@@ -24,7 +25,7 @@ def _moment(raw: str) -> datetime:
 
 class Command(BaseCommand):
     help = (
-        "Print, per symbol, the newest stored kline and the gaps in the last 24 h (or --since/--until). "
+        "Print, per symbol, the oldest and newest stored kline and the gaps in the last 24 h (or --since/--until). "
         "Exits 1 when a symbol has a gap or nothing stored: usable as a cron or health check."
     )
 
@@ -71,6 +72,7 @@ class Command(BaseCommand):
                 interval_ms=INTERVAL_SECONDS[interval] * 1000,
                 grace_ms=round(grace * 1000),
                 now=datetime.now(UTC),
+                oldest=oldest_open_time(symbol, interval),
             )
             self.stdout.write(status.line())
             if not status.healthy:

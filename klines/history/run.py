@@ -1,0 +1,206 @@
+"""Fill one (symbol, interval) over a range: archive files first, REST pages for the rest and for bad files.
+
+Every kline goes through :func:`klines.store.writes.save_klines`, the live
+ingest's idempotent write path (the unique key on symbol, interval, open
+time), so overlapping runs, a re-run or a running ingest store nothing twice.
+A stored kline whose values differ from the exchange's is reported in the
+summary and kept as it is.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import httpx
+
+from klines.backoff import Backoff
+from klines.binance.archive import MONTHLY, ArchiveFile, ChecksumError, archive_files, midnight
+from klines.binance.archive_csv import ArchiveError, read_klines
+from klines.binance.intervals import interval_ms
+from klines.binance.parse import ClosedKline, MalformedMessage, datetime_to_ms, ms_to_datetime, parse_rest_row
+from klines.binance.rest import BinanceRest, RestError
+from klines.history.download import Missing, download
+from klines.history.plan import PAGE, PairSummary, differences, expected, file_range, rest_chunks, run_range
+from klines.ingest.backfill import closed_before, kline_weight
+from klines.store.history import count_between, stored_between
+from klines.store.reads import newest_open_time
+from klines.store.writes import save_klines
+
+logger = logging.getLogger(__name__)
+
+REST_ATTEMPTS = 4
+REST_RETRY = Backoff(initial=1.0, maximum=10.0)
+NO_TRADING = "the exchange has no kline there (no trading)"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Sources:
+    """Where klines come from: the REST client (paced), the archive's base URL, and a download directory."""
+
+    rest: BinanceRest
+    archive_url: str
+    client: httpx.Client
+    directory: Path
+
+
+class PairBackfill:
+    """One (symbol, interval): call :meth:`run` once; ``advance(n)`` is told of every ``n`` klines dealt with."""
+
+    def __init__(
+        self,
+        symbol: str,
+        interval: str,
+        *,
+        sources: Sources,
+        server_ms: int,
+        advance: Callable[[int], None] = lambda n: None,
+        note: Callable[[str], None] = lambda text: None,
+    ) -> None:
+        self.symbol = symbol.upper()
+        self.interval = interval
+        self.interval_ms = interval_ms(interval)
+        self.sources = sources
+        self.server_ms = server_ms
+        self.advance = advance
+        self.note = note
+
+    def plan(self, since: datetime, until: datetime | None, *, onboard_ms: int) -> tuple[datetime, datetime]:
+        return run_range(since, until, onboard_ms=onboard_ms, server_ms=self.server_ms, interval_ms=self.interval_ms)
+
+    def run(self, start: datetime, end: datetime) -> PairSummary:
+        """Fill ``[start, end)`` (from :meth:`plan`); the summary says what came from where and what is missing."""
+        summary = PairSummary(symbol=self.symbol, interval=self.interval, start=start, end=end)
+        today = ms_to_datetime(self.server_ms).date()
+        files = archive_files(self.symbol, self.interval, since=start, until=end, today=today)
+        pending = list(files)
+        while pending:
+            file = pending.pop(0)
+            low, high = file_range(file, start, end)
+            if low < high and (have := self._unfinished(low, high, summary)) is not None:
+                days = self._from_archive(file, low, high, summary, empty=have == 0)
+                pending[:0] = days
+        rest_from = max(start, min(end, midnight(files[-1].end))) if files else start
+        for low, high in rest_chunks(rest_from, end, self.interval_ms):
+            if (have := self._unfinished(low, high, summary)) is not None:
+                before = summary.from_rest
+                reason = self._from_rest(low, high, summary, empty=have == 0)
+                span = f"{low:%Y-%m-%d %H:%M}..{high:%Y-%m-%d %H:%M}"
+                self.note(f"REST {span}: {summary.from_rest - before} klines added")
+                self._missing(span, low, high, reason, summary)
+        first = stored_between(self.symbol, self.interval, start, end - timedelta(milliseconds=1), 1)
+        summary.oldest = first[0].open_time if first else None
+        summary.newest = newest_open_time(self.symbol, self.interval, before=end) if first else None
+        return summary
+
+    # -- units -----------------------------------------------------------------------
+    def _unfinished(self, low: datetime, high: datetime, summary: PairSummary) -> int | None:
+        """How many klines of ``[low, high)`` are stored; ``None`` when all are (the unit is skipped: a resumed run)."""
+        want = expected(low, high, self.interval_ms)
+        have = count_between(self.symbol, self.interval, low, high)
+        if have < want:
+            return have
+        summary.already += have
+        self.advance(want)
+        return None
+
+    def _from_archive(
+        self, file: ArchiveFile, low: datetime, high: datetime, summary: PairSummary, *, empty: bool
+    ) -> list[ArchiveFile]:
+        """Store ``file``'s klines in ``[low, high)``; a missing monthly file gives its days to try instead."""
+        path = None
+        reason = None
+        try:
+            path = download(self.sources.client, self.sources.archive_url, file, self.sources.directory)
+            before = summary.from_archive
+            for batch in read_klines(path, file):
+                self._store([k for k in batch if low <= k.open_time < high], summary, archive=True, empty=empty)
+            self.note(f"{file.name}: {summary.from_archive - before} klines added from the archive")
+        except Missing as exc:
+            if file.period == MONTHLY:
+                self.note(f"{exc}; trying its daily files")
+                return file.days()
+            reason = f"{exc}; REST: " + (self._from_rest_range(low, high, summary) or "refetched")
+        except (ChecksumError, ArchiveError) as exc:
+            summary.bad_files.append(str(exc))
+            self.note(f"bad file {exc}; fetching its range from REST")
+            reason = f"bad file; REST: {self._from_rest_range(low, high, summary) or 'refetched'}"
+        finally:
+            if path is not None:
+                path.unlink(missing_ok=True)
+        self._missing(file.name, low, high, reason, summary)
+        return []
+
+    def _from_rest_range(self, low: datetime, high: datetime, summary: PairSummary) -> str | None:
+        errors = [self._from_rest(a, b, summary) for a, b in rest_chunks(low, high, self.interval_ms)]
+        return next((e for e in errors if e), None)
+
+    def _from_rest(self, low: datetime, high: datetime, summary: PairSummary, *, empty: bool = False) -> str | None:
+        """Store the klines of ``[low, high)`` (one page) from ``/fapi/v1/klines``; the error text if REST refused."""
+        params = {
+            "symbol": self.symbol,
+            "interval": self.interval,
+            "startTime": datetime_to_ms(low),
+            "endTime": datetime_to_ms(high) - 1,
+            "limit": PAGE,
+        }
+        for attempt in range(REST_ATTEMPTS):
+            try:
+                rows = self.sources.rest.get("/fapi/v1/klines", params, weight=kline_weight(PAGE))
+                break
+            except RestError as exc:
+                if attempt + 1 == REST_ATTEMPTS:
+                    return f"REST refused: {exc}"
+                time.sleep(REST_RETRY.delay(attempt))
+        if not isinstance(rows, list):
+            return f"REST answered {str(rows)[:100]}"
+        try:
+            klines = [parse_rest_row(row, symbol=self.symbol, interval=self.interval) for row in rows]
+        except MalformedMessage as exc:
+            return f"REST row does not parse: {exc}"
+        closed = [k for k in closed_before(klines, self.server_ms) if low <= k.open_time < high]
+        self._store(closed, summary, empty=empty)
+        return None
+
+    def _missing(self, what: str, low: datetime, high: datetime, reason: str | None, summary: PairSummary) -> None:
+        lacking = expected(low, high, self.interval_ms) - count_between(self.symbol, self.interval, low, high)
+        if lacking > 0:
+            summary.missing.append((what, lacking, reason or NO_TRADING))
+
+    # -- the write ---------------------------------------------------------------------
+    def _store(
+        self, klines: list[ClosedKline], summary: PairSummary, *, archive: bool = False, empty: bool = False
+    ) -> None:
+        """Store the klines not stored yet; count the stored ones that differ (kept as they are).
+
+        ``empty``: the unit held no kline when it started, so there is nothing to compare with (one read
+        fewer per batch; a kline another writer stores meanwhile is still stored once, by the unique key).
+        """
+        if not klines:
+            return
+        klines.sort(key=lambda k: k.open_time)
+        first, last = klines[0].open_time, klines[-1].open_time
+        span = (datetime_to_ms(last) - datetime_to_ms(first)) // self.interval_ms + 1
+        stored = (
+            {} if empty else {r.open_time: r for r in stored_between(self.symbol, self.interval, first, last, span)}
+        )
+        new = []
+        for kline in klines:
+            record = stored.get(kline.open_time)
+            if record is None:
+                new.append(kline)
+            elif fields := differences(record, kline):
+                summary.differ(kline, fields, record)
+            else:
+                summary.already += 1
+        added = len(save_klines(new)) if new else 0
+        summary.already += len(new) - added  # another writer (the ingest) stored them first
+        if archive:
+            summary.from_archive += added
+        else:
+            summary.from_rest += added
+        self.advance(len(klines))
