@@ -47,6 +47,15 @@ def test_the_same_source_at_another_address_is_accepted_and_another_source_refus
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_password_in_the_url_is_neither_kept_nor_shown() -> None:
+    claim_record("my-exchange", rest_url="http://mirror:s3cret@127.0.0.1:9900")
+    assert ExchangeSource.objects.get().rest_url == "http://127.0.0.1:9900"
+    with pytest.raises(RecordClaimedError) as refused:
+        claim_record("binance-usdm", rest_url="https://user:s3cret@fapi.binance.com")
+    assert "s3cret" not in str(refused.value) and "(https://fapi.binance.com)" in str(refused.value)
+
+
+@pytest.mark.django_db(transaction=True)
 def test_an_older_claim_of_an_address_is_taken_over_by_that_address_only() -> None:
     ExchangeSource.objects.create(rest_url="http://localhost:9900")  # kept by a version that knew only the URL
     with pytest.raises(RecordClaimedError, match="^this database holds klines from http://localhost:9900, not "):

@@ -109,6 +109,12 @@ def _simulated_parts(name: str) -> dict[str, int | float]:
     return parts
 
 
+def without_credentials(url: str) -> str:
+    """``url`` without its ``user:password@`` (what is kept in the database and shown in messages)."""
+    parts = urlsplit(url)
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+
+
 def same_address(url: str, other: str) -> bool:
     """The same host and port (``localhost``, ``127.0.0.1`` and ``::1`` are one host)."""
     return _address(url) == _address(other)

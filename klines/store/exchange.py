@@ -9,7 +9,7 @@ from django.db import IntegrityError
 
 from klines.binance.listing import tradable_perpetuals
 from klines.binance.parse import MalformedMessage
-from klines.binance.source import same_address
+from klines.binance.source import same_address, without_credentials
 from klines.models import ExchangeSource
 
 
@@ -24,6 +24,7 @@ def claim_record(source: str, *, rest_url: str) -> None:
     database at once one inserts and the other reads the winner back. A claim kept by an older
     version (a URL, no source) is taken over by the same address (``localhost`` = ``127.0.0.1``).
     """
+    rest_url = without_credentials(rest_url)
     try:
         ExchangeSource.objects.create(source=source, rest_url=rest_url)
         return
