@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -64,6 +65,13 @@ def kline_from_message(message: dict[str, Any]) -> ClosedKline:
     return ClosedKline(**fields)
 
 
+def closed_messages(
+    klines: Sequence[ClosedKline], stored_ms: int | None = None, *, exchange_ms: int | None = None
+) -> list[dict[str, Any]]:
+    """The layer messages of a batch of stored closes, one per kline."""
+    return [kline_to_message(kline, stored_ms) for kline in klines]
+
+
 def publish_closed(*klines: ClosedKline) -> bool:
     """Tell every serving process that ``klines`` were stored; ``False`` if the layer failed.
 
@@ -81,8 +89,8 @@ def publish_closed(*klines: ClosedKline) -> bool:
     stored_ms = now_ms()
 
     async def send_all() -> None:
-        for kline in klines:
-            await layer.group_send(GROUP, kline_to_message(kline, stored_ms))
+        for message in closed_messages(klines, stored_ms):
+            await layer.group_send(GROUP, message)
 
     try:
         async_to_sync(send_all)()
