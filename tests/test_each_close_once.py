@@ -117,21 +117,6 @@ async def test_history_after_a_live_close_sends_no_more_frames_on_the_feed(layer
     await client.disconnect()
 
 
-async def test_a_pending_frame_is_replaced_by_the_coins_newer_one() -> None:
-    """Two closes of a coin reach the book before the client's sender runs (a starved process): the
-    client gets the newer frame only, once, never the older one after it."""
-    from klines.events import kline_to_message
-    from klines.serving.feed import get_feed
-
-    await sync_to_async(save_klines, thread_sensitive=False)([closed_kline("BTCUSDT", o) for o in range(10)])
-    client = await connected()
-    feed = get_feed()
-    closes = [kline_to_message(closed_kline("BTCUSDT", offset)) for offset in (10, 11)]
-    await asyncio.gather(*(feed._apply_message(message) for message in closes))  # no send in between
-    assert [f for f in await drain(client) if f["coin"] == "BTCUSDT"] == [payload(range(12))]
-    await client.disconnect()
-
-
 async def stream_client() -> WebsocketCommunicator:
     communicator = WebsocketCommunicator(application, "/ws/btcusdt@kline_1m")
     assert (await communicator.connect())[0]
