@@ -125,12 +125,14 @@ async def stream_client() -> WebsocketCommunicator:
 
 async def test_a_backfill_on_an_empty_database_is_not_sent_as_live_closes(layer: str | None) -> None:
     """The daphne started on an empty database; the ingest's start-up backfill stores the newest eleven
-    klines and publishes them. A stream client gets one close, the newest, dated by its close."""
+    klines and publishes them. A stream client gets one close, the newest, dated by its close, not by now."""
     client = await stream_client()
     await connected()  # the feed has loaded (nothing)
     await joined(layer)
 
-    await ingest_stores([closed_kline("BTCUSDT", o) for o in range(11)], exchange_ms=close_ms(10) + 2_000)
+    now = close_ms(10) + 2_000  # the exchange's clock as the ingest knows it
+    for batch in (range(4), range(4, 11)):  # the writer takes what has queued up: the backfill in two batches
+        await ingest_stores([closed_kline("BTCUSDT", o) for o in batch], exchange_ms=now)
     events = [json.loads(text) for text in await drain_texts(client)]
     assert [(e["k"]["t"], e["k"]["x"], e["E"]) for e in events] == [
         (datetime_to_ms(closed_kline("BTCUSDT", 10).open_time), True, close_ms(10) + 1)
@@ -174,3 +176,16 @@ async def drain_texts(communicator: WebsocketCommunicator, *, quiet: float = 1.5
     while not await communicator.receive_nothing(timeout=quiet):
         texts.append(await communicator.receive_from())
     return texts
+
+
+def test_a_batchs_history_is_marked_superseded_by_its_newer_closes_and_the_exchanges_clock() -> None:
+    """Pure: of a backfill, only the newest close of each stream is live; a close published after the kline
+    following it closed (by the exchange's clock) is history even alone in its batch."""
+    batch = [closed_kline("BTCUSDT", o) for o in (0, 1, 2)] + [closed_kline("ETHUSDT", 2)]
+    marks = [(m["symbol"], m.get("superseded", False)) for m in closed_messages(batch, exchange_ms=close_ms(2) + 1)]
+    assert marks == [("BTCUSDT", True), ("BTCUSDT", True), ("BTCUSDT", False), ("ETHUSDT", False)]
+    late = closed_messages([closed_kline("BTCUSDT", 2)], exchange_ms=close_ms(3) + 1)  # kline 3 closed already
+    assert late[0]["superseded"] is True
+    on_time = closed_messages([closed_kline("BTCUSDT", 2)], exchange_ms=close_ms(3))  # kline 3 closes now
+    assert "superseded" not in on_time[0]
+    assert "superseded" not in closed_messages([closed_kline("BTCUSDT", 0)])[0]  # no clock: live
