@@ -129,11 +129,17 @@ async def test_a_client_given_up_as_too_slow_shows_in_the_metrics() -> None:
     async def too_slow(owed: int) -> None:
         given_up.set()
 
-    frames = (str(n).rjust(100, "x") for n in itertools.count())  # each close a new 100-byte frame
-    outbox = Outbox(lambda symbol: next(frames), never_returns, max_owed=1000, too_slow=too_slow)
+    closes = itertools.count()  # a frame waits per coin (a newer one replaces it): eleven coins' 100-byte frames
+    outbox = Outbox(
+        lambda symbol: symbol.rjust(100, "x"),
+        lambda symbol: next(closes),
+        never_returns,
+        max_owed=1000,
+        too_slow=too_slow,
+    )
     outbox.start()
-    for _ in range(11):  # 1100 bytes owed: past the bound
-        outbox.offer(["BTCUSDT"])
+    for coin in range(11):  # 1100 bytes owed: past the bound
+        outbox.offer([f"C{coin}"])
     await asyncio.wait_for(given_up.wait(), timeout=10)
     assert (await sync_to_async(scrape)())[closed] - before == 1
     outbox.stop()
@@ -272,8 +278,8 @@ async def test_a_client_that_never_takes_its_frame_does_not_hold_back_the_fanout
     async def too_slow(owed: int) -> None:
         pass
 
-    fast = Outbox(lambda symbol: "x", returns, max_owed=1000, too_slow=too_slow)
-    slow = Outbox(lambda symbol: "x", never_returns, max_owed=1000, too_slow=too_slow)
+    fast = Outbox(lambda symbol: "x", lambda symbol: None, returns, max_owed=1000, too_slow=too_slow)
+    slow = Outbox(lambda symbol: "x", lambda symbol: None, never_returns, max_owed=1000, too_slow=too_slow)
     for outbox in (fast, slow):
         outbox.start()
     delivery = Delivery(CLOSE, started=0.0)  # stored at the epoch: any latency observed is positive
