@@ -129,17 +129,14 @@ async def test_a_client_given_up_as_too_slow_shows_in_the_metrics() -> None:
     async def too_slow(owed: int) -> None:
         given_up.set()
 
-    closes = itertools.count()  # a frame waits per coin (a newer one replaces it): eleven coins' 100-byte frames
+    frames = (str(n).rjust(100, "x") for n in itertools.count())  # each close a new 100-byte frame
+    closes = itertools.count()
     outbox = Outbox(
-        lambda symbol: symbol.rjust(100, "x"),
-        lambda symbol: next(closes),
-        never_returns,
-        max_owed=1000,
-        too_slow=too_slow,
+        lambda symbol: next(frames), lambda symbol: next(closes), never_returns, max_owed=1000, too_slow=too_slow
     )
     outbox.start()
-    for coin in range(11):  # 1100 bytes owed: past the bound
-        outbox.offer([f"C{coin}"])
+    for _ in range(11):  # 1100 bytes owed: past the bound
+        outbox.offer(["BTCUSDT"])
     await asyncio.wait_for(given_up.wait(), timeout=10)
     assert (await sync_to_async(scrape)())[closed] - before == 1
     outbox.stop()

@@ -17,10 +17,13 @@ time*. So:
 * a client that does not read cannot hold up the others (under uvicorn
   ``send`` waits while the peer does not read; under daphne it never waits).
 
-Backpressure (:mod:`klines.serving.sender`): ``owed`` counts the bytes of the
-frames marked and not yet sent (one per coin at most), plus what the server
-says it has buffered for the connection; past the bound the client is closed
-as too slow.
+Backpressure (:mod:`klines.serving.sender`): ``owed`` counts the bytes of
+every frame offered since the connection's last send finished (a frame
+replaced before it went out counts too: the client fell behind by it), plus
+what the server says it has buffered for the connection; past the bound the
+client is closed as too slow. So a client whose ``send`` never returns (uvicorn,
+a peer that stopped reading) is given up as before, although at most one frame
+per coin waits for it.
 
 A coin marked with a :class:`~klines.serving.delivery.Delivery` carries it on
 its next frame; marked again before that frame is sent, it keeps the older
@@ -61,7 +64,7 @@ class Outbox(BoundedSender):
         self._newest_of = newest_of  # the open time of the newest close in a coin's current frame
         self._pending: dict[str, tuple[int, Delivery | None]] = {}  # coin -> (bytes owed, delivery), in order
         self._sent: dict[str, object] = {}  # coin -> newest close of the last frame sent
-        self._taken = 0  # the bytes owed for the frame being sent
+        self._pending_bytes = 0  # the current frames of the coins in ``_pending``
 
     def offer(self, symbols: Iterable[str], delivery: Delivery | None = None) -> None:
         """Mark each of ``symbols`` whose newest close is news to this client (timed by ``delivery``); never waits."""
@@ -73,23 +76,23 @@ class Outbox(BoundedSender):
             if not newer(self._newest_of(symbol), sent.get(symbol, _NOTHING)):
                 continue
             length = len(self._frame_of(symbol))
+            size += length
             held = pending.get(symbol)
             if held is None:
                 pending[symbol] = (length, delivery)
+                self._pending_bytes += length
                 if delivery is not None:
                     delivery.owed += 1
-                size += length
             else:  # its frame has not gone out yet: the one that will is the book's newest
                 pending[symbol] = (length, held[1])
-                size += length - held[0]
-        if size > 0:
+                self._pending_bytes += length - held[0]
+        if size:
             self._owe(size)
-        elif size < 0:  # a newer frame of a pending coin is shorter
-            self.owed = max(0, self.owed + size)
 
     def _forget(self) -> None:
         deliveries = [delivery for _size, delivery in self._pending.values() if delivery is not None]
         self._pending.clear()
+        self._pending_bytes = 0
         for delivery in deliveries:
             delivery.dropped()
 
@@ -97,16 +100,16 @@ class Outbox(BoundedSender):
         while self._pending:
             symbol = next(iter(self._pending))
             size, delivery = self._pending.pop(symbol)
+            self._pending_bytes -= size
             newest = self._newest_of(symbol)
             if newer(newest, self._sent.get(symbol, _NOTHING)):
                 self._sent[symbol] = newest
-                self._sending, self._taken = delivery, size
+                self._sending = delivery
                 return self._frame_of(symbol)
-            self.owed = max(0, self.owed - size)
             if delivery is not None:
                 delivery.dropped()
         return None
 
     def _owed_after(self, frame: str) -> int:
-        self.owed = max(0, self.owed - self._taken)
+        self.owed = self._pending_bytes  # the frames replaced while it was sent are gone too
         return self.owed
