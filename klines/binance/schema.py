@@ -78,4 +78,3 @@ STREAM_KEYS: tuple[str, ...] = ("t", "T", "s", "i", "f", "L", "o", "c", "h", "l"
 TIME_NAMES = frozenset(f.name for f in KLINE_FIELDS if f.kind == TIME)
 DECIMAL_NAMES = frozenset(f.name for f in KLINE_FIELDS if f.kind == DECIMAL)
 BY_NAME = {f.name: f for f in KLINE_FIELDS}
-BY_KEY = {f.key: f for f in ROW_FIELDS}
