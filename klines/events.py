@@ -26,6 +26,7 @@ from typing import Any
 
 from klines.binance.intervals import interval_ms
 from klines.binance.parse import ClosedKline, datetime_to_ms, ms_to_datetime
+from klines.binance.schema import DECIMAL_NAMES, TIME_NAMES
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +37,6 @@ UPDATES_TYPE = "kline.updates"
 STORED_MS = "stored_ms"
 RECEIVED_MS = "received_ms"
 SUPERSEDED = "superseded"
-_TIMES = ("open_time", "close_time")
 
 
 def now_ms() -> int:
@@ -49,7 +49,7 @@ def kline_to_message(kline: ClosedKline, stored_ms: int | None = None) -> dict[s
     if stored_ms is not None:
         body[STORED_MS] = stored_ms
     for name, value in kline.as_fields().items():
-        if name in _TIMES:
+        if name in TIME_NAMES:
             body[name] = datetime_to_ms(value)
         elif isinstance(value, Decimal):
             body[name] = str(value)
@@ -60,11 +60,11 @@ def kline_to_message(kline: ClosedKline, stored_ms: int | None = None) -> dict[s
 
 def kline_from_message(message: dict[str, Any]) -> ClosedKline:
     fields: dict[str, Any] = {}
-    for name, spec in ClosedKline.__dataclass_fields__.items():
+    for name in ClosedKline.__dataclass_fields__:
         value = message[name]
-        if name in _TIMES:
+        if name in TIME_NAMES:
             fields[name] = ms_to_datetime(value)
-        elif spec.type == "Decimal":
+        elif name in DECIMAL_NAMES:
             fields[name] = Decimal(value)
         else:
             fields[name] = value
