@@ -147,3 +147,15 @@ def test_the_bench_seeds_documents_of_the_schemas_fields_and_kinds() -> None:
     assert list(document) == [*MODEL_ORDER, "stored_at"]
     kinds = {datetime: TIME, Decimal128: DECIMAL, int: INT}
     assert {f.name: kinds[type(document[f.name])] for f in KLINE_FIELDS} == {f.name: f.kind for f in KLINE_FIELDS}
+
+
+def test_the_archive_csv_reads_the_schemas_columns() -> None:
+    """Binance's archive CSV has the REST row's columns: its header names each, and its kinds are the schema's."""
+    from klines.binance import archive_csv
+    from klines.binance.schema import DECIMAL, ROW_FIELDS
+
+    assert len(archive_csv.HEADER) == len(ROW_FIELDS)
+    assert archive_csv.HEADER[0] == "open_time" and archive_csv.HEADER[-1] == "ignore"
+    assert tuple(f.row for f in ROW_FIELDS if f.kind == DECIMAL) == archive_csv.DECIMAL_COLUMNS
+    assert archive_csv.DECIMAL_COLUMNS == (1, 2, 3, 4, 5, 7, 9, 10)
+    assert archive_csv.INTEGER_COLUMNS == (0, 6, 8)
