@@ -121,7 +121,8 @@ def soak_outcome(
                 f"RSS {fmt(d['rss_baseline_mib'])} -> {fmt(d['rss_final_mib'])} MiB "
                 f"({d['rss_growth_percent']:+.1f}%, trend {d['rss_trend_percent_per_10min']:+.1f}%/10 min); "
                 f"fds {d['fds_baseline']} -> {d['fds_final']} (peak {d['fds_peak']})",
-                f"stayers '/': {f['received']:,} frames, lost {f['lost']}, repeated {f['repeated']}, "
+                f"stayers '/': {f['received']:,} frames, lost {f['lost']} (coalesced {f['coalesced']}), "
+                f"repeated {f['repeated']}, "
                 f"reordered {f['reordered']}, unknown {f['unexpected']}; streams: closes {c['received']:,} "
                 f"lost {c['lost']} repeated {c['repeated']} reordered {c['reordered']}; updates {u['received']:,} "
                 f"lost {u['lost']} reordered {u['reordered']} (skipped at a close {u['skipped_at_close']})",
@@ -132,7 +133,7 @@ def soak_outcome(
         outcome.rows.append(
             (
                 "",
-                "'/' closes some stayer got no frame for",
+                "'/' closes some stayer got no frame for (coalesced: a later frame showed them)",
                 f"{len(missed)} (coin, daphne) closes, missed by {stayers:.1f} of {options.soak_stayers} stayers "
                 f"on average; at most {longest_run(missed)} in a row (a frame shows the last {WINDOW})",
                 "at (s into the soak): "

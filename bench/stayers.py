@@ -1,8 +1,10 @@
 """Pure: judge what a client that stayed connected received against the ground truth.
 
-A stayer on ``/`` gets, per coin, one frame on connect and one per close; a
-frame's ``values`` are the coin's last 10 stored closes, so the frame names the
-stored kline it ends at (:func:`window_index`). A stayer on the Binance-protocol
+A stayer on ``/`` gets, per coin, one frame on connect and one per change of
+the coin's newest close (a newer frame replaces one not yet sent: a stayer, or
+a daphne starved of CPU, that falls behind skips to the newest); a frame's
+``values`` are the coin's last 10 stored closes, so the frame names the stored
+kline it ends at (:func:`window_index`). A stayer on the Binance-protocol
 streams gets every in-progress update and every close of its streams. Either way
 the question is the same (:func:`judge`): of the klines that closed while it was
 connected, which never came, which came twice, which came out of order.
@@ -28,6 +30,7 @@ class Verdict:
     repeated: int = 0  # received more than once
     reordered: int = 0  # received after a newer one
     unexpected: int = 0  # received, but not one of the expected
+    coalesced: int = 0  # "/": no frame ended at it, but a later frame showed it (not lost, not a fault)
 
     def __iadd__(self, other: Verdict) -> Verdict:
         for name in self.__dataclass_fields__:
@@ -82,13 +85,21 @@ def judge_feed(frames: Iterable[bytes], closes: dict[str, Sequence[float]]) -> V
     """One ``/`` stayer's frames, in arrival order (the initial ones first), against each coin's stored closes.
 
     Each coin's first frame is where the client came in; every close stored after it is expected once, in order.
+    A close no frame ended at is coalesced, not lost, when a later frame shows it among its ``WINDOW`` values
+    (the frame replaced one not yet sent, README "The websocket contract"); the newest must come.
     """
     verdict = Verdict()
     for coin, positions in feed_positions(frames, closes).items():
         if not positions or positions[0] is None:
             verdict += Verdict(received=len(positions), unexpected=len(positions) or 1)
             continue
-        verdict += judge(positions[1:], positions[0] + 1, len(closes.get(coin, ())) - 1)
+        judged = judge(positions[1:], positions[0] + 1, len(closes.get(coin, ())) - 1)
+        got = {i for i in positions if i is not None}
+        judged.coalesced = sum(
+            1 for i in missing(positions, len(closes.get(coin, ())) - 1) if any(i < j < i + WINDOW for j in got)
+        )
+        judged.lost -= judged.coalesced
+        verdict += judged
     return verdict
 
 

@@ -1,7 +1,10 @@
 """The messages the ingest publishes on the channel layer: each close after storing it, and batches of updates.
 
 * ``klines.closed``: one message per newly stored close (:func:`publish_closed`),
-  with ``stored_ms``: the ingest's clock once the close was stored.
+  with ``stored_ms``: the ingest's clock once the close was stored, and
+  ``superseded: true`` on a close that is history by the time it is published
+  (:func:`closed_messages`): the books take it, the Binance-protocol streams
+  do not send it as a live event.
 * ``klines.updates``: in-progress kline events as received from the exchange,
   many per message (:func:`publish_updates`, called by :mod:`klines.ingest.relay`
   once per tick); each event is ``[stream, open time ms, event JSON]``, so a
@@ -16,10 +19,14 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from klines.binance.intervals import interval_ms
 from klines.binance.parse import ClosedKline, datetime_to_ms, ms_to_datetime
+from klines.binance.schema import DECIMAL_NAMES, TIME_NAMES
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +36,7 @@ UPDATES_GROUP = "klines.updates"
 UPDATES_TYPE = "kline.updates"
 STORED_MS = "stored_ms"
 RECEIVED_MS = "received_ms"
-_TIMES = ("open_time", "close_time")
+SUPERSEDED = "superseded"
 
 
 def now_ms() -> int:
@@ -42,7 +49,7 @@ def kline_to_message(kline: ClosedKline, stored_ms: int | None = None) -> dict[s
     if stored_ms is not None:
         body[STORED_MS] = stored_ms
     for name, value in kline.as_fields().items():
-        if name in _TIMES:
+        if name in TIME_NAMES:
             body[name] = datetime_to_ms(value)
         elif isinstance(value, Decimal):
             body[name] = str(value)
@@ -53,22 +60,53 @@ def kline_to_message(kline: ClosedKline, stored_ms: int | None = None) -> dict[s
 
 def kline_from_message(message: dict[str, Any]) -> ClosedKline:
     fields: dict[str, Any] = {}
-    for name, spec in ClosedKline.__dataclass_fields__.items():
+    for name in ClosedKline.__dataclass_fields__:
         value = message[name]
-        if name in _TIMES:
+        if name in TIME_NAMES:
             fields[name] = ms_to_datetime(value)
-        elif spec.type == "Decimal":
+        elif name in DECIMAL_NAMES:
             fields[name] = Decimal(value)
         else:
             fields[name] = value
     return ClosedKline(**fields)
 
 
-def publish_closed(*klines: ClosedKline) -> bool:
+def closed_messages(
+    klines: Sequence[ClosedKline], stored_ms: int | None = None, *, exchange_ms: int | None = None
+) -> list[dict[str, Any]]:
+    """The layer messages of a batch of stored closes, one per kline, each history marked ``superseded``.
+
+    A close is history when a newer close of its stream is in the same batch, or
+    when, by ``exchange_ms`` (the exchange's clock as the ingest knows it), the
+    kline after it had closed already: a backfill's klines but its newest, or a
+    close stored an interval late. Binance sends a close as it happens, never later.
+    """
+    newest: dict[tuple[str, str], datetime] = {}
+    for kline in klines:
+        key = (kline.symbol, kline.interval)
+        if key not in newest or kline.open_time > newest[key]:
+            newest[key] = kline.open_time
+    messages = []
+    for kline in klines:
+        message = kline_to_message(kline, stored_ms)
+        successor_closed = exchange_ms is not None and exchange_ms > message["close_time"] + interval_ms(kline.interval)
+        if successor_closed or kline.open_time < newest[(kline.symbol, kline.interval)]:
+            message[SUPERSEDED] = True
+        messages.append(message)
+    return messages
+
+
+def superseded(message: dict[str, Any]) -> bool:
+    """Whether a ``klines.closed`` message is a close that was history when published."""
+    return message.get(SUPERSEDED) is True
+
+
+def publish_closed(*klines: ClosedKline, exchange_ms: int | None = None) -> bool:
     """Tell every serving process that ``klines`` were stored; ``False`` if the layer failed.
 
     One layer message per kline, all sent in one event loop (one Redis
-    connection) rather than one loop per kline. A failed publish loses nothing:
+    connection) rather than one loop per kline; ``exchange_ms`` tells history from
+    live closes (:func:`closed_messages`). A failed publish loses nothing:
     serving processes also reconcile with the database.
     """
     from asgiref.sync import async_to_sync
@@ -81,8 +119,8 @@ def publish_closed(*klines: ClosedKline) -> bool:
     stored_ms = now_ms()
 
     async def send_all() -> None:
-        for kline in klines:
-            await layer.group_send(GROUP, kline_to_message(kline, stored_ms))
+        for message in closed_messages(klines, stored_ms, exchange_ms=exchange_ms):
+            await layer.group_send(GROUP, message)
 
     try:
         async_to_sync(send_all)()

@@ -19,8 +19,11 @@ def test_every_close_once_in_order_is_clean() -> None:
     assert (verdict.expected, verdict.received, verdict.faults) == (3, 3, 0)
 
 
-def test_a_feed_stayer_missing_a_close_or_the_last_one_is_counted_lost() -> None:
-    assert judge_feed([frame(10), frame(12)], CLOSES).lost == 2  # 11 skipped, 13 never came
+def test_a_feed_stayer_missing_the_last_close_is_counted_lost_a_skipped_one_coalesced() -> None:
+    """Issue 23: a frame not yet sent is replaced by the coin's newer one, so a stayer may skip a close that
+    the next frame shows (coalesced); a close no frame showed, the newest never arriving, is lost."""
+    verdict = judge_feed([frame(10), frame(12)], CLOSES)
+    assert (verdict.lost, verdict.coalesced, verdict.faults) == (1, 1, 1)  # 11 in frame 12's values; 13 never came
 
 
 def test_a_feed_stayer_repeated_or_reordered_close_is_counted() -> None:

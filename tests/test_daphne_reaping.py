@@ -122,7 +122,7 @@ async def test_a_stopped_outbox_is_freed_by_reference_counting() -> None:
     async def too_slow(owed: int) -> None:
         return None
 
-    outbox = Outbox(lambda symbol: symbol, send, max_owed=1 << 20, too_slow=too_slow)
+    outbox = Outbox(lambda symbol: symbol, lambda symbol: None, send, max_owed=1 << 20, too_slow=too_slow)
     outbox.start()
     await asyncio.sleep(0)  # its task waits for frames
     freed = weakref.ref(outbox)

@@ -151,13 +151,14 @@ async def test_a_busy_thread_sensitive_worker_does_not_delay_pushes(settings) ->
     await communicator.disconnect()
 
 
-async def test_a_slow_client_gets_every_frame_in_order_and_never_holds_up_another() -> None:
+async def test_a_slow_client_gets_the_newest_frame_and_never_holds_up_another() -> None:
     """Outboxes: while one client's send waits (as uvicorn's does for a peer that does not read), the
-    book moves on; that client then gets the frames it missed, in order; another client gets every
-    frame meanwhile."""
+    book moves on; that client then gets the newest frame, not each one it missed (issue 23: latest state
+    wins, where 30ccdd1 queued a frame per close); another client gets every frame meanwhile."""
     from klines.serving.outbox import Outbox
 
     book = {"BTCUSDT": "btc-1"}
+    newest = {"BTCUSDT": 1}
     release = asyncio.Event()
     slow_got: list[str] = []
     fast_got: list[str] = []
@@ -173,25 +174,28 @@ async def test_a_slow_client_gets_every_frame_in_order_and_never_holds_up_anothe
         raise AssertionError(f"closed with {owed} bytes owed")
 
     outboxes = [
-        Outbox(book.__getitem__, send, max_owed=10_000, too_slow=never_too_slow) for send in (slow_send, fast_send)
+        Outbox(book.__getitem__, newest.__getitem__, send, max_owed=10_000, too_slow=never_too_slow)
+        for send in (slow_send, fast_send)
     ]
     for outbox in outboxes:
         outbox.start()
-    for frame in ("btc-1", "btc-2", "btc-3"):
-        book["BTCUSDT"] = frame
+    for close in (1, 2, 3, 4):
+        book["BTCUSDT"], newest["BTCUSDT"] = f"btc-{close}", close
         for outbox in outboxes:
             outbox.offer(["BTCUSDT"])
         await asyncio.sleep(0.01)
-    assert fast_got == ["btc-1", "btc-2", "btc-3"]
-    assert slow_got == []  # still waiting on its first send
+    assert fast_got == ["btc-1", "btc-2", "btc-3", "btc-4"]
+    assert slow_got == []  # still waiting on its first send (btc-1)
     release.set()
     await asyncio.sleep(0.01)
-    assert slow_got == ["btc-1", "btc-2", "btc-3"]
+    assert slow_got == ["btc-1", "btc-4"]
+    assert outboxes[0].owed == 0
     for outbox in outboxes:
         outbox.stop()
 
 
 async def test_a_client_owed_more_than_the_bound_is_given_up() -> None:
+    """Every frame offered since the last send finished counts, the ones replaced before they went out too."""
     from klines.serving.outbox import Outbox
 
     stuck = asyncio.Event()
@@ -204,7 +208,10 @@ async def test_a_client_owed_more_than_the_bound_is_given_up() -> None:
         given_up.append(owed)
 
     frames = (str(n).rjust(100, "x") for n in itertools.count())  # each close a new 100-byte frame
-    outbox = Outbox(lambda symbol: next(frames), never_returns, max_owed=1000, too_slow=too_slow)
+    closes = itertools.count()
+    outbox = Outbox(
+        lambda symbol: next(frames), lambda symbol: next(closes), never_returns, max_owed=1000, too_slow=too_slow
+    )
     outbox.start()
     for _ in range(10):
         outbox.offer(["BTCUSDT"])
@@ -216,9 +223,10 @@ async def test_a_client_owed_more_than_the_bound_is_given_up() -> None:
     assert outbox.stopped
 
 
-async def test_two_closes_of_a_coin_before_the_sender_runs_are_two_frames() -> None:
+async def test_two_closes_of_a_coin_before_the_sender_runs_are_one_frame() -> None:
     """A starved process can take two closes of a coin from the layer before a connection's sender
-    runs; the contract is a frame per close, so the client gets both, in order."""
+    runs; the client gets the newer frame only (issue 23: a pending frame of a coin is replaced by the
+    coin's newer one; 30ccdd1 sent both)."""
     await store("BTCUSDT", range(10))
     await store("ETHUSDT", range(1))
     communicator = await connected()
@@ -227,5 +235,5 @@ async def test_two_closes_of_a_coin_before_the_sender_runs_are_two_frames() -> N
     await asyncio.gather(*(feed._apply_message(message) for message in closes))  # no send in between
 
     btc = [f for f in await drain(communicator) if f["coin"] == "BTCUSDT"]
-    assert btc == [payload("BTCUSDT", list(range(11))), payload("BTCUSDT", list(range(12)))]
+    assert btc == [payload("BTCUSDT", list(range(12)))]
     await communicator.disconnect()

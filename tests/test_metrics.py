@@ -130,7 +130,10 @@ async def test_a_client_given_up_as_too_slow_shows_in_the_metrics() -> None:
         given_up.set()
 
     frames = (str(n).rjust(100, "x") for n in itertools.count())  # each close a new 100-byte frame
-    outbox = Outbox(lambda symbol: next(frames), never_returns, max_owed=1000, too_slow=too_slow)
+    closes = itertools.count()
+    outbox = Outbox(
+        lambda symbol: next(frames), lambda symbol: next(closes), never_returns, max_owed=1000, too_slow=too_slow
+    )
     outbox.start()
     for _ in range(11):  # 1100 bytes owed: past the bound
         outbox.offer(["BTCUSDT"])
@@ -272,8 +275,8 @@ async def test_a_client_that_never_takes_its_frame_does_not_hold_back_the_fanout
     async def too_slow(owed: int) -> None:
         pass
 
-    fast = Outbox(lambda symbol: "x", returns, max_owed=1000, too_slow=too_slow)
-    slow = Outbox(lambda symbol: "x", never_returns, max_owed=1000, too_slow=too_slow)
+    fast = Outbox(lambda symbol: "x", lambda symbol: None, returns, max_owed=1000, too_slow=too_slow)
+    slow = Outbox(lambda symbol: "x", lambda symbol: None, never_returns, max_owed=1000, too_slow=too_slow)
     for outbox in (fast, slow):
         outbox.start()
     delivery = Delivery(CLOSE, started=0.0)  # stored at the epoch: any latency observed is positive

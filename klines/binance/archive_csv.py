@@ -34,6 +34,7 @@ from typing import IO, Any
 
 from klines.binance.archive import ArchiveFile, midnight
 from klines.binance.parse import PLAIN_DECIMAL, ClosedKline, MalformedMessage, datetime_to_ms, parse_rest_row
+from klines.binance.schema import DECIMAL, INT, ROW_FIELDS, TIME
 
 HEADER = (
     "open_time",
@@ -49,8 +50,10 @@ HEADER = (
     "taker_buy_quote_volume",
     "ignore",
 )
-DECIMAL_COLUMNS = (1, 2, 3, 4, 5, 7, 9, 10)
-INTEGER_COLUMNS = (0, 6, 8)
+# Binance's own names for the archive's columns (its header row), one per column of the kline schema
+# (tests/test_schema.py checks the two agree); the columns' kinds come from the schema.
+DECIMAL_COLUMNS = tuple(f.row for f in ROW_FIELDS if f.kind == DECIMAL)
+INTEGER_COLUMNS = tuple(f.row for f in ROW_FIELDS if f.kind in (TIME, INT))
 BATCH = 10_000  # klines per batch: ~10 MB of Python objects at most
 
 

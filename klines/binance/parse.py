@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from klines.binance.schema import BY_NAME, DECIMAL, IDENTITY, INT, KLINE_FIELDS, MODEL_ORDER, ROW_FIELDS, TIME
+
 # What the store holds exactly. klines/models.py's PRICE (max_digits 30, decimal_places 12):
 # at most 12 decimal places and 18 whole digits, counted on the value (trailing zeros after
 # the point are not digits of the value). MongoDB's Decimal128: at most 34 significant digits
@@ -43,8 +45,10 @@ class MalformedMessage(ValueError):
         self.kind = kind  # the offending field ("k.c", "row[4] close"), or "json", "event", "shape"
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True)
 class ClosedKline:
+    """One kline, parsed. Its fields are klines/binance/schema.py's, in ``MODEL_ORDER`` (the parsers pass them so)."""
+
     symbol: str
     interval: str
     open_time: datetime
@@ -144,6 +148,14 @@ def _field(mapping: dict[str, Any], key: str, where: str) -> Any:
     return mapping[key]
 
 
+# The schema's fields as the parsers read them, in ClosedKline's order after symbol and interval (so passed
+# positionally: faster than keywords): (stream key or row index, converter, the part's name in a complaint).
+_CONVERTERS = {TIME: _time, DECIMAL: _decimal, INT: _int}
+_PARSED = tuple(BY_NAME[name] for name in MODEL_ORDER[len(IDENTITY) :])
+_FROM_STREAM = tuple((f.key, _CONVERTERS[f.kind], f"k.{f.key}") for f in _PARSED)
+_FROM_ROW = tuple((f.row, _CONVERTERS[f.kind], f"row[{f.row}] {f.words}") for f in _PARSED)
+
+
 def parse_kline_object(k: dict[str, Any]) -> ClosedKline:
     """Parse the ``k`` object of a kline event (closed or not)."""
     if not isinstance(k, dict):
@@ -152,21 +164,10 @@ def parse_kline_object(k: dict[str, Any]) -> ClosedKline:
     interval = _field(k, "i", "k")
     if not isinstance(symbol, str) or not isinstance(interval, str):
         raise MalformedMessage(f"k.s / k.i are not strings: {symbol!r} {interval!r}", kind="k.s")
-    return ClosedKline(
-        symbol=symbol.upper(),
-        interval=interval,
-        open_time=_time(_field(k, "t", "k"), "k.t"),
-        close_time=_time(_field(k, "T", "k"), "k.T"),
-        open=_decimal(_field(k, "o", "k"), "k.o"),
-        high=_decimal(_field(k, "h", "k"), "k.h"),
-        low=_decimal(_field(k, "l", "k"), "k.l"),
-        close=_decimal(_field(k, "c", "k"), "k.c"),
-        volume=_decimal(_field(k, "v", "k"), "k.v"),
-        quote_volume=_decimal(_field(k, "q", "k"), "k.q"),
-        trades=_int(_field(k, "n", "k"), "k.n"),
-        taker_buy_base_volume=_decimal(_field(k, "V", "k"), "k.V"),
-        taker_buy_quote_volume=_decimal(_field(k, "Q", "k"), "k.Q"),
-    )
+    try:
+        return ClosedKline(symbol.upper(), interval, *[convert(k[key], part) for key, convert, part in _FROM_STREAM])
+    except KeyError as missing:  # the converters raise MalformedMessage only
+        raise MalformedMessage(f"k has no {missing.args[0]!r}", kind=f"k.{missing.args[0]}") from None
 
 
 def parse_stream_message(text: str | bytes) -> StreamUpdate:
@@ -200,23 +201,9 @@ def parse_stream_message(text: str | bytes) -> StreamUpdate:
 
 def parse_rest_row(row: list[Any], *, symbol: str, interval: str) -> ClosedKline:
     """Parse one row of ``GET /fapi/v1/klines`` (an array of 12 values)."""
-    if not isinstance(row, list) or len(row) < 11:
-        raise MalformedMessage(f"REST kline row is not an array of 12: {row!r}", kind="row")
-    return ClosedKline(
-        symbol=symbol.upper(),
-        interval=interval,
-        open_time=_time(row[0], "row[0] open time"),
-        close_time=_time(row[6], "row[6] close time"),
-        open=_decimal(row[1], "row[1] open"),
-        high=_decimal(row[2], "row[2] high"),
-        low=_decimal(row[3], "row[3] low"),
-        close=_decimal(row[4], "row[4] close"),
-        volume=_decimal(row[5], "row[5] volume"),
-        quote_volume=_decimal(row[7], "row[7] quote volume"),
-        trades=_int(row[8], "row[8] trades"),
-        taker_buy_base_volume=_decimal(row[9], "row[9] taker buy base volume"),
-        taker_buy_quote_volume=_decimal(row[10], "row[10] taker buy quote volume"),
-    )
+    if not isinstance(row, list) or len(row) < len(KLINE_FIELDS):
+        raise MalformedMessage(f"REST kline row is not an array of {len(ROW_FIELDS)}: {row!r}", kind="row")
+    return ClosedKline(symbol.upper(), interval, *[convert(row[index], part) for index, convert, part in _FROM_ROW])
 
 
 def stream_name(symbol: str, interval: str) -> str:

@@ -56,8 +56,8 @@ class PayloadBook:
         return list(self._history[symbol.upper()].values())
 
     def newest_open_time(self, symbol: str) -> datetime | None:
-        history = self._history[symbol.upper()]
-        return max(history) if history else None
+        """The open time of the symbol's newest kline (the history is kept oldest first: O(1), once per offer)."""
+        return next(reversed(self._history[symbol.upper()]), None)
 
     def replace(self, symbol: str, klines: Iterable[KlineLike]) -> None:
         """Set a symbol's klines from a fresh database read."""

@@ -40,6 +40,7 @@ from klines.events import (
     UPDATES_TYPE,
     kline_from_message,
     message_started,
+    superseded,
     updates_from_message,
 )
 from klines.serving.book import PayloadBook
@@ -54,6 +55,7 @@ from klines.serving.sender import Sender
 from klines.serving.settings import ServingSettings, serving_settings
 from klines.serving.streams import StreamHub, Subscriber
 from klines.store.reads import klines_stored_since
+from klines.store.records import KlineRecord
 from klines.window import WINDOW
 
 logger = logging.getLogger(__name__)
@@ -120,6 +122,7 @@ class LiveFeed:
             symbols = frozenset(selection.symbols)
         outbox = Outbox(
             book.frame if window == WINDOW else (lambda symbol: book.frame(symbol, window)),
+            book.newest_open_time,
             send,
             max_owed=self.settings.ws_max_pending_bytes,
             too_slow=too_slow,
@@ -239,22 +242,34 @@ class LiveFeed:
         """Apply klines stored since the last look, and re-read a few symbols; return the coins that changed."""
         since = self._stored_since - REREAD_MARGIN
         changed: dict[str, None] = {}
+        closes: dict[tuple[str, str], KlineRecord] = {}
         while True:
             rows, read_count, newest = await read(klines_stored_since, since, None, None, POLL_BATCH)
-            self._apply(rows, changed, delivery, to_streams=True)
+            self._apply(rows, changed, delivery, closes, to_streams=True)
             if newest is not None:
                 self._stored_since = max(self._stored_since, newest)
             if read_count < POLL_BATCH:
                 break
             if newest is None or newest <= since:  # a full page of one timestamp: reload instead
+                self._to_hub(closes, delivery)
                 return await self._load()
             since = newest
         swept = self._next_sweep()
-        self._apply(await read(read_some, swept, self.interval), changed, delivery)
+        self._apply(await read(read_some, swept, self.interval), changed, delivery, closes)
+        self._to_hub(closes, delivery)
         return list(changed)
 
-    def _apply(self, rows: list, changed: dict[str, None], delivery: Delivery, *, to_streams: bool = False) -> None:
-        """Rows of any symbol and interval, oldest stored first: to the books they belong in and to the hub.
+    def _apply(
+        self,
+        rows: list,
+        changed: dict[str, None],
+        delivery: Delivery,
+        closes: dict[tuple[str, str], KlineRecord],
+        *,
+        to_streams: bool = False,
+    ) -> None:
+        """Rows of any symbol and interval, oldest stored first: to the books they belong in; the newest of
+        each stream to ``closes``, for the hub (:meth:`_to_hub`).
 
         The sweep's rows go to the hub only if they are new to the default book. ``delivery`` times
         the fan-out from the oldest ``stored_at`` among the rows that are news.
@@ -270,11 +285,23 @@ class LiveFeed:
                 deep_changed.setdefault(row.interval, {})[row.symbol] = None
                 news = True
             if (fresh or to_streams) and (since is None or row.stored_at > since):
-                news = self.hub.closed(row, delivery) or news
+                held = closes.get(key := (row.symbol, row.interval))
+                if held is None or row.open_time > held.open_time:
+                    closes[key] = row
             if news:
                 delivery.since(row.stored_at.timestamp())
         for interval, symbols in deep_changed.items():
             self.publish(list(symbols), self._deep[interval], delivery)
+
+    def _to_hub(self, closes: dict[tuple[str, str], KlineRecord], delivery: Delivery) -> None:
+        """The newest close of each stream one look found: a close as it happens, or a catch-up's newest.
+
+        Older closes of a stream found by the same look (a backfill stored at once) are history.
+        """
+        for row in closes.values():
+            if self.hub.closed(row, delivery):
+                delivery.since(row.stored_at.timestamp())
+        closes.clear()
 
     def _next_sweep(self) -> tuple[str, ...]:
         symbols = self.book.symbols
@@ -300,13 +327,14 @@ class LiveFeed:
             if kline is None:
                 self.hub.updates(events, delivery)
             else:
-                self._closed(kline, delivery)
+                self._closed(kline, delivery, live=not superseded(message))
         finally:
             delivery.seal()
 
-    def _closed(self, kline: ClosedKline, delivery: Delivery) -> None:
-        """A close from the layer: to the hub, the deep book of its interval and the default book."""
-        self.hub.closed(kline, delivery)
+    def _closed(self, kline: ClosedKline, delivery: Delivery, *, live: bool = True) -> None:
+        """A close from the layer: to the hub (sent on streams if ``live``), the deep book of its interval
+        and the default book."""
+        self.hub.closed(kline, delivery, live=live)
         deep = self._deep.get(kline.interval)
         if deep is not None and deep.add(kline.symbol, kline) is not None:
             self.publish([kline.symbol.upper()], deep, delivery)

@@ -7,15 +7,21 @@ event and, only if a subscriber wants it, once as a combined frame, and appends
 it to each subscriber's :class:`~klines.serving.stream_outbox.FrameQueue`; it
 never awaits a socket.
 
-Per stream it remembers the newest close it delivered: a close arriving again
+Per stream it remembers the newest close it knows: a close arriving again
 (from the other path, or from a second ingest) or an older one, and an
 in-progress update of a kline already closed, are not sent, so each close
-reaches a connection once and a stream never goes back in time.
+reaches a connection once and a stream never goes back in time; a connection
+gets only closes newer than the newest its process knew when it subscribed.
+
+History is never sent as live: a close the ingest published as superseded
+(``live=False``: a backfill's klines but the newest, :func:`klines.events.closed_messages`)
+only moves the mark. A close's event time ``E`` is its own: the moment the
+kline closed (its close time + 1 ms, within milliseconds of Binance's ``E``),
+whenever and by whichever path it reaches the process.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 from typing import Protocol
 
@@ -76,18 +82,18 @@ class StreamHub:
         return len(self._streams)
 
     # -- events ---------------------------------------------------------------
-    def closed(self, kline: EventKline, delivery: Delivery | None = None) -> bool:
+    def closed(self, kline: EventKline, delivery: Delivery | None = None, *, live: bool = True) -> bool:
         """A stored close (from the layer or the database); sent once per stream, never an older one.
 
-        ``True`` if it was new here (sent to the stream's subscribers, if any).
+        ``True`` if it was new here (sent to the stream's subscribers, if any and if ``live``).
         """
         stream = stream_name(kline.symbol, kline.interval)
         open_ms = datetime_to_ms(kline.open_time)
         if open_ms <= self._newest_closed.get(stream, -1):
             return False
         self._newest_closed[stream] = open_ms
-        if stream in self._subscribers:
-            event = kline_event(kline, closed=True, event_ms=int(time.time() * 1000))
+        if live and stream in self._subscribers:
+            event = kline_event(kline, closed=True, event_ms=datetime_to_ms(kline.close_time) + 1)
             self._fan_out(stream, encode(event), delivery)
             self.closes_sent += 1
         return True

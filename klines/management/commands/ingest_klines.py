@@ -55,7 +55,9 @@ class Command(BaseCommand):
         )
         # In-progress updates reach other processes only through a shared layer (Redis).
         relay = publish_updates if settings.BINANCEWS.redis_url else None
-        service = IngestService(ingest, on_stored=self._stored, relay=relay)
+        service = IngestService(
+            ingest, on_stored=lambda klines: self._stored(klines, service.exchange_now_ms()), relay=relay
+        )
         port = ingest.metrics_port if metrics_port is None else metrics_port
         if port:
             serve_metrics(service, port=port, address=ingest.metrics_address)
@@ -100,8 +102,8 @@ class Command(BaseCommand):
             f"{counters.rejected} rejected, {counters.reconnects} reconnects, {left} left unwritten"
         )
 
-    def _stored(self, klines: list[ClosedKline]) -> None:
-        publish_closed(*klines)
+    def _stored(self, klines: list[ClosedKline], exchange_ms: int) -> None:
+        publish_closed(*klines, exchange_ms=exchange_ms)  # by the exchange's clock, a backfill's are history
         if not self._each_kline:
             return
         for kline in klines:
