@@ -21,6 +21,7 @@ from pymongo.uri_parser import parse_uri
 from binancews.redact import redact_uris
 from klines.binance.intervals import INTERVAL_SECONDS
 from klines.binance.names import parse_intervals, parse_symbols
+from klines.binance.source import SourceError, record_source
 from klines.ingest.settings import IngestSettings
 from klines.serving.metrics_access import DEFAULT_METRICS_ALLOWED_IPS, parse_networks
 from klines.serving.settings import ServingSettings
@@ -42,6 +43,7 @@ class Config:
     mongo_database: str
     binance_ws_url: str
     binance_rest_url: str
+    source: str  # the exchange whose klines the record holds (klines.binance.source), from the URLs and KLINE_SOURCE
     binance_archive_url: str  # Binance's public kline archive (backfill_klines)
     symbols: tuple[str, ...]  # configured; empty with KLINE_SYMBOLS=all
     all_symbols: bool  # KLINE_SYMBOLS=all: every trading perpetual the exchange lists
@@ -93,6 +95,7 @@ class Config:
         return IngestSettings(
             ws_url=self.binance_ws_url,
             rest_url=self.binance_rest_url,
+            source=self.source,
             symbols=self.symbols,
             all_symbols=self.all_symbols,
             symbols_refresh_seconds=self.symbols_refresh_seconds,
@@ -144,6 +147,13 @@ def _symbols(env: Mapping[str, str]) -> dict[str, Any]:
         unknown = ", ".join(s for s in feed if s not in symbols)
         raise ConfigError(f"FEED_SYMBOLS: {unknown} not in KLINE_SYMBOLS; `/` can only send recorded symbols")
     return {"symbols": symbols, "all_symbols": all_symbols, "feed_symbols": feed}
+
+
+def _source(env: Mapping[str, str], ws_url: str, rest_url: str) -> str:
+    try:
+        return record_source(ws_url=ws_url, rest_url=rest_url, name=env.get("KLINE_SOURCE", ""))
+    except SourceError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _intervals(env: Mapping[str, str]) -> tuple[str, ...]:
@@ -307,11 +317,14 @@ def load_config(env: Mapping[str, str]) -> Config:
     secret_key = secret_key or "insecure-development-key-set-DJANGO_SECRET_KEY-in-production"
     mongo_uri_raw = env.get("MONGO_URI", "").strip()
     _refuse_collection(env)
+    ws_url = _parse_url(env, "BINANCE_WS_URL", "wss://fstream.binance.com/market", ("ws", "wss"))
+    rest_url = _parse_url(env, "BINANCE_REST_URL", "https://fapi.binance.com", ("http", "https"))
     return Config(
         mongo_uri=_parse_mongo_uri(mongo_uri_raw or EMBEDDED_MONGO_URI),
         mongo_database=_parse_name(env, "MONGO_DATABASE", "binancews"),
-        binance_ws_url=_parse_url(env, "BINANCE_WS_URL", "wss://fstream.binance.com/market", ("ws", "wss")),
-        binance_rest_url=_parse_url(env, "BINANCE_REST_URL", "https://fapi.binance.com", ("http", "https")),
+        binance_ws_url=ws_url,
+        binance_rest_url=rest_url,
+        source=_source(env, ws_url, rest_url),
         binance_archive_url=_parse_url(env, "BINANCE_ARCHIVE_URL", "https://data.binance.vision", ("http", "https")),
         **_symbols(env),
         symbols_refresh_seconds=_parse_positive(env, "KLINE_SYMBOLS_REFRESH_SECONDS", 3600.0),

@@ -85,7 +85,7 @@ def check_before_command(argv: list[str]) -> None:
     if problem is None:
         return
     if command in WARN_ONLY:
-        sys.stderr.write(f"{problem}; klines are queued until it answers\n")
+        sys.stderr.write(f"{problem}; the ingest reads the exchange once it answers\n")
         return
     sys.stderr.write(problem + "\n")
     raise SystemExit(1)

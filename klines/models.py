@@ -54,13 +54,19 @@ class Kline(models.Model):
 class ExchangeSource(models.Model):
     """The exchange that feeds this database's record (one row), and its last ``exchangeInfo``.
 
-    The ingest claims the database for its exchange on first start and refuses
-    to write another exchange's klines into it (the simulator's next to
-    Binance's, say). The mirror serves ``GET /fapi/v1/exchangeInfo`` from the
-    copy kept here.
+    The ingest claims the database for its source (``klines.binance.source``: what
+    decides the data, not the address) before any request to the exchange, and
+    refuses to record another source's klines into it (the simulator's next to
+    Binance's, say). ``record`` is the same for every row and unique: of two ingests
+    claiming an empty database at once, one inserts and the other reads it back.
+    The mirror serves ``GET /fapi/v1/exchangeInfo`` from the copy kept here.
     """
 
-    rest_url = models.CharField("REST base URL", max_length=200, unique=True)
+    record = models.PositiveSmallIntegerField(default=1, unique=True, editable=False)
+    source = models.CharField(
+        max_length=200, blank=True, help_text="Empty: claimed by a version that kept only the URL"
+    )
+    rest_url = models.CharField("REST base URL", max_length=200, blank=True, help_text="The last ingest's")
     claimed_at = models.DateTimeField(auto_now_add=True)
     exchange_info = models.TextField(blank=True, help_text="Body of GET /fapi/v1/exchangeInfo, as fetched")
     exchange_info_fetched_at = models.DateTimeField(null=True, blank=True)
@@ -69,4 +75,4 @@ class ExchangeSource(models.Model):
         db_table = "exchange_source"
 
     def __str__(self) -> str:
-        return self.rest_url
+        return self.source or self.rest_url

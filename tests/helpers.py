@@ -29,7 +29,7 @@ from klines.binance.intervals import interval_ms
 from klines.binance.parse import ClosedKline, datetime_to_ms, ms_to_datetime, parse_rest_row
 from klines.events import GROUP, kline_to_message
 from klines.simexchange.series import KlineSeries
-from klines.testing.servers import manage, service_env, stop_process
+from klines.testing.servers import TEST_SOURCE, manage, service_env, stop_process
 from klines.window import HISTORY
 from tests.fake_exchange import ExchangeThread, FaultyExchange
 
@@ -134,6 +134,7 @@ def ingest_env(mongo_uri: str, database: str, exchange: ExchangeThread, symbols:
         "KLINE_INTERVAL": "1m",
         "BINANCE_WS_URL": exchange.ws_url,
         "BINANCE_REST_URL": exchange.rest_url,
+        "KLINE_SOURCE": TEST_SOURCE,
         "KLINE_SILENCE_SECONDS": "1.5",
         "KLINE_RECONNECT_MAX_SECONDS": "0.5",
         "KLINE_STATS_SECONDS": "1",

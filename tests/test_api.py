@@ -64,8 +64,8 @@ def mirror(secantus: SecantusServer, tmp_path_factory: pytest.TempPathFactory) -
     store_klines(env, {"BTCUSDT": BTC_OFFSETS, "ETHUSDT": ETH_OFFSETS})
     code = (
         "from klines.store.exchange import claim_record, save_exchange_info\n"
-        "claim_record('https://fapi.binance.com')\n"
-        f"save_exchange_info('https://fapi.binance.com', {exchange_info_body()!r})\n"
+        "claim_record('binance-usdm', rest_url='https://fapi.binance.com')\n"
+        f"save_exchange_info({exchange_info_body()!r})\n"
     )
     assert manage(["shell", "--no-imports", "-c", code], env).wait(60) == 0
     port = free_port()

@@ -12,7 +12,7 @@ import pymongo
 import pytest
 
 from klines.binance.parse import datetime_to_ms
-from klines.testing.servers import manage, service_env
+from klines.testing.servers import TEST_SOURCE, exchange_urls, manage, service_env
 from tests.fake_exchange import ExchangeThread, FaultyExchange
 from tests.helpers import FIELDS, index_of, stored, wait_until
 
@@ -35,7 +35,7 @@ def env(secantus, database: str, exchange: ExchangeThread) -> dict[str, str]:
     return service_env(
         secantus.uri,
         database,
-        BINANCE_REST_URL=exchange.rest_url,
+        **exchange_urls(exchange.port),
         BINANCE_ARCHIVE_URL=exchange.rest_url,
         KLINE_SYMBOLS="btcusdt,ethusdt",
         KLINE_INTERVALS="1h",
@@ -206,9 +206,24 @@ def test_the_simulator_answers_intervals_it_does_not_stream(
     """``make simulate`` streams KLINE_INTERVALS (1m); ``backfill_klines --intervals 1m,1h`` gets 1h too."""
     fake = FaultyExchange(symbols=["btcusdt"], intervals=("1m",), update_seconds=1.0, start_ms=datetime_to_ms(NOW))
     with ExchangeThread(fake) as exchange:
-        env = service_env(
-            secantus.uri, database, BINANCE_REST_URL=exchange.rest_url, BINANCE_ARCHIVE_URL=exchange.rest_url
-        )
+        env = service_env(secantus.uri, database, **exchange_urls(exchange.port), BINANCE_ARCHIVE_URL=exchange.rest_url)
         code, out, err = backfill(env, "--since", "2022-01-01", "--symbols", "btcusdt", "--intervals", "1h")
         assert code == 0, err
         assert "BTCUSDT 1h: 2022-01-01 00:00..2022-01-03 01:00 UTC; added 48 from archive, 2 from REST" in out
+
+
+def test_a_database_of_another_exchange_is_refused_before_any_request(
+    env: dict[str, str], exchange: ExchangeThread, secantus, database: str, klines: pymongo.collection.Collection
+) -> None:
+    pymongo.MongoClient(secantus.uri)[database]["exchange_source"].insert_one(
+        {"record": 1, "source": "binance-usdm", "rest_url": "https://fapi.binance.com", "exchange_info": ""}
+    )
+    code, out, err = backfill(env, "--since", "2022-01-01")
+    assert code == 1
+    assert err.strip().splitlines() == [
+        f"CommandError: this database holds klines from binance-usdm, not {TEST_SOURCE} ({exchange.rest_url}); "
+        "set MONGO_DATABASE to another database for this exchange (klines of two exchanges never mix)"
+    ]
+    fake: FaultyExchange = exchange.exchange  # type: ignore[assignment]
+    assert fake.rest_calls == []
+    assert klines.count_documents({}) == 0

@@ -9,7 +9,7 @@ import pytest
 
 from binancews.database_check import database_problem
 from binancews.redact import redact_uris, uri_passwords
-from klines.testing.servers import SecantusServer, daphne, free_port, manage, service_env
+from klines.testing.servers import SecantusServer, daphne, exchange_urls, free_port, manage, service_env
 from tests.helpers import Ingest, wait_until
 
 PASSWORD = "s3cret-pa55"
@@ -69,7 +69,7 @@ def test_a_command_that_needs_the_database_stops_in_one_line(command: list[str])
 
 @pytest.mark.e2e
 def test_the_ingest_says_so_in_one_line_and_keeps_running(tmp_path: Path) -> None:
-    env = service_env(closed_port_uri(), "binancews", BINANCE_WS_URL=f"ws://127.0.0.1:{free_port()}/market")
+    env = service_env(closed_port_uri(), "binancews", **exchange_urls(free_port()))
     ingest = Ingest(env, tmp_path).start()
     try:
         wait_until(lambda: "cannot reach MongoDB" in ingest.log, timeout=30, what="the database line")
@@ -77,10 +77,14 @@ def test_the_ingest_says_so_in_one_line_and_keeps_running(tmp_path: Path) -> Non
         assert ingest.alive()
         lines = [line for line in ingest.log.splitlines() if "MongoDB" in line]
         assert lines[0].startswith("binancews: cannot reach MongoDB at mongodb://binancews:***@127.0.0.1:")
-        assert lines[0].endswith("; check MONGO_URI; klines are queued until it answers")
+        assert lines[0].endswith("; check MONGO_URI; the ingest reads the exchange once it answers")
         assert PASSWORD not in ingest.log + ingest.stdout
+        wait_until(lambda: "nothing is read from the exchange" in ingest.log, timeout=30, what="the claim's wait")
+        code, took = ingest.stop()  # amid pymongo's 5 s wait for the server
+        assert (code, took < 5) == (0, True), took
     finally:
-        ingest.stop()
+        if ingest.alive():
+            ingest.stop()
 
 
 @pytest.mark.e2e

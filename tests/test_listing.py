@@ -9,7 +9,7 @@ from pathlib import Path
 import pymongo
 import pytest
 
-from klines.testing.servers import SecantusServer
+from klines.testing.servers import TEST_SOURCE, SecantusServer
 from tests.fake_exchange import ExchangeThread
 from tests.helpers import Ingest, complete_through, ingest_env, make_exchange, wait_until
 
@@ -38,9 +38,11 @@ def test_a_symbol_the_exchange_does_not_list_stops_the_ingest_in_one_line(
     assert "Traceback" not in ingest.log
 
 
-def test_a_database_fed_by_another_exchange_is_refused(secantus: SecantusServer, database: str, tmp_path: Path) -> None:
+def test_a_database_fed_by_another_exchange_is_refused_before_any_request(
+    secantus: SecantusServer, database: str, tmp_path: Path
+) -> None:
     pymongo.MongoClient(secantus.uri)[database]["exchange_source"].insert_one(
-        {"rest_url": "https://fapi.binance.com", "exchange_info": ""}
+        {"record": 1, "source": "binance-usdm", "rest_url": "https://fapi.binance.com", "exchange_info": ""}
     )
     fake = make_exchange(["BTCUSDT"])
     with ExchangeThread(fake) as exchange:
@@ -51,9 +53,39 @@ def test_a_database_fed_by_another_exchange_is_refused(secantus: SecantusServer,
         finally:
             if ingest.alive():
                 ingest.stop()
-    assert f"this database holds klines from https://fapi.binance.com, not {exchange.rest_url}" in ingest.log
-    assert "set MONGO_DATABASE" in ingest.log and "Traceback" not in ingest.log
+    assert (fake.connects, fake.rest_calls) == (0, [])  # nothing was asked of the exchange
+    refusals = [line for line in ingest.log.splitlines() if "holds klines from" in line]
+    assert refusals == [
+        f"CommandError: this database holds klines from binance-usdm, not {TEST_SOURCE} ({exchange.rest_url}); "
+        "set MONGO_DATABASE to another database for this exchange (klines of two exchanges never mix)"
+    ]
+    assert "Traceback" not in ingest.log
     assert pymongo.MongoClient(secantus.uri)[database]["klines"].count_documents({}) == 0
+
+
+def test_the_same_source_at_another_address_records(secantus: SecantusServer, database: str, tmp_path: Path) -> None:
+    """Claimed by this exchange on another port (a second `make simulate`), reached as localhost now."""
+    client = pymongo.MongoClient(secantus.uri, tz_aware=True)
+    client[database]["exchange_source"].insert_one(
+        {"record": 1, "source": TEST_SOURCE, "rest_url": "http://127.0.0.1:9", "exchange_info": ""}
+    )
+    fake = make_exchange(["BTCUSDT"])
+    with ExchangeThread(fake) as exchange:
+        local = {"BINANCE_WS_URL": f"ws://localhost:{exchange.port}/market"}
+        local["BINANCE_REST_URL"] = f"http://localhost:{exchange.port}"
+        ingest = Ingest(ingest_env(secantus.uri, database, exchange, ["btcusdt"], **local), tmp_path).start()
+        try:
+            target = fake.last_closed_index() + 1
+            wait_until(
+                lambda: complete_through(client[database]["klines"], "BTCUSDT", target),
+                timeout=30,
+                what="klines recorded",
+            )
+        finally:
+            ingest.stop()
+    assert "holds klines from" not in ingest.log and "Traceback" not in ingest.log
+    claim = client[database]["exchange_source"].find_one({})
+    assert (claim["source"], claim["rest_url"]) == (TEST_SOURCE, local["BINANCE_REST_URL"])
 
 
 def test_all_symbols_follows_the_listing_without_a_restart(

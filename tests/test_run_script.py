@@ -14,7 +14,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import pymongo
 import pytest
+
+from tests.helpers import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 STOP_LOOPS = int(os.environ.get("RUN_SCRIPT_STOP_LOOPS", "3"))  # 20 for the by-hand soak
@@ -143,4 +146,40 @@ def test_a_busy_port_is_one_line_naming_port(tmp_path: Path, started: list) -> N
     assert time.monotonic() - began < 15
     assert f"binancews: port {port} is in use on 127.0.0.1; set PORT=... to use another" in out
     assert "serving:" not in out
+    assert processes_of(env) == []
+
+
+def test_make_simulate_again_on_another_port_records_on_and_another_speed_is_refused(
+    tmp_path: Path, started: list
+) -> None:
+    """The record's exchange is the simulator's seed and clock, not its port: a second `make simulate` on another
+    SIMULATE_PORT goes on recording into the same data directory; one at another SIMULATE_SPEED is refused."""
+    env = run_env(tmp_path / "var", SIMULATE_EXCHANGE="1")
+    mongo = f"mongodb://127.0.0.1:{env['EMBEDDED_MONGO_PORT']}/?directConnection=true"
+    recorded = 0
+    for port in (env["SIMULATE_PORT"], str(free_port())):
+        proc = start_run({**env, "SIMULATE_PORT": port}, started)
+        out = read_until(proc, "serving:", START_SECONDS)
+        with pymongo.MongoClient(mongo) as client:
+            klines = client["binancews_simulated"]["klines"]
+            before = recorded
+            recorded = wait_until(
+                lambda: (n := klines.count_documents({})) > before and n,  # noqa: B023
+                timeout=START_SECONDS,
+                what="klines recorded",
+            )
+        os.killpg(proc.pid, signal.SIGINT)
+        rest, _ = proc.communicate(timeout=STOP_SECONDS)
+        assert proc.returncode == 0, out + rest
+        assert "holds klines from" not in out + rest
+    proc = start_run({**env, "SIMULATE_PORT": str(free_port()), "SIMULATE_SPEED": "60"}, started)
+    out, _ = proc.communicate(timeout=START_SECONDS)
+    assert proc.returncode != 0
+    epoch = (tmp_path / "var" / "simulated-epoch").read_text().strip()
+    refusals = [line for line in out.splitlines() if "holds klines from" in line]
+    assert len(refusals) == 1, out
+    assert refusals[0].startswith(
+        "CommandError: this database holds klines from simulated:seed=1,speed=1, not "
+        f"simulated:seed=1,speed=60,epoch={epoch} (http://127.0.0.1:"
+    ), out
     assert processes_of(env) == []

@@ -19,7 +19,7 @@ from urllib.parse import quote
 import pytest
 
 from binancews.credentials import join_credentials, mongo_database, redis_host, split_credentials
-from klines.testing.servers import RedisServer, SecantusServer, free_port, manage, service_env
+from klines.testing.servers import TEST_SOURCE, RedisServer, SecantusServer, free_port, manage, service_env
 
 SECRET_KEY = "error-report-secret-key-" + "Hq7rX2pL" * 5
 MONGO_USER = "svc-binancews"
@@ -141,6 +141,7 @@ def credential_env(mongo: SecantusServer, redis: RedisServer, *, debug: bool) ->
         REDIS_URL=redis.url,
         BINANCE_WS_URL=f"ws://proxy:{quote(WS_PASSWORD, safe='')}@127.0.0.1:{free_port()}/market",
         BINANCE_REST_URL=f"http://mirror:{quote(REST_PASSWORD, safe='')}@127.0.0.1:{free_port()}",
+        KLINE_SOURCE=TEST_SOURCE,
     )
 
 

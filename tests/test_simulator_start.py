@@ -9,7 +9,7 @@ import time
 import pytest
 import websocket
 
-from klines.simexchange.server import clock_closing_soon
+from klines.simexchange.server import clock_closing_soon, start_clock
 from klines.testing.servers import free_port, manage, service_env, stop_process, wait_for_port
 
 MINUTE_MS = 60_000
@@ -48,3 +48,34 @@ def test_the_first_close_comes_within_seconds_of_the_start() -> None:
             ws.close()
     finally:
         stop_process(process)
+
+
+def test_a_sped_up_clock_runs_from_its_epoch_so_a_restart_continues_its_timeline() -> None:
+    epoch = A_MINUTE
+    first = start_clock(epoch + 10_000, MINUTE_MS, speed=60, epoch=epoch)
+    assert first == epoch + 600_000  # ten wall seconds at 60x: ten simulated minutes
+    again = start_clock(epoch + 70_000, MINUTE_MS, speed=60, epoch=epoch)  # restarted a minute later
+    assert again - first == 60 * 60_000
+    assert start_clock(epoch + 10_000, MINUTE_MS, speed=1, epoch=epoch) == clock_closing_soon(
+        epoch + 10_000, MINUTE_MS, speed=1
+    )  # at speed 1 the epoch is moot: the wall clock's timeline
+
+
+@pytest.mark.e2e
+def test_the_simulator_prints_the_kline_source_to_set() -> None:
+    port = free_port()
+    process = manage(
+        ["simulate_exchange", "--port", str(port), "--symbols", "btcusdt", "--speed", "60", "--epoch", "1764800000000"],
+        service_env("mongodb://127.0.0.1:1/", "unused"),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        lines = [process.stdout.readline().strip() for _ in range(4)]
+    finally:
+        stop_process(process)
+    assert lines[1:] == [
+        f"BINANCE_WS_URL=ws://127.0.0.1:{port}/market",
+        f"BINANCE_REST_URL=http://127.0.0.1:{port}",
+        "KLINE_SOURCE=simulated:seed=1,speed=60,epoch=1764800000000",
+    ]

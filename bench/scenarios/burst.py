@@ -29,6 +29,7 @@ from bench.options import Options
 from bench.report import check, distribution, fmt
 from bench.scenarios import Outcome
 from bench.stack import Stack, exchange_call, wait_for_streams
+from klines.testing.servers import TEST_SOURCE
 
 DATABASE = "bench_burst"
 POLL_SECONDS = 0.05
@@ -83,6 +84,7 @@ async def run(stack: Stack, options: Options, redis_url: str) -> Outcome:
     _, exchange_port = stack.exchange("burst-exchange", symbols, env)
     ingest_env = {**env, "BINANCE_WS_URL": f"ws://127.0.0.1:{exchange_port}/market"}
     ingest_env["BINANCE_REST_URL"] = f"http://127.0.0.1:{exchange_port}"
+    ingest_env["KLINE_SOURCE"] = TEST_SOURCE
     ingest_env["BINANCE_REST_WEIGHT_PER_MINUTE"] = UNPACED_REST_WEIGHT
     for number, chunk in enumerate(streams):
         stack.ingest(f"burst-ingest-{number}", ingest_env, chunk)

@@ -23,7 +23,7 @@ from klines.binance.listing import tradable_perpetuals
 from klines.binance.parse import MalformedMessage
 from klines.binance.rest import BinanceRest, RestError
 from klines.ingest.supervise import FatalCondition
-from klines.store.exchange import RecordClaimedError, claim_record, save_exchange_info
+from klines.store.exchange import save_exchange_info
 
 logger = logging.getLogger(__name__)
 
@@ -90,9 +90,5 @@ class ExchangeListing:
             )
 
     def _keep(self, body: object) -> None:
-        """Keep the copy in the database (for the mirror), claiming the record for this exchange first."""
-        try:
-            claim_record(self.rest.base_url)
-        except RecordClaimedError as exc:
-            raise FatalCondition(str(exc)) from None
-        save_exchange_info(self.rest.base_url, json.dumps(body, separators=(",", ":")))
+        """Keep the copy in the database (for the mirror), in the record's claim (``ingest_klines`` made it)."""
+        save_exchange_info(json.dumps(body, separators=(",", ":")))

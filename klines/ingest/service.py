@@ -48,9 +48,8 @@ from klines.ingest.stream import (
     run_stream,
     split_streams,
 )
-from klines.ingest.supervise import FatalCondition, Spawn, Supervisor
+from klines.ingest.supervise import Spawn, Supervisor
 from klines.ingest.writer import KlineWriter
-from klines.store.exchange import RecordClaimedError, claim_record
 from klines.store.writes import save_klines
 
 logger = logging.getLogger(__name__)
@@ -127,7 +126,6 @@ class IngestService:
         groups = split_streams(settings.streams, settings.streams_per_connection)
         self.connections = [self._connection(f"connection {i}/{len(groups)}", g) for i, g in enumerate(groups, 1)]
         self._retired: list[Connection] = []
-        self._claimed = False
 
     def _connection(self, name: str, streams: tuple[tuple[str, str], ...]) -> Connection:
         return Connection(
@@ -142,13 +140,7 @@ class IngestService:
         )
 
     def _store(self, batch: Sequence[ClosedKline]) -> list[ClosedKline]:
-        """Store a batch; before the first, claim the database for this exchange (klines of two never mix)."""
-        if not self._claimed:
-            try:
-                claim_record(self.settings.rest_url)
-            except RecordClaimedError as exc:
-                raise FatalCondition(str(exc)) from None
-            self._claimed = True
+        """Store a batch (``ingest_klines`` claimed the database for this exchange before the service ran)."""
         return save_klines(batch)
 
     def _request_backfill(self, streams: Iterable[tuple[str, str]]) -> None:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 class IngestSettings:
     ws_url: str
     rest_url: str
+    source: str  # the exchange whose klines the record holds: claimed before any request to it
     symbols: tuple[str, ...]  # configured; empty with KLINE_SYMBOLS=all (then the exchange's listing decides)
     all_symbols: bool
     symbols_refresh_seconds: float

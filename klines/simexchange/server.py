@@ -59,6 +59,18 @@ def clock_closing_soon(
     return start if start >= now_ms else now_ms  # already closing within the lead (or speed makes it moot)
 
 
+def start_clock(now_ms: int, interval_ms: int, *, speed: float, epoch: int | None = None) -> int:
+    """The simulated clock at wall time ``now_ms``.
+
+    At speed 1, the wall clock's own timeline (:func:`clock_closing_soon`). Sped up, the clock has run
+    ``speed`` times the wall clock since ``epoch`` (wall ms): a restart with the same epoch continues the
+    same timeline, so what the record holds is never ahead of the exchange's clock.
+    """
+    if speed == 1 or epoch is None:
+        return clock_closing_soon(now_ms, interval_ms, speed=speed)
+    return epoch + int((now_ms - epoch) * speed)
+
+
 class SimulatedExchange:
     def __init__(
         self,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 from datetime import UTC, datetime
 
@@ -10,6 +9,7 @@ from django.db import IntegrityError
 
 from klines.binance.listing import tradable_perpetuals
 from klines.binance.parse import MalformedMessage
+from klines.binance.source import same_address, without_credentials
 from klines.models import ExchangeSource
 
 
@@ -17,26 +17,35 @@ class RecordClaimedError(Exception):
     """The database already holds another exchange's record; the message says what to do."""
 
 
-def claim_record(rest_url: str) -> None:
-    """Make ``rest_url`` the record's exchange, or raise :class:`RecordClaimedError` if another one feeds it."""
-    owners = list(ExchangeSource.objects.values_list("rest_url", flat=True)[:2])
-    if not owners:
-        with contextlib.suppress(IntegrityError):  # another ingest for the same exchange claimed it first
-            ExchangeSource.objects.create(rest_url=rest_url)
-        owners = list(ExchangeSource.objects.values_list("rest_url", flat=True)[:2])
-    others = [url for url in owners if url != rest_url]
-    if others:
+def claim_record(source: str, *, rest_url: str) -> None:
+    """Make ``source`` the record's exchange, or raise :class:`RecordClaimedError` if another one feeds it.
+
+    Atomic: the claim is one row under a fixed unique key, so of two ingests claiming an empty
+    database at once one inserts and the other reads the winner back. A claim kept by an older
+    version (a URL, no source) is taken over by the same address (``localhost`` = ``127.0.0.1``).
+    """
+    rest_url = without_credentials(rest_url)
+    try:
+        ExchangeSource.objects.create(source=source, rest_url=rest_url)
+        return
+    except IntegrityError:
+        pass  # claimed already (perhaps a moment ago, by another ingest)
+    owner = ExchangeSource.objects.get()
+    if not owner.source and same_address(owner.rest_url, rest_url):
+        ExchangeSource.objects.filter(pk=owner.pk, source="").update(source=source)
+        owner.refresh_from_db()
+    if owner.source != source:
         raise RecordClaimedError(
-            f"this database holds klines from {others[0]}, not {rest_url}; "
+            f"this database holds klines from {owner.source or owner.rest_url}, not {source} ({rest_url}); "
             "set MONGO_DATABASE to another database for this exchange (klines of two exchanges never mix)"
         )
+    if owner.rest_url != rest_url:
+        ExchangeSource.objects.filter(pk=owner.pk).update(rest_url=rest_url)
 
 
-def save_exchange_info(rest_url: str, body: str) -> None:
+def save_exchange_info(body: str) -> None:
     """Keep ``body`` (``GET /fapi/v1/exchangeInfo`` as fetched) as the record's exchange information."""
-    ExchangeSource.objects.filter(rest_url=rest_url).update(
-        exchange_info=body, exchange_info_fetched_at=datetime.now(UTC)
-    )
+    ExchangeSource.objects.update(exchange_info=body, exchange_info_fetched_at=datetime.now(UTC))
 
 
 def exchange_info() -> str | None:

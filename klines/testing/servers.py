@@ -122,9 +122,16 @@ def service_env(mongo_uri: str, database: str, **extra: str) -> dict[str, str]:
     return env
 
 
+TEST_SOURCE = "test-exchange"  # KLINE_SOURCE of the simulated exchanges tests and benchmarks start
+
+
 def exchange_urls(port: int) -> dict[str, str]:
     """Settings that point the service at a (simulated) exchange on 127.0.0.1:``port``."""
-    return {"BINANCE_WS_URL": f"ws://127.0.0.1:{port}/market", "BINANCE_REST_URL": f"http://127.0.0.1:{port}"}
+    return {
+        "BINANCE_WS_URL": f"ws://127.0.0.1:{port}/market",
+        "BINANCE_REST_URL": f"http://127.0.0.1:{port}",
+        "KLINE_SOURCE": TEST_SOURCE,
+    }
 
 
 def manage(args: list[str], env: Mapping[str, str], **popen: object) -> subprocess.Popen:

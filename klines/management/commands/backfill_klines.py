@@ -90,6 +90,10 @@ class Command(BaseCommand):
             config.binance_rest_url, weight_per_minute=config.rest_weight_per_minute, stop=threading.Event()
         )
         try:
+            try:  # before any request: klines of two exchanges never mix
+                claim_record(config.source, rest_url=config.binance_rest_url)
+            except RecordClaimedError as exc:
+                raise CommandError(str(exc)) from None
             listed, trading, server_ms = self._listing(rest)
             if wanted_symbols is None:
                 wanted_symbols = trading if symbols else config.symbols or trading
@@ -98,10 +102,6 @@ class Command(BaseCommand):
                 raise CommandError(
                     f"unknown symbol {', '.join(unknown)}: not listed by {config.binance_rest_url}/fapi/v1/exchangeInfo"
                 )
-            try:
-                claim_record(config.binance_rest_url)
-            except RecordClaimedError as exc:
-                raise CommandError(str(exc)) from None
             with scratch() as directory, httpx.Client(timeout=60.0, headers={"User-Agent": USER_AGENT}) as client:
                 sources = Sources(
                     rest=rest, archive_url=config.binance_archive_url, client=client, directory=Path(directory)

@@ -13,10 +13,12 @@ from django.core.management.base import BaseCommand, CommandError
 
 from klines.binance.parse import ClosedKline
 from klines.events import publish_closed, publish_updates
+from klines.ingest.claim import claim_before_start
 from klines.ingest.metrics import serve_metrics
 from klines.ingest.service import IngestFailed, IngestService
 from klines.management.stream_options import add_stream_options, stream_options
 from klines.models import KLINES_COLLECTION
+from klines.store.exchange import RecordClaimedError
 
 
 class Command(BaseCommand):
@@ -77,7 +79,12 @@ class Command(BaseCommand):
         stop = threading.Event()
         previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
         try:
+            if not claim_before_start(ingest.source, rest_url=ingest.rest_url, stop=stop):
+                self._stopped(service, 0)
+                return
             left = service.run(stop)
+        except RecordClaimedError as exc:
+            raise CommandError(str(exc)) from None
         except IngestFailed as exc:
             # Exit non-zero: the platform restarts the ingest, whose start-up backfill refills the hole.
             self._stopped(service, service.writer.pending)

@@ -11,9 +11,10 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from klines.binance.intervals import INTERVAL_SECONDS
+from klines.binance.source import simulated_source
 from klines.management.stream_options import add_stream_options, stream_options
 from klines.simexchange.exchange_info import made_up_symbols
-from klines.simexchange.server import FIRST_CLOSE_SECONDS, SimulatedExchange, clock_closing_soon
+from klines.simexchange.server import FIRST_CLOSE_SECONDS, SimulatedExchange, start_clock
 
 DEFAULT_SYMBOLS = ("btcusdt", "bnbusdt", "ethusdt", "solusdt", "xrpusdt")  # listed first, as on Binance
 ALL_LISTED = 500
@@ -33,6 +34,13 @@ class Command(BaseCommand):
         parser.add_argument(
             "--speed", type=float, default=1.0, help="clock speed-up, e.g. 60 closes a 1m kline every second"
         )
+        parser.add_argument("--seed", type=int, default=1, help="the price series' seed (default 1)")
+        parser.add_argument(
+            "--epoch",
+            type=int,
+            help="with --speed other than 1: the wall-clock ms from which the clock runs fast (default: now); "
+            "the same epoch continues the same timeline after a restart",
+        )
         parser.add_argument("--update-seconds", type=float, default=0.3, help="seconds between unclosed updates")
         parser.add_argument(
             "--listed",
@@ -49,6 +57,8 @@ class Command(BaseCommand):
         symbols: str | None,
         interval: str | None,
         speed: float,
+        seed: int,
+        epoch: int | None,
         update_seconds: float,
         listed: int,
         **options: Any,
@@ -59,10 +69,21 @@ class Command(BaseCommand):
         symbol_list, intervals = stream_options(symbols, interval)
         if speed <= 0 or update_seconds <= 0:
             raise CommandError("--speed and --update-seconds must be positive")
-        start_ms = clock_closing_soon(int(time.time() * 1000), INTERVAL_SECONDS[intervals[0]] * 1000, speed=speed)
+        now_ms = int(time.time() * 1000)
+        if speed == 1:
+            epoch = None  # the wall clock's own timeline
+        elif epoch is None:
+            epoch = now_ms
+        start_ms = start_clock(now_ms, INTERVAL_SECONDS[intervals[0]] * 1000, speed=speed, epoch=epoch)
         exchange = SimulatedExchange(
-            symbols=symbol_list, intervals=intervals, speed=speed, update_seconds=update_seconds, start_ms=start_ms
+            symbols=symbol_list,
+            intervals=intervals,
+            speed=speed,
+            update_seconds=update_seconds,
+            start_ms=start_ms,
+            seed=seed,
         )
+        self.source = simulated_source(seed=seed, speed=speed, epoch=epoch)
         try:
             asyncio.run(self._serve(exchange, host, port))
         except KeyboardInterrupt:
@@ -75,6 +96,7 @@ class Command(BaseCommand):
             raise CommandError(f"cannot listen on {host}:{port}: {exc}") from None
         self.stdout.write(
             f"simulated exchange on {host}:{bound}\n"
-            f"  BINANCE_WS_URL=ws://{host}:{bound}/market\n  BINANCE_REST_URL=http://{host}:{bound}"
+            f"  BINANCE_WS_URL=ws://{host}:{bound}/market\n  BINANCE_REST_URL=http://{host}:{bound}\n"
+            f"  KLINE_SOURCE={self.source}"
         )
         await asyncio.Future()
