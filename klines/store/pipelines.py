@@ -81,6 +81,25 @@ def open_times_between(symbol: str, interval: str, since: datetime, until: datet
     ]
 
 
+def oldest_open(symbol: str, interval: str) -> Pipeline:
+    """The open time of the oldest kline of one symbol and interval (index ``kline_latest``)."""
+    return [
+        {"$match": {"symbol": symbol, "interval": interval}},
+        {"$sort": {"open_time": 1}},
+        {"$limit": 1},
+        {"$project": {"open_time": 1}},
+    ]
+
+
+def exchange_gaps(symbol: str, interval: str) -> Pipeline:
+    """The ranges the exchange has no klines for, oldest first (index ``exchange_gap_range``)."""
+    return [
+        {"$match": {"symbol": symbol, "interval": interval}},
+        {"$sort": {"first_open": 1}},
+        {"$project": {"first_open": 1, "last_open": 1}},
+    ]
+
+
 def stored_since(moment: datetime, limit: int) -> Pipeline:
     """Klines stored at or after ``moment``, oldest stored first (the ``stored_at`` index)."""
     return [

@@ -79,6 +79,12 @@ def newest_open_time(symbol: str, interval: str, *, before: datetime | None = No
     return newest[0].open_time if newest else None
 
 
+def oldest_open_time(symbol: str, interval: str) -> datetime | None:
+    """Open time of the oldest stored kline of one symbol, ``None`` if none is."""
+    rows = _documents(pipelines.oldest_open(symbol.upper(), interval))
+    return utc(rows[0]["open_time"]) if rows else None
+
+
 def open_times_between(symbol: str, interval: str, since: datetime, until: datetime) -> list[datetime]:
     """Open times of one symbol's stored klines with ``since <= open time < until``, oldest first."""
     rows = _documents(pipelines.open_times_between(symbol.upper(), interval, since, until))
