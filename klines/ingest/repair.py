@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -30,36 +30,16 @@ from klines.backoff import Backoff
 from klines.binance.parse import ClosedKline, datetime_to_ms, ms_to_datetime
 from klines.binance.rest import BinanceRest, RestError
 from klines.ingest.backfill import PAGE_LIMIT, Page, closed_before, fetch_page
-from klines.ingest.gaps import Gap, find_gaps
-from klines.ingest.supervise import FatalCondition, Spawn, unsupervised
+from klines.ingest.gaps import Gap, find_gaps, without
+from klines.ingest.supervise import Spawn, unsupervised
 from klines.store.exchange_gaps import exchange_gaps, remember_exchange_gap
 from klines.store.reads import newest_open_time, oldest_open_time, open_times_between
-from klines.store.schema import UniqueIndexMissing, require_unique_index
 
 logger = logging.getLogger(__name__)
 
 CHUNK = 5000  # intervals of open times read per query
 RETRY = Backoff(initial=1.0, maximum=30.0)  # REST or the database failed during a scan
 IDLE_WAIT_SECONDS = 0.5
-
-Range = tuple[int, int]  # first and last open time, ms
-
-
-def without(gap: Gap, known: Sequence[Range], interval_ms: int) -> list[Gap]:
-    """Pure: the parts of ``gap`` outside the ``known`` exchange gaps."""
-    parts = [(gap.first_ms, gap.last_ms)]
-    for first, last in known:
-        carved = []
-        for start, end in parts:
-            if last < start or first > end:
-                carved.append((start, end))
-                continue
-            if first > start:
-                carved.append((start, first - interval_ms))
-            if last < end:
-                carved.append((last + interval_ms, end))
-        parts = carved
-    return [Gap(first_ms=s, last_ms=e, missing=(e - s) // interval_ms + 1) for s, e in parts if s <= e]
 
 
 def unanswered(gap: Gap, got_ms: Iterable[int], interval_ms: int) -> list[Gap]:
@@ -117,7 +97,6 @@ class HoleRepair:
             if self.stop.is_set():
                 return
             try:
-                self.check_unique_index()
                 self.scan()
             except (RestError, DatabaseError, PyMongoError) as exc:
                 delay = self.retry.delay(attempt)
@@ -127,12 +106,6 @@ class HoleRepair:
                 continue
             attempt = 0
             self.stop.wait(self.every_seconds)
-
-    def check_unique_index(self) -> None:
-        try:
-            require_unique_index()
-        except UniqueIndexMissing as exc:
-            raise FatalCondition(str(exc)) from None
 
     def scan(self) -> None:
         """Scan every symbol's whole stored range and fetch its holes."""

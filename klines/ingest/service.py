@@ -54,6 +54,7 @@ from klines.ingest.stream import (
 from klines.ingest.supervise import FatalCondition, Spawn, Supervisor
 from klines.ingest.writer import KlineWriter
 from klines.store.exchange import RecordClaimedError, claim_record
+from klines.store.schema import UniqueIndexMissing, require_unique_index
 from klines.store.writes import save_klines
 
 logger = logging.getLogger(__name__)
@@ -163,7 +164,8 @@ class IngestService:
         if not self._claimed:
             try:
                 claim_record(self.settings.rest_url)
-            except RecordClaimedError as exc:
+                require_unique_index()  # exactly-once storing depends on it
+            except (RecordClaimedError, UniqueIndexMissing) as exc:
                 raise FatalCondition(str(exc)) from None
             self._claimed = True
         return save_klines(batch)

@@ -10,12 +10,26 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError
+from pymongo.errors import PyMongoError
 
 from klines.binance.parse import ClosedKline
 from klines.events import publish_closed, publish_updates
 from klines.ingest.metrics import serve_metrics
 from klines.ingest.service import IngestFailed, IngestService
 from klines.management.stream_options import add_stream_options, stream_options
+from klines.store.schema import UniqueIndexMissing, require_unique_index
+
+
+def _require_unique_index() -> None:
+    """Stop before any network use if the collection lacks its unique index; if the database is not up
+    yet, the ingest checks again before its first write."""
+    try:
+        require_unique_index()
+    except UniqueIndexMissing as exc:
+        raise CommandError(str(exc)) from None
+    except (DatabaseError, PyMongoError):
+        pass
 
 
 class Command(BaseCommand):
@@ -42,6 +56,7 @@ class Command(BaseCommand):
         ingest = replace(
             settings.BINANCEWS.ingest, symbols=symbol_list, intervals=intervals, all_symbols=not symbol_list
         )
+        _require_unique_index()
         # In-progress updates reach other processes only through a shared layer (Redis).
         relay = publish_updates if settings.BINANCEWS.redis_url else None
         service = IngestService(ingest, on_stored=self._stored, relay=relay)

@@ -11,6 +11,7 @@ from django.core.management.base import BaseCommand, CommandError
 from klines.binance.intervals import INTERVAL_SECONDS
 from klines.ingest.status import symbol_status
 from klines.management.stream_options import add_stream_options, stream_options
+from klines.store.exchange_gaps import exchange_gaps
 from klines.store.reads import newest_open_time, open_times_between
 
 
@@ -71,6 +72,7 @@ class Command(BaseCommand):
                 interval_ms=INTERVAL_SECONDS[interval] * 1000,
                 grace_ms=round(grace * 1000),
                 now=datetime.now(UTC),
+                exchange_gaps=exchange_gaps(symbol, interval),
             )
             self.stdout.write(status.line())
             if not status.healthy:
