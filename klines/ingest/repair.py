@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -110,13 +111,23 @@ class HoleRepair:
     def scan(self) -> None:
         """Scan every symbol's whole stored range and fetch its holes."""
         self.stats.scans += 1
+        started, holes_before, fetched_before = time.monotonic(), self.stats.holes, self.stats.fetched
         server_ms = self.rest.server_time_ms()
-        for symbol in list(self.symbols()):
+        symbols = list(self.symbols())
+        for symbol in symbols:
             if self.stop.is_set():
                 return
             for gap in self.holes(symbol):
                 if not self.fill(symbol, gap, server_ms=server_ms):
                     return
+        logger.info(
+            "hole repair scan done: %s, %d symbols, %d holes, %d klines fetched (%.2fs)",
+            self.interval,
+            len(symbols),
+            self.stats.holes - holes_before,
+            self.stats.fetched - fetched_before,
+            time.monotonic() - started,
+        )
 
     def holes(self, symbol: str) -> list[Gap]:
         """The holes between ``symbol``'s oldest and newest stored klines, but for known exchange gaps."""
