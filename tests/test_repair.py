@@ -289,8 +289,9 @@ def test_a_hole_the_exchange_has_is_recorded_once_and_reported(harness: Harness,
     start = str((first + 300) * INTERVAL_MS)
     assert len([c for c in fake.rest_calls if c.query.get("startTime") == start]) == 1
     stopped(ingest)
+    since, until = (ms_to_datetime(i * INTERVAL_MS).isoformat() for i in (first, max(stored_indexes(klines)) + 1))
     status = manage(
-        ["klines_status", "--symbols", SYMBOL, "--since", ms_to_datetime(first * INTERVAL_MS).isoformat()],
+        ["klines_status", "--symbols", SYMBOL, "--since", since, "--until", until, "--grace", "0"],
         env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
