@@ -100,6 +100,8 @@ class HoleRepair:
             try:
                 self.scan()
             except (RestError, DatabaseError, PyMongoError) as exc:
+                if self.stop.is_set():
+                    return
                 delay = self.retry.delay(attempt)
                 attempt += 1
                 logger.warning("hole repair %s failed (%s); again in %.0fs", self.interval, exc, delay)

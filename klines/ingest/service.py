@@ -125,7 +125,8 @@ class IngestService:
                 deliver=self._fetched,
                 stop=self.stop,
                 every_seconds=settings.repair_seconds,
-                idle=lambda interval=interval: self.backfills[interval].idle,
+                # Not while the backfill fetches, or the writer stores, what would look like holes meanwhile.
+                idle=lambda interval=interval: self.backfills[interval].idle and not self.writer.pending,
             )
             for interval in settings.intervals
         }
