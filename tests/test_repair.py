@@ -179,9 +179,9 @@ class Harness:
         self.stack = stack
         self.ingests: list[Ingest] = []
 
-    def env(self, fake: FaultyExchange, **settings: str) -> dict[str, str]:
+    def env(self, fake: FaultyExchange, mongo_uri: str | None = None, **settings: str) -> dict[str, str]:
         exchange = self.stack.enter_context(ExchangeThread(fake))
-        return ingest_env(self.mongo_uri, DATABASE, exchange, [SYMBOL], **settings)
+        return ingest_env(mongo_uri or self.mongo_uri, DATABASE, exchange, [SYMBOL], **settings)
 
     def start(
         self, fake: FaultyExchange, missing: Iterable[int] = (), untraded: Iterable[int] = (), **settings: str
@@ -316,3 +316,23 @@ def test_a_collection_without_the_unique_index_stops_the_ingest_with_one_line(
     assert f"collection {DATABASE}.klines_unmigrated has no unique index" in lines[0]
     assert "python manage.py migrate" in lines[0]
     assert fake.rest_calls == [] and fake.connects == 0
+
+
+@pytest.mark.e2e
+def test_the_unique_index_is_checked_before_the_first_write_when_the_database_comes_up_late(
+    harness: Harness, tmp_path: Path
+) -> None:
+    server = SecantusServer(tmp_path / "late" / "data")  # not started: the ingest starts without its database
+    fake = make_exchange([SYMBOL])
+    ingest = harness.ingest(harness.env(fake, server.uri, MONGO_COLLECTION="klines_unmigrated"))
+    wait_until(lambda: len(fake.closed_sent) >= 2 and fake.connects, timeout=30, what="the stream to be read")
+    server.start()
+    try:
+        wait_until(lambda: not ingest.alive(), timeout=40, what="the ingest to stop")
+        assert ingest.process.returncode == 1
+        assert f"collection {DATABASE}.klines_unmigrated has no unique index" in ingest.log
+        client = pymongo.MongoClient(server.uri)
+        assert client[DATABASE]["klines_unmigrated"].count_documents({}) == 0
+        client.close()
+    finally:
+        server.stop()
