@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import DatabaseError
 from pymongo.errors import PyMongoError
@@ -34,7 +34,7 @@ from klines.ingest.backfill import PAGE_LIMIT, Page, closed_before, fetch_page
 from klines.ingest.gaps import Gap, find_gaps, without
 from klines.ingest.supervise import Spawn, unsupervised
 from klines.store.exchange_gaps import exchange_gaps, remember_exchange_gap
-from klines.store.reads import newest_open_time, oldest_open_time, open_times_between
+from klines.store.reads import count_between, newest_open_time, oldest_open_time, open_times_between
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +86,7 @@ class HoleRepair:
         self.retry = retry
         self.stats = RepairStats()
         self._thread: threading.Thread | None = None
+        self._oldest_seen: dict[str, datetime] = {}  # symbol -> oldest stored open time found (a cache)
 
     def start(self, spawn: Spawn = unsupervised) -> None:
         self._thread = spawn(f"hole-repair {self.interval}", self._run)
@@ -133,7 +134,7 @@ class HoleRepair:
 
     def holes(self, symbol: str) -> list[Gap]:
         """The holes between ``symbol``'s oldest and newest stored klines, but for known exchange gaps."""
-        oldest, newest = oldest_open_time(symbol, self.interval), newest_open_time(symbol, self.interval)
+        oldest, newest = self._oldest(symbol), newest_open_time(symbol, self.interval)
         if oldest is None or newest is None:
             return []
         known = [(datetime_to_ms(f), datetime_to_ms(la)) for f, la in exchange_gaps(symbol, self.interval)]
@@ -143,9 +144,14 @@ class HoleRepair:
         since = oldest
         while since <= newest and not self.stop.is_set():
             until = min(since + step, newest + timedelta(milliseconds=1))
-            opens = previous + [datetime_to_ms(t) for t in open_times_between(symbol, self.interval, since, until)]
-            for gap in find_gaps(opens, interval_ms=self.interval_ms):
-                holes.extend(without(gap, known, self.interval_ms))
+            slots = -((datetime_to_ms(since) - datetime_to_ms(until)) // self.interval_ms)  # opens on the grid
+            if count_between(symbol, self.interval, since, until) == slots:  # complete: no need to read them
+                opens = [datetime_to_ms(since) + (slots - 1) * self.interval_ms]
+            else:
+                times = open_times_between(symbol, self.interval, since, until)
+                opens = previous + [datetime_to_ms(t) for t in times]
+                for gap in find_gaps(opens, interval_ms=self.interval_ms):
+                    holes.extend(without(gap, known, self.interval_ms))
             previous = opens[-1:]
             since = until
         self.stats.holes += len(holes)
@@ -160,6 +166,15 @@ class HoleRepair:
                 ms_to_datetime(holes[0].first_ms),
             )
         return holes
+
+    def _oldest(self, symbol: str) -> datetime | None:
+        """The oldest stored open time. Reading it costs a read of the whole record on SecantusDB, so after the
+        first scan only what was stored below the last one found (an archive import) is looked for."""
+        known = self._oldest_seen.get(symbol)
+        older = oldest_open_time(symbol, self.interval, before=known)
+        if older is not None:
+            self._oldest_seen[symbol] = older
+        return older or known
 
     def fill(self, symbol: str, gap: Gap, *, server_ms: int) -> bool:
         """Fetch ``gap``'s klines and hand them to the writer; record what REST has not. ``False`` if stopping."""
