@@ -92,6 +92,32 @@ def test_the_exchange_gaps_are_read_from_an_index() -> None:
     assert "IXSCAN" in str(plan) and "COLLSCAN" not in str(plan), plan
 
 
+@pytest.mark.django_db(transaction=True)
+def test_the_scan_finds_every_hole_chunk_by_chunk() -> None:
+    """Chunks of 10: holes at a chunk's end, at the next one's start, inside one, and a whole chunk missing."""
+    holes = {9, 19, 20, 35, *range(40, 50), 59}
+    save_klines([closed_kline("BTCUSDT", offset) for offset in range(70) if offset not in holes])
+    stop = threading.Event()
+    repair = HoleRepair(
+        rest=BinanceRest("http://127.0.0.1:9", weight_per_minute=10, stop=stop),
+        interval="1m",
+        interval_ms=MINUTE,
+        symbols=lambda: ["BTCUSDT"],
+        deliver=lambda kline: True,
+        stop=stop,
+        every_seconds=60,
+        chunk=10,
+    )
+    found = repair.holes("BTCUSDT")
+    assert sorted((g.first_ms // MINUTE - BASE_INDEX, g.missing) for g in found) == [
+        (9, 1),
+        (19, 2),
+        (35, 1),
+        (40, 10),
+        (59, 1),
+    ]
+
+
 @pytest.fixture
 def fake_rest() -> Iterator[ExchangeThread]:
     fake = FaultyExchange(symbols=[SYMBOL], speed=1.0, update_seconds=1.0, start_ms=(BASE_INDEX + 3000) * MINUTE)

@@ -146,13 +146,15 @@ class HoleRepair:
             until = min(since + step, newest + timedelta(milliseconds=1))
             slots = -((datetime_to_ms(since) - datetime_to_ms(until)) // self.interval_ms)  # opens on the grid
             if count_between(symbol, self.interval, since, until) == slots:  # complete: no need to read them
-                opens = [datetime_to_ms(since) + (slots - 1) * self.interval_ms]
+                opens = [*previous, datetime_to_ms(since)]  # only a hole just before it is possible
+                last = [datetime_to_ms(since) + (slots - 1) * self.interval_ms]
             else:
                 times = open_times_between(symbol, self.interval, since, until)
                 opens = previous + [datetime_to_ms(t) for t in times]
-                for gap in find_gaps(opens, interval_ms=self.interval_ms):
-                    holes.extend(without(gap, known, self.interval_ms))
-            previous = opens[-1:]
+                last = opens[-1:]
+            for gap in find_gaps(opens, interval_ms=self.interval_ms):
+                holes.extend(without(gap, known, self.interval_ms))
+            previous = last
             since = until
         self.stats.holes += len(holes)
         if holes:
