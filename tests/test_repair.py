@@ -210,14 +210,19 @@ class Harness:
         return ingest_env(mongo_uri or self.mongo_uri, DATABASE, exchange, [SYMBOL], **settings)
 
     def start(
-        self, fake: FaultyExchange, missing: Iterable[int] = (), untraded: Iterable[int] = (), **settings: str
+        self,
+        fake: FaultyExchange,
+        missing: Iterable[int] = (),
+        untraded: Iterable[int] = (),
+        record: int = RECORD,
+        **settings: str,
     ) -> tuple[Ingest, dict[str, str], int]:
-        """Store the last :data:`RECORD` closed klines but ``missing`` (offsets from the oldest, which is returned;
+        """Store the last ``record`` closed klines but ``missing`` (offsets from the oldest, which is returned;
         the exchange has no ``untraded`` ones) and start the ingest."""
         env = self.env(fake, **settings)
-        first = fake.last_closed_index() - RECORD + 1
+        first = fake.last_closed_index() - record + 1
         fake.untraded.update(first + n for n in untraded)
-        offsets = [first + n - BASE_INDEX for n in set(range(RECORD)) - set(missing)]
+        offsets = [first + n - BASE_INDEX for n in set(range(record)) - set(missing)]
         store_klines(env, {SYMBOL.upper(): sorted(offsets)}, batch=True)
         return self.ingest(env), env, first
 
@@ -273,16 +278,20 @@ def test_an_old_hole_is_filled_by_the_running_ingest(harness: Harness, klines: C
 @pytest.mark.e2e
 def test_a_kill_in_the_middle_of_a_repair_is_repaired_by_the_next_start(harness: Harness, klines: Collection) -> None:
     fake = make_exchange([SYMBOL])
-    hole = range(100, 1300)  # three pages of 499 (weight 2 each); the weight budget holds back the third
-    ingest, env, first = harness.start(fake, hole, KLINE_REPAIR_SECONDS="1", BINANCE_REST_WEIGHT_PER_MINUTE="11")
+    # Nine pages of 499 (weight 2 each). Start-up spends 4 to 6 of the budget of 11 and the repair's clock 1:
+    # one to three pages go out, the others wait for the minute to pass.
+    hole = range(100, 4100)
+    ingest, env, first = harness.start(
+        fake, hole, record=5000, KLINE_REPAIR_SECONDS="1", BINANCE_REST_WEIGHT_PER_MINUTE="11"
+    )
     in_hole = lambda: len({first + n for n in hole} & stored_indexes(klines))  # noqa: E731
-    wait_until(lambda: in_hole() >= 2 * 499, timeout=30, what="two pages of the hole to be stored", every=0.05)
+    wait_until(lambda: in_hole() >= 499, timeout=30, what="a page of the hole to be stored", every=0.05)
     assert in_hole() < len(hole)
     ingest.stop(signal.SIGKILL)
-    again = harness.ingest(env, "again")
+    again = harness.ingest({**env, "BINANCE_REST_WEIGHT_PER_MINUTE": "1200"}, "again")
     wait_until(lambda: in_hole() == len(hole), timeout=30, what="the next start to repair the rest")
     stopped(again)
-    assert_ground_truth(klines, fake, [SYMBOL], through=first + RECORD, env=env)
+    assert_ground_truth(klines, fake, [SYMBOL], through=first + 5000, env=env)
 
 
 @pytest.mark.e2e
