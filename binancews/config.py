@@ -71,6 +71,7 @@ class Config:
     stats_seconds: float
     queue_size: int
     rest_weight_per_minute: int
+    repair_seconds: float
     metrics_port: int  # the ingest's metrics endpoint; 0 = off
     metrics_address: str
 
@@ -106,6 +107,7 @@ class Config:
             stats_seconds=self.stats_seconds,
             queue_size=self.queue_size,
             rest_weight_per_minute=self.rest_weight_per_minute,
+            repair_seconds=self.repair_seconds,
             metrics_port=self.metrics_port,
             metrics_address=self.metrics_address,
         )
@@ -350,6 +352,7 @@ def load_config(env: Mapping[str, str]) -> Config:
         stats_seconds=_parse_positive(env, "KLINE_STATS_SECONDS", 60.0),
         queue_size=_parse_count(env, "KLINE_QUEUE_SIZE", 10_000),
         rest_weight_per_minute=_parse_count(env, "BINANCE_REST_WEIGHT_PER_MINUTE", 1200),
+        repair_seconds=_parse_positive(env, "KLINE_REPAIR_SECONDS", 300.0),
         metrics_port=_parse_port(env, "KLINE_METRICS_PORT"),
         metrics_address=_parse_address(env, "KLINE_METRICS_ADDRESS", "127.0.0.1"),
     )

@@ -76,3 +76,28 @@ class ExchangeSource(models.Model):
 
     def __str__(self) -> str:
         return self.source or self.rest_url
+
+
+class ExchangeGap(models.Model):
+    """Klines the exchange itself does not have (no trading): REST returned nothing for the range.
+
+    The ingest's hole repair records each such range once and never fetches it
+    again; ``klines_status`` reports it as an exchange gap, not as a hole.
+    """
+
+    symbol = models.CharField(max_length=30)
+    interval = models.CharField(max_length=4)
+    first_open = models.DateTimeField(help_text="Open time of the first kline the exchange does not have")
+    last_open = models.DateTimeField(help_text="Open time of the last kline the exchange does not have")
+    found_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "exchange_gaps"
+        constraints = [
+            models.UniqueConstraint(fields=["symbol", "interval", "first_open"], name="unique_exchange_gap"),
+        ]
+        # The unique index is partial (see Kline); a plain index serves the reads.
+        indexes = [models.Index(fields=["symbol", "interval", "first_open"], name="exchange_gap_range")]
+
+    def __str__(self) -> str:
+        return f"{self.symbol} {self.interval} {self.first_open:%Y-%m-%d %H:%M}..{self.last_open:%Y-%m-%d %H:%M}"

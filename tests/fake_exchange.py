@@ -64,6 +64,7 @@ class FaultyExchange(SimulatedExchange):
         self.drop_rate = drop_rate
         self.late_repeat = late_repeat
         self.stream_skips: set[int] = set()  # kline indexes whose closes never go out on the stream
+        self.untraded: set[int] = set()  # kline indexes REST does not have (no trading then)
         self.connections: set[ServerConnection] = set()
         self.connects = 0
         self.streams_per_connect: list[int] = []
@@ -151,6 +152,12 @@ class FaultyExchange(SimulatedExchange):
         return self.current_index(interval) - 1
 
     # -- hooks into the simulated exchange -------------------------------------------
+    def rest_klines(self, query: dict[str, list[str]]) -> tuple[HTTPStatus, Any]:
+        status, rows = super().rest_klines(query)
+        if status == HTTPStatus.OK and self.untraded:
+            rows = [row for row in rows if row[0] // self.series.interval_ms not in self.untraded]
+        return status, rows
+
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
         self.loop = asyncio.get_running_loop()
         return await super().start(host, port)

@@ -12,11 +12,13 @@ from django.db import IntegrityError
 from klines.binance.parse import ClosedKline
 from klines.models import Kline
 from klines.store.reads import (
+    count_between,
     klines_page,
     klines_stored_since,
     last_klines,
     newest_open_time,
     newest_stored_at,
+    oldest_open_time,
     open_times_between,
     stored_times_between,
 )
@@ -171,6 +173,9 @@ def test_every_read_the_store_sends_is_answered_from_an_index(mongo_reads: ReadC
         "open_times_between": lambda: open_times_between("BTCUSDT", "1m", newest - timedelta(hours=1), newest),
         "stored_times_between": lambda: stored_times_between("BTCUSDT", "1m", newest - timedelta(hours=1), newest),
         "newest_open_time before": lambda: newest_open_time("BTCUSDT", "1m", before=newest - timedelta(minutes=5)),
+        "oldest_open_time": lambda: oldest_open_time("BTCUSDT", "1m"),
+        "oldest_open_time before": lambda: oldest_open_time("BTCUSDT", "1m", before=newest),
+        "count_between": lambda: count_between("BTCUSDT", "1m", newest - timedelta(hours=1), newest),
         "klines_stored_since": lambda: klines_stored_since(newest, "1m", ["BTCUSDT"], 100),
         "newest_stored_at": newest_stored_at,
         "klines_page from a start": lambda: klines_page("BTCUSDT", "1m", start=batch[3].open_time, end=newest, limit=5),

@@ -63,11 +63,14 @@ class Page:
 
     start_ms: int | None
     limit: int
+    end_ms: int | None = None  # the last open time wanted (a hole's end); ``None``: up to now
 
     def params(self, symbol: str, interval: str) -> dict[str, Any]:
         params: dict[str, Any] = {"symbol": symbol.upper(), "interval": interval, "limit": self.limit}
         if self.start_ms is not None:
             params["startTime"] = self.start_ms
+        if self.end_ms is not None:
+            params["endTime"] = self.end_ms
         return params
 
 
@@ -152,6 +155,7 @@ class Backfiller:
         self._wake = threading.Event()
         self._retry_now = threading.Event()
         self._thread: threading.Thread | None = None
+        self._busy = False  # a round is running
 
     def request(self, symbols: Iterable[str], *, from_ms: int | None = None) -> None:
         """Backfill ``symbols`` from the newest stored kline, or from ``from_ms`` if that is earlier."""
@@ -168,6 +172,20 @@ class Backfiller:
         with self._lock:
             return len(self._pending)
 
+    @property
+    def idle(self) -> bool:
+        """No round running and none waiting (the hole repair waits for this, not to fetch the same klines)."""
+        with self._lock:
+            return not self._pending and not self._busy
+
+    def forget(self, kline: ClosedKline) -> None:
+        """The writer did not store ``kline`` (rejected it): it no longer counts as delivered."""
+        with self._lock:
+            delivered = self._delivered.get(kline.symbol)
+            open_ms = datetime_to_ms(kline.open_time)
+            if delivered is not None and delivered >= open_ms:
+                self._delivered[kline.symbol] = open_ms - self.interval_ms
+
     def retry_now(self) -> None:
         """Cut a retry wait short (the database is back)."""
         self._retry_now.set()
@@ -182,6 +200,7 @@ class Backfiller:
     def _take(self) -> dict[str, int | None]:
         with self._lock:
             batch, self._pending = self._pending, {}
+            self._busy = bool(batch)
             self._wake.clear()
         return batch
 
@@ -193,7 +212,10 @@ class Backfiller:
             if not batch:
                 continue
             self._retry_now.clear()  # a recovery signalled from here on cuts the wait below short
-            failed = self._round(batch)
+            try:
+                failed = self._round(batch)
+            finally:
+                self._busy = False
             if not failed:
                 attempt = 0
                 continue
@@ -255,7 +277,8 @@ class Backfiller:
             if not self._hand_over(symbol, history):
                 return
         # What this process already handed to the writer is stored or queued: no need to fetch it again.
-        known = [self._delivered[symbol]] if symbol in self._delivered else []
+        with self._lock:
+            known = [self._delivered[symbol]] if symbol in self._delivered else []
         if newest is not None:
             known.append(datetime_to_ms(newest))
         start = start_after(mark_ms, max(known, default=None), self.interval_ms)
@@ -273,7 +296,8 @@ class Backfiller:
             if not self.deliver(kline):
                 return False
             self.stats.fetched += 1
-            self._delivered[symbol] = max(self._delivered.get(symbol, 0), datetime_to_ms(kline.open_time))
+            with self._lock:
+                self._delivered[symbol] = max(self._delivered.get(symbol, 0), datetime_to_ms(kline.open_time))
         return True
 
     def _first_missing(self, symbol: str, first: datetime, last: datetime) -> int | None:
@@ -301,14 +325,21 @@ class Backfiller:
         return min((gap.first_ms for gap in holes + missed), default=None)
 
     def _fetch(self, symbol: str, page: Page) -> list[ClosedKline]:
-        rows = self.rest.get("/fapi/v1/klines", page.params(symbol, self.interval), weight=kline_weight(page.limit))
-        if not isinstance(rows, list):
-            raise RestError(f"/fapi/v1/klines for {symbol}: expected a list, got {str(rows)[:200]}")
-        klines = []
-        for row in rows:
-            try:
-                klines.append(parse_rest_row(row, symbol=symbol, interval=self.interval))
-            except MalformedMessage as exc:
-                self.stats.malformed += 1
-                logger.warning("backfill: skipped malformed REST row for %s: %s", symbol, exc)
+        klines, malformed = fetch_page(self.rest, symbol, self.interval, page)
+        self.stats.malformed += malformed
         return klines
+
+
+def fetch_page(rest: BinanceRest, symbol: str, interval: str, page: Page) -> tuple[list[ClosedKline], int]:
+    """One ``/fapi/v1/klines`` page (paced by ``rest``): the klines parsed and how many rows were malformed."""
+    rows = rest.get("/fapi/v1/klines", page.params(symbol, interval), weight=kline_weight(page.limit))
+    if not isinstance(rows, list):
+        raise RestError(f"/fapi/v1/klines for {symbol}: expected a list, got {str(rows)[:200]}")
+    klines, malformed = [], 0
+    for row in rows:
+        try:
+            klines.append(parse_rest_row(row, symbol=symbol, interval=interval))
+        except MalformedMessage as exc:
+            malformed += 1
+            logger.warning("backfill: skipped malformed REST row for %s: %s", symbol, exc)
+    return klines, malformed

@@ -15,6 +15,7 @@ from pymongo.errors import PyMongoError
 
 from klines.backoff import Backoff
 from klines.store.exchange import claim_record
+from klines.store.unique_index import require_unique_index
 
 logger = logging.getLogger(__name__)
 
@@ -24,7 +25,8 @@ RETRY = Backoff(initial=1.0, maximum=10.0)  # after pymongo's own server selecti
 def claim_before_start(source: str, *, rest_url: str, stop: threading.Event, retry: Backoff = RETRY) -> bool:
     """Claim the record for ``source``; ``False`` if ``stop`` came first (at once, even amid a database call).
 
-    Raises :class:`klines.store.exchange.RecordClaimedError` when another exchange feeds it.
+    Raises :class:`klines.store.exchange.RecordClaimedError` when another exchange feeds it, and
+    :class:`klines.store.unique_index.UniqueIndexMissing` when the klines collection lacks its unique index.
     """
     outcome: list[BaseException | None] = []
     done = threading.Event()
@@ -55,6 +57,7 @@ def _claim_until(
     try:
         while not stop.is_set():
             try:
+                require_unique_index()  # exactly-once storing depends on it; checked once the database answers
                 claim_record(source, rest_url=rest_url)
             except (DatabaseError, PyMongoError) as exc:
                 delay = retry.delay(attempt)

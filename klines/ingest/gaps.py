@@ -34,6 +34,23 @@ def find_gaps(open_ms: Sequence[int], *, interval_ms: int, expected_last_ms: int
     return gaps
 
 
+def without(gap: Gap, known: Sequence[tuple[int, int]], interval_ms: int) -> list[Gap]:
+    """The parts of ``gap`` outside the ``known`` exchange gaps."""
+    parts = [(gap.first_ms, gap.last_ms)]
+    for first, last in known:
+        carved = []
+        for start, end in parts:
+            if last < start or first > end:
+                carved.append((start, end))
+                continue
+            if first > start:
+                carved.append((start, first - interval_ms))
+            if last < end:
+                carved.append((last + interval_ms, end))
+        parts = carved
+    return [Gap(first_ms=s, last_ms=e, missing=(e - s) // interval_ms + 1) for s, e in parts if s <= e]
+
+
 def classify_gaps(stored: Sequence[tuple[int, bool]], *, interval_ms: int, last_ms: int) -> tuple[list[Gap], list[Gap]]:
     """Split the gaps in ``stored`` (open time, stored by an earlier process), up to ``last_ms``, in two.
 

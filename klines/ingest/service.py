@@ -9,6 +9,8 @@
   a kline dropped from a full queue is handed to the backfill too.
 * A :class:`Backfiller` thread per interval fetches from REST at start, after every
   (re)connect, on a gap or a drop; they share one paced REST client.
+* A :class:`HoleRepair` thread per interval scans the whole stored record every
+  ``repair_seconds`` and fetches every hole, whatever its age, through the same client.
 * On stop, readers stop first, then the writer writes what is queued, all within
   :data:`SHUTDOWN_SECONDS`.
 * Every thread runs under a :class:`Supervisor`: if one dies unexpectedly, the
@@ -38,6 +40,7 @@ from klines.ingest.gaps import SequenceWatch
 from klines.ingest.listing import ExchangeListing
 from klines.ingest.plan import replan
 from klines.ingest.relay import UpdateRelay
+from klines.ingest.repair import HoleRepair
 from klines.ingest.settings import IngestSettings
 from klines.ingest.stats import Counters, format_stats, lag_seconds
 from klines.ingest.stream import (
@@ -96,6 +99,7 @@ class IngestService:
             on_stored=on_stored,
             on_dropped=self._dropped,
             on_recovered=self._retry_backfills,
+            on_rejected=self._rejected,
             store=self._store,
         )
         self.rest = BinanceRest(settings.rest_url, weight_per_minute=settings.rest_weight_per_minute, stop=self.stop)
@@ -107,6 +111,20 @@ class IngestService:
                 deliver=self._fetched,
                 stop=self.stop,
                 on_newest=functools.partial(self._newest_stored, interval),
+            )
+            for interval in settings.intervals
+        }
+        self.repairs = {
+            interval: HoleRepair(
+                rest=self.rest,
+                interval=interval,
+                interval_ms=interval_ms(interval),
+                symbols=lambda: self.symbols,
+                deliver=self._fetched,
+                stop=self.stop,
+                every_seconds=settings.repair_seconds,
+                # Not while the backfill fetches, or the writer stores, what would look like holes meanwhile.
+                idle=lambda interval=interval: self.backfills[interval].idle and not self.writer.pending,
             )
             for interval in settings.intervals
         }
@@ -184,6 +202,9 @@ class IngestService:
     def _dropped(self, kline: ClosedKline) -> None:
         self.backfills[kline.interval].request([kline.symbol], from_ms=datetime_to_ms(kline.open_time))
 
+    def _rejected(self, kline: ClosedKline) -> None:
+        self.backfills[kline.interval].forget(kline)  # not stored: the hole repair fetches it again
+
     def _retry_backfills(self) -> None:
         for backfill in self.backfills.values():
             backfill.retry_now()
@@ -199,6 +220,8 @@ class IngestService:
         for backfill in self.backfills.values():
             backfill.start(spawn)
         self._request_backfill(self.settings.streams)
+        for repair in self.repairs.values():
+            repair.start(spawn)
         self._backoff = Backoff(maximum=self.settings.reconnect_max_seconds)
         with self._lock:
             for connection in self.connections:
@@ -307,7 +330,8 @@ class IngestService:
             reconnects=sum(max(0, c.connects - 1) for c in connections),
             dropped=self.writer.stats.dropped,
             queued=self.writer.pending,
-            backfilled=sum(backfill.stats.fetched for backfill in self.backfills.values()),
+            backfilled=sum(b.stats.fetched for b in self.backfills.values())
+            + sum(r.stats.fetched for r in self.repairs.values()),
             rejected=self.writer.stats.rejected,
             pongs_skipped=sum(c.stream_stats.pongs_skipped for c in connections),
             rate_limited=self.rest.rate_limited,

@@ -20,6 +20,7 @@ class IngestSettings:
     stats_seconds: float
     queue_size: int
     rest_weight_per_minute: int
+    repair_seconds: float  # between the end of one hole scan of the whole record and the start of the next
     metrics_port: int  # 0: no metrics endpoint
     metrics_address: str
 

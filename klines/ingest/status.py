@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from klines.binance.parse import datetime_to_ms, ms_to_datetime
-from klines.ingest.gaps import Gap, find_gaps, last_expected_open
+from klines.ingest.gaps import Gap, find_gaps, last_expected_open, without
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -19,6 +19,7 @@ class SymbolStatus:
     gaps: tuple[Gap, ...]
     future: bool = False  # the newest stored kline opens after now: not a real exchange's
     oldest: datetime | None = None  # oldest stored open time, when asked for (the record's start)
+    exchange_gaps: tuple[Gap, ...] = ()  # klines the exchange itself does not have (recorded by the repair)
 
     @property
     def healthy(self) -> bool:
@@ -31,6 +32,11 @@ class SymbolStatus:
         if self.oldest is not None:
             newest = f"oldest {self.oldest:%Y-%m-%d %H:%M} UTC, {newest}"
         head = f"{self.symbol} {self.interval}: {newest}, {self.stored} in range"
+        if self.exchange_gaps:
+            missing = sum(g.missing for g in self.exchange_gaps)
+            listed = ", ".join(_describe(g) for g in self.exchange_gaps[:10])
+            more = f" and {len(self.exchange_gaps) - 10} more" if len(self.exchange_gaps) > 10 else ""
+            head += f", {len(self.exchange_gaps)} exchange gaps ({missing} klines never traded): {listed}{more}"
         if self.stored == 0:
             return f"{head}, GAP: no kline stored in the range"
         if not self.gaps:
@@ -58,12 +64,14 @@ def symbol_status(
     grace_ms: int,
     now: datetime | None = None,
     oldest: datetime | None = None,
+    exchange_gaps: Sequence[tuple[datetime, datetime]] = (),
 ) -> SymbolStatus:
     """Gaps between the first stored kline in the window and the last one closed ``grace_ms`` before ``until``.
 
     The record may start inside the window (the service was first started
     then), so missing klines before the first stored one are not gaps; missing
-    klines at the end are (the ingest stalled).
+    klines at the end are (the ingest stalled). Missing klines inside ``exchange_gaps`` (first and last open
+    time of ranges the exchange has no klines for) are reported apart, and are not gaps.
     """
     opens = [datetime_to_ms(t) for t in open_times]
     expected_last = None
@@ -71,7 +79,10 @@ def symbol_status(
         expected_last = last_expected_open(
             opens[0], until_ms=datetime_to_ms(until), interval_ms=interval_ms, grace_ms=grace_ms
         )
-    gaps = find_gaps(opens, interval_ms=interval_ms, expected_last_ms=expected_last)
+    known = [(datetime_to_ms(first), datetime_to_ms(last)) for first, last in exchange_gaps]
+    found = find_gaps(opens, interval_ms=interval_ms, expected_last_ms=expected_last)
+    gaps = [part for gap in found for part in without(gap, known, interval_ms)]
+    exchange = [g for g in _gaps_of(known, interval_ms) if any(_overlap(g, f) for f in found)]
     future = newest is not None and now is not None and newest > now
     return SymbolStatus(
         symbol=symbol.upper(),
@@ -81,4 +92,13 @@ def symbol_status(
         gaps=tuple(gaps),
         future=future,
         oldest=oldest,
+        exchange_gaps=tuple(exchange),
     )
+
+
+def _gaps_of(ranges: Sequence[tuple[int, int]], interval_ms: int) -> list[Gap]:
+    return [Gap(first_ms=f, last_ms=la, missing=(la - f) // interval_ms + 1) for f, la in ranges]
+
+
+def _overlap(a: Gap, b: Gap) -> bool:
+    return a.first_ms <= b.last_ms and b.first_ms <= a.last_ms

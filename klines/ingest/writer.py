@@ -64,6 +64,7 @@ class KlineWriter:
         on_stored: Callable[[list[ClosedKline]], None] = lambda klines: None,
         on_dropped: Callable[[ClosedKline], None] = lambda kline: None,
         on_recovered: Callable[[], None] = lambda: None,
+        on_rejected: Callable[[ClosedKline], None] = lambda kline: None,
         store: Callable[[Sequence[ClosedKline]], list[ClosedKline]] = save_klines,
         max_batch: int = MAX_BATCH,
         retry: Backoff = WRITE_RETRY,
@@ -76,6 +77,7 @@ class KlineWriter:
         self.on_stored = on_stored
         self.on_dropped = on_dropped
         self.on_recovered = on_recovered
+        self.on_rejected = on_rejected
         self.retry = retry
         self.stats = WriterStats()
         self.newest: dict[tuple[str, str], datetime] = {}  # (symbol, interval) -> open time of the newest stored
@@ -223,6 +225,7 @@ class KlineWriter:
                 self.stats.rejected,
                 kline,
             )
+            self.on_rejected(kline)
             return True
         middle = len(batch) // 2
         return self._write(batch[:middle]) and self._write(batch[middle:])

@@ -81,6 +81,38 @@ def open_times_between(symbol: str, interval: str, since: datetime, until: datet
     ]
 
 
+def oldest_open(symbol: str, interval: str, *, before: datetime | None = None) -> Pipeline:
+    """The open time of the oldest kline of one symbol and interval (opened before ``before``; index
+    ``kline_latest``). SecantusDB reads every match: without ``before`` that is the symbol's whole record."""
+    match: dict[str, Any] = {"symbol": symbol, "interval": interval}
+    if before is not None:
+        match["open_time"] = {"$lt": before}
+    return [
+        {"$match": match},
+        {"$sort": {"open_time": 1}},
+        {"$limit": 1},
+        {"$project": {"open_time": 1}},
+    ]
+
+
+def count_between(symbol: str, interval: str, since: datetime, until: datetime) -> Pipeline:
+    """How many klines open with ``since <= open time < until`` (index ``kline_latest``; on SecantusDB a sixth of
+    the time of reading their open times)."""
+    return [
+        {"$match": {"symbol": symbol, "interval": interval, "open_time": {"$gte": since, "$lt": until}}},
+        {"$count": "n"},
+    ]
+
+
+def exchange_gaps(symbol: str, interval: str) -> Pipeline:
+    """The ranges the exchange has no klines for, oldest first (index ``exchange_gap_range``)."""
+    return [
+        {"$match": {"symbol": symbol, "interval": interval}},
+        {"$sort": {"first_open": 1}},
+        {"$project": {"first_open": 1, "last_open": 1}},
+    ]
+
+
 def stored_since(moment: datetime, limit: int) -> Pipeline:
     """Klines stored at or after ``moment``, oldest stored first (the ``stored_at`` index)."""
     return [

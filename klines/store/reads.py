@@ -79,6 +79,18 @@ def newest_open_time(symbol: str, interval: str, *, before: datetime | None = No
     return newest[0].open_time if newest else None
 
 
+def oldest_open_time(symbol: str, interval: str, *, before: datetime | None = None) -> datetime | None:
+    """Open time of the oldest stored kline of one symbol (opened before ``before``), ``None`` if none is."""
+    rows = _documents(pipelines.oldest_open(symbol.upper(), interval, before=before))
+    return utc(rows[0]["open_time"]) if rows else None
+
+
+def count_between(symbol: str, interval: str, since: datetime, until: datetime) -> int:
+    """How many klines of one symbol are stored with ``since <= open time < until``."""
+    rows = _documents(pipelines.count_between(symbol.upper(), interval, since, until))
+    return rows[0]["n"] if rows else 0
+
+
 def open_times_between(symbol: str, interval: str, since: datetime, until: datetime) -> list[datetime]:
     """Open times of one symbol's stored klines with ``since <= open time < until``, oldest first."""
     rows = _documents(pipelines.open_times_between(symbol.upper(), interval, since, until))

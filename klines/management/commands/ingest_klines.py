@@ -10,6 +10,8 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError
+from pymongo.errors import PyMongoError
 
 from klines.binance.parse import ClosedKline
 from klines.events import publish_closed, publish_updates
@@ -19,6 +21,18 @@ from klines.ingest.service import IngestFailed, IngestService
 from klines.management.stream_options import add_stream_options, stream_options
 from klines.models import KLINES_COLLECTION
 from klines.store.exchange import RecordClaimedError
+from klines.store.unique_index import UniqueIndexMissing, require_unique_index
+
+
+def _require_unique_index() -> None:
+    """Stop before any network use if the collection lacks its unique index; if the database is not up
+    yet, the claim checks again once it answers (:mod:`klines.ingest.claim`), still before any network use."""
+    try:
+        require_unique_index()
+    except UniqueIndexMissing as exc:
+        raise CommandError(str(exc)) from None
+    except (DatabaseError, PyMongoError):
+        pass
 
 
 class Command(BaseCommand):
@@ -53,6 +67,7 @@ class Command(BaseCommand):
         ingest = replace(
             settings.BINANCEWS.ingest, symbols=symbol_list, intervals=intervals, all_symbols=not symbol_list
         )
+        _require_unique_index()
         # In-progress updates reach other processes only through a shared layer (Redis).
         relay = publish_updates if settings.BINANCEWS.redis_url else None
         service = IngestService(
@@ -83,7 +98,7 @@ class Command(BaseCommand):
                 self._stopped(service, 0)
                 return
             left = service.run(stop)
-        except RecordClaimedError as exc:
+        except (RecordClaimedError, UniqueIndexMissing) as exc:
             raise CommandError(str(exc)) from None
         except IngestFailed as exc:
             # Exit non-zero: the platform restarts the ingest, whose start-up backfill refills the hole.

@@ -11,6 +11,7 @@ from django.core.management.base import BaseCommand, CommandError
 from klines.binance.intervals import INTERVAL_SECONDS
 from klines.ingest.status import symbol_status
 from klines.management.stream_options import add_stream_options, stream_options
+from klines.store.exchange_gaps import exchange_gaps
 from klines.store.history import oldest_open_time
 from klines.store.reads import newest_open_time, open_times_between
 
@@ -73,6 +74,7 @@ class Command(BaseCommand):
                 grace_ms=round(grace * 1000),
                 now=datetime.now(UTC),
                 oldest=oldest_open_time(symbol, interval),
+                exchange_gaps=exchange_gaps(symbol, interval),
             )
             self.stdout.write(status.line())
             if not status.healthy:
