@@ -8,8 +8,8 @@ klines each of those takes seconds to minutes. This one reads only through
 :mod:`klines.store.browse`: the symbol and interval choices are the recorded
 ones from the settings, a page is the newest ``list_per_page`` klines before a
 cursor (``?before=``) or after one (``?after=``), read per (symbol, interval)
-from the ``kline_latest`` index, and the list says how many klines it holds
-from the collection's metadata.
+from the ``kline_latest`` index. The list counts nothing: SecantusDB's
+``count``, even ``estimated_document_count``, reads every document.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from django.contrib.admin.views.main import ChangeList
 from django.utils import formats
 from django.utils.text import capfirst
 
-from klines.binance.intervals import interval_ms
+from klines.binance.intervals import INTERVAL_SECONDS
 from klines.store import browse
 from klines.store.exchange import listed_symbols
 
@@ -93,7 +93,10 @@ def drilldown(
         y, m = int(year), int(month)
         days = [date(y, m, d) for d in range(1, calendar.monthrange(y, m)[1] + 1)]
         choices = [
-            {"link": link({keys["year"]: year, keys["month"]: month, keys["day"]: d.day}), "title": _format(d, "MONTH_DAY")}
+            {
+                "link": link({keys["year"]: year, keys["month"]: month, keys["day"]: d.day}),
+                "title": _format(d, "MONTH_DAY"),
+            }
             for d in days
             if first.date() <= d <= last.date()
         ]
@@ -108,7 +111,11 @@ def drilldown(
         ]
         return {"show": True, "back": {"link": link({}), "title": "All dates"}, "choices": choices}
     years = range(first.year, last.year + 1)
-    return {"show": True, "back": None, "choices": [{"link": link({keys["year"]: str(y)}), "title": str(y)} for y in years]}
+    return {
+        "show": True,
+        "back": None,
+        "choices": [{"link": link({keys["year"]: str(y)}), "title": str(y)} for y in years],
+    }
 
 
 def _format(day: date, style: str) -> str:
@@ -136,8 +143,9 @@ class KlineChangeList(ChangeList):
             term = self.query.strip().upper()
             symbols = [s for s in symbols if term in s] or ([term] if term.isalnum() and not symbol else [])
         intervals = [interval] if interval else list(settings.BINANCEWS.intervals)
-        for name in intervals:
-            interval_ms(name)  # ValueError for an unknown interval
+        unknown = [name for name in intervals if name not in INTERVAL_SECONDS]
+        if unknown:
+            raise ValueError(f"not an interval: {unknown[0]!r}")
         return [(s, i) for s in symbols for i in intervals]
 
     def get_results(self, request) -> None:
@@ -168,7 +176,6 @@ class KlineChangeList(ChangeList):
         self.can_show_all = False
         self.multi_page = has_newer or has_older
         self.paginator = None
-        self.estimated_total = browse.estimated_total()
         self.newer_link = has_newer and rows and self.get_query_string({NEWER: browse.Cursor.of(rows[0]).token()})
         self.older_link = has_older and rows and self.get_query_string({OLDER: browse.Cursor.of(rows[-1]).token()})
         self.drilldown = self._drilldown(streams, now) if not self.too_broad else {"show": False}

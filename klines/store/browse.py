@@ -16,9 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from django.db import connections, router
-
-from klines.binance.intervals import interval_ms
+from klines.binance.intervals import INTERVAL_SECONDS, interval_ms
 from klines.models import Kline
 from klines.store import pipelines
 
@@ -45,7 +43,8 @@ class Cursor:
     def parse(cls, token: str) -> Cursor:
         """The cursor :meth:`token` wrote; ``ValueError`` for anything else."""
         millis, symbol, interval = token.split(".")
-        interval_ms(interval)  # ValueError for an unknown interval
+        if interval not in INTERVAL_SECONDS:
+            raise ValueError(f"not an interval: {interval!r}")
         if not symbol.isalnum():
             raise ValueError(f"not a symbol: {symbol!r}")
         return cls(datetime.fromtimestamp(int(millis) / 1000, UTC), symbol, interval)
@@ -123,9 +122,3 @@ def page_after(streams: Sequence[tuple[str, str]], count: int, *, cursor: Cursor
             after -= MS  # ties on open time: this stream sorts above the cursor's
         parts.append(newer(symbol, interval, count, after=after, window=window))
     return list(heapq.merge(*parts, key=_order))[:count][::-1]
-
-
-def estimated_total() -> int:
-    """How many klines are stored, from the collection's metadata (no count over the documents)."""
-    connection = connections[router.db_for_read(Kline)]
-    return connection.get_collection(Kline._meta.db_table).estimated_document_count()
