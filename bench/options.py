@@ -15,6 +15,7 @@ SCENARIOS = (
     "soak",
     "pages",
     "history",
+    "bigrecord",
     "relay",
     "ingest",
     "timing",
@@ -51,6 +52,8 @@ class Options:
     history_seconds: float  # history: load per server and round
     history_rounds: int
     history_single: int  # history: pages asked one at a time, per server
+    bigrecord_klines: int  # bigrecord: the record's size
+    bigrecord_pages: int  # bigrecord: admin list pages of each kind
     relay_symbols: int  # relay: one-minute streams, an update each every 250 ms
     relay_clients: int
     relay_streams_per_client: int
@@ -104,6 +107,8 @@ def parse_args(argv: list[str] | None = None) -> Options:
     parser.add_argument("--history-seconds", type=float, help="history: seconds of load per server and round")
     parser.add_argument("--history-rounds", type=int, help="history: rounds, servers interleaved (default 1)")
     parser.add_argument("--history-single", type=int, default=20, help="history: pages one at a time (default 20)")
+    parser.add_argument("--bigrecord-klines", type=int, help="bigrecord: klines stored (default 10000000)")
+    parser.add_argument("--bigrecord-pages", type=int, help="bigrecord: admin pages of each kind (default 40)")
     parser.add_argument("--relay-symbols", type=int, default=500, help="relay: 1m streams (default 500)")
     parser.add_argument("--relay-clients", type=int, help="relay: stream clients (default 1000)")
     parser.add_argument(
@@ -153,6 +158,8 @@ def parse_args(argv: list[str] | None = None) -> Options:
         history_seconds=pick(args.history_seconds, 20.0, 10.0),
         history_rounds=pick(args.history_rounds, 1, 1),
         history_single=args.history_single,
+        bigrecord_klines=pick(args.bigrecord_klines, 10_000_000, 100_000),
+        bigrecord_pages=pick(args.bigrecord_pages, 40, 10),
         relay_symbols=args.relay_symbols,
         relay_clients=pick(args.relay_clients, 1000, 300),
         relay_streams_per_client=args.relay_streams_per_client,
@@ -181,6 +188,8 @@ def parse_args(argv: list[str] | None = None) -> Options:
         "history_clients",
         "history_rounds",
         "history_single",
+        "bigrecord_klines",
+        "bigrecord_pages",
         "relay_symbols",
         "relay_clients",
         "relay_streams_per_client",

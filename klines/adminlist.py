@@ -2,7 +2,8 @@
 
 Django's change list counts the filtered rows and the whole collection for its
 paginator, lists the filters' values with a ``distinct`` over the collection,
-finds the date drill-down's years with a ``$group`` over it, and sorts with
+finds the date drill-down's years with a ``$group`` over it (here: a calendar
+from September 2019 to today), and sorts with
 the ORM's pipelines, which SecantusDB answers by scanning. At millions of
 klines each of those takes seconds to minutes. This one reads only through
 :mod:`klines.store.browse`: the symbol and interval choices are the recorded
@@ -15,7 +16,7 @@ from the ``kline_latest`` index. The list counts nothing: SecantusDB's
 from __future__ import annotations
 
 import calendar
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -32,7 +33,7 @@ from klines.store.exchange import listed_symbols
 
 OLDER, NEWER = "before", "after"  # the cursor parameters of the page links
 DATE = "open_time"
-FLOOR = datetime(2019, 1, 1, tzinfo=UTC)  # before Binance's USD-M futures: where "the oldest kline" is looked for
+FLOOR = datetime(2019, 9, 1, tzinfo=UTC)  # Binance's USD-M futures began in September 2019: the drill-down's start
 MAX_STREAMS = 60  # more (symbol, interval) than this in one list: a filter must narrow it first
 
 
@@ -79,8 +80,9 @@ def date_window(year: str | None, month: str | None, day: str | None) -> browse.
 def drilldown(
     params: dict[str, str], first: datetime | None, last: datetime | None, link: Callable[[dict[str, Any]], str]
 ) -> dict[str, Any]:
-    """Django's date hierarchy (``admin/date_hierarchy.html``'s context) from the oldest and newest open times
-    alone: every year, month or day between them is offered."""
+    """Django's date hierarchy (``admin/date_hierarchy.html``'s context) as a calendar from ``first`` to ``last``:
+    every year, month or day between them is offered, whether klines are stored in it or not (Django's own
+    asks the collection for the years, months and days that hold klines: a ``$group`` over all of them)."""
     year, month, day = (params.get(f"{DATE}__{part}") for part in ("year", "month", "day"))
     keys = {part: f"{DATE}__{part}" for part in ("year", "month", "day")}
     if first is None or last is None:
@@ -178,11 +180,4 @@ class KlineChangeList(ChangeList):
         self.paginator = None
         self.newer_link = has_newer and rows and self.get_query_string({NEWER: browse.Cursor.of(rows[0]).token()})
         self.older_link = has_older and rows and self.get_query_string({OLDER: browse.Cursor.of(rows[-1]).token()})
-        self.drilldown = self._drilldown(streams, now) if not self.too_broad else {"show": False}
-
-    def _drilldown(self, streams: Sequence[tuple[str, str]], now: datetime) -> dict[str, Any]:
-        newest = browse.page_before(streams, 1, cursor=None, window=browse.Window(), now=now)
-        oldest = browse.page_after(streams, 1, cursor=browse.Cursor(FLOOR, "", ""), window=browse.Window())
-        first = oldest[0].open_time if oldest else None
-        last = newest[0].open_time if newest else None
-        return drilldown(self.params, first, last, lambda p: self.get_query_string(p, [f"{DATE}__"]))
+        self.drilldown = drilldown(self.params, FLOOR, now, lambda p: self.get_query_string(p, [f"{DATE}__"]))
