@@ -106,6 +106,11 @@ def test_unfiltered_list_merges_the_recorded_streams_from_the_index(
             break
         response = admin_client_mongo.get(CHANGELIST + cl.older_link)
     assert seen == expected
+    pages = [[(row.open_time, row.symbol) for row in cl.result_list]]
+    while cl.newer_link:  # and back up to the newest page, through the same ties
+        cl = admin_client_mongo.get(CHANGELIST + cl.newer_link).context["cl"]
+        pages.insert(0, [(row.open_time, row.symbol) for row in cl.result_list])
+    assert [row for page in pages for row in page] == expected and len(pages[0]) == 100
 
 
 @pytest.mark.django_db(transaction=True)

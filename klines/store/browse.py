@@ -12,7 +12,7 @@ A list of several (symbol, interval) merges the newest page of each.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -96,29 +96,59 @@ def _order(kline: Kline) -> Cursor:
     return Cursor.of(kline)
 
 
+Read = Callable[[str, str, int], list[Kline]]  # (symbol, interval, how many) -> a stream's part, in list order
+
+
+def _ahead(row: Kline, bound: Cursor | None, *, reverse: bool) -> bool:
+    """Whether ``row`` comes before ``bound`` in list order (no bound: the page is not full, so yes)."""
+    return bound is None or (_order(row) > bound if reverse else _order(row) < bound)
+
+
+def _merge(streams: Sequence[tuple[str, str]], count: int, read: Read, *, reverse: bool) -> list[Kline]:
+    """The first ``count`` klines of several streams in list order, asking each for only its likely share.
+
+    Each stream is asked for ``count / len(streams) + 1`` first; a stream whose
+    whole answer ranks above the merged ``count``-th kline may hold more that
+    belong in the page, and is asked again for four times as many (at most ``count``).
+    """
+    asked = dict.fromkeys(streams, count if len(streams) == 1 else min(count, -(-count // len(streams)) + 1))
+    parts = {stream: read(*stream, asked[stream]) for stream in streams}
+    while True:
+        merged = list(heapq.merge(*parts.values(), key=_order, reverse=reverse))[:count]
+        bound = _order(merged[-1]) if len(merged) == count else None
+        unsure = [
+            s
+            for s in streams
+            if asked[s] < count and len(parts[s]) == asked[s] and _ahead(parts[s][-1], bound, reverse=reverse)
+        ]
+        if not unsure:
+            return merged
+        for stream in unsure:
+            asked[stream] = min(count, asked[stream] * 4)
+            parts[stream] = read(*stream, asked[stream])
+
+
 def page_before(
     streams: Sequence[tuple[str, str]], count: int, *, cursor: Cursor | None, window: Window, now: datetime
 ) -> list[Kline]:
-    """Up to ``count`` klines of these streams that come after ``cursor`` in the list (newest open time first).
+    """Up to ``count`` klines of these streams that come after ``cursor`` in the list (newest open time first)."""
 
-    Each stream's part is one :func:`older` read; a stream ordered after the
-    cursor's may repeat its open time.
-    """
-    parts: list[Iterable[Kline]] = []
-    for symbol, interval in streams:
+    def read(symbol: str, interval: str, n: int) -> list[Kline]:
         before = None if cursor is None else cursor.open_time
         if cursor is not None and (symbol, interval) < (cursor.symbol, cursor.interval):
             before += MS  # ties on open time: this stream sorts below the cursor's, so it keeps that open time
-        parts.append(older(symbol, interval, count, before=before, window=window, now=now))
-    return list(heapq.merge(*parts, key=_order, reverse=True))[:count]
+        return older(symbol, interval, n, before=before, window=window, now=now)
+
+    return _merge(streams, count, read, reverse=True)
 
 
 def page_after(streams: Sequence[tuple[str, str]], count: int, *, cursor: Cursor, window: Window) -> list[Kline]:
     """Up to ``count`` klines of these streams that come just before ``cursor`` in the list, in list order."""
-    parts: list[Iterable[Kline]] = []
-    for symbol, interval in streams:
+
+    def read(symbol: str, interval: str, n: int) -> list[Kline]:
         after = cursor.open_time
         if (symbol, interval) > (cursor.symbol, cursor.interval):
             after -= MS  # ties on open time: this stream sorts above the cursor's
-        parts.append(newer(symbol, interval, count, after=after, window=window))
-    return list(heapq.merge(*parts, key=_order))[:count][::-1]
+        return newer(symbol, interval, n, after=after, window=window)
+
+    return _merge(streams, count, read, reverse=False)[::-1]
