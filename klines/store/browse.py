@@ -21,6 +21,7 @@ from klines.models import Kline
 from klines.store import pipelines
 
 MS = timedelta(milliseconds=1)
+FIRST_WINDOW = 100  # a first window holds at least twice this many intervals
 
 
 @dataclass(frozen=True, order=True)
@@ -63,7 +64,8 @@ def _klines(pipeline: pipelines.Pipeline) -> list[Kline]:
 
 
 def _span(interval: str, count: int) -> timedelta:
-    return timedelta(milliseconds=2 * count * interval_ms(interval))
+    """The first window: twice ``count`` intervals, and at least 200 (a merged list asks each stream for a few)."""
+    return timedelta(milliseconds=2 * max(count, FIRST_WINDOW) * interval_ms(interval))
 
 
 def older(
