@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 
 import pytest
@@ -162,3 +163,16 @@ def test_date_window_and_drill_down_from_the_oldest_and_newest_open_times() -> N
     days = drilldown({"open_time__year": "2025", "open_time__month": "2"}, first, last, link)["choices"]
     assert [c["title"] for c in days] == ["February 1", "February 2", "February 3"]
     assert drilldown({}, None, None, link) == {"show": False}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_more_streams_than_one_list_merges_asks_for_a_filter(
+    admin_client_mongo: Client, settings, mongo_reads: ReadCounter
+) -> None:
+    settings.BINANCEWS = dataclasses.replace(settings.BINANCEWS, symbols=tuple(f"c{i}usdt" for i in range(61)))
+    mongo_reads.commands.clear()
+    response = admin_client_mongo.get(CHANGELIST)
+    assert response.context["cl"].result_list == []
+    assert "filter by symbol or interval" in response.content.decode()
+    assert not _kline_reads(mongo_reads)
+    assert "C60USDT" in response.content.decode()  # offered as a filter
