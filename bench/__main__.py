@@ -20,6 +20,7 @@ from bench.report import machine, table, targets_table, write_json
 from bench.scenarios import (
     SYMBOLS,
     Outcome,
+    bigrecord,
     burst,
     churn,
     fanout,
@@ -102,6 +103,10 @@ async def run_all(options: Options, stack: Stack, progress) -> list[Outcome]:
     if "history" in wanted:
         progress(f"history: {options.history_klines:,} klines, {options.history_clients} clients")
         outcomes.append(await history.run(stack, options, progress))
+        stack.stop_all_but_infrastructure()
+    if "bigrecord" in wanted:
+        progress(f"bigrecord: {options.bigrecord_klines:,} klines, the admin's list and the storage per kline")
+        outcomes.append(await bigrecord.run(stack, options, progress))
         stack.stop_all_but_infrastructure()
     return outcomes
 

@@ -15,6 +15,7 @@ SCENARIOS = (
     "soak",
     "pages",
     "history",
+    "bigrecord",
     "relay",
     "ingest",
     "timing",
@@ -22,6 +23,7 @@ SCENARIOS = (
     "scale",
     "pythons",
 )
+OPT_IN = ("bigrecord",)  # hours at its default size: run with --only
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
@@ -51,6 +53,8 @@ class Options:
     history_seconds: float  # history: load per server and round
     history_rounds: int
     history_single: int  # history: pages asked one at a time, per server
+    bigrecord_klines: int  # bigrecord: the record's size
+    bigrecord_pages: int  # bigrecord: admin list pages of each kind
     relay_symbols: int  # relay: one-minute streams, an update each every 250 ms
     relay_clients: int
     relay_streams_per_client: int
@@ -74,7 +78,9 @@ def parse_args(argv: list[str] | None = None) -> Options:
         "--quick", action="store_true", help="small sizes, short soak (about 3.5 minutes); verdicts indicative only"
     )
     parser.add_argument(
-        "--only", help=f"comma-separated scenarios to run (default: all of {','.join(SCENARIOS)})", default=""
+        "--only",
+        help=f"comma-separated scenarios to run (default: all of {','.join(SCENARIOS)} but {','.join(OPT_IN)})",
+        default="",
     )
     parser.add_argument("-n", "--connections", type=int, help="connect storm clients per round (default 1000)")
     parser.add_argument("--concurrency", type=int, default=100, help="connect storm clients in flight (default 100)")
@@ -104,6 +110,8 @@ def parse_args(argv: list[str] | None = None) -> Options:
     parser.add_argument("--history-seconds", type=float, help="history: seconds of load per server and round")
     parser.add_argument("--history-rounds", type=int, help="history: rounds, servers interleaved (default 1)")
     parser.add_argument("--history-single", type=int, default=20, help="history: pages one at a time (default 20)")
+    parser.add_argument("--bigrecord-klines", type=int, help="bigrecord: klines stored (default 10000000)")
+    parser.add_argument("--bigrecord-pages", type=int, help="bigrecord: admin pages of each kind (default 40)")
     parser.add_argument("--relay-symbols", type=int, default=500, help="relay: 1m streams (default 500)")
     parser.add_argument("--relay-clients", type=int, help="relay: stream clients (default 1000)")
     parser.add_argument(
@@ -120,7 +128,9 @@ def parse_args(argv: list[str] | None = None) -> Options:
     args = parser.parse_args(argv)
 
     quick = args.quick
-    scenarios = tuple(s.strip() for s in args.only.split(",") if s.strip()) or SCENARIOS
+    scenarios = tuple(s.strip() for s in args.only.split(",") if s.strip()) or tuple(
+        s for s in SCENARIOS if s not in OPT_IN
+    )
     unknown = set(scenarios) - set(SCENARIOS)
     if unknown:
         parser.error(f"unknown scenario(s) {', '.join(sorted(unknown))}; choose from {', '.join(SCENARIOS)}")
@@ -153,6 +163,8 @@ def parse_args(argv: list[str] | None = None) -> Options:
         history_seconds=pick(args.history_seconds, 20.0, 10.0),
         history_rounds=pick(args.history_rounds, 1, 1),
         history_single=args.history_single,
+        bigrecord_klines=pick(args.bigrecord_klines, 10_000_000, 100_000),
+        bigrecord_pages=pick(args.bigrecord_pages, 40, 10),
         relay_symbols=args.relay_symbols,
         relay_clients=pick(args.relay_clients, 1000, 300),
         relay_streams_per_client=args.relay_streams_per_client,
@@ -181,6 +193,8 @@ def parse_args(argv: list[str] | None = None) -> Options:
         "history_clients",
         "history_rounds",
         "history_single",
+        "bigrecord_klines",
+        "bigrecord_pages",
         "relay_symbols",
         "relay_clients",
         "relay_streams_per_client",

@@ -6,6 +6,7 @@ from decimal import Decimal
 
 from django.contrib import admin
 
+from klines.adminlist import IntervalFilter, KlineChangeList, SymbolFilter
 from klines.models import Kline
 
 
@@ -42,12 +43,18 @@ class KlineAdmin(admin.ModelAdmin):
         "volume_plain",
         "trades",
     ]
-    list_filter = ["symbol", "interval"]
+    list_filter = [SymbolFilter, IntervalFilter]
     search_fields = ["symbol"]
     date_hierarchy = "open_time"
     ordering = ["-open_time"]
+    sortable_by = ()  # pages follow the index order (klines.adminlist): newest open time first
     list_per_page = 100
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
     readonly_fields = [field.name for field in Kline._meta.fields]
+
+    def get_changelist(self, request, **kwargs):
+        return KlineChangeList
 
     def has_add_permission(self, request) -> bool:
         return False

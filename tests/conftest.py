@@ -21,8 +21,11 @@ class ReadCounter(monitoring.CommandListener):
     def __init__(self) -> None:
         self.reads = 0
         self.pipelines: list[list[dict]] = []
+        self.commands: list[tuple[str, str, dict]] = []  # reads as (command, collection, the command sent)
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name in ("find", "aggregate", "count", "distinct"):
+            self.commands.append((event.command_name, event.command[event.command_name], dict(event.command)))
         if event.command_name in ("find", "aggregate", "count"):
             self.reads += 1
         if event.command_name == "aggregate":
