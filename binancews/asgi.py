@@ -14,7 +14,7 @@ from channels.routing import ProtocolTypeRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
-from binancews import daphne_close, daphne_inbox, daphne_reaping, daphne_tuning  # noqa: E402
+from binancews import daphne_close, daphne_inbox, daphne_prepared, daphne_reaping, daphne_tuning  # noqa: E402
 from binancews.database_check import settings_database_problem  # noqa: E402
 from klines.serving.routing import websocket_application  # noqa: E402
 
@@ -38,6 +38,7 @@ daphne_tuning.install()  # under daphne: no debug-message formatting per connect
 daphne_close.install()  # under daphne: close codes 1008/1009/1013 and reasons reach the client
 daphne_inbox.install()  # under daphne: a ~0.2 KB inbox per connection, not a ~3.2 KB asyncio.Queue (before reaping)
 daphne_reaping.install()  # under daphne: a closed connection is freed at once, by reference counting
+daphne_prepared.apply()  # under daphne: a frame sent to many clients is framed once, written to each at once
 
 # Everything loaded so far (Django, the apps, twisted or asyncio machinery) lives as
 # long as the process. Freezing it keeps the cyclic garbage collector from re-scanning

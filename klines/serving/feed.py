@@ -107,6 +107,7 @@ class LiveFeed:
         *,
         too_slow: Callable[[int], Awaitable[None]],
         buffered: Callable[[], int | None] = lambda: None,
+        send_now: Callable[[str], None] | None = None,
         selection: Selection | None = None,
     ) -> Outbox:
         """Register a connection; its outbox sends it every coin's frame now (once loaded), then each change.
@@ -124,6 +125,7 @@ class LiveFeed:
             max_owed=self.settings.ws_max_pending_bytes,
             too_slow=too_slow,
             buffered=buffered,
+            send_now=send_now,
         )
         self._clients[client] = _Attached(outbox, book, symbols, window)
         if book is not self.book or self.loaded:

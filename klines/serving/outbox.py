@@ -38,8 +38,9 @@ class Outbox(BoundedSender):
         max_owed: int,
         too_slow: Callable[[int], Awaitable[None]],
         buffered: Callable[[], int | None] = lambda: None,
+        send_now: Callable[[str], None] | None = None,
     ) -> None:
-        super().__init__(send, max_owed=max_owed, too_slow=too_slow, buffered=buffered)
+        super().__init__(send, max_owed=max_owed, too_slow=too_slow, buffered=buffered, send_now=send_now)
         self._frame_of = frame_of
         self._queue: list[tuple[str, Delivery | None]] = []  # frames to send, oldest first, with their delivery
         self._latest: dict[str, str] = {}  # per coin, the newest frame offered (the book's shared string)

@@ -1,0 +1,107 @@
+"""Send a text frame that many daphne connections get framed once, straight to each transport, without awaiting.
+
+The feed sends the same frame (the book's one ``str``) to thousands of
+connections. Through ASGI each of them costs a task, channels' ``send``,
+daphne's ``handle_reply`` coroutine, its ``serverSend`` (which encodes the text
+again), and autobahn's ``sendMessage`` → ``sendFrame`` → ``sendData`` with its
+checks, counters and debug calls: ~26 % of a fan-out's CPU (bench/README.md,
+"Many clients"). :func:`apply` gives daphne's ``send`` a synchronous side door,
+:func:`send_text_now`, which autobahn's own broadcast optimisation backs:
+``factory.prepareMessage`` frames a text once (kept while the same ``str``
+object is sent, keyed by its identity), and each open connection gets those
+bytes through ``transport.write``, as ``sendPreparedMessage`` → ``sendData``
+does for an uncompressed connection with nothing queued. Anything else (a
+connection not open, compression negotiated, autobahn's send queue in use)
+goes through daphne's protocol as before. The frame's bytes are the same.
+
+The application finds it as an attribute of the function behind daphne's
+``send`` (``send.func.send_text_now``; :mod:`klines.serving.immediate`), and
+calls it with ``send`` and the text; it returns once the bytes are in the
+transport's buffer. It relies on daphne's and autobahn's internals, so
+:func:`apply` patches only the versions it was checked against
+(:data:`CHECKED`; ``tests/test_daphne_prepared.py`` inspects what it relies
+on) and otherwise logs one line and leaves daphne as it is.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from collections.abc import Callable
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+CHECKED = {"daphne": "4.2.3", "autobahn": "26.11.1", "twisted": "26.10.0"}
+SERVER_MODULE = "daphne.server"
+MAX_PREPARED = 64  # frames kept framed: a close of each of a few dozen coins at once
+
+
+def installed_versions() -> dict[str, str | None]:
+    """The installed version of each package in :data:`CHECKED` (``None``: not installed)."""
+    found: dict[str, str | None] = {}
+    for name in CHECKED:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = None
+    return found
+
+
+class Prepared:
+    """Websocket frames of texts, framed once per ``str`` object by autobahn's ``prepareMessage``."""
+
+    def __init__(self, prepare: Callable[[bytes], Any], limit: int = MAX_PREPARED) -> None:
+        self._prepare = prepare
+        self._limit = limit
+        self._frames: dict[int, tuple[str, bytes]] = {}  # id(text) -> (text, its frame); the text keeps the id
+
+    def frame(self, text: str) -> bytes:
+        entry = self._frames.get(id(text))
+        if entry is not None and entry[0] is text:
+            return entry[1]
+        if len(self._frames) >= self._limit:
+            self._frames.clear()
+        framed = self._prepare(text.encode("utf8")).payloadHybi
+        self._frames[id(text)] = (text, framed)
+        return framed
+
+
+def send_text_now(send: functools.partial, text: str) -> None:
+    """Send ``text`` on the daphne websocket behind ``send`` now; raise if it cannot be sent (as ``send`` would)."""
+    server, protocol = send.func.__self__, send.args[0]
+    connection = server.connections.get(protocol)
+    if connection is None or connection.get("disconnected", None):
+        return  # daphne's handle_reply: nothing to do for a connection that is gone
+    if protocol.state == protocol.STATE_OPEN and protocol._perMessageCompress is None and not protocol.send_queue:
+        protocol.transport.write(_prepared(protocol.factory).frame(text))
+    else:
+        protocol.handle_reply({"type": "websocket.send", "text": text})
+
+
+def _prepared(factory: Any) -> Prepared:
+    prepared = getattr(factory, "_binancews_prepared", None)
+    if prepared is None:
+        prepared = factory._binancews_prepared = Prepared(factory.prepareMessage)
+    return prepared
+
+
+def apply() -> bool:
+    """Offer :func:`send_text_now` on daphne's ``send`` if daphne is loaded at the :data:`CHECKED` versions.
+
+    Returns whether it is offered; under another server (daphne not loaded) nothing happens, and at other
+    versions one line says so and daphne runs unpatched.
+    """
+    server = sys.modules.get(SERVER_MODULE)
+    if server is None:
+        return False
+    found = installed_versions()
+    if found != CHECKED:
+        logger.warning(
+            "not sending prepared frames: checked against %s, installed %s; daphne runs unpatched", CHECKED, found
+        )
+        return False
+    server.Server.handle_reply.send_text_now = send_text_now  # daphne's function, unchanged, now carrying it
+    return True
