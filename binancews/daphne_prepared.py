@@ -38,6 +38,8 @@ CHECKED = {"daphne": "4.2.3", "autobahn": "26.11.1", "twisted": "26.10.0"}
 SERVER_MODULE = "daphne.server"
 MAX_PREPARED = 64  # frames kept framed: a close of each of a few dozen coins at once
 
+_TCP_SERVER: type | None = None  # twisted.internet.tcp.Server, once applied
+
 
 def installed_versions() -> dict[str, str | None]:
     """The installed version of each package in :data:`CHECKED` (``None``: not installed)."""
@@ -76,9 +78,36 @@ def send_text_now(send: functools.partial, text: str) -> None:
     if connection is None or connection.get("disconnected", None):
         return  # daphne's handle_reply: nothing to do for a connection that is gone
     if protocol.state == protocol.STATE_OPEN and protocol._perMessageCompress is None and not protocol.send_queue:
-        protocol.transport.write(_prepared(protocol.factory).frame(text))
+        write_at_once(protocol.transport, _prepared(protocol.factory).frame(text))
     else:
         protocol.handle_reply({"type": "websocket.send", "text": text})
+
+
+def write_at_once(transport: Any, data: bytes) -> None:
+    """``transport.write(data)``, but what the socket takes now is sent now if nothing waits before it.
+
+    Twisted's ``write`` buffers and watches the socket for writability (an epoll change to add the writer,
+    a callback, another to remove it) even when the socket could take the frame at once, as it almost always
+    can. For a plain TCP connection of twisted's with nothing buffered, this sends at once, as twisted's own
+    ``writeSomeData`` would; the rest (or everything, on any other transport) goes through ``write``.
+    """
+    if (
+        type(transport) is _TCP_SERVER
+        and not transport.TLS
+        and transport.connected
+        and not transport.disconnecting
+        and not transport._writeDisconnected
+        and not transport.dataBuffer
+        and not transport._tempDataLen
+    ):
+        try:
+            sent = transport.socket.send(data)
+        except OSError:  # would block, or the connection is lost: twisted's write finds out as it would
+            sent = 0
+        if sent == len(data):
+            return
+        data = data[sent:]
+    transport.write(data)
 
 
 def _prepared(factory: Any) -> Prepared:
@@ -103,5 +132,8 @@ def apply() -> bool:
             "not sending prepared frames: checked against %s, installed %s; daphne runs unpatched", CHECKED, found
         )
         return False
+    global _TCP_SERVER
+    from twisted.internet.tcp import Server as _TCP_SERVER  # noqa: N811 - twisted's accepted TCP connection
+
     server.Server.handle_reply.send_text_now = send_text_now  # daphne's function, unchanged, now carrying it
     return True
