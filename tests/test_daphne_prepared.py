@@ -20,11 +20,13 @@ from pathlib import Path
 import pytest
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.protocol import PreparedMessage, WebSocketFactory, WebSocketProtocol
+from daphne import server as daphne_server
 from daphne import ws_protocol
 from daphne.server import Server  # already loaded in every Django process: "daphne" is an installed app
+from twisted.internet import _newtls, abstract, tcp
 from twisted.internet.testing import StringTransport
 
-from binancews import daphne_prepared
+from binancews import daphne_inbox, daphne_prepared
 from klines.serving.delivery import CLOSE, Delivery
 from klines.serving.immediate import immediate_send
 from klines.serving.metrics import FRAMES_SENT, ROOT
@@ -148,12 +150,16 @@ async def test_an_outbox_hands_its_frames_over_before_the_offer_returns() -> Non
 
 def test_what_the_patch_relies_on_in_daphne_and_autobahn_is_unchanged() -> None:
     # daphne gives the application partial(server.handle_reply, protocol), which skips a gone connection ...
-    assert "send=partial(self.handle_reply, protocol)" in inspect.getsource(Server.create_application)
-    reply = inspect.getsource(Server.handle_reply)
+    # (as daphne_inbox's replacement of create_application does; other patches wrap, so unwrap them)
+    assert "send=partial(self.handle_reply, protocol)" in inspect.getsource(daphne_server)
+    assert "send=partial(server.handle_reply, protocol)" in inspect.getsource(daphne_inbox.create_application)
+    reply = inspect.getsource(inspect.unwrap(Server.handle_reply))
     assert 'if protocol not in self.connections or self.connections[protocol].get(\n            "disconnected"' in reply
     assert "protocol.handle_reply(message)" in reply
     # ... and its protocol sends a text as autobahn's sendMessage of its UTF-8 bytes, uncompressed or not.
-    assert 'self.serverSend(message["text"], False)' in inspect.getsource(ws_protocol.WebSocketProtocol.handle_reply)
+    assert 'self.serverSend(message["text"], False)' in inspect.getsource(
+        inspect.unwrap(ws_protocol.WebSocketProtocol.handle_reply)
+    )
     assert 'self.sendMessage(content.encode("utf8"), binary)' in inspect.getsource(
         ws_protocol.WebSocketProtocol.serverSend
     )
@@ -174,6 +180,16 @@ def test_what_the_patch_relies_on_in_daphne_and_autobahn_is_unchanged() -> None:
     assert 'self.payloadHybi = b"".join(' in inspect.getsource(PreparedMessage.__init__)
     assert "applyMask = not self.isServer" in inspect.getsource(WebSocketFactory.prepareMessage)
     assert "if self.state != WebSocketProtocol.STATE_OPEN:" in inspect.getsource(WebSocketProtocol.sendMessage)
+    # twisted: a plain TCP connection's write buffers in _tempDataBuffer/dataBuffer (nothing else holds bytes
+    # back), writes to its socket with socket.send, and goes through TLS only when TLS is set.
+    assert "if self.TLS:" in inspect.getsource(_newtls.ConnectionMixin.write)
+    write = inspect.getsource(abstract.FileDescriptor.write)
+    assert "if not self.connected or self._writeDisconnected:" in write
+    assert "self._tempDataBuffer.append(data)" in write
+    assert "self._tempDataLen += len(data)" in write
+    assert 'self.dataBuffer = b"".join(self._tempDataBuffer)' in inspect.getsource(abstract.FileDescriptor.doWrite)
+    assert "untilConcludes(self.socket.send, limitedData)" in inspect.getsource(tcp.Connection.writeSomeData)
+    assert tcp.Server.write is _newtls.ConnectionMixin.write
 
 
 def read_frames(port: int, count: int) -> bytes:
