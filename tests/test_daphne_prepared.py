@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import socket
+from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from daphne import server as daphne_server
 from daphne import ws_protocol
 from daphne.server import Server  # already loaded in every Django process: "daphne" is an installed app
 from twisted.internet import _newtls, abstract, tcp
+from twisted.internet.protocol import Protocol
 from twisted.internet.testing import StringTransport
 
 from binancews import daphne_inbox, daphne_prepared
@@ -146,6 +148,48 @@ async def test_an_outbox_hands_its_frames_over_before_the_offer_returns() -> Non
     assert (delivery.owed, outbox.owed) == (0, 0)
     assert FRAMES_SENT.labels(ROOT)._value.get() == counted + len(SYMBOLS) + 1
     await asyncio.sleep(0)
+
+
+@pytest.fixture
+def tcp_connection() -> Iterator[tuple[tcp.Server, socket.socket]]:
+    """twisted's accepted TCP connection (what daphne's protocol writes to) on a real socket, and its peer."""
+    from twisted.internet import reactor  # daphne's asyncio reactor, installed when daphne.server was imported
+
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        peer = socket.create_connection(listener.getsockname())
+        accepted, address = listener.accept()
+    accepted.setblocking(False)
+    transport = tcp.Server(accepted, Protocol(), address, None, 1, reactor)
+    yield transport, peer
+    transport.stopReading()
+    transport.stopWriting()
+    accepted.close()
+    peer.close()
+
+
+def test_a_frame_reaches_the_socket_at_once_when_nothing_waits_before_it(
+    server: Server, tcp_connection: tuple[tcp.Server, socket.socket]
+) -> None:
+    assert daphne_prepared.apply()
+    transport, peer = tcp_connection
+    daphne_prepared.write_at_once(transport, b"first")
+    peer.settimeout(5)
+    assert peer.recv(100) == b"first"  # the reactor has not run: twisted's write would still hold it
+    assert transport._tempDataLen == 0
+
+
+def test_what_the_socket_does_not_take_waits_in_twisted_and_keeps_the_order(
+    server: Server, tcp_connection: tuple[tcp.Server, socket.socket]
+) -> None:
+    assert daphne_prepared.apply()
+    transport, peer = tcp_connection
+    big = bytes(range(256)) * (1 << 15)  # 8 MiB: more than the socket buffers take
+    daphne_prepared.write_at_once(transport, big)
+    waiting = transport._tempDataLen
+    assert 0 < waiting < len(big)
+    daphne_prepared.write_at_once(transport, b"after")  # queued behind the rest, not sent ahead of it
+    assert transport._tempDataLen == waiting + 5
+    assert b"".join(transport._tempDataBuffer) == big[len(big) - waiting :] + b"after"
 
 
 def test_what_the_patch_relies_on_in_daphne_and_autobahn_is_unchanged() -> None:
