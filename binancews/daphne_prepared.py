@@ -40,7 +40,7 @@ logger = logging.getLogger(__name__)
 
 CHECKED = {"daphne": "4.2.3", "autobahn": "26.11.1", "twisted": "26.10.0"}
 SERVER_MODULE = "daphne.server"
-MAX_PREPARED = 64  # frames kept framed: a close of each of a few dozen coins at once
+MAX_PREPARED = 256  # frames kept framed (a client gets all of a fan-out's frames before the next one does)
 
 _TCP_SERVER: type | None = None  # twisted.internet.tcp.Server, once applied
 
