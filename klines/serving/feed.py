@@ -12,7 +12,8 @@ the book fresh:
 
 Each changed frame is encoded once; the fan-out marks the coin in every
 attached connection's :class:`~klines.serving.outbox.Outbox`, whose own task
-sends the book's current frame, so the fan-out never waits for a client.
+sends the book's current frame (or the outbox itself, at once, where the server
+can: :mod:`klines.serving.immediate`), so the fan-out never waits for a client.
 
 A selection on ``/`` (other coins, interval or window) has its books in
 :mod:`~klines.serving.deep_books`, kept fresh the same way. Every stored close
