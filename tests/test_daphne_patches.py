@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from binancews import daphne_patches
-from binancews.daphne_patches import backpressure, close, inbox, reaping, tuning
+from binancews.daphne_patches import backpressure, close, inbox, prepared, reaping, tuning
 from binancews.daphne_patches.upstream import installed_version, source_digest
 from klines.testing.servers import ROOT, service_env
 
@@ -80,6 +80,11 @@ def test_backpressure_reads_twisted_s_buffer_fields() -> None:
     assert (transport.dataBuffer, transport.offset, transport._tempDataLen) == (b"", 0, 0)
 
 
+def test_prepared_fits_daphne_autobahn_and_twisted() -> None:
+    """The digests of what it rides on; tests/test_daphne_prepared.py checks the lines it relies on, one by one."""
+    assert_written_for_what_is_installed(prepared)
+
+
 def test_requirements_pin_the_versions_the_patches_were_written_for() -> None:
     pins = dict(line.split("==", 1) for line in (ROOT / "requirements.txt").read_text().splitlines() if "==" in line)
     for patch in daphne_patches.PATCHES:
@@ -102,6 +107,7 @@ print(json.dumps({
     "reaping": getattr(Server.protocol_disconnected, "reaps_at_once", False)
     and getattr(Server.create_application, "reaps_at_once", False),
     "backpressure": backpressure.pending_bytes(None) is None and backpressure._reader is patch.pending_bytes,
+    "prepared": hasattr(Server.handle_reply, "send_text_now"),
 }))
 """
 
@@ -123,14 +129,21 @@ def patches_in_place(tmp_path: Path, **fake_versions: str) -> tuple[dict[str, bo
 
 def test_every_patch_is_in_place_on_the_versions_it_was_written_for(tmp_path: Path) -> None:
     assert patches_in_place(tmp_path) == (
-        dict.fromkeys(["tuning", "close", "inbox", "reaping", "backpressure"], True),
+        dict.fromkeys(["tuning", "close", "inbox", "reaping", "backpressure", "prepared"], True),
         [],
     )
 
 
 def test_an_unknown_version_leaves_its_patch_off_with_one_line_and_the_others_on(tmp_path: Path) -> None:
     in_place, lines = patches_in_place(tmp_path, txaio="99.1.0")
-    assert in_place == {"tuning": False, "close": True, "inbox": True, "reaping": True, "backpressure": True}
+    assert in_place == {
+        "tuning": False,
+        "close": True,
+        "inbox": True,
+        "reaping": True,
+        "backpressure": True,
+        "prepared": True,
+    }
     assert len(lines) == 1
     assert lines[0].endswith(
         "WARNING binancews.daphne_patches: daphne patch tuning is off, running unpatched: written for txaio 26.6.1, "
@@ -140,12 +153,20 @@ def test_an_unknown_version_leaves_its_patch_off_with_one_line_and_the_others_on
 
 def test_another_daphne_runs_unpatched_but_for_autobahn_s_debug_messages(tmp_path: Path) -> None:
     in_place, lines = patches_in_place(tmp_path, daphne="4.3.0")
-    assert in_place == {"tuning": True, "close": False, "inbox": False, "reaping": False, "backpressure": False}
+    assert in_place == {
+        "tuning": True,
+        "close": False,
+        "inbox": False,
+        "reaping": False,
+        "backpressure": False,
+        "prepared": False,
+    }
     assert [re.search(r"daphne patch (\w+) is off", line)[1] for line in lines] == [
         "close",
         "inbox",
         "reaping",
         "backpressure",
+        "prepared",
     ]
     assert all("written for daphne 4.2.3" in line and "installed daphne 4.3.0" in line for line in lines)
 

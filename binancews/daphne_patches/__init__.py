@@ -15,13 +15,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from binancews.daphne_patches import backpressure, close, inbox, reaping, tuning
+from binancews.daphne_patches import backpressure, close, inbox, prepared, reaping, tuning
 from binancews.daphne_patches.upstream import installed_version, mismatches
 
 logger = logging.getLogger(__name__)
 
 # In this order: reaping wraps whatever create_application is, so the inbox's must be in place first.
-PATCHES = (tuning, close, inbox, reaping, backpressure)
+PATCHES = (tuning, close, inbox, reaping, backpressure, prepared)
 
 
 def patch_name(patch: object) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from urllib.parse import unquote
 
@@ -11,6 +12,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from klines.api.recorded import recorded, refresh_recorded
 from klines.serving.backpressure import pending_bytes
 from klines.serving.feed import get_feed
+from klines.serving.immediate import immediate_send
 from klines.serving.lean import LeanConsumer
 from klines.serving.limits import InputLimits
 from klines.serving.metrics import CLIENTS_CLOSED
@@ -60,11 +62,13 @@ class KlineFeedConsumer(LeanConsumer):
             logger.warning("refusing a client: %d connections is this process's limit", feed.client_count)
             await self.close(code=CLOSE_TRY_AGAIN_LATER, reason="server full, try again later")
             return
+        send_now = immediate_send(self.base_send)
         feed.attach(
             self,
             self._send_text,
             too_slow=self._too_slow,
             buffered=lambda: pending_bytes(self.base_send),
+            send_now=None if send_now is None else functools.partial(send_now, self.base_send),
             selection=selection,
         )
 

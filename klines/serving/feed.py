@@ -12,7 +12,8 @@ the book fresh:
 
 Each changed frame is encoded once; the fan-out marks the coin in every
 attached connection's :class:`~klines.serving.outbox.Outbox`, whose own task
-sends the book's current frame, so the fan-out never waits for a client.
+sends the book's current frame (or the outbox itself, at once, where the server
+can: :mod:`klines.serving.immediate`), so the fan-out never waits for a client.
 
 A selection on ``/`` (other coins, interval or window) has its books in
 :mod:`~klines.serving.deep_books`, kept fresh the same way. Every stored close
@@ -109,6 +110,7 @@ class LiveFeed:
         *,
         too_slow: Callable[[int], Awaitable[None]],
         buffered: Callable[[], int | None] = lambda: None,
+        send_now: Callable[[str], None] | None = None,
         selection: Selection | None = None,
     ) -> Outbox:
         """Register a connection; its outbox sends it every coin's frame now (once loaded), then each change.
@@ -127,6 +129,7 @@ class LiveFeed:
             max_owed=self.settings.ws_max_pending_bytes,
             too_slow=too_slow,
             buffered=buffered,
+            send_now=send_now,
         )
         self._clients[client] = _Attached(outbox, book, symbols, window)
         if book is not self.book or self.loaded:

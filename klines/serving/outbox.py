@@ -58,19 +58,20 @@ class Outbox(BoundedSender):
         max_owed: int,
         too_slow: Callable[[int], Awaitable[None]],
         buffered: Callable[[], int | None] = lambda: None,
+        send_now: Callable[[str], None] | None = None,
     ) -> None:
-        super().__init__(send, max_owed=max_owed, too_slow=too_slow, buffered=buffered)
+        super().__init__(send, max_owed=max_owed, too_slow=too_slow, buffered=buffered, send_now=send_now)
         self._frame_of = frame_of
         self._newest_of = newest_of  # the open time of the newest close in a coin's current frame
         self._pending: dict[str, tuple[int, Delivery | None]] = {}  # coin -> (bytes owed, delivery), in order
-        self._sent: dict[str, object] = {}  # coin -> newest close of the last frame sent
+        self._newest_sent: dict[str, object] = {}  # coin -> newest close of the last frame sent
         self._pending_bytes = 0  # the current frames of the coins in ``_pending``
 
     def offer(self, symbols: Iterable[str], delivery: Delivery | None = None) -> None:
         """Mark each of ``symbols`` whose newest close is news to this client (timed by ``delivery``); never waits."""
         if self.stopped:
             return
-        pending, sent = self._pending, self._sent
+        pending, sent = self._pending, self._newest_sent
         size = 0
         for symbol in symbols:
             if not newer(self._newest_of(symbol), sent.get(symbol, _NOTHING)):
@@ -102,8 +103,8 @@ class Outbox(BoundedSender):
             size, delivery = self._pending.pop(symbol)
             self._pending_bytes -= size
             newest = self._newest_of(symbol)
-            if newer(newest, self._sent.get(symbol, _NOTHING)):
-                self._sent[symbol] = newest
+            if newer(newest, self._newest_sent.get(symbol, _NOTHING)):
+                self._newest_sent[symbol] = newest
                 self._sending = delivery
                 return self._frame_of(symbol)
             if delivery is not None:
