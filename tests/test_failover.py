@@ -7,8 +7,9 @@ that counts the frames it gets for each close.
 
 from __future__ import annotations
 
+import re
 import signal
-import time
+import urllib.request
 from datetime import UTC
 from pathlib import Path
 
@@ -31,15 +32,23 @@ from tests.helpers import (
 
 pytestmark = pytest.mark.e2e
 POLL_SECONDS = 1.0  # the serving process's reconciliation with the database (the default)
+PAUSE_SECONDS = 1.5  # the exchange holds its frames this long, then sends the pile (a burst)
+# Longer than the pause, so a burst is a burst: with the helpers' 1.5 s both ingests took the pause
+# for a dead link, reconnected and filled the held closes in from REST, late, after newer ones; on a
+# loaded machine a fill-in could land more than a window of ten behind and never be shown.
+SILENCE_SECONDS = "10"
+WAIT = 120.0  # every wait is on a condition; this only bounds a hang on a machine loaded many times over
+# The feed's reads per reconciliation: klines stored since the last look, then a sweep of a few symbols.
+READS_PER_POLL = 2
 
 
 def kill_mid_burst(fake: FaultyExchange, ingest: Ingest) -> None:
-    """Hold the closes for 1.5 s, then kill -9 ``ingest`` while the pile goes out."""
+    """Hold the closes for :data:`PAUSE_SECONDS`, then kill -9 ``ingest`` while the pile goes out."""
     burst = fake.current_index()
-    fake.pause(1.5)
+    fake.pause(PAUSE_SECONDS)
     wait_until(
         lambda: sum(fake.series.index_at(k.open_ms) >= burst for k in list(fake.closed_sent)) >= 2 * len(SYMBOLS),
-        timeout=10,
+        timeout=WAIT,
         what="the burst to go out",
         every=0.005,
     )
@@ -48,6 +57,17 @@ def kill_mid_burst(fake: FaultyExchange, ingest: Ingest) -> None:
 
 def hhmm(kline) -> str:
     return kline.open_time.astimezone(UTC).strftime("%H:%M")
+
+
+def reconcile_reads(port: int) -> int:
+    """How many database reads the serving process's feed has finished (its ``/metrics``)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=WAIT) as response:
+        text = response.read().decode()
+    return int(float(re.search(r"^binancews_reconcile_read_seconds_count (\S+)$", text, re.M).group(1)))
+
+
+def newest_sent(fake: FaultyExchange, symbol: str) -> str:
+    return max(hhmm(k) for k in list(fake.closed_sent) if k.symbol == symbol)
 
 
 def current(reader: Reader, klines: pymongo.collection.Collection) -> bool:
@@ -67,36 +87,55 @@ def test_two_ingests_lose_nothing_store_nothing_twice_and_show_each_close(
     klines = client[database]["klines"]
     with ExchangeThread(fake) as exchange:
         env = ingest_env(
-            secantus.uri, database, exchange, SYMBOLS, REDIS_URL=redis_server.url, KLINE_POLL_SECONDS=str(POLL_SECONDS)
+            secantus.uri,
+            database,
+            exchange,
+            SYMBOLS,
+            REDIS_URL=redis_server.url,
+            KLINE_POLL_SECONDS=str(POLL_SECONDS),
+            KLINE_SILENCE_SECONDS=SILENCE_SECONDS,
         )
         ingests = [Ingest(env, tmp_path, "first").start(), Ingest(env, tmp_path, "second").start()]
         port = free_port()
-        server = daphne(port, env, tmp_path / "daphne.log")
+        server = daphne(port, env, tmp_path / "daphne.log", timeout=WAIT)
         reader = None
         try:
-            wait_for_complete(klines, SYMBOLS, fake.last_closed_index() + 2, timeout=40)
+            wait_for_complete(klines, SYMBOLS, fake.last_closed_index() + 2, timeout=WAIT)
             reader = Reader(port)
             # The serving process may still be filling its payloads from the start-up backfill (a
             # frame per kline it gets); count the pushes from the first full, current frame of each coin.
-            wait_until(lambda: current(reader, klines), timeout=10, what="full, current frames")
+            wait_until(lambda: current(reader, klines), timeout=WAIT, what="full, current frames")
             baseline = {s: len(reader.coin_frames(s)) - 1 for s in SYMBOLS}
             # Kill the first mid-burst; the second carries on. Then the first comes back, and
             # the second is killed mid-burst: the one restarted takes over.
             kill_mid_burst(fake, ingests[0])
-            wait_for_complete(klines, SYMBOLS, fake.last_closed_index() + 4, timeout=20)
+            wait_for_complete(klines, SYMBOLS, fake.last_closed_index() + 4, timeout=WAIT)
             ingests[0] = Ingest(env, tmp_path, "first-again").start()
-            wait_until(lambda: "closed klines from REST" in ingests[0].log, timeout=30, what="the restart's backfill")
+            wait_until(lambda: "closed klines from REST" in ingests[0].log, timeout=WAIT, what="the restart's backfill")
             kill_mid_burst(fake, ingests[1])
             target = fake.last_closed_index() + 4
-            wait_for_complete(klines, SYMBOLS, target, timeout=20)
-            fake.max_close_rounds = fake.close_rounds  # no more closes: the frames can settle
-            newest = {s: hhmm(stored(klines, s)[-1]) for s in SYMBOLS}
+            wait_for_complete(klines, SYMBOLS, target, timeout=WAIT)
+            fake.max_close_rounds = fake.close_rounds  # no more closes: the record and the frames can settle
+            newest = {s: newest_sent(fake, s) for s in SYMBOLS}
+            wait_until(
+                lambda: all(hhmm(stored(klines, s)[-1]) == newest[s] for s in SYMBOLS),
+                timeout=WAIT,
+                what="the last close sent stored",
+            )
             wait_until(
                 lambda: all(reader.coin_frames(s)[-1]["time"][-1] == newest[s] for s in SYMBOLS),
-                timeout=10,
+                timeout=WAIT,
                 what="the newest close at the client",
             )
-            time.sleep(2 * POLL_SECONDS)  # a duplicate push would come from a reconciliation within this
+            # A duplicate push would come from a reconciliation: wait until two whole ones finished
+            # after the newest frame arrived (a read then in progress may belong to an older one), and
+            # the next began, so their pushes have gone out.
+            reads = reconcile_reads(port)
+            wait_until(
+                lambda: reconcile_reads(port) >= reads + 3 * READS_PER_POLL,
+                timeout=WAIT,
+                what="two reconciliations after the newest frame",
+            )
         finally:
             if reader is not None:
                 reader.close()
