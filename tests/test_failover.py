@@ -16,6 +16,7 @@ from pathlib import Path
 import pymongo
 import pytest
 
+from klines.binance.parse import ms_to_datetime
 from klines.testing.servers import RedisServer, SecantusServer, daphne, free_port, stop_process
 from tests.fake_exchange import ExchangeThread, FaultyExchange
 from tests.helpers import (
@@ -67,7 +68,9 @@ def reconcile_reads(port: int) -> int:
 
 
 def newest_sent(fake: FaultyExchange, symbol: str) -> str:
-    return max(hhmm(k) for k in list(fake.closed_sent) if k.symbol == symbol)
+    """The open time (HH:MM) of the newest close of ``symbol`` the exchange sent."""
+    newest = max(k.open_ms for k in list(fake.closed_sent) if k.symbol == symbol)
+    return ms_to_datetime(newest).strftime("%H:%M")
 
 
 def current(reader: Reader, klines: pymongo.collection.Collection) -> bool:
