@@ -16,7 +16,7 @@ from pathlib import Path
 import pymongo
 import pytest
 
-from klines.binance.parse import ms_to_datetime
+from klines.binance.parse import datetime_to_ms
 from klines.testing.servers import RedisServer, SecantusServer, daphne, free_port, stop_process
 from tests.fake_exchange import ExchangeThread, FaultyExchange
 from tests.helpers import (
@@ -43,8 +43,14 @@ WAIT = 120.0  # every wait is on a condition; this only bounds a hang on a machi
 READS_PER_POLL = 2
 
 
-def kill_mid_burst(fake: FaultyExchange, ingest: Ingest) -> None:
-    """Hold the closes for :data:`PAUSE_SECONDS`, then kill -9 ``ingest`` while the pile goes out."""
+def kill_mid_burst(fake: FaultyExchange, ingest: Ingest, klines: pymongo.collection.Collection, port: int) -> None:
+    """Hold the closes for :data:`PAUSE_SECONDS`, then kill -9 ``ingest`` while the pile goes out.
+
+    Then hold new closes until the survivor has stored every close sent and the serving process
+    has reconciled twice: what the killed one stored but never published reaches the feed by
+    reconciliation, and on a loaded machine newer closes arriving meanwhile (four a second) could
+    push it out of the window before that, so no frame would ever show it.
+    """
     burst = fake.current_index()
     fake.pause(PAUSE_SECONDS)
     wait_until(
@@ -54,6 +60,9 @@ def kill_mid_burst(fake: FaultyExchange, ingest: Ingest) -> None:
         every=0.005,
     )
     ingest.stop(signal.SIGKILL)
+    settle(fake, klines)
+    wait_reconciled(port)
+    fake.max_close_rounds = None  # the closes held meanwhile go out at once
 
 
 def hhmm(kline) -> str:
@@ -67,22 +76,33 @@ def reconcile_reads(port: int) -> int:
     return int(float(re.search(r"^binancews_reconcile_read_seconds_count (\S+)$", text, re.M).group(1)))
 
 
-def newest_sent(fake: FaultyExchange, symbol: str) -> str:
-    """The open time (HH:MM) of the newest close of ``symbol`` the exchange sent."""
-    newest = max(k.open_ms for k in list(fake.closed_sent) if k.symbol == symbol)
-    return ms_to_datetime(newest).strftime("%H:%M")
+def wait_reconciled(port: int) -> None:
+    """Until two whole reconciliations finished from now (a read now in progress may belong to an older
+    one), and the next began, so what they found has been pushed."""
+    reads = reconcile_reads(port)
+    wait_until(
+        lambda: reconcile_reads(port) >= reads + 3 * READS_PER_POLL,
+        timeout=WAIT,
+        what="two reconciliations",
+    )
 
 
 def settle(fake: FaultyExchange, klines: pymongo.collection.Collection) -> dict[str, str]:
-    """Stop the exchange's closes and wait until the last close sent of each coin is stored; return them."""
+    """Hold the exchange's closes and wait until every close sent to a live ingest is stored; return the newest.
+
+    A killed ingest's connection may have been sent a close the survivor's was not (yet): the
+    survivor gets it once closes go on, so only what live connections were sent is waited for.
+    """
     fake.max_close_rounds = fake.close_rounds
-    newest = {s: newest_sent(fake, s) for s in SYMBOLS}
-    wait_until(
-        lambda: all(hhmm(stored(klines, s)[-1]) == newest[s] for s in SYMBOLS),
-        timeout=WAIT,
-        what="the last close sent stored",
-    )
-    return newest
+    while True:
+        sent = fake.newest_closes_sent()  # a round in progress when the hold began may still add some
+        wait_until(
+            lambda sent=sent: all(datetime_to_ms(stored(klines, s)[-1].open_time) >= sent[s] for s in SYMBOLS),
+            timeout=WAIT,
+            what="the closes sent stored",
+        )
+        if fake.newest_closes_sent() == sent:
+            return {s: hhmm(stored(klines, s)[-1]) for s in SYMBOLS}
 
 
 def positions(klines: pymongo.collection.Collection, symbol: str) -> tuple[list[str], dict[str, int]]:
@@ -135,11 +155,11 @@ def test_two_ingests_lose_nothing_store_nothing_twice_and_show_each_close(
             baseline = {s: len(reader.coin_frames(s)) - 1 for s in SYMBOLS}
             # Kill the first mid-burst; the second carries on. Then the first comes back, and
             # the second is killed mid-burst: the one restarted takes over.
-            kill_mid_burst(fake, ingests[0])
+            kill_mid_burst(fake, ingests[0], klines, port)
             wait_for_complete(klines, SYMBOLS, fake.last_closed_index() + 4, timeout=WAIT)
             ingests[0] = Ingest(env, tmp_path, "first-again").start()
             wait_until(lambda: "closed klines from REST" in ingests[0].log, timeout=WAIT, what="the restart's backfill")
-            kill_mid_burst(fake, ingests[1])
+            kill_mid_burst(fake, ingests[1], klines, port)
             target = fake.last_closed_index() + 4
             wait_for_complete(klines, SYMBOLS, target, timeout=WAIT)
             newest = settle(fake, klines)  # no more closes: the record and the frames can settle
@@ -148,15 +168,7 @@ def test_two_ingests_lose_nothing_store_nothing_twice_and_show_each_close(
                 timeout=WAIT,
                 what="the newest close at the client",
             )
-            # A duplicate push would come from a reconciliation: wait until two whole ones finished
-            # after the newest frame arrived (a read then in progress may belong to an older one), and
-            # the next began, so their pushes have gone out.
-            reads = reconcile_reads(port)
-            wait_until(
-                lambda: reconcile_reads(port) >= reads + 3 * READS_PER_POLL,
-                timeout=WAIT,
-                what="two reconciliations after the newest frame",
-            )
+            wait_reconciled(port)  # a duplicate push would come from a reconciliation
         finally:
             if reader is not None:
                 reader.close()
