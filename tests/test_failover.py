@@ -96,11 +96,15 @@ def settle(fake: FaultyExchange, klines: pymongo.collection.Collection) -> dict[
     fake.max_close_rounds = fake.close_rounds
     while True:
         sent = fake.newest_closes_sent()  # a round in progress when the hold began may still add some
-        wait_until(
-            lambda sent=sent: all(datetime_to_ms(stored(klines, s)[-1].open_time) >= sent[s] for s in SYMBOLS),
-            timeout=WAIT,
-            what="the closes sent stored",
-        )
+        try:
+            wait_until(
+                lambda sent=sent: all(datetime_to_ms(stored(klines, s)[-1].open_time) >= sent[s] for s in SYMBOLS),
+                timeout=WAIT,
+                what="the closes sent stored",
+            )
+        except AssertionError as exc:
+            newest = {s: datetime_to_ms(stored(klines, s)[-1].open_time) for s in SYMBOLS}
+            raise AssertionError(f"{exc}: sent {sent}, stored {newest}") from None
         if fake.newest_closes_sent() == sent:
             return {s: hhmm(stored(klines, s)[-1]) for s in SYMBOLS}
 
