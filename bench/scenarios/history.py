@@ -161,7 +161,15 @@ async def run(stack: Stack, options: Options, progress: Callable[[str], None]) -
                 continue
             began = time.monotonic()
             try:
-                body = await http.get(target)
+                try:
+                    body = await http.get(target)
+                except asyncio.IncompleteReadError as exc:
+                    if exc.partial:
+                        raise
+                    # daphne closed the keep-alive connection while the other server's page took minutes
+                    began = time.monotonic()
+                    await http.close()
+                    body = await http.get(target)
             except (OSError, asyncio.IncompleteReadError, HttpError) as exc:
                 if key != "orm":
                     raise
