@@ -82,6 +82,7 @@ class FaultyExchange(SimulatedExchange):
         self.over_limit: set[ServerConnection] = set()  # connections cut off for sending too much
         self.frames_dropped = 0
         self.closes_skipped = 0
+        self.closes_sent_on: dict[ServerConnection, dict[str, int]] = {}  # newest close open ms, per symbol
         self._random = random.Random(7)
         self.loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Future] = set()
@@ -189,6 +190,17 @@ class FaultyExchange(SimulatedExchange):
             self.frames_dropped += 1
             return
         await super().send(connection, message)
+        if isinstance(message, dict) and message["data"]["k"]["x"]:
+            newest = self.closes_sent_on.setdefault(connection, {})
+            newest[message["data"]["s"]] = max(newest.get(message["data"]["s"], 0), message["data"]["k"]["t"])
+
+    def newest_closes_sent(self) -> dict[str, int]:
+        """Per symbol, the open time (ms) of the newest close sent on a connection still open."""
+        newest: dict[str, int] = {}
+        for connection in list(self.connections):
+            for symbol, open_ms in self.closes_sent_on.get(connection, {}).copy().items():
+                newest[symbol] = max(newest.get(symbol, 0), open_ms)
+        return newest
 
     def _skipped(self, message: dict[str, Any]) -> bool:
         k = message["data"]["k"]

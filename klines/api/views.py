@@ -2,7 +2,12 @@
 ``exchangeInfo``; any other path under ``/fapi/`` gets Binance's JSON error.
 
 The views are async and run their database reads off Django's one
-thread-sensitive worker, so many history requests are served side by side.
+thread-sensitive worker, so many history requests are served side by side;
+kline pages are read and encoded on the mirror's own threads
+(:mod:`klines.api.pages`), carry an ETag derived from their bytes and answer
+``If-None-Match`` with a 304. A closed page (no kline can ever be added to
+it) is kept encoded and may be cached by clients for good; any other page is
+``no-cache``.
 """
 
 from __future__ import annotations
@@ -11,7 +16,6 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 
 from asgiref.sync import sync_to_async
 from django.db import DatabaseError
@@ -20,12 +24,11 @@ from django.views.decorators.csrf import csrf_exempt
 from pymongo.errors import PyMongoError
 
 from klines.api.errors import NOT_YET_FETCHED, BinanceError, no_such_path
+from klines.api.page_cache import if_none_match
+from klines.api.pages import page
 from klines.api.params import parse_kline_query
 from klines.api.recorded import recorded, refresh_recorded
-from klines.api.rows import kline_row
-from klines.binance.parse import ms_to_datetime
 from klines.store.exchange import exchange_info as stored_exchange_info
-from klines.store.reads import klines_page
 
 logger = logging.getLogger(__name__)
 
@@ -58,22 +61,20 @@ def binance_endpoint(view: View) -> View:
     return csrf_exempt(endpoint)
 
 
-def _page_rows(symbol: str, interval: str, start_ms: int | None, end_ms: int | None, limit: int) -> list[list]:
-    end = ms_to_datetime(end_ms) if end_ms is not None else datetime.now(UTC)
-    start = ms_to_datetime(start_ms) if start_ms is not None else None
-    return [kline_row(k) for k in klines_page(symbol, interval, start=start, end=end, limit=limit)]
-
-
 @binance_endpoint
 async def klines(request: HttpRequest) -> HttpResponse:
     """``GET /fapi/v1/klines``: closed klines from the record, as Binance answers them."""
     await refresh_recorded()
     symbols, intervals = recorded()
     query = parse_kline_query(request.GET, symbols=symbols, intervals=intervals)
-    rows = await sync_to_async(_page_rows, thread_sensitive=False)(
-        query.symbol, query.interval, query.start_ms, query.end_ms, query.limit
-    )
-    return json_response(rows)
+    found = await page((query.symbol, query.interval, query.start_ms, query.end_ms, query.limit))
+    if if_none_match(request.headers.get("If-None-Match"), found.etag):
+        response = HttpResponse(status=304)
+    else:
+        response = HttpResponse(found.body, content_type="application/json")
+    response["ETag"] = found.etag
+    response["Cache-Control"] = found.cache_control
+    return response
 
 
 @binance_endpoint

@@ -138,7 +138,7 @@ def manage(args: list[str], env: Mapping[str, str], **popen: object) -> subproce
     return subprocess.Popen([sys.executable, str(ROOT / "manage.py"), *args], cwd=ROOT, env=dict(env), **popen)
 
 
-def daphne(port: int, env: Mapping[str, str], log_path: Path) -> subprocess.Popen:
+def daphne(port: int, env: Mapping[str, str], log_path: Path, *, timeout: float = 20.0) -> subprocess.Popen:
     log = open(log_path, "ab")  # noqa: SIM115
     process = subprocess.Popen(
         [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "binancews.asgi:application"],
@@ -147,7 +147,7 @@ def daphne(port: int, env: Mapping[str, str], log_path: Path) -> subprocess.Pope
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    wait_for_port(port, process=process)
+    wait_for_port(port, timeout=timeout, process=process)
     return process
 
 
