@@ -204,11 +204,10 @@ def test_two_ingests_lose_nothing_store_nothing_twice_and_show_each_close(
 def delivery_problems(reader: Reader, klines: pymongo.collection.Collection, baseline: dict[str, int]) -> dict:
     """Per coin, after the baseline frame: a frame pushed twice, or a stored close no frame showed.
 
-    Each push is a changed frame. A kill -9 mid-burst can leave a close stored
-    after a newer one (the survivor's backfill fills it in), so the newest close
-    of two pushes can be the same while the window differs (the next close's frame
-    shows the filled-in one); and a client gets
-    the newest frame when closes of one coin come faster than it is sent one,
+    Each push has a newer close than the last. A kill -9 mid-burst can leave a
+    close stored after a newer one (the survivor's backfill fills it in): it
+    pushes nothing, the next close's frame shows it; and a client gets the
+    newest frame when closes of one coin come faster than it is sent one,
     so a close can arrive inside a later frame instead of leading its own. When
     ten or more newer closes come between two frames (a loaded machine), the
     older ones are out of the window before a frame could show them: a close is
@@ -226,13 +225,3 @@ def delivery_problems(reader: Reader, klines: pymongo.collection.Collection, bas
         if repeated or unseen:
             problems[symbol] = {"same frame twice": repeated, "never shown": unseen}
     return problems
-
-
-def jumped_over(time_: str, frames: list[dict], opens: list[str]) -> bool:
-    """Whether the first frame newer than the close at ``time_`` shows only later closes: the newest frame
-    replaced the ones not yet sent (issue 23), and the client skipped more closes than a frame shows."""
-    position = opens.index(time_)
-    for frame in frames:
-        if opens.index(frame["time"][-1]) > position:
-            return opens.index(frame["time"][0]) > position
-    return False
