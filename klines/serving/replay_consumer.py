@@ -50,7 +50,8 @@ logger = logging.getLogger(__name__)
 CLOSE_BAD_REQUEST = 4400  # before accept: daphne answers HTTP 400 with the reason
 CLOSE_FAILED = 1011
 HIGH_WATER = 64 * 1024  # bytes the server may hold for a client before the replay waits
-DRAIN_POLL_SECONDS = 0.002
+DRAIN_POLL_SECONDS = 0.002  # the first wait for a client to read; doubled up to ...
+MAX_DRAIN_POLL_SECONDS = 0.02
 
 # Two threads: replays read in parallel with each other, and never wait behind the live feed's reads.
 _reads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="klines-replay-db")
@@ -137,11 +138,13 @@ class ReplayConsumer(LeanConsumer):
 
     async def _drained(self) -> None:
         """Wait while the server holds more than :data:`HIGH_WATER` bytes for the client."""
+        poll = DRAIN_POLL_SECONDS
         while True:  # polled: ASGI gives the application no "drained" event to wait on
             buffered = pending_bytes(self.base_send)
             if buffered is None or buffered <= HIGH_WATER:
                 return
-            await asyncio.sleep(DRAIN_POLL_SECONDS)
+            await asyncio.sleep(poll)
+            poll = min(poll * 2, MAX_DRAIN_POLL_SECONDS)  # a client that stopped reading costs 50 wakeups/s
 
     async def disconnect(self, code: int) -> None:
         task, self._task = self._task, None
