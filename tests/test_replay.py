@@ -103,6 +103,14 @@ def test_streams_are_merged_in_close_time_order_and_end_with_a_normal_close(site
     assert all(json.loads(text)["data"]["k"]["x"] is True for _, text in frames)
 
 
+def test_a_client_that_reads_late_still_gets_every_event_before_the_close(site: Site) -> None:
+    """daphne used to abort (TCP RST) a connection not answering its close within 1 s: the unread tail was lost."""
+    ws = site.connect(site.url("btcusdt@kline_1m/ethusdt@kline_1m", 0, 1999))
+    time.sleep(2.5)  # the client is busy: the replay is all sent (or buffered) and closed meanwhile
+    frames, code, reason = read_all(ws)
+    assert (len(frames), code, reason) == (2 * 2000 - len(HOLE), 1000, "replay complete")
+
+
 def test_a_range_with_nothing_stored_closes_at_once(site: Site) -> None:
     frames, code, reason = read_all(site.connect(site.url("btcusdt@kline_1m", LONG + 10, LONG + 20)))
     assert (frames, code, reason) == ([], 1000, "replay complete")
