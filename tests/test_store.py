@@ -13,6 +13,7 @@ from klines.binance.parse import ClosedKline
 from klines.models import Kline
 from klines.store.reads import (
     count_between,
+    klines_in_batches,
     klines_page,
     klines_stored_since,
     last_klines,
@@ -155,6 +156,19 @@ def test_newest_open_time_before_a_moment_and_the_stored_times() -> None:
     assert all(stored_at == Kline.objects.get(open_time=t).stored_at for t, stored_at in rows)
 
 
+def test_klines_in_batches_reads_a_range_in_bounded_batches_across_a_hole(mongo_reads: ReadCounter) -> None:
+    save_klines([closed_kline("BTCUSDT", offset) for offset in [*range(0, 10), *range(500, 515)]])
+    start, end = closed_kline("BTCUSDT", 2).open_time, closed_kline("BTCUSDT", 512).open_time
+    mongo_reads.reads = 0
+    batches = list(klines_in_batches("BTCUSDT", "1m", start, end, 4))
+    assert [len(rows) for rows in batches] == [4, 4, 4, 4, 4, 1]  # the last is shorter: the end
+    offsets = [*range(2, 10), *range(500, 513)]
+    assert [row.open_time for rows in batches for row in rows] == [
+        closed_kline("BTCUSDT", o).open_time for o in offsets
+    ]
+    assert mongo_reads.reads <= 2 * len(batches)  # a page across the hole widens once
+
+
 def _winning_plan(pipeline: list[dict]) -> dict:
     from django.db import connection
 
@@ -181,6 +195,7 @@ def test_every_read_the_store_sends_is_answered_from_an_index(mongo_reads: ReadC
         "klines_page from a start": lambda: klines_page("BTCUSDT", "1m", start=batch[3].open_time, end=newest, limit=5),
         "klines_page up to an end": lambda: klines_page("BTCUSDT", "1m", start=None, end=newest, limit=5),
         "klines_page past a hole": lambda: klines_page("ETHUSDT", "1m", start=newest, end=newest + HOUR, limit=5),
+        "klines_in_batches": lambda: list(klines_in_batches("ETHUSDT", "1m", batch[0].open_time, newest, 7)),
         "save_klines of a replayed batch": lambda: save_klines([batch[0], closed_kline("SOLUSDT"), batch[31]]),
     }
     for name, read in reads.items():

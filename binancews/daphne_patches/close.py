@@ -9,7 +9,9 @@ makes daphne send the close frame itself, with the code and the reason (at
 most 123 bytes), for an open connection; everything else goes through daphne
 unchanged. A close before accept that carries a reason (a refused selection on
 ``/``, a stream URL naming a stream not recorded) is answered with HTTP 400 and
-the reason in the status line, instead of daphne's bare 403. Under uvicorn,
+the reason in the status line, instead of daphne's bare 403. After a normal
+close (1000) the client has :data:`NORMAL_CLOSE_HANDSHAKE_SECONDS` to read
+what came before it and answer. Under uvicorn,
 daphne's protocol is loaded (an installed app) but unused.
 """
 
@@ -30,6 +32,10 @@ UPSTREAM = {  # wrapped; and what the wrapper does in daphne's place (the handsh
 }
 WITHOUT = "close codes 1008/1009/1013 reach clients as daphne's 1000 without a reason, refusals as a bare 403"
 MAX_REASON_BYTES = 123  # a close frame's payload is at most 125 bytes, two of them the code
+# autobahn aborts (TCP RST) a connection whose peer has not answered a close within 1 s, and the peer's
+# kernel then discards what it had not read yet: a replay client reading its last few MB lost them.
+# A normal close (1000) waits as long as daphne's ping timeout; the others (a client given up) stay at 1 s.
+NORMAL_CLOSE_HANDSHAKE_SECONDS = 30
 
 
 def closing_with_code_and_reason(handle_reply: Callable[[Any, dict], None]) -> Callable[[Any, dict], None]:
@@ -47,7 +53,10 @@ def closing_with_code_and_reason(handle_reply: Callable[[Any, dict], None]) -> C
         if message.get("type") != "websocket.close" or protocol.state != protocol.STATE_OPEN:
             return handle_reply(protocol, message)
         reason = (message.get("reason") or "").encode()[:MAX_REASON_BYTES]
-        protocol.sendCloseFrame(code=message.get("code") or 1000, reasonUtf8=reason or None, isReply=False)
+        code = message.get("code") or 1000
+        if code == 1000:  # done, not given up: the client may still be reading what was sent before the close
+            protocol.closeHandshakeTimeout = NORMAL_CLOSE_HANDSHAKE_SECONDS
+        protocol.sendCloseFrame(code=code, reasonUtf8=reason or None, isReply=False)
 
     handle.sends_any_close_code = True  # type: ignore[attr-defined]
     return handle

@@ -1,4 +1,4 @@
-"""Websocket routes: the feed on ``/``, Binance's stream paths, a refusal everywhere else."""
+"""Websocket routes: the feed on ``/``, Binance's stream paths, the replay, a refusal everywhere else."""
 
 from __future__ import annotations
 
@@ -7,12 +7,14 @@ from channels.security.websocket import OriginValidator
 from django.urls import path, re_path
 
 from klines.serving.consumers import KlineFeedConsumer, UnknownPathConsumer
+from klines.serving.replay_consumer import ReplayConsumer
 from klines.serving.stream_consumer import KlineStreamConsumer
 
 websocket_urlpatterns = [
     path("", KlineFeedConsumer.as_asgi()),
     # /market/ws, /market/ws/<streams>, /market/stream?streams=...; and the legacy /ws, /stream
     re_path(r"^(market/)?(ws|stream)(/.*)?$", KlineStreamConsumer.as_asgi()),
+    re_path(r"^market/replay/stream/?$", ReplayConsumer.as_asgi()),
     re_path(r"", UnknownPathConsumer.as_asgi()),
 ]
 

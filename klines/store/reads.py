@@ -7,7 +7,7 @@ sent on Django's connection to the klines collection as is; the documents become
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -71,6 +71,25 @@ def klines_page(symbol: str, interval: str, *, start: datetime | None, end: date
         if len(rows) >= limit or (start is not None and until >= end):
             break
     return rows if start is not None else rows[::-1]
+
+
+def klines_in_batches(
+    symbol: str, interval: str, start: datetime, end: datetime, batch: int
+) -> Iterator[list[KlineRecord]]:
+    """The klines of one symbol opened in ``[start, end]``, oldest first, in lists of at most ``batch``.
+
+    A cursor by open time over :func:`klines_page`: each list is one page from
+    just after the last one's newest open time, so only a batch is ever in
+    memory and every read is an indexed window (a hole widens it as a page does).
+    The last list is shorter than ``batch`` (possibly empty).
+    """
+    cursor = start
+    while True:
+        rows = klines_page(symbol, interval, start=cursor, end=end, limit=batch)
+        yield rows
+        if len(rows) < batch:
+            return
+        cursor = rows[-1].open_time + timedelta(milliseconds=1)
 
 
 def newest_open_time(symbol: str, interval: str, *, before: datetime | None = None) -> datetime | None:
