@@ -1,4 +1,4 @@
-"""A server's synchronous text send, when the server offers one (daphne with ``binancews.daphne_prepared``).
+"""A server's synchronous text send, when the server offers one (daphne with ``binancews.daphne_patches.prepared``).
 
 ASGI's ``send`` is a coroutine: each frame needs an ``await``, so a sender
 needs a task of its own per connection. A server whose ``send`` never waits
