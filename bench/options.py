@@ -21,6 +21,7 @@ SCENARIOS = (
     "reads",
     "scale",
     "pythons",
+    "import",
 )
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -51,6 +52,8 @@ class Options:
     history_seconds: float  # history: load per server and round
     history_rounds: int
     history_single: int  # history: pages asked one at a time, per server
+    import_months: int  # import: whole months of 1m klines imported
+    import_rounds: int  # import: rounds, backfill and bare insert alternating first
     relay_symbols: int  # relay: one-minute streams, an update each every 250 ms
     relay_clients: int
     relay_streams_per_client: int
@@ -104,6 +107,8 @@ def parse_args(argv: list[str] | None = None) -> Options:
     parser.add_argument("--history-seconds", type=float, help="history: seconds of load per server and round")
     parser.add_argument("--history-rounds", type=int, help="history: rounds, servers interleaved (default 1)")
     parser.add_argument("--history-single", type=int, default=20, help="history: pages one at a time (default 20)")
+    parser.add_argument("--import-months", type=int, help="import: months of 1m klines (default 12; quick 1)")
+    parser.add_argument("--import-rounds", type=int, help="import: rounds, order alternating (default 1)")
     parser.add_argument("--relay-symbols", type=int, default=500, help="relay: 1m streams (default 500)")
     parser.add_argument("--relay-clients", type=int, help="relay: stream clients (default 1000)")
     parser.add_argument(
@@ -153,6 +158,8 @@ def parse_args(argv: list[str] | None = None) -> Options:
         history_seconds=pick(args.history_seconds, 20.0, 10.0),
         history_rounds=pick(args.history_rounds, 1, 1),
         history_single=args.history_single,
+        import_months=pick(args.import_months, 12, 1),
+        import_rounds=pick(args.import_rounds, 1, 1),
         relay_symbols=args.relay_symbols,
         relay_clients=pick(args.relay_clients, 1000, 300),
         relay_streams_per_client=args.relay_streams_per_client,
@@ -181,6 +188,8 @@ def parse_args(argv: list[str] | None = None) -> Options:
         "history_clients",
         "history_rounds",
         "history_single",
+        "import_months",
+        "import_rounds",
         "relay_symbols",
         "relay_clients",
         "relay_streams_per_client",
