@@ -11,10 +11,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from klines.binance.archive_csv import ArchiveError
 from klines.binance.parse import datetime_to_ms
 from klines.binance.rest import BinanceRest
 from klines.history.plan import PairSummary
-from klines.history.run import PairBackfill, Sources
+from klines.history.run import PairBackfill, Sources, prefetched
 from tests.conftest import ReadCounter
 from tests.fake_exchange import ExchangeThread, FaultyExchange
 
@@ -69,3 +70,16 @@ def test_a_second_run_over_a_complete_range_reads_one_count_per_unit(
     assert again.already == first.from_archive + first.from_rest
     assert (again.oldest, again.newest) == (first.oldest, first.newest)
     assert notes == [] and len(mongo_reads.pipelines) == len(units)
+
+
+def test_prefetched_keeps_the_order_and_reraises_the_readers_error() -> None:
+    def batches() -> Iterator[int]:
+        yield from range(5)
+        raise ArchiveError("BTCUSDT-1m-2024-01.zip: row 7 does not parse")
+
+    got: list[int] = []
+    with pytest.raises(ArchiveError, match="row 7"):
+        for item in prefetched(batches()):
+            got.append(item)
+    assert got == [0, 1, 2, 3, 4]
+    assert list(prefetched(iter(()))) == []
