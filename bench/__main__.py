@@ -102,7 +102,7 @@ async def run_all(options: Options, stack: Stack, progress) -> list[Outcome]:
         outcomes.append(await pythons_scenario.run(options, stack.logs, progress))
     if "import" in wanted:
         progress(f"import: BTCUSDT x {options.import_months} month(s) of 1m archive files, and a bare insert_many")
-        outcomes.append(await history_import.run(stack, options, progress))
+        outcomes.append(history_import.run(stack, options, progress))
         stack.stop_all_but_infrastructure()
     if "history" in wanted:
         progress(f"history: {options.history_klines:,} klines, {options.history_clients} clients")

@@ -1,7 +1,7 @@
 """Scenario import: ``backfill_klines`` of one symbol's 1m archive files against a bare ``insert_many``.
 
 The simulator (``manage.py simulate_exchange``) serves BTCUSDT's monthly 1m
-archive zips on 127.0.0.1; ``backfill_klines`` imports the whole months before
+archive zips on 127.0.0.1 (generated before the clock starts); ``backfill_klines`` imports the whole months before
 this one (a year by default) into SecantusDB. The baseline inserts the very
 documents it stored again, under a shadow symbol, into the same collection:
 ``insert_many(ordered=False)`` of 10,000 at a time, the command's own write
@@ -13,6 +13,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+import urllib.request
 from datetime import UTC, datetime, timedelta
 
 import psutil
@@ -23,7 +24,7 @@ from bench.options import Options
 from bench.report import check, fmt
 from bench.scenarios import Outcome
 from bench.stack import Stack
-from klines.binance.archive import next_month
+from klines.binance.archive import archive_files
 from klines.binance.archive_csv import BATCH
 from klines.testing.servers import ROOT, exchange_urls, free_port
 
@@ -63,7 +64,7 @@ def bare(klines: pymongo.collection.Collection, since: datetime, until: datetime
     return spent
 
 
-async def run(stack: Stack, options: Options, progress) -> Outcome:
+def run(stack: Stack, options: Options, progress) -> Outcome:
     port = free_port()
     urls = {**exchange_urls(port), "BINANCE_ARCHIVE_URL": f"http://127.0.0.1:{port}"}
     env = stack.env(DATABASE, **urls, KLINE_SYMBOLS=SYMBOL.lower(), KLINE_INTERVALS="1m")
@@ -74,7 +75,8 @@ async def run(stack: Stack, options: Options, progress) -> Outcome:
     since = until
     for _ in range(options.import_months):
         since = (since - timedelta(days=1)).replace(day=1)
-    assert next_month(since.date()) <= until.date()
+    for file in archive_files(SYMBOL, "1m", since=since, until=until, today=until.date()):  # served from memory
+        urllib.request.urlopen(file.checksum_url(urls["BINANCE_ARCHIVE_URL"]), timeout=120).read()
     count = int((until - since) / timedelta(minutes=1))
     klines = pymongo.MongoClient(env["MONGO_URI"])[DATABASE]["klines"]
     runs: dict[str, list[float]] = {"backfill": [], "bare": []}
