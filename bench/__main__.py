@@ -25,6 +25,7 @@ from bench.scenarios import (
     churn,
     fanout,
     history,
+    history_import,
     ingest,
     memory,
     pages,
@@ -100,6 +101,10 @@ async def run_all(options: Options, stack: Stack, progress) -> list[Outcome]:
     if "pythons" in wanted:
         progress(f"pythons: storm and fan-out under Python 3.11-3.13, {options.pythons_rounds} round(s)")
         outcomes.append(await pythons_scenario.run(options, stack.logs, progress))
+    if "import" in wanted:
+        progress(f"import: BTCUSDT x {options.import_months} month(s) of 1m archive files, and a bare insert_many")
+        outcomes.append(history_import.run(stack, options, progress))
+        stack.stop_all_but_infrastructure()
     if "history" in wanted:
         progress(f"history: {options.history_klines:,} klines, {options.history_clients} clients")
         outcomes.append(await history.run(stack, options, progress))

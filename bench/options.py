@@ -22,6 +22,7 @@ SCENARIOS = (
     "reads",
     "scale",
     "pythons",
+    "import",
 )
 OPT_IN = ("bigrecord",)  # hours at its default size: run with --only
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -55,6 +56,8 @@ class Options:
     history_single: int  # history: pages asked one at a time, per server
     bigrecord_klines: int  # bigrecord: the record's size
     bigrecord_pages: int  # bigrecord: admin list pages of each kind
+    import_months: int  # import: whole months of 1m klines imported
+    import_rounds: int  # import: rounds, backfill and bare insert alternating first
     relay_symbols: int  # relay: one-minute streams, an update each every 250 ms
     relay_clients: int
     relay_streams_per_client: int
@@ -112,6 +115,8 @@ def parse_args(argv: list[str] | None = None) -> Options:
     parser.add_argument("--history-single", type=int, default=20, help="history: pages one at a time (default 20)")
     parser.add_argument("--bigrecord-klines", type=int, help="bigrecord: klines stored (default 10000000)")
     parser.add_argument("--bigrecord-pages", type=int, help="bigrecord: admin pages of each kind (default 40)")
+    parser.add_argument("--import-months", type=int, help="import: months of 1m klines (default 12; quick 1)")
+    parser.add_argument("--import-rounds", type=int, help="import: rounds, order alternating (default 1)")
     parser.add_argument("--relay-symbols", type=int, default=500, help="relay: 1m streams (default 500)")
     parser.add_argument("--relay-clients", type=int, help="relay: stream clients (default 1000)")
     parser.add_argument(
@@ -165,6 +170,8 @@ def parse_args(argv: list[str] | None = None) -> Options:
         history_single=args.history_single,
         bigrecord_klines=pick(args.bigrecord_klines, 10_000_000, 100_000),
         bigrecord_pages=pick(args.bigrecord_pages, 40, 10),
+        import_months=pick(args.import_months, 12, 1),
+        import_rounds=pick(args.import_rounds, 1, 1),
         relay_symbols=args.relay_symbols,
         relay_clients=pick(args.relay_clients, 1000, 300),
         relay_streams_per_client=args.relay_streams_per_client,
@@ -195,6 +202,8 @@ def parse_args(argv: list[str] | None = None) -> Options:
         "history_single",
         "bigrecord_klines",
         "bigrecord_pages",
+        "import_months",
+        "import_rounds",
         "relay_symbols",
         "relay_clients",
         "relay_streams_per_client",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -68,8 +68,8 @@ class ClosedKline:
         return (self.symbol, self.interval, self.open_time)
 
     def as_fields(self) -> dict[str, Any]:
-        """Model field values, for ``Kline(**fields)``."""
-        return asdict(self)
+        """Model field values, for ``Kline(**fields)`` (shallow: every value is immutable; ``asdict`` deep-copies)."""
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -42,7 +42,7 @@ logger = logging.getLogger(__name__)
 
 REST_MAX_LIMIT = 1500
 REST_DEFAULT_LIMIT = 500
-ARCHIVE_CACHE = 4  # zips kept (a client fetches a file's .CHECKSUM, then the zip: generated once)
+ARCHIVE_CACHE = 16  # zips kept, a year of monthly files (a .CHECKSUM, then its zip: generated once)
 FIRST_CLOSE_SECONDS = 5.0  # simulate_exchange: the first close comes this soon after start
 
 

@@ -28,6 +28,11 @@ def stored_between(symbol: str, interval: str, since: datetime, until: datetime,
     return _records(pipelines.klines_between(symbol.upper(), interval, since, until, limit, newest_first=False))
 
 
+def stored_at(symbol: str, interval: str, open_times: list[datetime]) -> list[KlineRecord]:
+    """The stored klines of one symbol at these open times, in no particular order."""
+    return _records(pipelines.klines_at(symbol.upper(), interval, open_times))
+
+
 def oldest_open_time(symbol: str, interval: str) -> datetime | None:
     """Open time of the oldest stored kline of one symbol and interval, ``None`` if none is."""
     rows = _documents(

@@ -132,6 +132,11 @@ def newest_stored(since: datetime | None) -> Pipeline:
     ]
 
 
+def klines_at(symbol: str, interval: str, open_times: Iterable[datetime]) -> Pipeline:
+    """The stored klines of one symbol at these open times (index ``kline_latest``)."""
+    return [{"$match": {"symbol": symbol, "interval": interval, "open_time": {"$in": sorted(set(open_times))}}}]
+
+
 def stored_open_times(symbol: str, interval: str, open_times: Iterable[datetime]) -> Pipeline:
     """Which of these open times of one symbol are stored (index ``kline_latest``)."""
     return [

@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from django.db import IntegrityError
+from django.db import IntegrityError, connections, router
+from pymongo.errors import BulkWriteError
 
 from klines.binance.parse import ClosedKline
 from klines.models import Kline
 from klines.store import pipelines
+
+DUPLICATE_KEY = 11000
 
 
 def save_kline(kline: ClosedKline) -> Kline | None:
@@ -43,6 +46,34 @@ def save_klines(klines: Sequence[ClosedKline]) -> list[ClosedKline]:
     except IntegrityError as exc:
         done = _inserted_before_duplicate(exc)
     return stored + pending[:done] + [k for k in pending[done:] if save_kline(k) is not None]
+
+
+def insert_new(klines: Sequence[ClosedKline]) -> tuple[list[ClosedKline], list[ClosedKline]]:
+    """Insert ``klines`` in one unordered ``insert_many``: (the newly stored, those whose key was already stored).
+
+    Unordered, the server stores every kline whose key is free and names the
+    others; nothing is read first. The documents are the ORM's own
+    (:meth:`Kline.objects.bulk_create` builds them the same way).
+    """
+    if not klines:
+        return [], []
+    connection = connections[router.db_for_write(Kline)]
+    fields = [f for f in Kline._meta.concrete_fields if not f.primary_key]
+    documents = []
+    for kline in klines:
+        row = Kline(**kline.as_fields())
+        documents.append({f.column: f.get_db_prep_save(f.pre_save(row, True), connection) for f in fields})
+    try:
+        connection.get_collection(Kline._meta.db_table).insert_many(
+            documents, ordered=False, session=connection.session
+        )
+        return list(klines), []
+    except BulkWriteError as exc:
+        errors = exc.details.get("writeErrors") or []
+        if not errors or any(e.get("code") != DUPLICATE_KEY for e in errors):
+            raise
+        taken = {e["index"] for e in errors}
+    return [k for i, k in enumerate(klines) if i not in taken], [klines[i] for i in sorted(taken)]
 
 
 def _insert(klines: list[ClosedKline]) -> None:
