@@ -23,8 +23,11 @@ def split_credentials(uri: str) -> tuple[str, str | None, str | None]:
 
 
 def join_credentials(uri: str, user: str | None, password: str | None) -> str:
-    """The inverse of :func:`split_credentials`: ``uri`` with ``user:password@`` (%-encoded) put back."""
-    if user is None and password is None:
+    """The inverse of :func:`split_credentials`: ``uri`` with ``user:password@`` (%-encoded) put back.
+
+    Empty strings are no credentials: Django fills in ``USER`` and ``PASSWORD`` as ``""``.
+    """
+    if not user and not password:
         return uri
     parts = urlsplit(uri)
     userinfo = quote(user or "", safe="") + ("" if password is None else ":" + quote(password, safe=""))

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from binancews.database_check import database_problem
+from binancews.credentials import join_credentials
+from binancews.database_check import database_problem, settings_database_problem
 from binancews.redact import redact_uris, uri_passwords
 from klines.testing.servers import SecantusServer, daphne, exchange_urls, free_port, manage, service_env
 from tests.helpers import Ingest, wait_until
@@ -103,3 +104,21 @@ def test_daphne_says_so_in_one_line_and_keeps_serving(tmp_path: Path) -> None:
     finally:
         process.terminate()
         process.wait(10)
+
+
+def test_django_s_own_database_settings_have_no_problem(django_db_setup: None) -> None:
+    """Django fills in ``USER`` and ``PASSWORD`` as empty strings: no credentials, not an empty user name
+    (daphne's start-up check said "cannot reach MongoDB at mongodb://:@..." for an embedded database)."""
+    from django.conf import settings
+    from django.db import connections
+
+    assert connections["default"].settings_dict["USER"] == ""  # what Django puts in the settings
+    assert settings.DATABASES["default"]["PASSWORD"] == ""
+    assert settings_database_problem() is None
+
+
+def test_empty_credentials_leave_the_uri_alone() -> None:
+    assert join_credentials("mongodb://127.0.0.1:27117/?directConnection=true", "", "") == (
+        "mongodb://127.0.0.1:27117/?directConnection=true"
+    )
+    assert join_credentials("mongodb://h/", "u", "") == "mongodb://u:@h/"
