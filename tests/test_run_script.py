@@ -183,3 +183,26 @@ def test_make_simulate_again_on_another_port_records_on_and_another_speed_is_ref
         f"simulated:seed=1,speed=60,epoch={epoch} (http://127.0.0.1:"
     ), out
     assert processes_of(env) == []
+
+
+def test_the_history_line_make_simulate_prints_backfills_from_another_terminal(tmp_path: Path, started: list) -> None:
+    """Issue 21's offline path: the `backfill_klines` line `make simulate` prints works as printed, in a shell
+    that has none of the script's variables, and the mirror then serves the days it filled."""
+    env = run_env(tmp_path / "var", SIMULATE_EXCHANGE="1")
+    proc = start_run(env, started)
+    head = read_until(proc, "serving:", START_SECONDS)
+    line = next(text for text in head.splitlines() if text.startswith("history (another terminal): "))
+    since = time.strftime("%Y-%m-%d", time.gmtime(time.time() - 86400))  # yesterday: its daily file, then REST
+    command = line.partition(": ")[2].replace("YYYY-MM-DD", since) + " --symbols btcusdt --intervals 1m --quiet"
+    terminal = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root"), "BINANCEWS_ENV_FILE": ""}
+    done = subprocess.run(["bash", "-c", command], cwd=ROOT, env=terminal, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "BTCUSDT 1m" in done.stdout, done.stdout
+    start_ms = int(time.mktime(time.strptime(since, "%Y-%m-%d")) - time.timezone) * 1000
+    url = f"http://127.0.0.1:{env['PORT']}/fapi/v1/klines?symbol=BTCUSDT&interval=1m&startTime={start_ms}&limit=1500"
+    import httpx
+
+    rows = httpx.get(url, timeout=30).json()
+    assert rows[0][0] == start_ms
+    assert [row[0] for row in rows] == [start_ms + i * 60_000 for i in range(len(rows))]
+    assert len(rows) == 1500  # a full page from yesterday's midnight, no hole
