@@ -6,6 +6,7 @@ a SIGINT to that whole process group, as a terminal sends it.
 
 from __future__ import annotations
 
+import calendar
 import os
 import signal
 import socket
@@ -14,6 +15,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pymongo
 import pytest
 
@@ -191,18 +193,25 @@ def test_the_history_line_make_simulate_prints_backfills_from_another_terminal(t
     env = run_env(tmp_path / "var", SIMULATE_EXCHANGE="1")
     proc = start_run(env, started)
     head = read_until(proc, "serving:", START_SECONDS)
-    line = next(text for text in head.splitlines() if text.startswith("history (another terminal): "))
-    since = time.strftime("%Y-%m-%d", time.gmtime(time.time() - 86400))  # yesterday: its daily file, then REST
-    command = line.partition(": ")[2].replace("YYYY-MM-DD", since) + " --symbols btcusdt --intervals 1m --quiet"
-    terminal = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root"), "BINANCEWS_ENV_FILE": ""}
-    done = subprocess.run(["bash", "-c", command], cwd=ROOT, env=terminal, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "BTCUSDT 1m" in done.stdout, done.stdout
-    start_ms = int(time.mktime(time.strptime(since, "%Y-%m-%d")) - time.timezone) * 1000
-    url = f"http://127.0.0.1:{env['PORT']}/fapi/v1/klines?symbol=BTCUSDT&interval=1m&startTime={start_ms}&limit=1500"
-    import httpx
-
-    rows = httpx.get(url, timeout=30).json()
-    assert rows[0][0] == start_ms
-    assert [row[0] for row in rows] == [start_ms + i * 60_000 for i in range(len(rows))]
-    assert len(rows) == 1500  # a full page from yesterday's midnight, no hole
+    try:
+        line = next(text for text in head.splitlines() if text.startswith("history (another terminal): "))
+        since = time.strftime("%Y-%m-%d", time.gmtime(time.time() - 86400))  # yesterday: its daily file, then REST
+        command = line.partition(": ")[2].replace("YYYY-MM-DD", since) + " --symbols btcusdt --intervals 1m --quiet"
+        terminal = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/root"), "BINANCEWS_ENV_FILE": ""}
+        done = subprocess.run(
+            ["bash", "-c", command], cwd=ROOT, env=terminal, capture_output=True, text=True, timeout=300
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "BTCUSDT 1m" in done.stdout, done.stdout
+        start_ms = calendar.timegm(time.strptime(since, "%Y-%m-%d")) * 1000
+        url = (
+            f"http://127.0.0.1:{env['PORT']}/fapi/v1/klines?symbol=BTCUSDT&interval=1m&startTime={start_ms}&limit=1500"
+        )
+        rows = httpx.get(url, timeout=30).json()
+        assert rows[0][0] == start_ms
+        assert [row[0] for row in rows] == [start_ms + i * 60_000 for i in range(len(rows))]
+        assert len(rows) == 1500  # a full page from yesterday's midnight, no hole
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C, as a terminal sends it: every service stops
+        proc.communicate(timeout=STOP_SECONDS)
+    assert processes_of(env) == []
