@@ -27,6 +27,7 @@ from pathlib import Path
 import pymongo
 
 from bench import load
+from bench.memory_ab import source_trees
 from bench.options import RESULTS
 from bench.report import latency_summary
 from bench.scenarios import SYMBOLS
@@ -128,12 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--closes", type=int, default=3, help="closes measured per daphne (after one not counted)")
     args = parser.parse_args(argv)
-    subjects = {}
-    for subject in args.subject:
-        name, _, path = subject.partition("=")
-        if not path or not (Path(path) / "binancews" / "asgi.py").exists():
-            parser.error(f"--subject {subject!r}: want name=path of a binancews source tree")
-        subjects[name] = Path(path).resolve()
+    subjects = source_trees(parser, args.subject)
     load.raise_open_files_limit(args.clients + 1000)
     asyncio.run(run(subjects, args.clients, args.rounds, args.closes))
     return 0

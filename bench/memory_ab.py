@@ -84,6 +84,17 @@ async def run(subjects: dict[str, Path], idle: int, rounds: int, redis: bool, st
                 print(f"{name}: median {statistics.median(cpus[name]):.0f} µs daphne CPU per connection of {rounded}")
 
 
+def source_trees(parser: argparse.ArgumentParser, specs: list[str]) -> dict[str, Path]:
+    """``--subject name=path`` options -> name -> the source tree; a path that is no binancews tree is an error."""
+    subjects = {}
+    for subject in specs:
+        name, _, path = subject.partition("=")
+        if not path or not (Path(path) / "binancews" / "asgi.py").exists():
+            parser.error(f"--subject {subject!r}: want name=path of a binancews source tree")
+        subjects[name] = Path(path).resolve()
+    return subjects
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.memory_ab", description=__doc__.splitlines()[0])
     parser.add_argument("--subject", action="append", required=True, help="name=path of a source tree")
@@ -92,12 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--redis", action="store_true", help="daphne with REDIS_URL (the default is without)")
     parser.add_argument("--storm", type=int, default=0, help="then a timed connect storm of this many clients")
     args = parser.parse_args(argv)
-    subjects = {}
-    for subject in args.subject:
-        name, _, path = subject.partition("=")
-        if not path or not (Path(path) / "binancews" / "asgi.py").exists():
-            parser.error(f"--subject {subject!r}: want name=path of a binancews source tree")
-        subjects[name] = Path(path).resolve()
+    subjects = source_trees(parser, args.subject)
     load.raise_open_files_limit(args.idle * 2 + 1000)
     asyncio.run(run(subjects, args.idle, args.rounds, args.redis, args.storm))
     return 0
