@@ -7,6 +7,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import psutil
 import pymongo
@@ -26,8 +27,8 @@ FIVE_MINUTES = range(0, 6)  # BTCUSDT at 5m
 
 
 class Site:
-    def __init__(self, port: int, pid: int) -> None:
-        self.port, self.pid = port, pid
+    def __init__(self, port: int, pid: int, env: dict[str, str]) -> None:
+        self.port, self.pid, self.env = port, pid, env
 
     def url(self, streams: str, first: int, last: int, interval: str = "1m", **extra: str) -> str:
         start = datetime_to_ms(closed_kline("BTCUSDT", first, interval).open_time)
@@ -49,7 +50,7 @@ def site(secantus, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     port = free_port()
     log = tmp_path_factory.mktemp("replay") / "daphne.log"
     server = daphne(port, env, log)
-    yield Site(port, server.pid)
+    yield Site(port, server.pid, env)
     stop_process(server)
     pymongo.MongoClient(secantus.uri).drop_database(database)
     assert "Traceback" not in log.read_text()
@@ -199,3 +200,24 @@ def test_a_hundred_clients_each_get_the_whole_replay(site: Site) -> None:
     assert len(results) == 100
     assert all(result == (expected, 1000, "replay complete") for result in results)
     print(f"replay at speed=0 to 100 clients: {100 * len(expected) / elapsed:.0f} events/s in all")
+
+
+def test_replays_count_against_ws_max_connections(site: Site, tmp_path: Path) -> None:
+    """A process takes no more replays than WS_MAX_CONNECTIONS: one more is closed with 1013, and a place
+    freed by a replay that ended is taken again."""
+    port = free_port()
+    server = daphne(port, {**site.env, "WS_MAX_CONNECTIONS": "1"}, tmp_path / "daphne.log")
+    full = Site(port, server.pid, site.env)
+    try:
+        slow = full.connect(full.url("btcusdt@kline_1m", 0, 30, speed="1"))  # half an hour at speed 1
+        assert json.loads(slow.recv())["stream"] == "btcusdt@kline_1m"
+        _frames, code, reason = read_all(full.connect(full.url("btcusdt@kline_1m", 0, 3)))
+        assert (code, reason) == (1013, "server full, try again later")
+        slow.close()
+        wait_until(
+            lambda: read_all(full.connect(full.url("btcusdt@kline_1m", 0, 3)))[1:] == (1000, "replay complete"),
+            timeout=30,
+            what="the freed place taken",
+        )
+    finally:
+        stop_process(server)

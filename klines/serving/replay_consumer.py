@@ -31,6 +31,7 @@ from klines.api.recorded import recorded, refresh_recorded
 from klines.api.stream_protocol import ProtocolError
 from klines.binance.parse import datetime_to_ms, ms_to_datetime
 from klines.serving.backpressure import pending_bytes
+from klines.serving.feed import get_feed
 from klines.serving.lean import LeanConsumer
 from klines.serving.replay import (
     CLOSE_COMPLETE,
@@ -49,6 +50,7 @@ logger = logging.getLogger(__name__)
 
 CLOSE_BAD_REQUEST = 4400  # before accept: daphne answers HTTP 400 with the reason
 CLOSE_FAILED = 1011
+CLOSE_TRY_AGAIN_LATER = 1013  # the process has WS_MAX_CONNECTIONS clients, replays included
 HIGH_WATER = 64 * 1024  # bytes the server may hold for a client before the replay waits
 DRAIN_POLL_SECONDS = 0.002  # the first wait for a client to read; doubled up to ...
 MAX_DRAIN_POLL_SECONDS = 0.02
@@ -71,7 +73,9 @@ async def read_next(batches: Iterator[list[KlineRecord]]) -> list[KlineRecord]:
 
 
 class ReplayConsumer(LeanConsumer):
+    running = 0  # replays connected to this process: they count against WS_MAX_CONNECTIONS with the feed's clients
     _task: asyncio.Task | None = None
+    _counted = False
 
     async def connect(self) -> None:
         try:
@@ -87,7 +91,14 @@ class ReplayConsumer(LeanConsumer):
             logger.info("refusing a replay: %s", exc.msg)
             await self.close(code=CLOSE_BAD_REQUEST, reason=exc.msg)
             return
+        feed = get_feed()
         await self.accept()
+        if feed.client_count + ReplayConsumer.running >= feed.settings.ws_max_connections:
+            logger.warning("refusing a replay: this process is at its WS_MAX_CONNECTIONS")
+            await self.close(code=CLOSE_TRY_AGAIN_LATER, reason="server full, try again later")
+            return
+        ReplayConsumer.running += 1
+        self._counted = True
         self._task = asyncio.create_task(self._run(replay), name="klines-replay")
 
     async def _run(self, replay: Replay) -> None:
@@ -147,6 +158,9 @@ class ReplayConsumer(LeanConsumer):
             poll = min(poll * 2, MAX_DRAIN_POLL_SECONDS)  # a client that stopped reading costs 50 wakeups/s
 
     async def disconnect(self, code: int) -> None:
+        if self._counted:
+            self._counted = False
+            ReplayConsumer.running -= 1
         task, self._task = self._task, None
         if task is not None and not task.done():
             task.cancel()
