@@ -304,3 +304,22 @@ async def connected():
     for _ in range(5):
         await communicator.receive_from(timeout=10)
     return communicator
+
+
+class StreamEvents:
+    """A raw client of a Binance-protocol stream URL, reading in a thread: every event it keeps, in order."""
+
+    def __init__(self, url: str, keep: Callable[[dict], bool] = lambda event: True) -> None:
+        self.ws = websocket.create_connection(url, timeout=30)
+        self.events: list[dict] = []
+        self._keep = keep
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                event = json.loads(self.ws.recv())
+            except (websocket.WebSocketException, OSError, ValueError):
+                return
+            if self._keep(event):
+                self.events.append(event)

@@ -9,39 +9,23 @@ by its own close.
 
 from __future__ import annotations
 
-import json
-import threading
 from pathlib import Path
 
 import pymongo
 import pytest
-import websocket
 
 from klines.testing.servers import RedisServer, daphne, free_port, stop_process
 from tests.fake_exchange import ExchangeThread
-from tests.helpers import Ingest, ingest_env, make_exchange, wait_until
+from tests.helpers import Ingest, StreamEvents, ingest_env, make_exchange, wait_until
 
 pytestmark = pytest.mark.e2e
 
 SYMBOLS = ["BTCUSDT", "ETHUSDT"]
 
 
-class Closes:
-    """A raw stream reader in a thread: the close events it got."""
-
-    def __init__(self, url: str) -> None:
-        self.ws = websocket.create_connection(url, timeout=30)
-        self.events: list[dict] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        while True:
-            try:
-                event = json.loads(self.ws.recv())
-            except (websocket.WebSocketException, OSError, ValueError):
-                return
-            if event["k"]["x"]:
-                self.events.append(event)
+def is_close(event: dict) -> bool:
+    """A raw stream's close events (``x: true``), not its in-progress updates."""
+    return event["k"]["x"]
 
 
 @pytest.mark.parametrize("layer", ["redis", "database"])
@@ -56,7 +40,7 @@ def test_the_start_up_backfill_is_not_sent_as_live_closes(layer: str, secantus, 
             server = daphne(port, env, tmp_path / "daphne.log")  # on an empty database
             ingest = None
             try:
-                reader = Closes(f"ws://127.0.0.1:{port}/market/ws/btcusdt@kline_1m")
+                reader = StreamEvents(f"ws://127.0.0.1:{port}/market/ws/btcusdt@kline_1m", keep=is_close)
                 ingest = Ingest(env, tmp_path).start()
                 klines = pymongo.MongoClient(secantus.uri)[database]["klines"]
                 wait_until(lambda: klines.count_documents({"symbol": "BTCUSDT"}) >= 11, timeout=60, what="history")

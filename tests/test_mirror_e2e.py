@@ -5,8 +5,6 @@ on the Binance-compatible streams, the REST mirror and ``/``.
 
 from __future__ import annotations
 
-import json
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,14 +13,13 @@ from pathlib import Path
 import httpx
 import pymongo
 import pytest
-import websocket
 
 from klines.simexchange.exchange_info import made_up_symbols
 from klines.simexchange.server import SimulatedExchange
 from klines.testing.servers import RedisServer, SecantusServer, daphne, free_port, stop_process
 from klines.window import HISTORY
 from tests.fake_exchange import ExchangeThread
-from tests.helpers import SYMBOLS, Ingest, Reader, ingest_env, wait_until
+from tests.helpers import SYMBOLS, Ingest, Reader, StreamEvents, ingest_env, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -79,20 +76,8 @@ def mirror(secantus: SecantusServer, database: str, tmp_path: Path) -> Iterator[
     assert "Traceback" not in ingest.log
 
 
-class Streams:
+class Streams(StreamEvents):
     """A client of ``/market/stream?streams=...`` that keeps every event, in a thread."""
-
-    def __init__(self, url: str) -> None:
-        self.ws = websocket.create_connection(url, timeout=30)
-        self.events: list[dict] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        while True:
-            try:
-                self.events.append(json.loads(self.ws.recv()))
-            except (websocket.WebSocketException, OSError, ValueError):
-                return
 
     def of(self, stream: str, *, closed: bool) -> list[dict]:
         return [m["data"]["k"] for m in list(self.events) if m["stream"] == stream and m["data"]["k"]["x"] is closed]
