@@ -1,4 +1,6 @@
-"""Reads for the history backfill: how many klines a range holds, the stored klines of a range, the oldest.
+"""Reads for the history backfill: the stored klines of a range and at given open times.
+
+How many a range holds and the oldest are :mod:`klines.store.reads`' (re-exported here).
 
 Each is one pipeline on the ``kline_latest`` index (symbol, interval, open time),
 as the other reads (:mod:`klines.store.reads`).
@@ -9,18 +11,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from klines.store import pipelines
-from klines.store.reads import _documents, _records
-from klines.store.records import KlineRecord, utc
+from klines.store.reads import _records, count_between, oldest_open_time
+from klines.store.records import KlineRecord
 
-
-def count_between(symbol: str, interval: str, since: datetime, until: datetime) -> int:
-    """How many klines of one symbol are stored with ``since <= open time < until``."""
-    pipeline = [
-        {"$match": {"symbol": symbol.upper(), "interval": interval, "open_time": {"$gte": since, "$lt": until}}},
-        {"$group": {"_id": None, "n": {"$sum": 1}}},
-    ]
-    rows = _documents(pipeline)
-    return int(rows[0]["n"]) if rows else 0
+__all__ = ["count_between", "oldest_open_time", "stored_at", "stored_between"]
 
 
 def stored_between(symbol: str, interval: str, since: datetime, until: datetime, limit: int) -> list[KlineRecord]:
@@ -31,16 +25,3 @@ def stored_between(symbol: str, interval: str, since: datetime, until: datetime,
 def stored_at(symbol: str, interval: str, open_times: list[datetime]) -> list[KlineRecord]:
     """The stored klines of one symbol at these open times, in no particular order."""
     return _records(pipelines.klines_at(symbol.upper(), interval, open_times))
-
-
-def oldest_open_time(symbol: str, interval: str) -> datetime | None:
-    """Open time of the oldest stored kline of one symbol and interval, ``None`` if none is."""
-    rows = _documents(
-        [
-            {"$match": {"symbol": symbol.upper(), "interval": interval}},
-            {"$sort": {"open_time": 1}},
-            {"$limit": 1},
-            {"$project": {"open_time": 1}},
-        ]
-    )
-    return utc(rows[0]["open_time"]) if rows else None
