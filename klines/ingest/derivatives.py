@@ -1,0 +1,176 @@
+"""Record mark-price klines and funding rates from REST, after each close, for the recorded symbols.
+
+One thread (:class:`DerivativesRecorder`): after each close of the shortest
+interval (by the exchange's clock) it asks ``/fapi/v1/markPriceKlines`` for the
+closed mark-price klines after the newest stored, and ``/fapi/v1/fundingRate``
+for the fundings settled after the newest stored, through the ingest's paced
+REST client. The record starts where the symbol's kline record starts: when
+the klines reach further back (``backfill_klines`` ran), the range before the
+oldest stored is fetched too. A failed round is retried with backoff.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+
+from django.db import DatabaseError
+from pymongo.errors import PyMongoError
+
+from klines.backoff import Backoff
+from klines.binance.derivatives import (
+    FUNDING_MAX_LIMIT,
+    FUNDING_WEIGHT,
+    Funding,
+    MarkKline,
+    parse_funding,
+    parse_mark_row,
+)
+from klines.binance.intervals import interval_ms
+from klines.binance.parse import MalformedMessage, datetime_to_ms
+from klines.binance.rest import BinanceRest, RestError
+from klines.ingest.backfill import PAGE_LIMIT, kline_weight
+from klines.store.derivatives import funding_span, mark_span, save_funding, save_mark_klines
+from klines.store.reads import oldest_open_time
+from klines.window import HISTORY
+
+logger = logging.getLogger(__name__)
+
+RETRY = Backoff(initial=1.0, maximum=30.0)
+SETTLE_SECONDS = 1.0  # after a close, before asking: the exchange has it by then
+FUNDING_LOOKBACK = timedelta(hours=8)  # with no klines stored: Binance settles funding every 8 h (or sooner)
+
+
+def next_close_delay(server_ms: int, step_ms: int, speed: float = 1.0) -> float:
+    """Wall seconds until the next multiple of ``step_ms`` on the exchange's clock, plus :data:`SETTLE_SECONDS`."""
+    return (step_ms - server_ms % step_ms) / 1000 / speed + SETTLE_SECONDS
+
+
+def fetch_mark_klines(
+    rest: BinanceRest, symbol: str, interval: str, start_ms: int, end_ms: int, *, server_ms: int
+) -> list[MarkKline]:
+    """The closed mark-price klines opened in ``[start_ms, end_ms]``, page by page."""
+    step = interval_ms(interval)
+    found: list[MarkKline] = []
+    while start_ms <= end_ms:
+        params = {"symbol": symbol, "interval": interval, "startTime": start_ms, "endTime": end_ms}
+        rows = rest.get("/fapi/v1/markPriceKlines", {**params, "limit": PAGE_LIMIT}, weight=kline_weight(PAGE_LIMIT))
+        if not isinstance(rows, list):
+            raise RestError(f"unexpected /fapi/v1/markPriceKlines answer: {str(rows)[:200]}")
+        page = [parse_mark_row(row, symbol=symbol, interval=interval) for row in rows]
+        found += [k for k in page if datetime_to_ms(k.close_time) < server_ms]
+        if len(page) < PAGE_LIMIT:
+            break
+        start_ms = datetime_to_ms(page[-1].open_time) + step
+    return found
+
+
+def fetch_funding(rest: BinanceRest, symbol: str, start_ms: int, end_ms: int) -> list[Funding]:
+    """The fundings of ``symbol`` settled in ``[start_ms, end_ms]``, page by page."""
+    found: list[Funding] = []
+    while start_ms <= end_ms:
+        params = {"symbol": symbol, "startTime": start_ms, "endTime": end_ms, "limit": FUNDING_MAX_LIMIT}
+        items = rest.get("/fapi/v1/fundingRate", params, weight=FUNDING_WEIGHT)
+        if not isinstance(items, list):
+            raise RestError(f"unexpected /fapi/v1/fundingRate answer: {str(items)[:200]}")
+        page = [parse_funding(item) for item in items]
+        found += page
+        if len(page) < FUNDING_MAX_LIMIT:
+            break
+        start_ms = datetime_to_ms(page[-1].funding_time) + 1
+    return found
+
+
+class DerivativesRecorder:
+    def __init__(
+        self,
+        *,
+        rest: BinanceRest,
+        symbols: Callable[[], Sequence[str]],
+        kline_intervals: Sequence[str],
+        mark_intervals: Sequence[str],
+        stop: threading.Event,
+    ) -> None:
+        self.rest = rest
+        self.symbols = symbols
+        self.kline_intervals = tuple(kline_intervals)
+        self.mark_intervals = tuple(mark_intervals)
+        self.stop = stop
+        self.step_ms = min(interval_ms(i) for i in self.mark_intervals)
+        self.stored = 0  # mark-price klines and funding rates newly stored since start
+        self._tried_before: set[tuple[object, int, int]] = set()  # ranges before the oldest stored, fetched once
+
+    def run(self) -> None:
+        attempt = 0
+        while not self.stop.is_set():
+            try:
+                server_ms = self.rest.server_time_ms()
+                self.catch_up(server_ms)
+                attempt, wait = 0, next_close_delay(self.rest.exchange_now_ms(), self.step_ms)
+            except RestError as exc:
+                if self.stop.is_set():
+                    return
+                wait, attempt = RETRY.delay(attempt), attempt + 1
+                logger.warning("mark price and funding: REST failed (%s); retrying in %.1fs", exc, wait)
+            except (DatabaseError, PyMongoError, MalformedMessage) as exc:
+                wait, attempt = RETRY.delay(attempt), attempt + 1
+                logger.warning("mark price and funding: %s: %s; retrying in %.1fs", type(exc).__name__, exc, wait)
+            if self.stop.wait(wait):
+                return
+
+    def catch_up(self, server_ms: int) -> None:
+        """Fetch and store what is missing at either end of each symbol's record (see the module)."""
+        for symbol in self.symbols():
+            since = self._klines_since(symbol)
+            for interval in self.mark_intervals:
+                step = interval_ms(interval)
+                start = since if since is not None else server_ms - HISTORY * step
+                start -= start % step
+                self.stored += self._fill(
+                    (symbol, interval),
+                    mark_span(symbol, interval),
+                    start,
+                    server_ms - step,
+                    step,
+                    functools.partial(fetch_mark_klines, self.rest, symbol, interval, server_ms=server_ms),
+                    save_mark_klines,
+                )
+            start = since if since is not None else server_ms - int(FUNDING_LOOKBACK.total_seconds() * 1000)
+            self.stored += self._fill(
+                symbol,
+                funding_span(symbol),
+                start,
+                server_ms,
+                1,
+                functools.partial(fetch_funding, self.rest, symbol),
+                save_funding,
+            )
+
+    def _klines_since(self, symbol: str) -> int | None:
+        """Open time (ms) of the symbol's oldest stored kline, at any recorded interval."""
+        oldest = [t for i in self.kline_intervals if (t := oldest_open_time(symbol, i)) is not None]
+        return datetime_to_ms(min(oldest)) if oldest else None
+
+    def _fill(
+        self,
+        key: object,
+        span: tuple[datetime, datetime] | None,
+        start_ms: int,
+        end_ms: int,
+        step_ms: int,
+        fetch: Callable[[int, int], list],
+        save: Callable[[list], int],
+    ) -> int:
+        """Fetch ``[start_ms, end_ms]`` less the stored ``span``: before its oldest (once), after its newest."""
+        if span is None:
+            return save(fetch(start_ms, end_ms)) if start_ms <= end_ms else 0
+        oldest, newest = datetime_to_ms(span[0]), datetime_to_ms(span[1])
+        stored = save(fetch(newest + step_ms, end_ms)) if newest + step_ms <= end_ms else 0
+        before = (key, start_ms, oldest)
+        if start_ms <= oldest - step_ms and before not in self._tried_before:
+            stored += save(fetch(start_ms, oldest - step_ms))
+            self._tried_before.add(before)
+        return stored
