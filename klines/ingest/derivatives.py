@@ -4,9 +4,9 @@ One thread (:class:`DerivativesRecorder`): after each close of the shortest
 interval (by the exchange's clock) it asks ``/fapi/v1/markPriceKlines`` for the
 closed mark-price klines after the newest stored, and ``/fapi/v1/fundingRate``
 for the fundings settled after the newest stored, through the ingest's paced
-REST client. The record starts where the symbol's kline record starts: when
-the klines reach further back (``backfill_klines`` ran), the range before the
-oldest stored is fetched too. A failed round is retried with backoff.
+REST client. The record starts where the symbol's kline record starts (at the
+same interval, or its oldest kline at any): when the klines reach further back
+(``backfill_klines`` ran), the range before the oldest stored is fetched too. A failed round is retried with backoff.
 """
 
 from __future__ import annotations
@@ -124,15 +124,18 @@ class DerivativesRecorder:
     def catch_up(self, server_ms: int) -> None:
         """Fetch and store what is missing at either end of each symbol's record (see the module)."""
         for symbol in self.symbols():
-            since = self._klines_since(symbol)
+            oldest = {i: oldest_open_time(symbol, i) for i in self.kline_intervals}
+            known = [datetime_to_ms(t) for t in oldest.values() if t is not None]
+            since = min(known) if known else None
             for interval in self.mark_intervals:
                 step = interval_ms(interval)
-                start = since if since is not None else server_ms - HISTORY * step
-                start -= start % step
+                at_interval = oldest.get(interval)
+                start = datetime_to_ms(at_interval) if at_interval is not None else since
+                start = start if start is not None else server_ms - HISTORY * step
                 self.stored += self._fill(
                     (symbol, interval),
                     mark_span(symbol, interval),
-                    start,
+                    start - start % step,
                     server_ms - step,
                     step,
                     functools.partial(fetch_mark_klines, self.rest, symbol, interval, server_ms=server_ms),
@@ -148,11 +151,6 @@ class DerivativesRecorder:
                 functools.partial(fetch_funding, self.rest, symbol),
                 save_funding,
             )
-
-    def _klines_since(self, symbol: str) -> int | None:
-        """Open time (ms) of the symbol's oldest stored kline, at any recorded interval."""
-        oldest = [t for i in self.kline_intervals if (t := oldest_open_time(symbol, i)) is not None]
-        return datetime_to_ms(min(oldest)) if oldest else None
 
     def _fill(
         self,
