@@ -108,7 +108,12 @@ class DerivativesRecorder:
         while not self.stop.is_set():
             try:
                 server_ms = self.rest.server_time_ms()
+                before = self.stored
                 self.catch_up(server_ms)
+                if self.stored > before:
+                    logger.info(
+                        "mark price and funding: %d new mark-price klines and funding rates", self.stored - before
+                    )
                 attempt, wait = 0, next_close_delay(self.rest.exchange_now_ms(), self.step_ms)
             except RestError as exc:
                 if self.stop.is_set():
