@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -153,49 +152,44 @@ def as_float(value: Any) -> float:
     return float(value.to_decimal())
 
 
+def ms(moment: datetime) -> int:
+    return round(moment.replace(tzinfo=UTC).timestamp() * 1000)
+
+
+def stored_candles(db: pymongo.database.Database, collection: str, interval: str, first_ms: int, last_ms: int) -> list:
+    """``[ms, open, high, low, close, volume]`` of BTCUSDT's stored rows opened in the range (mark prices: volume 0)."""
+    between = {
+        "$gte": datetime.fromtimestamp(first_ms / 1000, UTC),
+        "$lte": datetime.fromtimestamp(last_ms / 1000, UTC),
+    }
+    query = {"symbol": "BTCUSDT", "interval": interval, "open_time": between}
+    return [
+        [ms(d["open_time"]), *(as_float(d[f]) for f in ("open", "high", "low", "close")), as_float(d.get("volume", 0))]
+        for d in db[collection].find(query, sort=[("open_time", 1)])
+    ]
+
+
 def test_download_data_with_default_candle_types_writes_the_record(record: Record, tmp_path: Path) -> None:
     config = freqtrade_config(record.url, tmp_path / "config.json")
     (tmp_path / "user_data").mkdir()
     args = ["download-data", "--config", config, "--userdir", tmp_path / "user_data", "--datadir", tmp_path / "data"]
-    args += ["--exchange", "binance", "--trading-mode", "futures", "--pairs", "BTC/USDT:USDT", "--timeframes", "1m", "--days", str(DAYS)]
+    args += ["--exchange", "binance", "--trading-mode", "futures", "--pairs", "BTC/USDT:USDT"]
+    args += ["--timeframes", "1m", "--days", str(DAYS)]
     done = subprocess.run([FREQTRADE, *args], capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-4000:]
     files = tmp_path / "data" / "futures"
-    futures = read_feather(files / "BTC_USDT_USDT-1m-futures.feather")
-    mark = read_feather(files / "BTC_USDT_USDT-1h-mark.feather")
-    funding = read_feather(files / "BTC_USDT_USDT-1h-funding_rate.feather")
-    print(
-        futures["columns"],
-        mark["columns"],
-        funding["columns"],
-        len(futures["rows"]),
-        len(mark["rows"]),
-        len(funding["rows"]),
-    )
-
-    def kline_rows(collection: str, interval: str, first_ms: int, last_ms: int) -> list[list[Any]]:
-        query = {"symbol": "BTCUSDT", "interval": interval}
-        query["open_time"] = {
-            "$gte": datetime.fromtimestamp(first_ms / 1000, UTC),
-            "$lte": datetime.fromtimestamp(last_ms / 1000, UTC),
-        }
-        rows = []
-        for doc in record.db[collection].find(query, sort=[("open_time", 1)]):
-            ms = round(doc["open_time"].replace(tzinfo=UTC).timestamp() * 1000)
-            volume = as_float(doc["volume"]) if "volume" in doc else 0.0
-            rows.append([ms, *(as_float(doc[f]) for f in ("open", "high", "low", "close")), volume])
-        return rows
-
-    for got, collection, interval in ((futures, "klines", "1m"), (mark, "mark_price_klines", "1h")):
+    # Candles: every row freqtrade wrote is the stored one, and none is missing in between.
+    for name, collection, interval in (("1m-futures", "klines", "1m"), ("1h-mark", "mark_price_klines", "1h")):
+        got = read_feather(files / f"BTC_USDT_USDT-{name}.feather")
+        assert got["columns"] == ["date", "open", "high", "low", "close", "volume"], name
         rows = got["rows"]
-        assert got["columns"][:6] == ["date", "open", "high", "low", "close", "volume"]
-        assert [row[:6] for row in rows] == kline_rows(collection, interval, rows[0][0], rows[-1][0]), collection
-    funding_docs = record.db.funding_rates.find({"symbol": "BTCUSDT"}, sort=[("funding_time", 1)])
-    stored = {
-        round(d["funding_time"].replace(tzinfo=UTC).timestamp() * 1000): as_float(d["funding_rate"])
-        for d in funding_docs
-    }
-    assert funding["rows"], "no funding rates written"
-    assert [row[:2] for row in funding["rows"]] == [
-        [ms, stored[ms]] for ms in sorted(stored) if funding["rows"][0][0] <= ms <= funding["rows"][-1][0]
-    ]
+        assert len(rows) >= DAYS * 24 * (60 if interval == "1m" else 1), name
+        assert rows == stored_candles(record.db, collection, interval, rows[0][0], rows[-1][0]), name
+    # Funding rates: (time, rate) as stored, every one in the range.
+    got = read_feather(files / "BTC_USDT_USDT-1h-funding_rate.feather")
+    assert got["columns"] == ["date", "funding_rate"]
+    rows = got["rows"]
+    assert len(rows) >= DAYS * 3
+    stored = record.db.funding_rates.find({"symbol": "BTCUSDT"}, sort=[("funding_time", 1)])
+    expected = [[ms(d["funding_time"]), as_float(d["funding_rate"])] for d in stored]
+    assert rows == [row for row in expected if rows[0][0] <= row[0] <= rows[-1][0]]
