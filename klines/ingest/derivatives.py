@@ -5,8 +5,10 @@ interval (by the exchange's clock) it asks ``/fapi/v1/markPriceKlines`` for the
 closed mark-price klines after the newest stored, and ``/fapi/v1/fundingRate``
 for the fundings settled after the newest stored, through the ingest's paced
 REST client. The record starts where the symbol's kline record starts (at the
-same interval, or its oldest kline at any): when the klines reach further back
-(``backfill_klines`` ran), the range before the oldest stored is fetched too. A failed round is retried with backoff.
+same interval, or its oldest kline at any), and holds at least the newest
+:data:`HISTORY` mark-price klines and the last funding: when the klines reach
+further back (``backfill_klines`` ran), the range before the oldest stored is
+fetched too, once per process. A failed round is retried with backoff.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ logger = logging.getLogger(__name__)
 
 RETRY = Backoff(initial=1.0, maximum=30.0)
 SETTLE_SECONDS = 1.0  # after a close, before asking: the exchange has it by then
-FUNDING_LOOKBACK = timedelta(hours=8)  # with no klines stored: Binance settles funding every 8 h (or sooner)
+FUNDING_LOOKBACK = timedelta(hours=8)  # at least the last funding: Binance settles every 8 h (or sooner)
 
 
 def next_close_delay(server_ms: int, step_ms: int, speed: float = 1.0) -> float:
@@ -101,7 +103,7 @@ class DerivativesRecorder:
         self.stop = stop
         self.step_ms = min(interval_ms(i) for i in self.mark_intervals)
         self.stored = 0  # mark-price klines and funding rates newly stored since start
-        self._tried_before: set[tuple[object, int, int]] = set()  # ranges before the oldest stored, fetched once
+        self._tried_before: dict[object, tuple[int, int]] = {}  # the range before the oldest stored, fetched once
 
     def run(self) -> None:
         attempt = 0
@@ -136,7 +138,7 @@ class DerivativesRecorder:
                 step = interval_ms(interval)
                 at_interval = oldest.get(interval)
                 start = datetime_to_ms(at_interval) if at_interval is not None else since
-                start = start if start is not None else server_ms - HISTORY * step
+                start = min(server_ms - HISTORY * step, start if start is not None else server_ms)
                 self.stored += self._fill(
                     (symbol, interval),
                     mark_span(symbol, interval),
@@ -146,7 +148,9 @@ class DerivativesRecorder:
                     functools.partial(fetch_mark_klines, self.rest, symbol, interval, server_ms=server_ms),
                     save_mark_klines,
                 )
-            start = since if since is not None else server_ms - int(FUNDING_LOOKBACK.total_seconds() * 1000)
+            start = min(
+                server_ms - int(FUNDING_LOOKBACK.total_seconds() * 1000), since if since is not None else server_ms
+            )
             self.stored += self._fill(
                 symbol,
                 funding_span(symbol),
@@ -172,8 +176,8 @@ class DerivativesRecorder:
             return save(fetch(start_ms, end_ms)) if start_ms <= end_ms else 0
         oldest, newest = datetime_to_ms(span[0]), datetime_to_ms(span[1])
         stored = save(fetch(newest + step_ms, end_ms)) if newest + step_ms <= end_ms else 0
-        before = (key, start_ms, oldest)
-        if start_ms <= oldest - step_ms and before not in self._tried_before:
+        tried = self._tried_before.get(key)  # (from, to) fetched before: the exchange had nothing older
+        if start_ms <= oldest - step_ms and not (tried and tried[0] <= start_ms and tried[1] == oldest):
             stored += save(fetch(start_ms, oldest - step_ms))
-            self._tried_before.add(before)
+            self._tried_before[key] = (start_ms, oldest)
         return stored
