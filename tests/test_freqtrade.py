@@ -135,6 +135,7 @@ def freqtrade_config(mirror: str, path: Path) -> Path:
             "ccxt_config": ccxt,
             "ccxt_async_config": ccxt,
             "pair_whitelist": ["BTC/USDT:USDT"],
+            "_ft_has_params": {"ohlcv_partial_candle": False},  # the mirror's newest kline is closed: keep it
         },
         "pairlists": [{"method": "StaticPairList"}],
     }
@@ -175,6 +176,10 @@ def test_download_data_with_default_candle_types_writes_the_record(record: Recor
     args = ["download-data", "--config", config, "--userdir", tmp_path / "user_data", "--datadir", tmp_path / "data"]
     args += ["--exchange", "binance", "--trading-mode", "futures", "--pairs", "BTC/USDT:USDT"]
     args += ["--timeframes", "1m", "--days", str(DAYS)]
+    newest = {
+        collection: ms(_newest(record.db[collection], {"symbol": "BTCUSDT", "interval": interval}, "open_time"))
+        for collection, interval in (("klines", "1m"), ("mark_price_klines", "1h"))
+    }
     done = subprocess.run([FREQTRADE, *args], capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-4000:]
     files = tmp_path / "data" / "futures"
@@ -185,6 +190,7 @@ def test_download_data_with_default_candle_types_writes_the_record(record: Recor
         rows = got["rows"]
         assert len(rows) >= DAYS * 24 * (60 if interval == "1m" else 1), name
         assert rows == stored_candles(record.db, collection, interval, rows[0][0], rows[-1][0]), name
+        assert rows[-1][0] >= newest[collection], f"{name}: the newest closed kline is kept"
     # Funding rates: (time, rate) as stored, every one in the range.
     got = read_feather(files / "BTC_USDT_USDT-1h-funding_rate.feather")
     assert got["columns"] == ["date", "funding_rate"]
