@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from datetime import UTC
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pymongo
@@ -15,7 +15,7 @@ from klines.binance.derivatives import parse_funding, parse_mark_row
 from klines.binance.parse import MalformedMessage
 from klines.simexchange.derivatives import rest_funding, rest_mark_klines
 from klines.simexchange.server import SimulatedExchange
-from klines.testing.servers import SecantusServer
+from klines.testing.servers import SecantusServer, manage
 from klines.window import HISTORY
 from tests.fake_exchange import ExchangeThread
 from tests.helpers import Ingest, ingest_env, migrate, wait_until
@@ -47,14 +47,15 @@ def test_a_malformed_funding_entry_is_refused_with_a_reason(bad: object) -> None
 
 
 @pytest.fixture
-def recorded(secantus: SecantusServer, tmp_path) -> Iterator[tuple[pymongo.database.Database, SimulatedExchange]]:
+def recorded(secantus: SecantusServer, tmp_path) -> Iterator[tuple[pymongo.database.Database, SimulatedExchange, dict]]:
     database = f"marks_{uuid.uuid4().hex[:8]}"
     migrate(secantus.uri, database)
     exchange = SimulatedExchange(symbols=SYMBOLS)
     with ExchangeThread(exchange) as thread:
-        ingest = Ingest(ingest_env(secantus.uri, database, thread, SYMBOLS), tmp_path).start()
+        env = ingest_env(secantus.uri, database, thread, SYMBOLS)
+        ingest = Ingest(env, tmp_path).start()
         try:
-            yield pymongo.MongoClient(secantus.uri)[database], exchange
+            yield pymongo.MongoClient(secantus.uri)[database], exchange, env
         finally:
             ingest.stop()
     assert "Traceback" not in ingest.log
@@ -67,7 +68,7 @@ def ms(document: dict, field: str) -> int:
 
 @pytest.mark.e2e
 def test_the_ingest_records_mark_prices_at_its_intervals_and_freqtrade_s_and_funding(recorded) -> None:
-    db, exchange = recorded
+    db, exchange, _ = recorded
 
     def caught_up() -> bool:
         marks = [
@@ -101,3 +102,25 @@ def test_the_ingest_records_mark_prices_at_its_intervals_and_freqtrade_s_and_fun
             }
             for d in stored
         ] == entries
+
+
+@pytest.mark.e2e
+def test_when_backfill_klines_reaches_further_back_the_mark_prices_and_funding_follow(recorded) -> None:
+    db, _, env = recorded
+    wait_until(lambda: db.funding_rates.count_documents({}) >= 2, timeout=60, what="the ingest's first round")
+    since = datetime.now(UTC) - timedelta(days=1)
+    args = ["backfill_klines", "--since", f"{since:%Y-%m-%d}", "--symbols", "BTCUSDT", "--quiet"]
+    assert manage(args, env).wait(300) == 0
+    oldest = db.klines.find_one({"symbol": "BTCUSDT", "interval": "1m"}, sort=[("open_time", 1)])["open_time"]
+    assert oldest.replace(tzinfo=UTC) <= since
+
+    def followed() -> bool:
+        first = db.mark_price_klines.find_one({"symbol": "BTCUSDT", "interval": "1m"}, sort=[("open_time", 1)])
+        funding = db.funding_rates.find_one({"symbol": "BTCUSDT"}, sort=[("funding_time", 1)])
+        return first["open_time"] == oldest and funding["funding_time"] - oldest < timedelta(hours=8)
+
+    # At the next close (within a minute), the recorder fetches the range before what it had.
+    wait_until(followed, timeout=90, what="mark prices and funding back to the oldest kline", every=1)
+    count = db.mark_price_klines.count_documents({"symbol": "BTCUSDT", "interval": "1m", "open_time": {"$gte": oldest}})
+    newest = db.mark_price_klines.find_one({"symbol": "BTCUSDT", "interval": "1m"}, sort=[("open_time", -1)])
+    assert count == (newest["open_time"] - oldest) // timedelta(minutes=1) + 1  # each minute, once, no hole

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from klines.binance.parse import MalformedMessage, _decimal, _int, _time, datetime_to_ms
 
@@ -58,6 +58,27 @@ class Funding:
         return (self.symbol, self.funding_time)
 
 
+class MarkPrices(Protocol):
+    """A mark-price kline, parsed or stored."""
+
+    open_time: datetime
+    close_time: datetime
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    samples: int
+
+
+class FundingFields(Protocol):
+    """A funding rate, parsed or stored."""
+
+    symbol: str
+    funding_time: datetime
+    funding_rate: Decimal
+    mark_price: Decimal
+
+
 def mark_intervals(intervals: Iterable[str]) -> tuple[str, ...]:
     """The mark-price intervals recorded and served: the kline intervals and freqtrade's."""
     return tuple(dict.fromkeys([*intervals, FREQTRADE_MARK_INTERVAL]))
@@ -101,7 +122,7 @@ def text(value: Decimal) -> str:
     return format(value, "f")
 
 
-def mark_row(kline: MarkKline) -> list[Any]:
+def mark_row(kline: MarkPrices) -> list[Any]:
     """Binance's row: ``[openTime, "open", "high", "low", "close", "0", closeTime, "0", samples, "0", "0", "0"]``."""
     return [
         datetime_to_ms(kline.open_time),
@@ -119,7 +140,7 @@ def mark_row(kline: MarkKline) -> list[Any]:
     ]
 
 
-def funding_entry(funding: Funding) -> dict[str, Any]:
+def funding_entry(funding: FundingFields) -> dict[str, Any]:
     return {
         "symbol": funding.symbol,
         "fundingTime": datetime_to_ms(funding.funding_time),

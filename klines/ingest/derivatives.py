@@ -4,7 +4,8 @@ One thread (:class:`DerivativesRecorder`): after each close of the shortest
 interval (by the exchange's clock) it asks ``/fapi/v1/markPriceKlines`` for the
 closed mark-price klines after the newest stored, and ``/fapi/v1/fundingRate``
 for the fundings settled after the newest stored, through the ingest's paced
-REST client. The record starts where the symbol's kline record starts (at the
+REST client; funding once an hour, a minute after the hour (Binance settles
+on the hour). The record starts where the symbol's kline record starts (at the
 same interval, or its oldest kline at any), and holds at least the newest
 :data:`HISTORY` mark-price klines and the last funding: when the klines reach
 further back (``backfill_klines`` ran), the range before the oldest stored is
@@ -17,7 +18,7 @@ import functools
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from django.db import DatabaseError
 from pymongo.errors import PyMongoError
@@ -43,7 +44,10 @@ logger = logging.getLogger(__name__)
 
 RETRY = Backoff(initial=1.0, maximum=30.0)
 SETTLE_SECONDS = 1.0  # after a close, before asking: the exchange has it by then
-FUNDING_LOOKBACK = timedelta(hours=8)  # at least the last funding: Binance settles every 8 h (or sooner)
+HOUR_MS = 3_600_000
+# Binance settles funding on the hour (every 1, 4 or 8 h): asked once an hour, this long after it.
+FUNDING_DELAY_MS = 60_000
+FUNDING_LOOKBACK_MS = 8 * HOUR_MS  # at least the last funding
 
 
 def next_close_delay(server_ms: int, step_ms: int, speed: float = 1.0) -> float:
@@ -58,13 +62,14 @@ def fetch_mark_klines(
     step = interval_ms(interval)
     found: list[MarkKline] = []
     while start_ms <= end_ms:
-        params = {"symbol": symbol, "interval": interval, "startTime": start_ms, "endTime": end_ms}
-        rows = rest.get("/fapi/v1/markPriceKlines", {**params, "limit": PAGE_LIMIT}, weight=kline_weight(PAGE_LIMIT))
+        limit = min(PAGE_LIMIT, (end_ms - start_ms) // step + 1)  # after one close: 1, weight 1
+        params = {"symbol": symbol, "interval": interval, "startTime": start_ms, "endTime": end_ms, "limit": limit}
+        rows = rest.get("/fapi/v1/markPriceKlines", params, weight=kline_weight(limit))
         if not isinstance(rows, list):
             raise RestError(f"unexpected /fapi/v1/markPriceKlines answer: {str(rows)[:200]}")
         page = [parse_mark_row(row, symbol=symbol, interval=interval) for row in rows]
         found += [k for k in page if datetime_to_ms(k.close_time) < server_ms]
-        if len(page) < PAGE_LIMIT:
+        if len(page) < limit:
             break
         start_ms = datetime_to_ms(page[-1].open_time) + step
     return found
@@ -103,6 +108,7 @@ class DerivativesRecorder:
         self.stop = stop
         self.step_ms = min(interval_ms(i) for i in self.mark_intervals)
         self.stored = 0  # mark-price klines and funding rates newly stored since start
+        self._funding_asked: dict[str, int] = {}  # symbol -> the hour (since the epoch) last asked in
         self._tried_before: dict[object, tuple[int, int]] = {}  # the range before the oldest stored, fetched once
 
     def run(self) -> None:
@@ -148,9 +154,10 @@ class DerivativesRecorder:
                     functools.partial(fetch_mark_klines, self.rest, symbol, interval, server_ms=server_ms),
                     save_mark_klines,
                 )
-            start = min(
-                server_ms - int(FUNDING_LOOKBACK.total_seconds() * 1000), since if since is not None else server_ms
-            )
+            # Newer fundings: asked once an hour (the range before the oldest whenever the klines reach further).
+            due = (server_ms - FUNDING_DELAY_MS) // HOUR_MS
+            ahead = self._funding_asked.get(symbol, -1) < due
+            start = min(server_ms - FUNDING_LOOKBACK_MS, since if since is not None else server_ms)
             self.stored += self._fill(
                 symbol,
                 funding_span(symbol),
@@ -159,7 +166,9 @@ class DerivativesRecorder:
                 1,
                 functools.partial(fetch_funding, self.rest, symbol),
                 save_funding,
+                ahead=ahead,
             )
+            self._funding_asked[symbol] = due
 
     def _fill(
         self,
@@ -170,12 +179,15 @@ class DerivativesRecorder:
         step_ms: int,
         fetch: Callable[[int, int], list],
         save: Callable[[list], int],
+        *,
+        ahead: bool = True,
     ) -> int:
-        """Fetch ``[start_ms, end_ms]`` less the stored ``span``: before its oldest (once), after its newest."""
+        """Fetch ``[start_ms, end_ms]`` less the stored ``span``: before its oldest (once), after its newest
+        (if ``ahead``)."""
         if span is None:
             return save(fetch(start_ms, end_ms)) if start_ms <= end_ms else 0
         oldest, newest = datetime_to_ms(span[0]), datetime_to_ms(span[1])
-        stored = save(fetch(newest + step_ms, end_ms)) if newest + step_ms <= end_ms else 0
+        stored = save(fetch(newest + step_ms, end_ms)) if ahead and newest + step_ms <= end_ms else 0
         tried = self._tried_before.get(key)  # (from, to) fetched before: the exchange had nothing older
         if start_ms <= oldest - step_ms and not (tried and tried[0] <= start_ms and tried[1] == oldest):
             stored += save(fetch(start_ms, oldest - step_ms))
