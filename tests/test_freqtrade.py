@@ -150,7 +150,8 @@ def read_feather(path: Path) -> dict[str, Any]:
 
 
 def as_float(value: Any) -> float:
-    return float(value.to_decimal())
+    """A stored Decimal128 (or the 0 of a mark-price kline's volume) as freqtrade's float."""
+    return float(value.to_decimal()) if hasattr(value, "to_decimal") else float(value)
 
 
 def ms(moment: datetime) -> int:
