@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -181,8 +182,10 @@ def test_download_data_with_default_candle_types_writes_the_record(record: Recor
         collection: ms(_newest(record.db[collection], {"symbol": "BTCUSDT", "interval": interval}, "open_time"))
         for collection, interval in (("klines", "1m"), ("mark_price_klines", "1h"))
     }
+    started = time.monotonic()
     done = subprocess.run([FREQTRADE, *args], capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-4000:]
+    print(f"freqtrade download-data: {time.monotonic() - started:.1f} s")
     files = tmp_path / "data" / "futures"
     # Candles: every row freqtrade wrote is the stored one, and none is missing in between.
     for name, collection, interval in (("1m-futures", "klines", "1m"), ("1h-mark", "mark_price_klines", "1h")):
