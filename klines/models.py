@@ -101,3 +101,52 @@ class ExchangeGap(models.Model):
 
     def __str__(self) -> str:
         return f"{self.symbol} {self.interval} {self.first_open:%Y-%m-%d %H:%M}..{self.last_open:%Y-%m-%d %H:%M}"
+
+
+class MarkPriceKline(models.Model):
+    """One closed mark-price kline (``GET /fapi/v1/markPriceKlines``): prices only, no volumes."""
+
+    symbol = models.CharField(max_length=30)
+    interval = models.CharField(max_length=4)
+    open_time = models.DateTimeField()
+    close_time = models.DateTimeField()
+    open = models.DecimalField(**PRICE)
+    high = models.DecimalField(**PRICE)
+    low = models.DecimalField(**PRICE)
+    close = models.DecimalField(**PRICE)
+    samples = models.BigIntegerField(help_text="Binance's number of price samples")
+    stored_at = models.DateTimeField(auto_now_add=True)
+
+    objects = MongoManager()
+
+    class Meta:
+        db_table = "mark_price_klines"
+        ordering = ["-open_time"]
+        constraints = [
+            models.UniqueConstraint(fields=["symbol", "interval", "open_time"], name="unique_mark_price_kline"),
+        ]
+        indexes = [models.Index(fields=["symbol", "interval", "open_time"], name="mark_price_kline_range")]
+
+    def __str__(self) -> str:
+        return f"{self.symbol} {self.interval} mark {self.open_time:%Y-%m-%d %H:%M} close {self.close}"
+
+
+class FundingRate(models.Model):
+    """One settled funding of a perpetual (``GET /fapi/v1/fundingRate``)."""
+
+    symbol = models.CharField(max_length=30)
+    funding_time = models.DateTimeField()
+    funding_rate = models.DecimalField(**PRICE)
+    mark_price = models.DecimalField(**PRICE)
+    stored_at = models.DateTimeField(auto_now_add=True)
+
+    objects = MongoManager()
+
+    class Meta:
+        db_table = "funding_rates"
+        ordering = ["-funding_time"]
+        constraints = [models.UniqueConstraint(fields=["symbol", "funding_time"], name="unique_funding_rate")]
+        indexes = [models.Index(fields=["symbol", "funding_time"], name="funding_rate_range")]
+
+    def __str__(self) -> str:
+        return f"{self.symbol} funding {self.funding_time:%Y-%m-%d %H:%M} {self.funding_rate}"

@@ -21,6 +21,7 @@ from klines.api.errors import (
     missing,
     not_valid,
 )
+from klines.binance.derivatives import FUNDING_DEFAULT_LIMIT, FUNDING_MAX_LIMIT
 
 DEFAULT_LIMIT = 500
 MAX_LIMIT = 1500
@@ -57,7 +58,8 @@ def _required(query: Mapping[str, str], name: str) -> str:
 
 
 def parse_kline_query(query: Mapping[str, str], *, symbols: Collection[str], intervals: Collection[str]) -> KlineQuery:
-    """Check ``query`` against Binance's rules and what is recorded (``symbols`` upper case)."""
+    """Check ``query`` against Binance's rules and what is recorded (``symbols`` upper case); the same rules
+    serve ``/fapi/v1/markPriceKlines``."""
     symbol = _required(query, "symbol")
     if not _SYMBOL.match(symbol):
         raise illegal_characters("symbol", SYMBOL_RANGE)
@@ -81,6 +83,42 @@ def parse_kline_query(query: Mapping[str, str], *, symbols: Collection[str], int
     return KlineQuery(
         symbol=symbol.upper(),
         interval=interval,
+        start_ms=None if start_ms is None else min(start_ms, LATEST_MS),
+        end_ms=None if end_ms is None else min(end_ms, LATEST_MS),
+        limit=limit,
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class FundingQuery:
+    symbols: tuple[str, ...]  # the one asked for, or every recorded symbol
+    start_ms: int | None
+    end_ms: int | None
+    limit: int
+
+
+def parse_funding_query(query: Mapping[str, str], *, symbols: Collection[str]) -> FundingQuery:
+    """``GET /fapi/v1/fundingRate``: ``symbol`` optional (all recorded without it); ``limit`` 100 by default,
+    1 to 1000; with ``startTime`` the oldest from it, otherwise the newest up to ``endTime`` (or now)."""
+    symbol = query.get("symbol", "").strip()
+    if symbol and not _SYMBOL.match(symbol):
+        raise illegal_characters("symbol", SYMBOL_RANGE)
+    limit = _integer(query, "limit")
+    start_ms = _integer(query, "startTime")
+    end_ms = _integer(query, "endTime")
+    if limit is None:
+        limit = FUNDING_DEFAULT_LIMIT
+    elif not 1 <= limit <= FUNDING_MAX_LIMIT:
+        raise not_valid("limit")
+    for name, value in (("startTime", start_ms), ("endTime", end_ms)):
+        if value is not None and value < 0:
+            raise not_valid(name)
+    if start_ms is not None and end_ms is not None and start_ms > end_ms:
+        raise START_AFTER_END
+    if symbol and symbol.upper() not in symbols:
+        raise INVALID_SYMBOL
+    return FundingQuery(
+        symbols=(symbol.upper(),) if symbol else tuple(sorted(symbols)),
         start_ms=None if start_ms is None else min(start_ms, LATEST_MS),
         end_ms=None if end_ms is None else min(end_ms, LATEST_MS),
         limit=limit,

@@ -11,6 +11,8 @@
   (re)connect, on a gap or a drop; they share one paced REST client.
 * A :class:`HoleRepair` thread per interval scans the whole stored record every
   ``repair_seconds`` and fetches every hole, whatever its age, through the same client.
+* A :class:`DerivativesRecorder` thread records mark-price klines and funding rates from REST after
+  each close, through the same client (:mod:`klines.ingest.derivatives`).
 * On stop, readers stop first, then the writer writes what is queued, all within
   :data:`SHUTDOWN_SECONDS`.
 * Every thread runs under a :class:`Supervisor`: if one dies unexpectedly, the
@@ -31,10 +33,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from klines.backoff import Backoff
+from klines.binance.derivatives import mark_intervals
 from klines.binance.intervals import interval_ms
 from klines.binance.parse import ClosedKline, StreamUpdate, combined_stream_url, datetime_to_ms, stream_name
 from klines.binance.rest import BinanceRest
 from klines.ingest.backfill import Backfiller
+from klines.ingest.derivatives import DerivativesRecorder
 from klines.ingest.frames import KlineIngestor
 from klines.ingest.gaps import SequenceWatch
 from klines.ingest.listing import ExchangeListing
@@ -137,6 +141,13 @@ class IngestService:
             stop=self.stop,
             on_listing=self._listed,
         )
+        self.derivatives = DerivativesRecorder(
+            rest=self.rest,
+            symbols=lambda: self.symbols,
+            kline_intervals=settings.intervals,
+            mark_intervals=mark_intervals(settings.intervals),
+            stop=self.stop,
+        )
         self.connect_budget = TokenBucket(rate=CONNECT_ATTEMPTS_PER_SECOND, burst=CONNECT_ATTEMPTS_BURST)
         self._spawn: Spawn | None = None
         self._lock = threading.Lock()  # the connections, changed by the listing thread
@@ -229,6 +240,7 @@ class IngestService:
         if self.relay is not None:
             spawn("update relay", self.relay.run)
         spawn("exchange-listing", self.listing.run)
+        spawn("mark price and funding", self.derivatives.run)
         next_stats = time.monotonic() + self.settings.stats_seconds
         while not (stop.wait(TICK_SECONDS) or self.supervisor.failed.is_set()):
             if time.monotonic() >= next_stats:

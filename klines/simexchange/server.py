@@ -7,6 +7,7 @@
 * ``GET /fapi/v1/klines?symbol=..&interval=..&startTime=..&endTime=..&limit=..``
   answers with Binance's 12-value rows, the still-open kline included (with
   its values so far), as Binance does.
+* ``GET /fapi/v1/markPriceKlines`` and ``/fapi/v1/fundingRate``: :mod:`klines.simexchange.derivatives`.
 * ``GET /data/futures/um/{monthly,daily}/klines/SYMBOL/INTERVAL/SYMBOL-INTERVAL-DATE.zip``
   (and ``.zip.CHECKSUM``): the public archive's files, as data.binance.vision
   serves them (:mod:`klines.simexchange.archive`).
@@ -35,6 +36,7 @@ from klines.binance.archive import ArchiveFile, parse_path
 from klines.binance.intervals import INTERVAL_SECONDS
 from klines.binance.parse import ms_to_datetime
 from klines.simexchange import archive
+from klines.simexchange.derivatives import rest_funding, rest_mark_klines
 from klines.simexchange.exchange_info import ONBOARD_MS, exchange_info
 from klines.simexchange.series import KlineSeries, SimKline
 
@@ -43,6 +45,7 @@ logger = logging.getLogger(__name__)
 REST_MAX_LIMIT = 1500
 REST_DEFAULT_LIMIT = 500
 ARCHIVE_CACHE = 16  # zips kept, a year of monthly files (a .CHECKSUM, then its zip: generated once)
+DERIVATIVES = {"/fapi/v1/markPriceKlines": rest_mark_klines, "/fapi/v1/fundingRate": rest_funding}
 FIRST_CLOSE_SECONDS = 5.0  # simulate_exchange: the first close comes this soon after start
 
 
@@ -197,6 +200,8 @@ class SimulatedExchange:
             return bytes_response(connection, body)
         if parts.path == "/fapi/v1/klines":
             status, body = self.rest_klines(parse_qs(parts.query))
+        elif parts.path in DERIVATIVES:
+            status, body = DERIVATIVES[parts.path](self, parse_qs(parts.query))
         elif parts.path == "/fapi/v1/time":
             status, body = HTTPStatus.OK, {"serverTime": self.now_ms()}
         elif parts.path == "/fapi/v1/ping":

@@ -1,0 +1,195 @@
+"""Record mark-price klines and funding rates from REST, after each close, for the recorded symbols.
+
+One thread (:class:`DerivativesRecorder`): after each close of the shortest
+interval (by the exchange's clock) it asks ``/fapi/v1/markPriceKlines`` for the
+closed mark-price klines after the newest stored, and ``/fapi/v1/fundingRate``
+for the fundings settled after the newest stored, through the ingest's paced
+REST client; funding once an hour, a minute after the hour (Binance settles
+on the hour). The record starts where the symbol's kline record starts (at the
+same interval, or its oldest kline at any), and holds at least the newest
+:data:`HISTORY` mark-price klines and the last funding: when the klines reach
+further back (``backfill_klines`` ran), the range before the oldest stored is
+fetched too, once per process. A failed round is retried with backoff.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from django.db import DatabaseError
+from pymongo.errors import PyMongoError
+
+from klines.backoff import Backoff
+from klines.binance.derivatives import (
+    FUNDING_MAX_LIMIT,
+    FUNDING_WEIGHT,
+    Funding,
+    MarkKline,
+    parse_funding,
+    parse_mark_row,
+)
+from klines.binance.intervals import interval_ms
+from klines.binance.parse import MalformedMessage, datetime_to_ms
+from klines.binance.rest import BinanceRest, RestError
+from klines.ingest.backfill import PAGE_LIMIT, kline_weight
+from klines.store.derivatives import funding_span, mark_span, save_funding, save_mark_klines
+from klines.store.reads import oldest_open_time
+from klines.window import HISTORY
+
+logger = logging.getLogger(__name__)
+
+RETRY = Backoff(initial=1.0, maximum=30.0)
+SETTLE_SECONDS = 1.0  # after a close, before asking: the exchange has it by then
+HOUR_MS = 3_600_000
+# Binance settles funding on the hour (every 1, 4 or 8 h): asked once an hour, this long after it.
+FUNDING_DELAY_MS = 60_000
+FUNDING_LOOKBACK_MS = 8 * HOUR_MS  # at least the last funding
+
+
+def next_close_delay(server_ms: int, step_ms: int, speed: float = 1.0) -> float:
+    """Wall seconds until the next multiple of ``step_ms`` on the exchange's clock, plus :data:`SETTLE_SECONDS`."""
+    return (step_ms - server_ms % step_ms) / 1000 / speed + SETTLE_SECONDS
+
+
+def fetch_mark_klines(
+    rest: BinanceRest, symbol: str, interval: str, start_ms: int, end_ms: int, *, server_ms: int
+) -> list[MarkKline]:
+    """The closed mark-price klines opened in ``[start_ms, end_ms]``, page by page."""
+    step = interval_ms(interval)
+    found: list[MarkKline] = []
+    while start_ms <= end_ms:
+        limit = min(PAGE_LIMIT, (end_ms - start_ms) // step + 1)  # after one close: 1, weight 1
+        params = {"symbol": symbol, "interval": interval, "startTime": start_ms, "endTime": end_ms, "limit": limit}
+        rows = rest.get("/fapi/v1/markPriceKlines", params, weight=kline_weight(limit))
+        if not isinstance(rows, list):
+            raise RestError(f"unexpected /fapi/v1/markPriceKlines answer: {str(rows)[:200]}")
+        page = [parse_mark_row(row, symbol=symbol, interval=interval) for row in rows]
+        found += [k for k in page if datetime_to_ms(k.close_time) < server_ms]
+        if len(page) < limit:
+            break
+        start_ms = datetime_to_ms(page[-1].open_time) + step
+    return found
+
+
+def fetch_funding(rest: BinanceRest, symbol: str, start_ms: int, end_ms: int) -> list[Funding]:
+    """The fundings of ``symbol`` settled in ``[start_ms, end_ms]``, page by page."""
+    found: list[Funding] = []
+    while start_ms <= end_ms:
+        params = {"symbol": symbol, "startTime": start_ms, "endTime": end_ms, "limit": FUNDING_MAX_LIMIT}
+        items = rest.get("/fapi/v1/fundingRate", params, weight=FUNDING_WEIGHT)
+        if not isinstance(items, list):
+            raise RestError(f"unexpected /fapi/v1/fundingRate answer: {str(items)[:200]}")
+        page = [parse_funding(item) for item in items]
+        found += page
+        if len(page) < FUNDING_MAX_LIMIT:
+            break
+        start_ms = datetime_to_ms(page[-1].funding_time) + 1
+    return found
+
+
+class DerivativesRecorder:
+    def __init__(
+        self,
+        *,
+        rest: BinanceRest,
+        symbols: Callable[[], Sequence[str]],
+        kline_intervals: Sequence[str],
+        mark_intervals: Sequence[str],
+        stop: threading.Event,
+    ) -> None:
+        self.rest = rest
+        self.symbols = symbols
+        self.kline_intervals = tuple(kline_intervals)
+        self.mark_intervals = tuple(mark_intervals)
+        self.stop = stop
+        self.step_ms = min(interval_ms(i) for i in self.mark_intervals)
+        self.stored = 0  # mark-price klines and funding rates newly stored since start
+        self._funding_asked: dict[str, int] = {}  # symbol -> the hour (since the epoch) last asked in
+        self._tried_before: dict[object, tuple[int, int]] = {}  # the range before the oldest stored, fetched once
+
+    def run(self) -> None:
+        attempt = 0
+        while not self.stop.is_set():
+            try:
+                server_ms = self.rest.server_time_ms()
+                before = self.stored
+                self.catch_up(server_ms)
+                if self.stored > before:
+                    logger.info(
+                        "mark price and funding: %d new mark-price klines and funding rates", self.stored - before
+                    )
+                attempt, wait = 0, next_close_delay(self.rest.exchange_now_ms(), self.step_ms)
+            except RestError as exc:
+                if self.stop.is_set():
+                    return
+                wait, attempt = RETRY.delay(attempt), attempt + 1
+                logger.warning("mark price and funding: REST failed (%s); retrying in %.1fs", exc, wait)
+            except (DatabaseError, PyMongoError, MalformedMessage) as exc:
+                wait, attempt = RETRY.delay(attempt), attempt + 1
+                logger.warning("mark price and funding: %s: %s; retrying in %.1fs", type(exc).__name__, exc, wait)
+            if self.stop.wait(wait):
+                return
+
+    def catch_up(self, server_ms: int) -> None:
+        """Fetch and store what is missing at either end of each symbol's record (see the module)."""
+        for symbol in self.symbols():
+            oldest = {i: oldest_open_time(symbol, i) for i in self.kline_intervals}
+            known = [datetime_to_ms(t) for t in oldest.values() if t is not None]
+            since = min(known) if known else None
+            for interval in self.mark_intervals:
+                step = interval_ms(interval)
+                at_interval = oldest.get(interval)
+                start = datetime_to_ms(at_interval) if at_interval is not None else since
+                start = min(server_ms - HISTORY * step, start if start is not None else server_ms)
+                self.stored += self._fill(
+                    (symbol, interval),
+                    mark_span(symbol, interval),
+                    start - start % step,
+                    server_ms - step,
+                    step,
+                    functools.partial(fetch_mark_klines, self.rest, symbol, interval, server_ms=server_ms),
+                    save_mark_klines,
+                )
+            # Newer fundings: asked once an hour (the range before the oldest whenever the klines reach further).
+            due = (server_ms - FUNDING_DELAY_MS) // HOUR_MS
+            ahead = self._funding_asked.get(symbol, -1) < due
+            start = min(server_ms - FUNDING_LOOKBACK_MS, since if since is not None else server_ms)
+            self.stored += self._fill(
+                symbol,
+                funding_span(symbol),
+                start,
+                server_ms,
+                1,
+                functools.partial(fetch_funding, self.rest, symbol),
+                save_funding,
+                ahead=ahead,
+            )
+            self._funding_asked[symbol] = due
+
+    def _fill(
+        self,
+        key: object,
+        span: tuple[datetime, datetime] | None,
+        start_ms: int,
+        end_ms: int,
+        step_ms: int,
+        fetch: Callable[[int, int], list],
+        save: Callable[[list], int],
+        *,
+        ahead: bool = True,
+    ) -> int:
+        """Fetch ``[start_ms, end_ms]`` less the stored ``span``: before its oldest (once), after its newest
+        (if ``ahead``)."""
+        if span is None:
+            return save(fetch(start_ms, end_ms)) if start_ms <= end_ms else 0
+        oldest, newest = datetime_to_ms(span[0]), datetime_to_ms(span[1])
+        stored = save(fetch(newest + step_ms, end_ms)) if ahead and newest + step_ms <= end_ms else 0
+        tried = self._tried_before.get(key)  # (from, to) fetched before: the exchange had nothing older
+        if start_ms <= oldest - step_ms and not (tried and tried[0] <= start_ms and tried[1] == oldest):
+            stored += save(fetch(start_ms, oldest - step_ms))
+            self._tried_before[key] = (start_ms, oldest)
+        return stored

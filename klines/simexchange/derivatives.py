@@ -1,0 +1,87 @@
+"""The simulated exchange's mark-price klines and funding rates, deterministic like its klines.
+
+A mark-price kline is the kline of the same open time with its prices moved by a
+small made-up premium (eight decimals), volumes ``"0"`` and one price sample a
+second, as Binance's rows look. Funding settles every 8 hours (00:00, 08:00,
+16:00 UTC) at a made-up rate, with the mark price at that moment.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from http import HTTPStatus
+from typing import Any
+
+from klines.binance.derivatives import FUNDING_DEFAULT_LIMIT, FUNDING_MAX_LIMIT, MARK_DEFAULT_LIMIT, MARK_MAX_LIMIT
+from klines.simexchange.series import KlineSeries, SimKline, _unit
+
+FUNDING_MS = 8 * 3600 * 1000
+EIGHT_PLACES = Decimal("0.00000001")
+
+
+def _premium(symbol: str, open_ms: int, seed: int) -> Decimal:
+    return Decimal(1) + Decimal(str(round(0.0004 * (_unit(seed, symbol, open_ms, "mark") - 0.5), 8)))
+
+
+def mark_row(kline: SimKline, *, seed: int, samples: int) -> list[Any]:
+    """The ``/fapi/v1/markPriceKlines`` row of the kline's open time."""
+    premium = _premium(kline.symbol, kline.open_ms, seed)
+    o, h, lo, c = (
+        str((Decimal(p) * premium).quantize(EIGHT_PLACES)) for p in (kline.open, kline.high, kline.low, kline.close)
+    )
+    return [kline.open_ms, o, h, lo, c, "0", kline.close_ms, "0", samples, "0", "0", "0"]
+
+
+def funding_entry(series: KlineSeries, symbol: str, funding_ms: int) -> dict[str, Any]:
+    """The funding of ``symbol`` settled at ``funding_ms`` (a multiple of 8 h); ``series`` is the 1m one."""
+    rate = Decimal(str(round(0.0001 + 0.0004 * (_unit(series.seed, symbol, funding_ms, "funding") - 0.5), 8)))
+    kline = series.kline(symbol, series.index_at(funding_ms))
+    price = str((Decimal(kline.open) * _premium(symbol, kline.open_ms, series.seed)).quantize(EIGHT_PLACES))
+    return {
+        "symbol": symbol,
+        "fundingTime": funding_ms,
+        "fundingRate": format(rate.quantize(EIGHT_PLACES), "f"),
+        "markPrice": price,
+    }
+
+
+def _ints(query: dict[str, list[str]], *names: str) -> list[int | None]:
+    return [int(query[n][0]) if query.get(n, [""])[0] else None for n in names]
+
+
+def rest_mark_klines(exchange: Any, query: dict[str, list[str]]) -> tuple[HTTPStatus, Any]:
+    """``GET /fapi/v1/markPriceKlines``: as ``/fapi/v1/klines``, the still-open kline included."""
+    symbol = query.get("symbol", [""])[0].upper()
+    if symbol not in exchange.symbols:
+        return HTTPStatus.BAD_REQUEST, {"code": -1121, "msg": "Invalid symbol."}
+    series = exchange.history_series(query.get("interval", [""])[0])
+    if series is None:
+        return HTTPStatus.BAD_REQUEST, {"code": -1120, "msg": "Invalid interval."}
+    limit, start, end = _ints(query, "limit", "startTime", "endTime")
+    limit = min(limit or MARK_DEFAULT_LIMIT, MARK_MAX_LIMIT)
+    now = exchange.now_ms()
+    current = series.index_at(now)
+    last = min(series.index_at(end if end is not None else now), current)
+    first = last - limit + 1 if start is None else -(-start // series.interval_ms)
+    last = min(last, first + limit - 1)
+    samples = series.interval_ms // 1000
+    rows = []
+    for index in range(first, last + 1):
+        kline = exchange._rest_kline(series, symbol, index, current)
+        rows.append(mark_row(kline, seed=series.seed, samples=samples if index < current else 1))
+    return HTTPStatus.OK, rows
+
+
+def rest_funding(exchange: Any, query: dict[str, list[str]]) -> tuple[HTTPStatus, Any]:
+    """``GET /fapi/v1/fundingRate``: fundings settled by now, from startTime (or the newest), at most limit."""
+    symbol = query.get("symbol", [""])[0].upper()
+    if symbol not in exchange.symbols:
+        return HTTPStatus.BAD_REQUEST, {"code": -1121, "msg": "Invalid symbol."}
+    limit, start, end = _ints(query, "limit", "startTime", "endTime")
+    limit = min(limit or FUNDING_DEFAULT_LIMIT, FUNDING_MAX_LIMIT)
+    now = exchange.now_ms()
+    last = min(end if end is not None else now, now) // FUNDING_MS
+    first = last - limit + 1 if start is None else -(-start // FUNDING_MS)
+    last = min(last, first + limit - 1)
+    series = exchange.history_series("1m")
+    return HTTPStatus.OK, [funding_entry(series, symbol, i * FUNDING_MS) for i in range(first, last + 1)]
