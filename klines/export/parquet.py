@@ -51,8 +51,8 @@ def record_batch(records: Sequence[KlineRecord]) -> pa.RecordBatch:
 class ParquetOut:
     """A Parquet file written in row groups of :data:`ROW_GROUP`; only one row group's batches are held."""
 
-    def __init__(self, path: Path, *, row_group: int = ROW_GROUP) -> None:
-        self.row_group = row_group
+    def __init__(self, path: Path, *, row_group: int | None = None) -> None:
+        self.row_group = row_group or ROW_GROUP
         self.pending: list[pa.RecordBatch] = []
         self.rows = 0
         self.writer = pq.ParquetWriter(path, SCHEMA, compression="zstd", write_statistics=True)
