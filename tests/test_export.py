@@ -26,7 +26,9 @@ from klines.export.run import export_pair
 from klines.store.history import stored_between
 from klines.store.records import KlineRecord
 from klines.store.writes import save_klines
+from tests.conftest import ReadCounter
 from tests.helpers import closed_kline
+from tests.test_store import _winning_plan
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -206,3 +208,13 @@ def test_timestamps_are_utc_whatever_the_readers_zone(tmp_path: Path) -> None:
     first = pd.read_parquet(tmp_path / "BTCUSDT-1m.parquet")["open_time"][0]
     assert first.tzname() == "UTC" and first.to_pydatetime() == records[0].open_time
     assert records[0].open_time + timedelta(minutes=1) - timedelta(milliseconds=1) == records[0].close_time
+
+
+def test_every_read_of_an_export_is_answered_from_an_index(tmp_path: Path, mongo_reads: ReadCounter) -> None:
+    records = store()
+    mongo_reads.pipelines.clear()
+    export_pair("parquet", "BTCUSDT", "1m", records[0].open_time, records[-1].close_time, tmp_path, batch=50)
+    assert len(mongo_reads.pipelines) >= 4  # the batches (and the exchange gaps' read, on its own collection)
+    for pipeline in [p for p in mongo_reads.pipelines if "open_time" in str(p)]:
+        plan = str(_winning_plan(pipeline))
+        assert "IXSCAN" in plan and "COLLSCAN" not in plan, f"{pipeline} -> {plan}"
