@@ -9,7 +9,7 @@ import json
 import os
 import subprocess
 import zipfile
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -20,8 +20,9 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from klines.api.rows import kline_row
-from klines.binance.archive import parse_checksum
+from klines.binance.archive import MONTHLY, ArchiveFile, parse_checksum
 from klines.binance.archive_csv import HEADER
+from klines.export.archive_files import archive_bytes
 from klines.export.run import export_pair
 from klines.store.history import stored_between
 from klines.store.records import KlineRecord
@@ -218,3 +219,31 @@ def test_every_read_of_an_export_is_answered_from_an_index(tmp_path: Path, mongo
     for pipeline in [p for p in mongo_reads.pipelines if "open_time" in str(p)]:
         plan = str(_winning_plan(pipeline))
         assert "IXSCAN" in plan and "COLLSCAN" not in plan, f"{pipeline} -> {plan}"
+
+
+def test_csv_has_a_monthly_zip_for_a_whole_month_and_daily_ones_else_each_as_the_shared_writer_makes_it(
+    tmp_path: Path,
+) -> None:
+    hours = [closed_kline("BTCUSDT", offset, "1h") for offset in range(110, 134 + 744 + 5)]  # 2025-11-30..2026-01-01 4h
+    save_klines(hours)
+    records = stored_between("BTCUSDT", "1h", hours[0].open_time, hours[-1].open_time, len(hours))
+    out = io.StringIO()
+    call_command(
+        "export_klines", "--symbols", "btcusdt", "--intervals", "1h", "--since", "2025-11-30", "--until",
+        "2026-01-01T05:00", "--format", "csv", "--out", str(tmp_path), "--quiet", stdout=out,
+    )  # fmt: skip
+    base = tmp_path / "data/futures/um"
+    names = sorted(str(p.relative_to(base)) for p in base.rglob("*.zip"))
+    assert names == [
+        "daily/klines/BTCUSDT/1h/BTCUSDT-1h-2025-11-30.zip",
+        "daily/klines/BTCUSDT/1h/BTCUSDT-1h-2026-01-01.zip",
+        "monthly/klines/BTCUSDT/1h/BTCUSDT-1h-2025-12.zip",
+    ]
+    month = ArchiveFile(symbol="BTCUSDT", interval="1h", period=MONTHLY, start=date(2025, 12, 1))
+    in_month = [r for r in records if r.open_time.month == 12]
+    assert len(in_month) == 744
+    assert (base / month.path.removeprefix("data/futures/um/")).read_bytes() == archive_bytes(month, [in_month])
+    last_day = (base / "daily/klines/BTCUSDT/1h/BTCUSDT-1h-2026-01-01.zip").read_bytes()
+    with zipfile.ZipFile(io.BytesIO(last_day)) as archive:
+        assert len(archive.read("BTCUSDT-1h-2026-01-01.csv").decode().splitlines()) == 1 + 5
+    assert "BTCUSDT 1h: 773 klines" in out.getvalue() and "complete" in out.getvalue()

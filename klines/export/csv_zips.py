@@ -1,27 +1,25 @@
 """CSV: Binance's public-archive layout, ``data/futures/um/{monthly,daily}/klines/SYMBOL/INTERVAL/NAME.zip``.
 
 Whole months of the range are monthly files, the other days daily ones (as
-:func:`klines.binance.archive.archive_files` plans them); each zip holds one
-CSV with Binance's header row and columns, digits as stored, and has its
-``.CHECKSUM`` (SHA-256) beside it. A file is built from one month's klines at
-most (a month of 1m is ~4.5 MB of text) and written when its last kline has
-been read; a file of a range with no stored kline is not written.
-
-The zips are made by the simulated exchange's archive writer
-(:mod:`klines.simexchange.archive`) until the shared deterministic writer lands.
+:func:`klines.binance.archive.archive_files` plans them); each zip is made by
+the shared deterministic writer (:mod:`klines.export.archive_files`: Binance's
+columns and header row, digits as stored, fixed zip dates, so the same klines
+give the same bytes as the mirror's ``/data/...`` files) and has its
+``.CHECKSUM`` (SHA-256) beside it. Only one file's CSV text is held (a month of
+1m is ~4.5 MB); the zip is streamed to disk and hashed as it is written. A
+file whose range holds no stored kline is not written.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from klines.api.rows import kline_row
-from klines.binance.archive import CHECKSUM_SUFFIX, ArchiveFile, archive_files, midnight
-from klines.binance.archive_csv import HEADER
-from klines.simexchange.archive import checksum_of, zip_bytes
+from klines.binance.archive import CHECKSUM_SUFFIX, ArchiveFile, archive_files, checksum_text, midnight
+from klines.export.archive_files import csv_blocks, member_name, zip_chunks
 from klines.store.records import KlineRecord
 
 
@@ -39,8 +37,22 @@ def planned(symbol: str, interval: str, out: Path, start: datetime, end: datetim
     return paths
 
 
-def csv_line(record: KlineRecord) -> str:
-    return ",".join(map(str, kline_row(record)))
+def write_zip(file: ArchiveFile, blocks: list[bytes], out: Path) -> Path:
+    """``file``'s zip (these CSV blocks after the header row) and its ``.CHECKSUM`` under ``out``."""
+    path = out / file.path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    part = path.with_name(path.name + ".partial")
+    digest = hashlib.sha256()
+    with part.open("wb") as sink:
+        for chunk in zip_chunks(member_name(file), [*csv_blocks([], header=True), *blocks]):
+            digest.update(chunk)
+            sink.write(chunk)
+    checksum = Path(str(path) + CHECKSUM_SUFFIX)
+    checksum_part = checksum.with_name(checksum.name + ".partial")
+    checksum_part.write_text(checksum_text(digest.hexdigest(), file.name))
+    os.replace(part, path)
+    os.replace(checksum_part, checksum)
+    return path
 
 
 class ZipsOut:
@@ -49,33 +61,29 @@ class ZipsOut:
     def __init__(self, symbol: str, interval: str, out: Path, start: datetime, end: datetime) -> None:
         self.out = out
         self.pending = plan(symbol, interval, start, end)
-        self.lines: list[str] = []
+        self.blocks: list[bytes] = []  # the current file's CSV, one block per batch
         self.files: list[Path] = []
 
     def write(self, records: Sequence[KlineRecord]) -> None:
-        for record in records:
-            while self.pending and record.open_time >= midnight(self.pending[0].end):
-                self._finish()
-            self.lines.append(csv_line(record))
+        first = 0
+        for i, record in enumerate(records):
+            if self.pending and record.open_time >= midnight(self.pending[0].end):
+                self.blocks.extend(csv_blocks([records[first:i]], header=False))
+                first = i
+                while self.pending and record.open_time >= midnight(self.pending[0].end):
+                    self._finish()
+        self.blocks.extend(csv_blocks([records[first:]], header=False))
 
     def _finish(self) -> None:
         file = self.pending.pop(0)
-        lines, self.lines = self.lines, []
-        if not lines:
-            return
-        data = zip_bytes(file, "\n".join([",".join(HEADER), *lines]) + "\n")
-        path = self.out / file.path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        for target, body in ((path, data), (Path(str(path) + CHECKSUM_SUFFIX), checksum_of(file, data).encode())):
-            part = target.with_name(target.name + ".partial")
-            part.write_bytes(body)
-            os.replace(part, target)
-        self.files.append(path)
+        blocks, self.blocks = self.blocks, []
+        if blocks:
+            self.files.append(write_zip(file, blocks, self.out))
 
     def close(self) -> None:
         while self.pending:
             self._finish()
 
     def abort(self) -> None:
-        """Keep the files already complete (each is whole and checked); drop the one being built."""
-        self.lines = []
+        """Keep the files already complete (each whole, with its checksum); drop the one being built."""
+        self.blocks = []
