@@ -79,6 +79,7 @@ class Command(BaseCommand):
             raise CommandError(f"--out {out}: exists and is not a directory")
         known = freqtrade.assets(exchange_info()) if fmt == "freqtrade" else {}
         results = []
+        debug, settings.DEBUG = settings.DEBUG, False  # DEBUG's query log would keep every read of a long range
         try:
             for symbol in (s.upper() for s in wanted_symbols):
                 try:
@@ -89,6 +90,8 @@ class Command(BaseCommand):
                     results.append(self._pair(fmt, symbol, interval, start, end, directory, pair, force, quiet))
         except KeyboardInterrupt:
             raise CommandError("interrupted; the files being written were removed, run it again") from None
+        finally:
+            settings.DEBUG = debug
         self.stdout.write("summary:")
         for result in results:
             for line in result.lines():
