@@ -17,7 +17,7 @@ from typing import Protocol
 
 from klines.binance.intervals import interval_ms
 from klines.binance.parse import datetime_to_ms
-from klines.export import freqtrade, parquet
+from klines.export import csv_zips, freqtrade, parquet
 from klines.export.plan import HoleFinder, PairExport, open_ms
 from klines.store.exchange_gaps import exchange_gaps
 from klines.store.reads import klines_in_batches
@@ -73,8 +73,6 @@ def writer_for(
         path = out / freqtrade.relative_path(pair or "", interval)
         return [path], lambda: SingleFile(path, freqtrade.FeatherOut)
     if fmt == "csv":
-        from klines.export import csv_zips
-
         paths = csv_zips.planned(symbol, interval, out, start, end)
         return paths, lambda: csv_zips.ZipsOut(symbol, interval, out, start, end)
     raise ValueError(f"unknown format {fmt!r}: one of {', '.join(FORMATS)}")
