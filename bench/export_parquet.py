@@ -160,10 +160,10 @@ def main() -> None:
             mongo.stop()
     ratio = rows["export"]["klines_per_s"] / rows["bare"]["klines_per_s"]
     ratio_fast = rows["export"]["klines_per_s"] / rows["bare_fast"]["klines_per_s"]
-    print(f"{'side':<8}{'klines':>10}{'seconds':>9}{'klines/s':>10}{'peak RSS MB':>13}{'file MB':>9}")
+    print(f"{'side':<10}{'klines':>10}{'seconds':>9}{'klines/s':>10}{'peak RSS MB':>13}{'file MB':>9}")
     for name, r in rows.items():
         print(
-            f"{name:<8}{r['klines']:>10,}{r['seconds']:>9.1f}{r['klines_per_s']:>10,.0f}"
+            f"{name:<10}{r['klines']:>10,}{r['seconds']:>9.1f}{r['klines_per_s']:>10,.0f}"
             f"{r['peak_rss_mb']:>13.0f}{r['file_mb']:>9.1f}"
         )
     print(f"ratio export/bare: {ratio:.2f} (goal >= 0.8), export/bare_fast: {ratio_fast:.2f}")
