@@ -247,3 +247,16 @@ def test_csv_has_a_monthly_zip_for_a_whole_month_and_daily_ones_else_each_as_the
     with zipfile.ZipFile(io.BytesIO(last_day)) as archive:
         assert len(archive.read("BTCUSDT-1h-2026-01-01.csv").decode().splitlines()) == 1 + 5
     assert "BTCUSDT 1h: 773 klines" in out.getvalue() and "complete" in out.getvalue()
+
+
+def test_an_existing_file_of_any_pair_stops_the_export_before_anything_is_written(tmp_path: Path) -> None:
+    store(20)
+    store(20, "ETHUSDT")
+    (tmp_path / "ETHUSDT-1m.parquet").write_bytes(b"mine")
+    with pytest.raises(CommandError, match=f"^{tmp_path / 'ETHUSDT-1m.parquet'} exists; use --force to overwrite$"):
+        call_command(
+            "export_klines", "--symbols", "btcusdt,ethusdt", "--intervals", "1m", "--since", "2025-11-25",
+            "--format", "parquet", "--out", str(tmp_path), stdout=io.StringIO(),
+        )  # fmt: skip
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ETHUSDT-1m.parquet"]
+    assert (tmp_path / "ETHUSDT-1m.parquet").read_bytes() == b"mine"

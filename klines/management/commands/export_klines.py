@@ -6,7 +6,7 @@ import sys
 from argparse import ArgumentParser
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
@@ -17,11 +17,36 @@ from klines.binance.names import parse_intervals, parse_symbols
 from klines.binance.parse import datetime_to_ms, ms_to_datetime
 from klines.export import freqtrade
 from klines.export.plan import PairExport
-from klines.export.run import FORMATS, FileExists, export_pair
+from klines.export.run import FORMATS, FileExists, export_pair, writer_for
 from klines.history.plan import align_up, expected
 from klines.management.commands.backfill_klines import moment
 from klines.store.exchange import exchange_info, listed_symbols
 from klines.store.reads import newest_open_time
+
+
+class Job(NamedTuple):
+    """One (symbol, interval) to export over ``[start, end)``."""
+
+    fmt: str
+    symbol: str
+    interval: str
+    start: datetime
+    end: datetime
+    pair: str | None  # freqtrade's pair name
+
+    def paths(self, out: Path) -> list[Path]:
+        """The files this job would write under ``out``."""
+        return writer_for(self.fmt, self.symbol, self.interval, out, pair=self.pair, start=self.start, end=self.end)[0]
+
+
+def span(symbol: str, interval: str, since: datetime, until: datetime | None) -> tuple[datetime, datetime]:
+    """``[start, end)`` on the interval's boundaries; without ``until``, up to the newest stored kline."""
+    length = interval_ms(interval)
+    start = ms_to_datetime(align_up(datetime_to_ms(since), length))
+    if until is not None:
+        return start, max(start, ms_to_datetime(align_up(datetime_to_ms(until), length)))
+    newest = newest_open_time(symbol, interval)
+    return start, start if newest is None else max(start, newest + timedelta(milliseconds=length))
 
 
 class Command(BaseCommand):
@@ -78,16 +103,25 @@ class Command(BaseCommand):
         if directory.exists() and not directory.is_dir():
             raise CommandError(f"--out {out}: exists and is not a directory")
         known = freqtrade.assets(exchange_info()) if fmt == "freqtrade" else {}
+        jobs = []
+        for symbol in (s.upper() for s in wanted_symbols):
+            try:
+                pair = freqtrade.pair_of(symbol, known) if fmt == "freqtrade" else None
+            except ValueError as exc:
+                raise CommandError(f"--format freqtrade: {exc}") from None
+            jobs.extend(
+                Job(fmt, symbol, interval, *span(symbol, interval, start, end), pair) for interval in wanted_intervals
+            )
+        if not force:  # before any file is written
+            taken = [p for job in jobs for p in job.paths(directory) if p.exists()]
+            if taken:
+                more = f" and {len(taken) - 3} more" if len(taken) > 3 else ""
+                raise CommandError(f"{', '.join(map(str, taken[:3]))}{more} exists; use --force to overwrite")
         results = []
         debug, settings.DEBUG = settings.DEBUG, False  # DEBUG's query log would keep every read of a long range
         try:
-            for symbol in (s.upper() for s in wanted_symbols):
-                try:
-                    pair = freqtrade.pair_of(symbol, known) if fmt == "freqtrade" else None
-                except ValueError as exc:
-                    raise CommandError(f"--format freqtrade: {exc}") from None
-                for interval in wanted_intervals:
-                    results.append(self._pair(fmt, symbol, interval, start, end, directory, pair, force, quiet))
+            for job in jobs:
+                results.append(self._pair(job, directory, force, quiet))
         except KeyboardInterrupt:
             raise CommandError("interrupted; the files being written were removed, run it again") from None
         finally:
@@ -97,25 +131,9 @@ class Command(BaseCommand):
             for line in result.lines():
                 self.stdout.write(line)
 
-    def _pair(
-        self,
-        fmt: str,
-        symbol: str,
-        interval: str,
-        since: datetime,
-        until: datetime | None,
-        out: Path,
-        pair: str | None,
-        force: bool,
-        quiet: bool,
-    ) -> PairExport:
+    def _pair(self, job: Job, out: Path, force: bool, quiet: bool) -> PairExport:
+        fmt, symbol, interval, start, end, pair = job
         length = interval_ms(interval)
-        start = ms_to_datetime(align_up(datetime_to_ms(since), length))
-        if until is not None:
-            end = ms_to_datetime(align_up(datetime_to_ms(until), length))
-        else:
-            newest = newest_open_time(symbol, interval)
-            end = start if newest is None else max(start, newest + timedelta(milliseconds=length))
         total = expected(start, end, length)
         advance = lambda n: None  # noqa: E731
         bar = None
