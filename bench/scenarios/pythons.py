@@ -42,9 +42,8 @@ RANKED = (
 def child_args(options: Options, *, output: Path, workdir: Path) -> list[str]:
     """``python -m bench`` arguments that repeat this run's storm and fan-out under another Python."""
     args = ["-m", "bench", "--only", "storm,fanout", "--output", str(output), "--workdir", str(workdir)]
-    args += ["--connections", str(options.connections), "--concurrency", str(options.concurrency)]
-    args += ["--rounds", str(options.rounds), "--idle", str(options.idle), "--daphnes", str(options.daphnes)]
-    args += ["--fanout-rounds", str(options.fanout_rounds), "--uvicorn-ws", options.uvicorn_ws]
+    args += ["--connections", str(options.connections), "--rounds", str(options.rounds)]
+    args += ["--idle", str(options.idle), "--fanout-rounds", str(options.fanout_rounds)]
     return [*args, "--quick"] if options.quick else args
 
 

@@ -63,9 +63,8 @@ async def run(stack: Stack, options: Options, redis_url: str) -> Outcome:
         raise RuntimeError(f"{errors} of {len(plan)} stream clients failed: {first_error}")
     processes = {"clients (bench)": psutil.Process(), "ingest": ingest, "exchange": exchange}
     processes |= {f"daphne-{i}": p for i, (p, _) in enumerate(daphnes)}
-    redis = stack.named("redis")
-    if redis is not None:
-        processes["redis"] = redis
+    if stack.redis is not None:
+        processes["redis"] = stack.redis.process
     try:
         await asyncio.sleep(WARMUP_SECONDS)
         cpu_before = {name: cpu_seconds(p) for name, p in processes.items()}
