@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
+from datetime import UTC, datetime, timedelta
 
 from prometheus_client import CollectorRegistry, Histogram
 
@@ -53,11 +54,12 @@ class _Connections:
         self.started = 0.0
         self.observe = False
         self.frame = "{}"
+        self.newest = datetime(2026, 1, 1, tzinfo=UTC)  # the open time of the frame's newest close
         if streams:
             self.senders = [FrameQueue(self._send, max_owed=MAX_OWED, too_slow=_too_slow) for _ in range(count)]
         else:
             self.senders = [
-                Outbox(lambda symbol: self.frame, self._send, max_owed=MAX_OWED, too_slow=_too_slow)
+                Outbox(lambda _: self.frame, lambda _: self.newest, self._send, max_owed=MAX_OWED, too_slow=_too_slow)
                 for _ in range(count)
             ]
         for sender in self.senders:
@@ -81,6 +83,7 @@ async def _fan_out(connections: _Connections, subject: str, round_: int, *, stre
     connections.expected = connections.sent + frames * len(connections.senders)
     connections.all_sent.clear()
     connections.frame = f'{{"round": {round_}, "pad": "{"x" * 900}"}}'  # a new frame of the book's size
+    connections.newest += timedelta(minutes=1)  # a newer close: the outbox sends it
     connections.started = time.time()
     connections.observe = subject == "per frame"
     began = time.process_time()
