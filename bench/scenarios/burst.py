@@ -29,7 +29,7 @@ from bench.options import Options
 from bench.report import check, distribution, fmt
 from bench.scenarios import Outcome
 from bench.stack import Stack, exchange_call, wait_for_streams
-from klines.testing.servers import TEST_SOURCE
+from klines.testing.servers import exchange_urls
 
 DATABASE = "bench_burst"
 POLL_SECONDS = 0.05
@@ -82,10 +82,7 @@ async def run(stack: Stack, options: Options, redis_url: str) -> Outcome:
     symbols = burst_symbols(options.burst_symbols)
     streams = [symbols[i : i + options.per_stream] for i in range(0, len(symbols), options.per_stream)]
     _, exchange_port = stack.exchange("burst-exchange", symbols, env)
-    ingest_env = {**env, "BINANCE_WS_URL": f"ws://127.0.0.1:{exchange_port}/market"}
-    ingest_env["BINANCE_REST_URL"] = f"http://127.0.0.1:{exchange_port}"
-    ingest_env["KLINE_SOURCE"] = TEST_SOURCE
-    ingest_env["BINANCE_REST_WEIGHT_PER_MINUTE"] = UNPACED_REST_WEIGHT
+    ingest_env = {**env, **exchange_urls(exchange_port), "BINANCE_REST_WEIGHT_PER_MINUTE": UNPACED_REST_WEIGHT}
     for number, chunk in enumerate(streams):
         stack.ingest(f"burst-ingest-{number}", ingest_env, chunk)
     await asyncio.to_thread(wait_for_streams, exchange_port, len(streams))

@@ -55,7 +55,7 @@ from bench.stayers import (
     judge_updates,
     missing,
 )
-from klines.testing.servers import TEST_SOURCE
+from klines.testing.servers import exchange_urls
 
 DATABASE = "bench_soak"
 STREAMS = [f"{s}@kline_1m" for s in SYMBOLS]
@@ -127,10 +127,7 @@ async def run(stack: Stack, options: Options, redis_url: str) -> Outcome:
     env = stack.env(DATABASE, REDIS_URL=redis_url)
     stack.prepare_database(env, symbols=SYMBOLS, count=30)
     _, exchange_port = stack.exchange("soak-exchange", SYMBOLS, env, mode=("--sequenced",))
-    ingest_env = {**env, "BINANCE_WS_URL": f"ws://127.0.0.1:{exchange_port}/market"}
-    ingest_env["BINANCE_REST_URL"] = f"http://127.0.0.1:{exchange_port}"
-    ingest_env["KLINE_SOURCE"] = TEST_SOURCE
-    ingest_env["BINANCE_REST_WEIGHT_PER_MINUTE"] = UNPACED_REST_WEIGHT  # the bench exchange does not rate-limit
+    ingest_env = {**env, **exchange_urls(exchange_port), "BINANCE_REST_WEIGHT_PER_MINUTE": UNPACED_REST_WEIGHT}
     stack.ingest("soak-ingest", ingest_env, SYMBOLS)
     daphnes = [stack.daphne(f"soak-daphne-{i}", env) for i in range(options.daphnes)]
     ports = [port for _, port in daphnes]

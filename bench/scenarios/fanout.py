@@ -23,7 +23,7 @@ from bench.report import check, fmt, latency_summary
 from bench.scenarios import SYMBOLS, Outcome
 from bench.stack import Stack, exchange_call, wait_for_streams
 from bench.wsclient import FeedConnection
-from klines.testing.servers import TEST_SOURCE
+from klines.testing.servers import exchange_urls
 
 DATABASE = "bench_fanout"
 COIN = "BTCUSDT"
@@ -44,9 +44,7 @@ async def run(stack: Stack, options: Options, redis_url: str) -> Outcome:
     stack.prepare_database(env, symbols=SYMBOLS, count=30)
     ports = [stack.daphne(f"fanout-daphne-{i}", env)[1] for i in range(options.daphnes)]
     _, exchange_port = stack.exchange("fanout-exchange", SYMBOLS, env)
-    ingest_env = {**env, "BINANCE_WS_URL": f"ws://127.0.0.1:{exchange_port}/market"}
-    ingest_env["BINANCE_REST_URL"] = f"http://127.0.0.1:{exchange_port}"
-    ingest_env["KLINE_SOURCE"] = TEST_SOURCE
+    ingest_env = {**env, **exchange_urls(exchange_port)}
     stack.ingest("fanout-ingest", ingest_env, SYMBOLS)
     await asyncio.to_thread(wait_for_streams, exchange_port, 1)
 

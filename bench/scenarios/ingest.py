@@ -33,7 +33,7 @@ from bench.scenarios.burst import UNPACED_REST_WEIGHT, burst_symbols, wait_until
 from bench.stack import Stack, cpu_seconds, exchange_call, wait_for_streams
 from klines.binance.parse import combined_stream_url
 from klines.ingest.stream import split_streams
-from klines.testing.servers import TEST_SOURCE
+from klines.testing.servers import exchange_urls
 
 CPU_DATABASE = "bench_ingest_cpu"
 COLD_DATABASE = "bench_ingest_cold"
@@ -81,10 +81,7 @@ async def _cpu_per_message(stack: Stack, options: Options, symbols: list[str]) -
     env = stack.env(CPU_DATABASE)
     stack.prepare_database(env)
     _, port = stack.exchange("ingest-cpu-exchange", symbols, env, mode=("--sequenced",))
-    ingest_env = {**env, "BINANCE_WS_URL": f"ws://127.0.0.1:{port}/market"}
-    ingest_env["BINANCE_REST_URL"] = f"http://127.0.0.1:{port}"
-    ingest_env["KLINE_SOURCE"] = TEST_SOURCE
-    ingest_env["BINANCE_REST_WEIGHT_PER_MINUTE"] = UNPACED_REST_WEIGHT
+    ingest_env = {**env, **exchange_urls(port), "BINANCE_REST_WEIGHT_PER_MINUTE": UNPACED_REST_WEIGHT}
     ingest = stack.ingest("ingest-cpu", ingest_env, symbols)
     # The ingest splits its streams into connections whose URLs Binance accepts (klines/ingest/stream.py).
     ingest_connections = len(split_streams([(s, "1m") for s in symbols], 1024))
@@ -127,9 +124,7 @@ async def _cold_start(stack: Stack, symbols: list[str]) -> dict:
     env = stack.env(COLD_DATABASE)
     stack.prepare_database(env)
     _, port = stack.exchange("ingest-cold-exchange", symbols, env, mode=("--clock-closes",))
-    ingest_env = {**env, "BINANCE_WS_URL": f"ws://127.0.0.1:{port}/market"}
-    ingest_env["BINANCE_REST_URL"] = f"http://127.0.0.1:{port}"  # BINANCE_REST_WEIGHT_PER_MINUTE: the default
-    ingest_env["KLINE_SOURCE"] = TEST_SOURCE
+    ingest_env = {**env, **exchange_urls(port)}  # BINANCE_REST_WEIGHT_PER_MINUTE: the default
     mongo = pymongo.MongoClient(env["MONGO_URI"], tz_aware=True)
     collection = mongo[COLD_DATABASE][env.get("MONGO_COLLECTION", "klines")]
     try:

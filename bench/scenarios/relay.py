@@ -29,7 +29,7 @@ from bench.report import check, fmt, latency_summary
 from bench.scenarios import Outcome
 from bench.scenarios.burst import UNPACED_REST_WEIGHT, burst_symbols, wait_until_settled
 from bench.stack import Stack, cpu_seconds, exchange_call, wait_for_streams
-from klines.testing.servers import TEST_SOURCE
+from klines.testing.servers import exchange_urls
 
 DATABASE = "bench_relay"
 WARMUP_SECONDS = 5.0
@@ -42,10 +42,7 @@ async def run(stack: Stack, options: Options, redis_url: str) -> Outcome:
     env = stack.env(DATABASE, REDIS_URL=redis_url, KLINE_SYMBOLS=",".join(symbols))
     stack.prepare_database(env)
     exchange, exchange_port = stack.exchange("relay-exchange", symbols, env, mode=("--sequenced",))
-    ingest_env = {**env, "BINANCE_WS_URL": f"ws://127.0.0.1:{exchange_port}/market"}
-    ingest_env["BINANCE_REST_URL"] = f"http://127.0.0.1:{exchange_port}"
-    ingest_env["KLINE_SOURCE"] = TEST_SOURCE
-    ingest_env["BINANCE_REST_WEIGHT_PER_MINUTE"] = UNPACED_REST_WEIGHT  # the bench exchange does not rate-limit
+    ingest_env = {**env, **exchange_urls(exchange_port), "BINANCE_REST_WEIGHT_PER_MINUTE": UNPACED_REST_WEIGHT}
     ingest = stack.ingest("relay-ingest", ingest_env, symbols)
     daphnes = [stack.daphne(f"relay-daphne-{i}", env) for i in range(options.daphnes)]
     await asyncio.to_thread(wait_for_streams, exchange_port, 1)

@@ -31,7 +31,7 @@ from bench.options import Options
 from bench.report import check, fmt, latency_summary
 from bench.scenarios import SYMBOLS, Outcome
 from bench.stack import Stack, cpu_seconds, exchange_call, rss, wait_for_streams
-from klines.testing.servers import TEST_SOURCE
+from klines.testing.servers import exchange_urls
 
 DATABASE = "bench_scale"
 COIN = "BTCUSDT"
@@ -99,9 +99,7 @@ async def run(stack: Stack, options: Options, redis_url: str) -> Outcome:
     daphnes = [stack.daphne(f"scale-daphne-{i}", env) for i in range(options.daphnes)]
     ports = [port for _, port in daphnes]
     _, exchange_port = stack.exchange("scale-exchange", SYMBOLS, env)
-    ingest_env = {**env, "BINANCE_WS_URL": f"ws://127.0.0.1:{exchange_port}/market"}
-    ingest_env["BINANCE_REST_URL"] = f"http://127.0.0.1:{exchange_port}"
-    ingest_env["KLINE_SOURCE"] = TEST_SOURCE
+    ingest_env = {**env, **exchange_urls(exchange_port)}
     stack.ingest("scale-ingest", ingest_env, SYMBOLS)
     await asyncio.to_thread(wait_for_streams, exchange_port, 1)
     daphne_limits = [psutil.Process(p.pid).rlimit(psutil.RLIMIT_NOFILE)[0] for p, _ in daphnes]
