@@ -1,8 +1,8 @@
 """Scenario ``soak``: clients churn on the whole stack for minutes while klines close; nothing may leak or be lost.
 
 The real stack as in production: the scripted exchange (``--sequenced``) ->
-``ingest_klines`` -> Redis -> ``--daphnes`` daphne processes (the Procfile's
-command line). The five coins close on command every ``--soak-close-seconds``;
+``ingest_klines`` -> Redis -> ``Options.daphnes`` daphne processes (the Procfile's
+command line). The five coins close on command every ``soak_close_seconds``;
 in between the exchange sends every stream's in-progress update every 250 ms,
 stamped with its round in ``k.L``. Clients:
 
@@ -11,8 +11,8 @@ stamped with its round in ``k.L``. Clients:
   ``/market/stream?streams=``, half subscribed on ``/ws``). Each must get every
   close exactly once and in order (ground truth: each coin's stored closes for
   ``/``, the exchange's close log for the streams) and every update in order;
-* **churners**, started at ``--soak-rate`` a second on ``/`` (connect, read the
-  five frames, close) and ``--soak-stream-rate`` on ``/ws`` or ``/stream``
+* **churners**, started at ``soak_rate`` a second on ``/`` (connect, read the
+  five frames, close) and ``soak_stream_rate`` on ``/ws`` or ``/stream``
   (SUBSCRIBE two streams, an event, UNSUBSCRIBE one, SUBSCRIBE a third, an
   event of it, close), alternating the daphnes.
 

@@ -6,7 +6,7 @@ wall-clock send time (``E``) and its round (``k.L``). The real
 ``ingest_klines`` (REDIS_URL set) relays them every 100 ms to group
 ``klines.updates``; two daphne processes push each to the clients subscribed
 to its stream on ``/market/stream?streams=...``. Each client holds
-``--relay-streams-per-client`` streams, spread so every stream has about the
+``relay_streams_per_client`` streams, spread so every stream has about the
 same number of subscribers. After a warm-up the clients measure for
 ``--relay-seconds``: latency from the exchange's send to the client's receipt,
 and per stream, updates lost (a round skipped) or reordered. At the end the
