@@ -32,10 +32,11 @@ def _handshake(port: int, path: str) -> bytes:
     ).encode()
 
 
-def _client_frame(opcode: int, payload: bytes) -> bytes:
-    # Client frames must be masked; an all-zero mask leaves the payload as is.
-    assert len(payload) < 126
-    return bytes((0x80 | opcode, 0x80 | len(payload))) + b"\x00\x00\x00\x00" + payload
+def client_frame(opcode: int, payload: bytes) -> bytes:
+    """A masked client frame (an all-zero mask leaves the payload as is)."""
+    size = len(payload)
+    head = bytes((0x80 | opcode, 0x80 | size)) if size < 126 else bytes((0x80 | opcode, 0xFE)) + size.to_bytes(2, "big")
+    return head + b"\x00\x00\x00\x00" + payload
 
 
 class FeedConnection(asyncio.Protocol):
@@ -90,6 +91,8 @@ class FeedConnection(asyncio.Protocol):
                 return
             del buffer[: end + 4]
             self._upgraded = True
+            if self.initial == 0:
+                self.ready.set_result(mono)
         while len(buffer) >= 2:
             first, length = buffer[0], buffer[1] & 0x7F
             start = 2
@@ -128,11 +131,11 @@ class FeedConnection(asyncio.Protocol):
                 if self.on_update is not None:
                     self.on_update(self)
         elif opcode == _PING:
-            self.transport.write(_client_frame(_PONG, payload[:125]))
+            self.transport.write(client_frame(_PONG, payload[:125]))
         elif opcode == _CLOSE:
             if not self._close_sent:
                 self._close_sent = True
-                self.transport.write(_client_frame(_CLOSE, payload[:2]))
+                self.transport.write(client_frame(_CLOSE, payload[:2]))
             self.transport.close()
 
     def _fail(self, exc: Exception) -> None:
@@ -148,7 +151,7 @@ class FeedConnection(asyncio.Protocol):
             return
         if not self._close_sent:
             self._close_sent = True
-            self.transport.write(_client_frame(_CLOSE, _NORMAL_CLOSURE))
+            self.transport.write(client_frame(_CLOSE, _NORMAL_CLOSURE))
         try:
             await asyncio.wait_for(asyncio.shield(self.closed), time_limit)
         except TimeoutError:

@@ -24,7 +24,7 @@ import psutil
 import pymongo
 
 from bench.options import Options
-from bench.relayclient import Tally, close_clients, open_clients, subscriptions
+from bench.relayclient import Tally, open_clients, subscriptions
 from bench.report import check, fmt, latency_summary
 from bench.scenarios import Outcome
 from bench.scenarios.burst import UNPACED_REST_WEIGHT, burst_symbols, wait_until_settled
@@ -54,10 +54,11 @@ async def run(stack: Stack, options: Options, redis_url: str) -> Outcome:
 
     tally = Tally()
     plan = subscriptions(streams, options.relay_clients, options.relay_streams_per_client)
-    clients, errors, first_error = await open_clients([port for _, port in daphnes], plan, tally)
-    if errors:
-        await close_clients(clients)
-        raise RuntimeError(f"{errors} of {len(plan)} stream clients failed: {first_error}")
+    opened = await open_clients([port for _, port in daphnes], plan, tally)
+    clients = opened.connections
+    if opened.errors:
+        await opened.close(time_limit=5.0)
+        raise RuntimeError(f"{opened.errors} of {len(plan)} stream clients failed: {opened.first_error}")
     processes = {"clients (bench)": psutil.Process(), "ingest": ingest, "exchange": exchange}
     processes |= {f"daphne-{i}": p for i, (p, _) in enumerate(daphnes)}
     if stack.redis is not None:
@@ -84,7 +85,7 @@ async def run(stack: Stack, options: Options, redis_url: str) -> Outcome:
         tail_s = time.monotonic() - tail_began
         closed = sum(1 for c in clients if c.closed.done())
     finally:
-        await close_clients(clients)
+        await opened.close(time_limit=5.0)
 
     summary = latency_summary(tally.latencies)
     subscribers = len(plan) * options.relay_streams_per_client
