@@ -1,34 +1,13 @@
-"""The simulated exchange with closes on command, run as its own process.
+"""The simulated exchange with closes on command, run as its own process (``python -m bench.exchange``).
 
-It is the project's :class:`SimulatedExchange` (same combined stream, same REST,
-same deterministic klines), except that klines close when the benchmark says
-so rather than on the clock, so a measurement starts at a known moment:
-
-* ``GET /bench/status`` -> ``{"connections": n, "streams": n}``;
-* ``GET /bench/close?symbols=BTCUSDT,ETHUSDT`` (or ``symbols=*``) sends the
-  close of each symbol's next kline on every stream that carries it, all
-  connections at once, and answers ``{"sent_at": .., "done_at": .., "open_ms": {symbol: ms}}``
-  (wall-clock seconds).
-
-Unclosed updates flow every ``--update-seconds`` as from Binance (the same
-frame for a kline each time, so the harness stays cheap). Two other modes:
-
-* ``--sequenced`` (the relay, the ingest's CPU, the churn soak): each update
-  carries the exchange's wall-clock send time in ``E`` (ms) and, in ``k.L`` (the
-  last trade id, which grows on Binance too), the connection's round number, so
-  a client downstream can measure latency and find a lost or reordered update
-  per stream; closes on command work too, and the updates then follow them (of
-  the kline after the last one closed);
-* ``--clock-closes`` (the cold start): the plain :class:`SimulatedExchange`
-  stream, closing every kline at its boundary as Binance does.
-
-Both modes keep counts: ``/bench/status`` adds ``sent`` (frames per connection,
-in connection order) and ``rounds`` (rounds fully sent, per connection), and
-``GET /bench/rest`` lists every REST request as ``[wall time, path, weight]``
-with Binance's documented weights.
-
-Usage: ``python -m bench.exchange --port P --symbols-file FILE [--update-seconds 0.25]
-[--sequenced | --clock-closes]``.
+The project's :class:`SimulatedExchange` (same streams, REST and klines), except that
+``GET /bench/close?symbols=A,B`` (or ``*``) closes each symbol's next kline on every
+stream at once and answers ``{"sent_at", "done_at", "open_ms"}``; ``GET /bench/status``
+counts connections, streams and frames sent; ``GET /bench/rest`` lists every REST
+request as ``[wall time, path, Binance's weight]``. Updates flow every
+``--update-seconds``; ``--sequenced`` stamps each with its send time in ``E`` (ms) and
+its round in ``k.L``, so a client can time it and find a lost or reordered update;
+``--clock-closes`` closes every kline at its boundary, as Binance does.
 """
 
 from __future__ import annotations

@@ -1,14 +1,8 @@
-"""Stream clients for the relay benchmark: each subscribes to a few Binance-protocol streams and checks order.
+"""Stream clients for the relay benchmark: each names a few streams and checks their order.
 
-Each connection is a :class:`~bench.wsclient.FeedConnection` on
-``/market/stream?streams=...`` (no initial frames). For every combined frame it
-reads three fields without decoding the JSON: the stream name, ``E`` (the
-exchange's wall-clock send time, ms) and ``k.L`` (the exchange's round number
-on its connection, one more per update of a stream). A round that skips ahead
-is a lost update, one that does not advance a reordered (or repeated) one;
-both are counted per stream. Latency is the client's wall clock at receipt
-minus ``E`` (same machine; ``E`` is truncated to the millisecond, so up to 1 ms
-too high).
+For each combined frame it reads the stream, ``E`` (the exchange's send time, ms) and
+``k.L`` (the round) without decoding the JSON: a round skipped is a lost update, one
+not advancing a reordered one; latency is the receipt's wall clock minus ``E``.
 """
 
 from __future__ import annotations

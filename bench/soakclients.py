@@ -1,12 +1,9 @@
 """Clients for the churn soak: Binance-protocol stream stayers and churners, and paced churn loops.
 
-Built on :class:`~bench.wsclient.FeedConnection` (the lean load client). A
-:class:`TextClient` is ready once upgraded and hands every text frame to
-:meth:`TextClient.on_text`; it can send masked text frames (requests).
-:class:`StreamStayer` logs every event of its streams for :mod:`bench.stayers`;
-:func:`stream_session` is one churner's life on ``/ws`` or ``/stream``:
-SUBSCRIBE, an event, UNSUBSCRIBE, SUBSCRIBE another stream, an event of it, close.
-:func:`churn` runs sessions at a bounded rate until a deadline.
+:class:`TextClient` hands every text frame to :meth:`~TextClient.on_text` and sends
+requests; :class:`StreamStayer` logs its streams' events for :mod:`bench.stayers`;
+:func:`stream_session` is one churner's life (SUBSCRIBE, an event, UNSUBSCRIBE,
+SUBSCRIBE another, an event of it, close); :func:`churn` runs sessions at a bounded rate.
 """
 
 from __future__ import annotations

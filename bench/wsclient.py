@@ -1,11 +1,8 @@
-"""A lean asyncio websocket client for load generation.
+"""A lean asyncio websocket client for load generation: it must not be the bottleneck.
 
-The load client must not be the bottleneck, so instead of a full client
-library each connection is one :class:`asyncio.Protocol` that speaks just the
-RFC 6455 subset a read-only feed needs: the upgrade, unmasked server text
-frames, pings (answered) and the close handshake. Every ``data_received`` call
-is timestamped once, so a frame's time is when the event loop first saw its
-bytes. No extensions are offered, so every server sends uncompressed frames.
+One :class:`asyncio.Protocol` per connection speaking the RFC 6455 subset a read-only
+feed needs (upgrade, unmasked text frames, ping, close handshake); every
+``data_received`` is timestamped once; no extensions, so nothing is compressed.
 """
 
 from __future__ import annotations

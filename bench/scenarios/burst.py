@@ -1,18 +1,11 @@
-"""Scenario 3, the ingest burst: 1,000 symbols close in the same second.
+"""Scenario burst: 1,000 symbols close in the same second.
 
-The scripted exchange serves one combined stream per ``per_stream`` symbols
-and the real ``ingest_klines`` runs once per stream (publishing to Redis as in
-production). Before the burst every ingest finishes its start-up backfill (the
-11 newest klines of each symbol from REST), so the burst meets the steady state
-a running service is in when a minute closes, not a start-up. The clock starts
-when the exchange starts sending the closes and stops when the benchmark sees
-all of them stored (polled every 50 ms, so the figure is an upper bound); the
-newest ``stored_at`` is reported as well. Ten bursts run one after another
-(each closes the next minute of every symbol); the target is a single burst
-under 1 s, so it is judged on their p90 (at most one of ten over), and the
-whole distribution is reported. After each burst the same 1,000 documents go
-into the same collection again through one bare ``insert_many``
-(:mod:`bench.bare_insert`), timed: SecantusDB's share of that burst.
+One real ``ingest_klines`` per combined stream of ``per_stream`` symbols (publishing
+to Redis), each past its start-up backfill. The clock runs from the first close sent
+to the 50 ms poll that sees all stored (an upper bound; the newest ``stored_at`` is
+the lower). ``burst_rounds`` bursts, judged on their p90; after each, the same
+documents through one bare ``insert_many`` (:mod:`bench.bare_insert`) give
+SecantusDB's share.
 """
 
 from __future__ import annotations

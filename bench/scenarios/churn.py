@@ -1,27 +1,12 @@
 """Scenario ``soak``: clients churn on the whole stack for minutes while klines close; nothing may leak or be lost.
 
-The real stack as in production: the scripted exchange (``--sequenced``) ->
-``ingest_klines`` -> Redis -> ``Options.daphnes`` daphne processes (the Procfile's
-command line). The five coins close on command every ``soak_close_seconds``;
-in between the exchange sends every stream's in-progress update every 250 ms,
-stamped with its round in ``k.L``. Clients:
-
-* **stayers**, connected for the whole run, on every daphne: ``/`` clients,
-  and Binance-protocol clients on all five streams (half named in
-  ``/market/stream?streams=``, half subscribed on ``/ws``). Each must get every
-  close exactly once and in order (ground truth: each coin's stored closes for
-  ``/``, the exchange's close log for the streams) and every update in order;
-* **churners**, started at ``soak_rate`` a second on ``/`` (connect, read the
-  five frames, close) and ``soak_stream_rate`` on ``/ws`` or ``/stream``
-  (SUBSCRIBE two streams, an event, UNSUBSCRIBE one, SUBSCRIBE a third, an
-  event of it, close), alternating the daphnes.
-
-Each daphne's RSS and open file descriptors are sampled every few seconds.
-After ``--soak-warmup`` of churn the churners stop and, once the connections
-in flight are gone, the baseline is taken; then ``--soak-seconds`` of churn,
-the churners stop again and the final figures are taken the same way: same
-stayers, no churners, so the fds must match. RSS growth = final vs baseline;
-the trend is the least-squares slope over the soak's second half.
+Scripted exchange (``--sequenced``) -> ``ingest_klines`` -> Redis -> the daphnes; the
+five coins close on command every ``soak_close_seconds``. *Stayers* (``/`` and stream
+clients) stay connected and must get every close once and in order, and every update
+in order (:mod:`bench.stayers`); *churners* (:mod:`bench.soakclients`) connect and
+leave at ``soak_rate`` and ``soak_stream_rate``. Each daphne's RSS and fds after the
+warm-up and at the end, churners stopped, give the growth; the least-squares slope
+over the second half gives the trend.
 """
 
 from __future__ import annotations

@@ -1,15 +1,9 @@
-"""Scenario 5, history: 1,500-kline pages of ``GET /fapi/v1/klines`` from a record of a million klines.
+"""Scenario history: 1,500-kline pages of ``GET /fapi/v1/klines`` from a record of a million klines.
 
-The record (20 symbols, one-minute klines up to now) is seeded by
-:mod:`bench.bulkseed`. Two daphne processes with the Procfile's command line
-serve it side by side: (a) the service, ``binancews.asgi:application``; (b)
-the same project with :mod:`bench.history_baseline`'s URLconf, the plain ORM
-query. Clients ask for random full pages (random symbol, random
-``startTime``); every round loads each server in turn, order rotated, so
-machine noise hits both alike. Then the service alone is loaded with pages
-that repeat, as clients paging through the same symbols' history ask them
-(:class:`bench.history_pages.PagedPages`): once each first (the warm-up,
-timed), then one at a time and by the concurrent clients.
+Seeded by :mod:`bench.bulkseed`; two daphnes serve it: (a) the service, (b) the plain
+ORM view (:mod:`bench.history_baseline`). Random pages, rounds rotated, then pages
+that repeat (:class:`bench.history_pages.PagedPages`) on the service: warmed once,
+then one at a time and by the concurrent clients.
 """
 
 from __future__ import annotations

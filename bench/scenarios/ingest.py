@@ -1,21 +1,11 @@
-"""Scenario: the ingest's cost per stream message, and its cold start.
+"""Scenario: the ingest's CPU per stream message, and its cold start.
 
-*CPU per 1,000 messages*: the real ``ingest_klines`` for 500 one-minute
-streams reads the scripted exchange (``--sequenced``: an update per stream
-every 250 ms, each frame different, as from Binance) with its start-up backfill
-done and no Redis (nothing relayed). At the same time ``bench/bare_reader.py``
-reads the same streams from the same exchange with websocket-client and
-``json.loads`` only. Both processes' CPU time (psutil) over the window,
-divided by the frames the exchange sent each of them.
-
-*Cold start*: an empty, migrated database; the exchange closes every kline
-at its boundary (``--clock-closes``), the ingest starts with Binance's default
-REST budget (1,200 weight a minute). The clock runs from spawning the process
-to the poll (every 0.25 s, one ``stored_at`` range: an index) that sees every
-symbol's 11 newest closed klines stored; the newest ``stored_at`` among them is
-reported as well. The exchange logs every REST request with Binance's weight,
-so the weight spent and the most spent in any 60 s are counted where they are
-spent.
+*CPU per 1,000 messages*: the real ``ingest_klines`` (no Redis) and
+``bench/bare_reader.py`` (websocket-client and ``json.loads`` only) read the same
+500 ``--sequenced`` streams; each process's CPU over the window per frame sent to it.
+*Cold start*: an empty database, ``--clock-closes``, Binance's default REST budget;
+from spawning the process to the poll that sees every symbol's 11 newest closed
+klines; the exchange's log of REST requests gives the weight spent in any 60 s.
 """
 
 from __future__ import annotations

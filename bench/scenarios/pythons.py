@@ -1,13 +1,9 @@
-"""Scenario pythons: the connect storm and the fan-out under every supported Python, in one run.
+"""Scenario pythons: the connect storm and the fan-out under every supported Python.
 
-For each of Python 3.11-3.13 found (``bench/interpreters.py``), the benchmark
-runs itself, ``<venv>/bin/python -m bench --only storm,fanout``, with this
-run's storm and fan-out options. The stack starts daphne, uvicorn, SecantusDB,
-the baselines, the exchange and the ingest from that interpreter's bin dir, so
-the whole stack runs under it (checked from the console scripts' ``#!``).
-Rounds run every Python once in a rotated order, so machine noise is spread
-over all of them; each figure is the median over rounds, with every round's
-value in the JSON.
+For each Python 3.11-3.13 found (:mod:`bench.interpreters`), the bench runs itself as
+``<venv>/bin/python -m bench --only storm,fanout`` with this run's sizes, so the whole
+stack runs under that Python (checked from the console scripts' ``#!``). Rounds
+rotate the order; each figure is the median over rounds, every round in the JSON.
 """
 
 from __future__ import annotations

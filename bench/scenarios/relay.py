@@ -1,18 +1,9 @@
-"""Scenario: the update relay, exchange -> ingest -> Redis -> 2 daphne -> 1,000 stream clients.
+"""Scenario relay: exchange -> ingest -> Redis -> 2 daphne -> 1,000 stream clients.
 
-The scripted exchange (``--sequenced``) sends an unclosed update of each of
-500 one-minute streams every 250 ms (~2,000 updates/s), each stamped with its
-wall-clock send time (``E``) and its round (``k.L``). The real
-``ingest_klines`` (REDIS_URL set) relays them every 100 ms to group
-``klines.updates``; two daphne processes push each to the clients subscribed
-to its stream on ``/market/stream?streams=...``. Each client holds
-``relay_streams_per_client`` streams, spread so every stream has about the
-same number of subscribers. After a warm-up the clients measure for
-``--relay-seconds``: latency from the exchange's send to the client's receipt,
-and per stream, updates lost (a round skipped) or reordered. At the end the
-exchange's last round is compared with what every subscription last got, so a
-loss at the tail is counted too. CPU of each process over the window comes
-from psutil.
+500 ``--sequenced`` streams updated every 250 ms, relayed by the real ingest every
+100 ms; each client names ``relay_streams_per_client`` streams. Over the window:
+latency from the exchange's send, updates lost or reordered per stream, CPU per
+process; then every subscription must reach the exchange's last round.
 """
 
 from __future__ import annotations

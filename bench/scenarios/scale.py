@@ -1,15 +1,9 @@
-"""Scenario 8, many clients (issue 16 target 3): one close reaches 10,000 idle clients on 2 daphne + Redis.
+"""Scenario scale (issue 16 target 3): one close reaches 10,000 idle clients on 2 daphne + Redis.
 
-As the fan-out (:mod:`bench.scenarios.fanout`), at the scale of
-``--scale-clients``: the real ``ingest_klines`` stores and publishes a close of
-BTCUSDT, the daphne processes push it to their clients, and each client's time
-runs from the kline's ``stored_at`` to when its event loop saw the frame. The
-clients live in :data:`CLIENT_PROCESSES` load-client processes
-(``bench/scaleclient.py``), so no one event loop reads every socket; their CPU
-per close is reported next to daphne's. Every client must connect (a refused
-or failed connect counts), stay connected (a close by the server counts as
-dropped) and get every close. Each daphne's RSS before and after its clients
-gives the memory per idle connection with Redis.
+The fan-out (:mod:`bench.scenarios.fanout`) at ``scale_clients``, its clients in
+:data:`CLIENT_PROCESSES` load-client processes (``bench/scaleclient.py``). Every
+client must connect, stay connected and get every close; daphne's CPU per close above
+its idle rate, and its RSS before and with its clients (memory with Redis).
 """
 
 from __future__ import annotations

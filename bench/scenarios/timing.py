@@ -1,18 +1,10 @@
-"""Scenario 8, the cost of timing the fan-out (issue 15): one process's senders, with and without the timing.
+"""Scenario timing (issue 15): what timing the fan-out where frames are sent costs, in one process.
 
-The fan-out latency (:mod:`klines.serving.delivery`) is measured where frames
-are sent. This measures what that costs at fan-out to many connections, in one
-process and one run, as CPU time per fan-out, three subjects interleaved round
-by round in rotated order:
-
-* ``untimed``: the senders as before (no delivery carried);
-* ``per event`` (shipped): one :class:`~klines.serving.delivery.Delivery` per
-  event, settled by each connection's sender, observed once;
-* ``per frame`` (the alternative not taken): a histogram observation per frame sent.
-
-``/``: one close marks one coin in ``idle`` :class:`~klines.serving.outbox.Outbox`\\es;
-streams: one batch of ten updates to ``idle`` :class:`~klines.serving.stream_outbox.FrameQueue`\\s.
-The sends return at once (as daphne's do), so the figure is the senders' own CPU.
+``idle`` :class:`~klines.serving.outbox.Outbox`s (``/``: one close each) or
+:class:`~klines.serving.stream_outbox.FrameQueue`s (streams: ten updates each) whose
+sends return at once; CPU per fan-out for three subjects interleaved in rotated order:
+``untimed``, ``per event`` (shipped: one :class:`~klines.serving.delivery.Delivery`)
+and ``per frame`` (a histogram observation per frame, not taken).
 """
 
 from __future__ import annotations
