@@ -42,40 +42,25 @@ from bench.scenarios import (
 from bench.stack import Stack
 
 
-def steps(o: Options, stack: Stack, redis_url: str, progress: Callable[[str], None]) -> dict[str, tuple]:
-    """Scenario -> (what the progress line says, the call), in the order they run (history's ORM last but one)."""
+def steps(o: Options, stack: Stack, redis_url: str, progress: Callable[[str], None]) -> dict[str, Callable]:
+    """Scenario -> its call, in the order they run (history, whose ORM leaves SecantusDB busy, last but one)."""
     return {
-        "parse": ("parser rate", lambda: parse.run(o)),
-        "timing": (f"fan-out timing cost: {o.idle} connections in one process", lambda: timing.run(o)),
-        "storm": (
-            f"connect storm: {o.connections} clients x 4 servers x {o.rounds} rounds",
-            lambda: storm.run(stack, o),
-        ),
-        "fanout": (
-            f"fan-out: {o.idle} idle clients, {o.daphnes} daphne + Redis",
-            lambda: fanout.run(stack, o, redis_url),
-        ),
-        "scale": (f"many clients: {o.scale_clients:,} idle clients", lambda: scale.run(stack, o, redis_url)),
-        "burst": (
-            f"ingest burst: {o.burst_symbols} symbols x {o.burst_rounds}",
-            lambda: burst.run(stack, o, redis_url),
-        ),
-        "memory": (f"memory: {o.idle} idle clients", lambda: memory.run(stack, o)),
-        "soak": (
-            f"churn soak: {o.soak_seconds:.0f} s after {o.soak_warmup:.0f} s",
-            lambda: churn.run(stack, o, redis_url),
-        ),
-        "pages": ("pages: chart and overview in headless Chromium", lambda: pages.run(stack, o)),
-        "relay": (
-            f"relay: {o.relay_symbols} streams to {o.relay_clients} clients",
-            lambda: relay.run(stack, o, redis_url),
-        ),
-        "ingest": (f"ingest: {o.ingest_symbols} symbols", lambda: ingest.run(stack, o, progress)),
-        "reads": ("reads: Kline model vs KlineRecord", lambda: reads.run(stack, o, progress)),
-        "pythons": ("pythons: storm and fan-out under each Python", lambda: pythons.run(o, stack.logs, progress)),
-        "import": (f"import: BTCUSDT x {o.import_months} month(s)", lambda: history_import.run(stack, o, progress)),
-        "history": (f"history: {o.history_klines:,} klines", lambda: history.run(stack, o, progress)),
-        "bigrecord": (f"bigrecord: {o.bigrecord_klines:,} klines", lambda: bigrecord.run(stack, o, progress)),
+        "parse": lambda: parse.run(o),
+        "timing": lambda: timing.run(o),
+        "storm": lambda: storm.run(stack, o),
+        "fanout": lambda: fanout.run(stack, o, redis_url),
+        "scale": lambda: scale.run(stack, o, redis_url),
+        "burst": lambda: burst.run(stack, o, redis_url),
+        "memory": lambda: memory.run(stack, o),
+        "soak": lambda: churn.run(stack, o, redis_url),
+        "pages": lambda: pages.run(stack, o),
+        "relay": lambda: relay.run(stack, o, redis_url),
+        "ingest": lambda: ingest.run(stack, o, progress),
+        "reads": lambda: reads.run(stack, o, progress),
+        "pythons": lambda: pythons.run(o, stack.logs, progress),
+        "import": lambda: history_import.run(stack, o, progress),
+        "history": lambda: history.run(stack, o, progress),
+        "bigrecord": lambda: bigrecord.run(stack, o, progress),
     }
 
 
@@ -86,9 +71,9 @@ async def run_all(options: Options, stack: Stack, progress: Callable[[str], None
         stack.start_mongo()
         stack.prepare_database(stack.env(storm.DATABASE), symbols=SYMBOLS, count=30)
     redis_url = stack.start_redis() if wanted & {"fanout", "burst", "relay", "soak", "scale"} else ""
-    for name, (what, call) in steps(options, stack, redis_url, progress).items():
+    for name, call in steps(options, stack, redis_url, progress).items():
         if name in wanted:
-            progress(what)
+            progress(name)
             outcome = call()
             outcomes.append(await outcome if inspect.isawaitable(outcome) else outcome)
             stack.stop_all_but_infrastructure()

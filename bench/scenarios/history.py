@@ -14,22 +14,17 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
-from bench import bulkseed
-from bench.history_pages import INTERVAL, PAGE, PagedPages, Pages
+from bench.history_pages import PAGE, PagedPages, Pages
 from bench.httpclient import Client, HttpError
 from bench.options import Options
 from bench.report import check, fmt, latency_summary
-from bench.scenarios import Outcome
+from bench.scenarios import RECORD_SYMBOLS as SYMBOLS
+from bench.scenarios import Outcome, record_env, seed_record
 from bench.stack import Stack, cpu_seconds
 
 DATABASE = "bench_history"
 TIMEOUT = 600.0  # one page alone; the plain ORM scans the whole collection for it
-SYMBOLS = [
-    "BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "XRPUSDT", "DOGEUSDT", "ADAUSDT", "AVAXUSDT", "LINKUSDT", "DOTUSDT",
-    "TRXUSDT", "LTCUSDT", "BCHUSDT", "NEARUSDT", "UNIUSDT", "APTUSDT", "ARBUSDT", "OPUSDT", "SUIUSDT", "FILUSDT",
-]  # fmt: skip
 LABELS = {
     "service": "a service (async view, own read threads)",
     "orm": "b plain ORM view (baseline)",
@@ -127,16 +122,9 @@ def wait_idle(process, *, busy: float = 0.1, timeout: float = 300.0) -> None:
 
 async def run(stack: Stack, options: Options, progress: Callable[[str], None]) -> Outcome:
     assert stack.mongo is not None
-    env = stack.env(DATABASE, KLINE_SYMBOLS=",".join(SYMBOLS), KLINE_INTERVAL=INTERVAL)
-    stack.manage(["migrate", "--noinput", "-v0"], env)
-    minutes = -(-options.history_klines // len(SYMBOLS))
-    seeded = bulkseed.seed(
-        stack.mongo.uri, DATABASE, "klines", symbols=SYMBOLS, interval=INTERVAL, minutes=minutes, now=datetime.now(UTC)
-    )
-    progress(
-        f"history: seeded {seeded.klines:,} klines in {seeded.seconds:.0f} s "
-        f"(insert {seeded.insert_seconds:.0f} s, indexes {seeded.index_seconds:.0f} s)"
-    )
+    env = record_env(stack, DATABASE)
+    stack.prepare_database(env)
+    minutes, seeded, seeding, seeding_row = seed_record(stack, DATABASE, options.history_klines, progress)
     first_open_ms = seeded.first_open_ms
     envs = {"service": env, "orm": {**env, "DJANGO_SETTINGS_MODULE": "bench.history_settings"}}
     servers = {key: stack.daphne(f"history-{key}", envs[key]) for key in envs}
@@ -246,12 +234,7 @@ async def run(stack: Stack, options: Options, progress: Callable[[str], None]) -
     outcome = Outcome(
         "history",
         {
-            "klines": seeded.klines,
-            "symbols": len(SYMBOLS),
-            "minutes_per_symbol": minutes,
-            "seed_seconds": seeded.seconds,
-            "seed_insert_seconds": seeded.insert_seconds,
-            "seed_index_seconds": seeded.index_seconds,
+            **seeding,
             "page": PAGE,
             "clients": options.history_clients,
             "seconds_per_round": options.history_seconds,
@@ -268,14 +251,7 @@ async def run(stack: Stack, options: Options, progress: Callable[[str], None]) -
         },
     )
     title = f"history ({seeded.klines:,} klines, pages of {PAGE})"
-    outcome.rows.append(
-        (
-            title,
-            "seeding (pymongo insert_many, indexes after)",
-            f"{seeded.seconds:.0f} s = {seeded.klines / seeded.seconds:,.0f} klines/s",
-            f"insert {seeded.insert_seconds:.0f} s, migrate's indexes rebuilt {seeded.index_seconds:.0f} s",
-        )
-    )
+    outcome.rows.append((title, *seeding_row))
     for f in figures.values():
         bound = ">= " if f["unfinished"] else ""
         alone = f"p50 {fmt(f['alone']['p50_ms'])} / max {fmt(f['alone']['max_ms'])} ms"

@@ -14,9 +14,9 @@ from datetime import UTC, datetime
 from bench import bulkseed
 from bench.options import Options
 from bench.report import check, fmt
+from bench.scenarios import RECORD_SYMBOLS as PAGE_SYMBOLS
 from bench.scenarios import Outcome
 from bench.scenarios.burst import burst_symbols
-from bench.scenarios.history import SYMBOLS as PAGE_SYMBOLS
 from bench.stack import Stack
 
 DATABASE = "bench_reads"
