@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import psutil
+import pymongo
+from pymongo.collection import Collection
 
 from klines.testing.servers import (
     ROOT,
@@ -50,12 +52,15 @@ class Stack:
         self._processes: list[subprocess.Popen] = []
         self.mongo: SecantusServer | None = None
         self.redis: RedisServer | None = None
+        self._client: pymongo.MongoClient | None = None
 
     def __enter__(self) -> Stack:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop_all_but_infrastructure()
+        if self._client is not None:
+            self._client.close()
         for server in (self.redis, self.mongo):
             if server is not None:
                 server.stop()
@@ -96,6 +101,12 @@ class Stack:
         self.redis = RedisServer(self.logs / "redis.log").start()
         return self.redis.url
 
+    def klines(self, database: str) -> Collection:
+        """``database``'s klines collection, through one tz-aware client the stack closes."""
+        assert self.mongo is not None, "start_mongo() first"
+        self._client = self._client or pymongo.MongoClient(self.mongo.uri, tz_aware=True)
+        return self._client[database]["klines"]
+
     def env(self, database: str, **extra: str) -> dict[str, str]:
         assert self.mongo is not None, "start_mongo() first"
         return service_env(self.mongo.uri, database, **PRODUCTION_ENV, **extra)
@@ -133,7 +144,7 @@ class Stack:
         port = free_port()
         args = [sys.executable, "-m", "bench.baselines", "naive", "--port", str(port)]
         args += ["--mongo-uri", env["MONGO_URI"], "--database", env["MONGO_DATABASE"]]
-        args += ["--collection", env.get("MONGO_COLLECTION", "klines"), "--symbols", ",".join(symbols)]
+        args += ["--collection", "klines", "--symbols", ",".join(symbols)]
         return self.spawn_listening("naive", args, port), port
 
     def exchange(

@@ -80,22 +80,18 @@ async def run(stack: Stack, options: Options, redis_url: str) -> Outcome:
         stack.ingest(f"burst-ingest-{number}", ingest_env, chunk)
     await asyncio.to_thread(wait_for_streams, exchange_port, len(streams))
 
-    mongo = pymongo.MongoClient(env["MONGO_URI"], tz_aware=True)
-    collection = mongo[DATABASE][env.get("MONGO_COLLECTION", "klines")]
-    try:
-        backfilled = await asyncio.to_thread(wait_until_settled, collection)
-        bursts = []
-        for _ in range(options.burst_rounds):
-            bursts.append(await _one_burst(collection, exchange_port, streams))
-            query = bursts[-1].pop("query")
-            if not bursts[-1]["complete"]:
-                break
-            # The same documents again, bare, while the ingests keep receiving their updates as in the burst.
-            seconds, inserted = await asyncio.to_thread(timed_insert, collection, query)
-            bursts[-1] |= {"bare_insert_s": seconds, "bare_inserted": inserted}
-            await asyncio.sleep(SETTLE_SECONDS)
-    finally:
-        mongo.close()
+    collection = stack.klines(DATABASE)
+    backfilled = await asyncio.to_thread(wait_until_settled, collection)
+    bursts = []
+    for _ in range(options.burst_rounds):
+        bursts.append(await _one_burst(collection, exchange_port, streams))
+        query = bursts[-1].pop("query")
+        if not bursts[-1]["complete"]:
+            break
+        # The same documents again, bare, while the ingests keep receiving their updates as in the burst.
+        seconds, inserted = await asyncio.to_thread(timed_insert, collection, query)
+        bursts[-1] |= {"bare_insert_s": seconds, "bare_inserted": inserted}
+        await asyncio.sleep(SETTLE_SECONDS)
 
     complete = all(b["complete"] for b in bursts)
     seen = [b["all_stored_seen_s"] for b in bursts]

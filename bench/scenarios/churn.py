@@ -118,8 +118,7 @@ async def run(stack: Stack, options: Options, redis_url: str) -> Outcome:
     ports = [port for _, port in daphnes]
     processes = [psutil.Process(p.pid) for p, _ in daphnes]
     await asyncio.to_thread(wait_for_streams, exchange_port, 1)
-    mongo = pymongo.MongoClient(env["MONGO_URI"], tz_aware=True)
-    collection = mongo[DATABASE][env.get("MONGO_COLLECTION", "klines")]
+    collection = stack.klines(DATABASE)
     closer = Closer(exchange_port, options.soak_close_seconds)
     try:
         await asyncio.to_thread(wait_until_settled, collection)
@@ -129,7 +128,6 @@ async def run(stack: Stack, options: Options, redis_url: str) -> Outcome:
         return await _soak(options, ports, processes, closer, collection)
     finally:
         await closer.stop()
-        mongo.close()
 
 
 async def _soak(options: Options, ports: list[int], processes: list[psutil.Process], closer: Closer, collection):

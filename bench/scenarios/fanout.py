@@ -15,8 +15,6 @@ import json
 from datetime import UTC, datetime
 from decimal import Decimal
 
-import pymongo
-
 from bench import load
 from bench.options import Options
 from bench.report import check, fmt, latency_summary
@@ -61,8 +59,7 @@ async def run(stack: Stack, options: Options, redis_url: str) -> Outcome:
     )
     if clients.errors:
         raise RuntimeError(f"{clients.errors} of {options.idle} idle clients failed: {clients.first_error}")
-    mongo = pymongo.MongoClient(env["MONGO_URI"], tz_aware=True)
-    collection = mongo[DATABASE][env.get("MONGO_COLLECTION", "klines")]
+    collection = stack.klines(DATABASE)
 
     async def one_close() -> tuple[dict, list[float]]:
         clients.clear_updates()
@@ -102,7 +99,6 @@ async def run(stack: Stack, options: Options, redis_url: str) -> Outcome:
             rounds.append(summary)
             latencies += got
     finally:
-        mongo.close()
         await clients.close()
 
     summary = latency_summary(latencies)

@@ -76,11 +76,7 @@ async def _cpu_per_message(stack: Stack, options: Options, symbols: list[str]) -
     # The ingest splits its streams into connections whose URLs Binance accepts (klines/ingest/stream.py).
     ingest_connections = len(split_streams([(s, "1m") for s in symbols], 1024))
     await asyncio.to_thread(wait_for_streams, port, ingest_connections)
-    mongo = pymongo.MongoClient(env["MONGO_URI"], tz_aware=True)
-    try:
-        await asyncio.to_thread(wait_until_settled, mongo[CPU_DATABASE][env.get("MONGO_COLLECTION", "klines")])
-    finally:
-        mongo.close()
+    await asyncio.to_thread(wait_until_settled, stack.klines(CPU_DATABASE))
     url = combined_stream_url(f"ws://127.0.0.1:{port}/market", [(s, "1m") for s in symbols])
     bare = stack.module("ingest-bare-reader", "bench.bare_reader", ["--url", url])
     await asyncio.to_thread(wait_for_streams, port, ingest_connections + 1)
@@ -115,14 +111,9 @@ async def _cold_start(stack: Stack, symbols: list[str]) -> dict:
     stack.prepare_database(env)
     _, port = stack.exchange("ingest-cold-exchange", symbols, env, mode=("--clock-closes",))
     ingest_env = {**env, **exchange_urls(port)}  # BINANCE_REST_WEIGHT_PER_MINUTE: the default
-    mongo = pymongo.MongoClient(env["MONGO_URI"], tz_aware=True)
-    collection = mongo[COLD_DATABASE][env.get("MONGO_COLLECTION", "klines")]
-    try:
-        started = time.time()
-        stack.ingest("ingest-cold", ingest_env, symbols)
-        seen, newest, stored = await asyncio.to_thread(_wait_for_history, collection, symbols, started)
-    finally:
-        mongo.close()
+    started = time.time()
+    stack.ingest("ingest-cold", ingest_env, symbols)
+    seen, newest, stored = await asyncio.to_thread(_wait_for_history, stack.klines(COLD_DATABASE), symbols, started)
     requests = exchange_call(port, "/bench/rest")["requests"]
     upto = [(at, weight) for at, _, weight in requests if at <= started + seen]
     return {

@@ -12,7 +12,6 @@ import asyncio
 import time
 
 import psutil
-import pymongo
 
 from bench.options import Options
 from bench.relayclient import Tally, open_clients, subscriptions
@@ -37,11 +36,8 @@ async def run(stack: Stack, options: Options, redis_url: str) -> Outcome:
     ingest = stack.ingest("relay-ingest", ingest_env, symbols)
     daphnes = [stack.daphne(f"relay-daphne-{i}", env) for i in range(options.daphnes)]
     await asyncio.to_thread(wait_for_streams, exchange_port, 1)
-    mongo = pymongo.MongoClient(env["MONGO_URI"], tz_aware=True)
-    try:  # the start-up backfill (11 klines a symbol) is over before anything is measured
-        await asyncio.to_thread(wait_until_settled, mongo[DATABASE][env.get("MONGO_COLLECTION", "klines")])
-    finally:
-        mongo.close()
+    # the start-up backfill (11 klines a symbol) is over before anything is measured
+    await asyncio.to_thread(wait_until_settled, stack.klines(DATABASE))
 
     tally = Tally()
     plan = subscriptions(streams, options.relay_clients, options.relay_streams_per_client)

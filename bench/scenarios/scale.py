@@ -18,7 +18,6 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import psutil
-import pymongo
 
 from bench import load
 from bench.options import Options
@@ -107,8 +106,7 @@ async def run(stack: Stack, options: Options, redis_url: str) -> Outcome:
         await ClientProcess.start(stack, f"scale-clients-{i}", ports, n, options.concurrency)
         for i, n in enumerate(counts)
     ]
-    mongo = pymongo.MongoClient(env["MONGO_URI"], tz_aware=True)
-    collection = mongo[DATABASE][env.get("MONGO_COLLECTION", "klines")]
+    collection = stack.klines(DATABASE)
     try:
         opened = await asyncio.gather(*(c.answer(time_limit=600) for c in clients))
         await asyncio.sleep(2.0)
@@ -170,7 +168,6 @@ async def run(stack: Stack, options: Options, redis_url: str) -> Outcome:
             rounds.append(summary)
             latencies += got
     finally:
-        mongo.close()
         await asyncio.gather(*(c.stop() for c in clients))
 
     connected = sum(o["opened"] for o in opened)
