@@ -11,7 +11,6 @@ import json
 import shutil
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
@@ -30,6 +29,7 @@ from klines.testing.servers import (
     start_listening,
     stop_process,
     uvicorn_argv,
+    wait_until,
 )
 
 MAX_URL_BYTES = 65536  # the scripted exchange's request-line limit: 1,024 streams in one URL fit
@@ -174,12 +174,10 @@ def exchange_call(port: int, path: str, timeout: float = 30.0) -> dict:
 
 
 def wait_for_streams(port: int, connections: int, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if exchange_call(port, "/bench/status")["connections"] >= connections:
-            return
-        time.sleep(0.2)
-    raise TimeoutError(f"the ingest did not connect {connections} stream(s) to the exchange in {timeout:.0f}s")
+    def connected() -> bool:
+        return exchange_call(port, "/bench/status")["connections"] >= connections
+
+    wait_until(connected, timeout=timeout, what=f"the ingest's {connections} stream(s) to the exchange", every=0.2)
 
 
 def rss(process: subprocess.Popen) -> int:

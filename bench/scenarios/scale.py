@@ -24,7 +24,7 @@ from bench.options import Options
 from bench.report import check, fmt, latency_summary
 from bench.scenarios import SYMBOLS, Outcome
 from bench.stack import Stack, cpu_seconds, exchange_call, rss, wait_for_streams
-from klines.testing.servers import exchange_urls
+from klines.testing.servers import exchange_urls, wait_until
 
 DATABASE = "bench_scale"
 COIN = "BTCUSDT"
@@ -124,16 +124,9 @@ async def run(stack: Stack, options: Options, redis_url: str) -> Outcome:
             window = time.monotonic()
             sent = await asyncio.to_thread(exchange_call, exchange_port, f"/bench/close?symbols={COIN}")
             open_time = datetime.fromtimestamp(sent["open_ms"][COIN] / 1000, tz=UTC)
-            stored = None
-            for _ in range(100):
-                stored = await asyncio.to_thread(
-                    collection.find_one, {"symbol": COIN, "interval": "1m", "open_time": open_time}
-                )
-                if stored is not None:
-                    break
-                await asyncio.sleep(0.1)
-            if stored is None:
-                raise RuntimeError(f"the ingest did not store {COIN} {open_time}")
+            query = {"symbol": COIN, "interval": "1m", "open_time": open_time}
+            what = f"the ingest to store {COIN} {open_time}"
+            stored = await asyncio.to_thread(wait_until, lambda: collection.find_one(query), timeout=10, what=what)
             close = float(Decimal(str(stored["close"])))
             answers = await asyncio.gather(*(c.ask(f"wait {close!r} {WAIT_SECONDS}", time_limit=120) for c in clients))
             cpu_clients = [c.cpu() - before for c, before in zip(clients, cpu_clients, strict=True)]
