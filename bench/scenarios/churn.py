@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import json
 import time
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -34,11 +33,9 @@ from bench.stayers import (
     StreamLog,
     UpdateVerdict,
     Verdict,
-    feed_positions,
     judge_feed,
     judge_stream_closes,
     judge_updates,
-    missing,
 )
 from klines.testing.servers import exchange_urls
 
@@ -55,19 +52,16 @@ class Closer:
     def __init__(self, port: int, every: float) -> None:
         self.port, self.every = port, every
         self.sent: dict[str, list[int]] = {}  # symbol -> open times closed, in order
-        self.sent_at: list[float] = []  # wall-clock time of each round
         self.task: asyncio.Task | None = None
 
     async def close_all(self) -> dict:
         sent = await asyncio.to_thread(exchange_call, self.port, "/bench/close?symbols=*")
         for symbol, open_ms in sent["open_ms"].items():
             self.sent.setdefault(symbol, []).append(open_ms)
-        self.sent_at.append(sent["sent_at"])
         return sent
 
     def clear(self) -> None:
         self.sent.clear()
-        self.sent_at.clear()
 
     async def _run(self) -> None:
         while True:
@@ -169,7 +163,7 @@ async def _soak(options: Options, ports: list[int], processes: list[psutil.Proce
         baseline = sample(processes)
         warm = (dict(feed_tally.completed), dict(stream_tally.completed))
         samples: list[tuple[float, list[tuple[int, int]]]] = [(0.0, baseline)]
-        began, began_wall = time.monotonic(), time.time()
+        began = time.monotonic()
         churning = asyncio.create_task(churn_for(options.soak_seconds))
         while not churning.done():
             await asyncio.wait([churning], timeout=SAMPLE_SECONDS)
@@ -202,9 +196,8 @@ async def _soak(options: Options, ports: list[int], processes: list[psutil.Proce
             judged[port]["updates"] += judge_updates(log)
     for tally, before in zip((feed_tally, stream_tally), warm, strict=True):  # the soak's own, per port
         tally.completed = {port: n - before.get(port, 0) for port, n in tally.completed.items()}
-    missed = missed_feed_closes(feed_clients, stored, closer, began_wall)
     tallies = (feed_tally, stream_tally)
-    return soak_outcome(options, ports, baseline, final, samples, elapsed, tallies, judged, tail, missed)
+    return soak_outcome(options, ports, baseline, final, samples, elapsed, tallies, judged, tail)
 
 
 async def _tail(feed: Sequence, streamers: Sequence, closer: Closer, collection) -> tuple[float, Stored]:
@@ -232,20 +225,3 @@ def _last_per_coin(updates: Sequence[tuple[float, bytes]]) -> dict[str, bytes]:
     for _, payload in updates:
         newest[json.loads(payload)["coin"]] = payload
     return newest
-
-
-def missed_feed_closes(feed: Sequence, stored: Stored, closer: Closer, began_wall: float) -> list[dict]:
-    """Each stored close some ``/`` stayer got no frame for: coin, daphne port, seconds into the soak, how many."""
-    round_of = {symbol: {ms: n for n, ms in enumerate(sent)} for symbol, sent in closer.sent.items()}
-    missed: Counter = Counter()
-    for connection in feed:
-        frames = [*connection.frames, *(payload for _, payload in connection.updates)]
-        for coin, positions in feed_positions(frames, stored.closes).items():
-            for position in missing(positions, len(stored.closes[coin]) - 1):
-                missed[(connection.port, coin, stored.open_ms[coin][position])] += 1
-    out = []
-    for (port, coin, open_ms), stayers in sorted(missed.items(), key=lambda item: item[0][2]):
-        n = round_of.get(coin, {}).get(open_ms)
-        at = closer.sent_at[n] - began_wall if n is not None else float("nan")
-        out.append({"port": port, "coin": coin, "open_ms": open_ms, "at_s": round(at, 1), "stayers": stayers})
-    return out
