@@ -150,7 +150,7 @@ class Stack:
     def exchange(
         self, name: str, symbols: list[str], env: Mapping[str, str], *, mode: tuple[str, ...] = ()
     ) -> tuple[subprocess.Popen, int]:
-        """The scripted exchange (``bench/exchange.py``); ``mode`` e.g. ``("--sequenced",)``."""
+        """The scripted exchange (``bench/exchange.py``); ``mode`` e.g. ``("--clock-closes",)``."""
         port = free_port()
         path = self.workdir / f"{name}-symbols.txt"
         path.write_text("\n".join(symbols))

@@ -1,6 +1,6 @@
 """Scenario ``soak``: clients churn on the whole stack for minutes while klines close; nothing may leak or be lost.
 
-Scripted exchange (``--sequenced``) -> ``ingest_klines`` -> Redis -> the daphnes; the
+Scripted exchange -> ``ingest_klines`` -> Redis -> the daphnes; the
 five coins close on command every ``soak_close_seconds``. *Stayers* (``/`` and stream
 clients) stay connected and must get every close once and in order, and every update
 in order (:mod:`bench.stayers`); *churners* (:mod:`bench.soakclients`) connect and
@@ -105,7 +105,7 @@ def stored_klines(collection: pymongo.collection.Collection) -> Stored:
 async def run(stack: Stack, options: Options, redis_url: str) -> Outcome:
     env = stack.env(DATABASE, REDIS_URL=redis_url)
     stack.prepare_database(env, symbols=SYMBOLS, count=30)
-    _, exchange_port = stack.exchange("soak-exchange", SYMBOLS, env, mode=("--sequenced",))
+    _, exchange_port = stack.exchange("soak-exchange", SYMBOLS, env)
     ingest_env = {**env, **exchange_urls(exchange_port), "BINANCE_REST_WEIGHT_PER_MINUTE": UNPACED_REST_WEIGHT}
     stack.ingest("soak-ingest", ingest_env, SYMBOLS)
     daphnes = [stack.daphne(f"soak-daphne-{i}", env) for i in range(options.daphnes)]

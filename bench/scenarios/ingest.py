@@ -2,7 +2,7 @@
 
 *CPU per 1,000 messages*: the real ``ingest_klines`` (no Redis) and
 ``bench/bare_reader.py`` (websocket-client and ``json.loads`` only) read the same
-500 ``--sequenced`` streams; each process's CPU over the window per frame sent to it.
+500 scripted streams; each process's CPU over the window per frame sent to it.
 *Cold start*: an empty database, ``--clock-closes``, Binance's default REST budget;
 from spawning the process to the poll that sees every symbol's 11 newest closed
 klines; the exchange's log of REST requests gives the weight spent in any 60 s.
@@ -70,7 +70,7 @@ async def run(stack: Stack, options: Options, progress) -> Outcome:
 async def _cpu_per_message(stack: Stack, options: Options, symbols: list[str]) -> dict:
     env = stack.env(CPU_DATABASE)
     stack.prepare_database(env)
-    _, port = stack.exchange("ingest-cpu-exchange", symbols, env, mode=("--sequenced",))
+    _, port = stack.exchange("ingest-cpu-exchange", symbols, env)
     ingest_env = {**env, **exchange_urls(port), "BINANCE_REST_WEIGHT_PER_MINUTE": UNPACED_REST_WEIGHT}
     ingest = stack.ingest("ingest-cpu", ingest_env, symbols)
     # The ingest splits its streams into connections whose URLs Binance accepts (klines/ingest/stream.py).

@@ -1,6 +1,6 @@
 """Scenario relay: exchange -> ingest -> Redis -> 2 daphne -> 1,000 stream clients.
 
-500 ``--sequenced`` streams updated every 250 ms, relayed by the real ingest every
+500 scripted streams updated every 250 ms, relayed by the real ingest every
 100 ms; each client names ``relay_streams_per_client`` streams. Over the window:
 latency from the exchange's send, updates lost or reordered per stream, CPU per
 process; then every subscription must reach the exchange's last round.
@@ -31,7 +31,7 @@ async def run(stack: Stack, options: Options, redis_url: str) -> Outcome:
     streams = [f"{s}@kline_1m" for s in symbols]
     env = stack.env(DATABASE, REDIS_URL=redis_url, KLINE_SYMBOLS=",".join(symbols))
     stack.prepare_database(env)
-    exchange, exchange_port = stack.exchange("relay-exchange", symbols, env, mode=("--sequenced",))
+    exchange, exchange_port = stack.exchange("relay-exchange", symbols, env)
     ingest_env = {**env, **exchange_urls(exchange_port), "BINANCE_REST_WEIGHT_PER_MINUTE": UNPACED_REST_WEIGHT}
     ingest = stack.ingest("relay-ingest", ingest_env, symbols)
     daphnes = [stack.daphne(f"relay-daphne-{i}", env) for i in range(options.daphnes)]
