@@ -35,22 +35,6 @@ SETTLE_TIMEOUT = 180.0
 UNPACED_REST_WEIGHT = "1000000"
 
 
-def _per_stream(stamps: list[dict], streams: list[list[str]], sent_at: float) -> list[dict[str, float]]:
-    """First and last ``stored_at`` of each stream's klines, seconds after the exchange began sending."""
-    stream_of = {symbol.upper(): n for n, chunk in enumerate(streams) for symbol in chunk}
-    spans: dict[int, list[float]] = {}
-    for doc in stamps:
-        spans.setdefault(stream_of[doc["symbol"]], []).append(doc["stored_at"].timestamp() - sent_at)
-    return [
-        {
-            "stored": len(spans.get(n, [])),
-            "first_s": min(spans.get(n, [float("nan")])),
-            "last_s": max(spans.get(n, [float("nan")])),
-        }
-        for n in range(len(streams))
-    ]
-
-
 def burst_symbols(count: int) -> list[str]:
     return [f"s{i:04d}usdt" for i in range(count)]
 
@@ -96,7 +80,6 @@ async def run(stack: Stack, options: Options, redis_url: str) -> Outcome:
     complete = all(b["complete"] for b in bursts)
     seen = [b["all_stored_seen_s"] for b in bursts]
     newest = [b["newest_stored_at_s"] for b in bursts]
-    median_seen = statistics.median(seen) if complete else float("nan")
     spread = distribution(seen, 1.0) if complete else distribution([], 1.0)
     bare = [b["bare_insert_s"] for b in bursts if "bare_insert_s" in b]
     share = [b / s for b, s in zip(bare, seen, strict=False)]  # SecantusDB's part: bare insert / burst
@@ -106,10 +89,8 @@ async def run(stack: Stack, options: Options, redis_url: str) -> Outcome:
         {
             "symbols": len(symbols),
             "streams": len(streams),
-            "ingest_processes": len(streams),
             "backfilled_before": backfilled,
             "complete": complete,
-            "all_stored_seen_s_median": median_seen,
             "distribution": spread,
             "bare_insert_s": bare,
             "burst_over_bare": over,
@@ -173,7 +154,6 @@ async def _one_burst(collection: pymongo.collection.Collection, exchange_port: i
                 break
         await asyncio.sleep(POLL_SECONDS)
     newest = await asyncio.to_thread(collection.find_one, query, sort=[("stored_at", -1)])
-    stamps = await asyncio.to_thread(list, collection.find(query, {"symbol": 1, "stored_at": 1}))
     await asyncio.sleep(SETTLE_SECONDS)  # let the publishing and the next partial updates pass
     return {
         "query": query,
@@ -183,5 +163,4 @@ async def _one_burst(collection: pymongo.collection.Collection, exchange_port: i
         "all_stored_seen_s": seen_all,
         "newest_stored_at_s": newest["stored_at"].timestamp() - sent["sent_at"] if newest else float("nan"),
         "polls": polls,
-        "per_stream_stored_at_s": _per_stream(stamps, streams, sent["sent_at"]),
     }
