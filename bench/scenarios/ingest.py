@@ -123,7 +123,6 @@ async def _cold_start(stack: Stack, symbols: list[str]) -> dict:
         "requests": len(upto),
         "weight": sum(w for _, w in upto),
         "max_weight_60s": _max_in_window([(at, w) for at, _, w in requests], 60.0),
-        "requests_by_path": _by_path(requests, started + seen),
     }
 
 
@@ -157,13 +156,3 @@ def _max_in_window(spent: list[tuple[float, int]], seconds: float) -> int:
             first += 1
         best = max(best, total)
     return best
-
-
-def _by_path(requests: list, until: float) -> dict[str, list[int]]:
-    counts: dict[str, list[int]] = {}
-    for at, path, weight in requests:
-        if at <= until:
-            entry = counts.setdefault(path, [0, 0])
-            entry[0] += 1
-            entry[1] += weight
-    return counts
