@@ -11,7 +11,9 @@ from klines.testing.servers import ROOT
 
 
 def python_lines(folder: str) -> int:
-    return sum(len(path.read_text().splitlines()) for path in (ROOT / folder).rglob("*.py"))
+    """Lines of the folder's Python, without bench/results/ (logs and the pythons scenario's venvs)."""
+    paths = (p for p in (ROOT / folder).rglob("*.py") if "results" not in p.relative_to(ROOT).parts)
+    return sum(len(path.read_text().splitlines()) for path in paths)
 
 
 def test_the_bench_readme_stays_under_300_lines() -> None:
@@ -19,7 +21,7 @@ def test_the_bench_readme_stays_under_300_lines() -> None:
 
 
 def test_bench_stays_well_under_the_size_of_klines() -> None:
-    # Issue 24's target is half of klines/; bench/ was 0.64 of it and is 0.58 now (5,637 of 9,724 lines on
+    # Issue 24's target is half of klines/; bench/ was 0.64 of it and is 0.55 now (5,391 of 9,735 lines on
     # 2026-12-04; 617 of them in files other engineers were changing). Lower the bound to 0.5 as it shrinks.
     assert python_lines("bench") <= 0.6 * python_lines("klines")
 
