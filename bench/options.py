@@ -26,6 +26,7 @@ SCENARIOS = (
 )
 OPT_IN = ("bigrecord",)  # hours at its default size: run with --only
 RESULTS = Path(__file__).resolve().parent / "results"
+HISTORY_MIN_KLINES = 20 * 1500
 
 # --flag: (full run, --quick, meaning). Every figure in bench/README.md was measured at these.
 SIZES: dict[str, tuple[float, float, str]] = {
@@ -125,4 +126,6 @@ def parse_args(argv: list[str] | None = None) -> Options:
         if value <= 0:
             parser.error(f"--{name.replace('_', '-')} must be positive")
         sizes[name] = type(full)(value)
+    if sizes["history_klines"] < HISTORY_MIN_KLINES:  # history pages are full pages of 1,500, from 20 symbols
+        parser.error(f"--history-klines must be at least {HISTORY_MIN_KLINES:,} (20 symbols x a page of 1,500)")
     return Options(scenarios=scenarios, quick=args.quick, output=args.output, workdir=args.workdir, **sizes)
