@@ -23,7 +23,7 @@ def test_the_bench_readme_stays_under_300_lines() -> None:
 
 
 def test_bench_stays_well_under_the_size_of_klines() -> None:
-    # Issue 24's target is half of klines/; bench/ was 0.64 of it and is 0.55 now (5,391 of 9,735 lines on
+    # Issue 24's target is half of klines/; bench/ was 0.64 of it and is 0.55 now (5,394 of 9,735 lines on
     # 2026-12-04; 617 of them in files other engineers were changing). Lower the bound to 0.5 as it shrinks.
     assert python_lines("bench") <= 0.6 * python_lines("klines")
 
