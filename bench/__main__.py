@@ -8,10 +8,12 @@ See bench/README.md.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from bench.load import raise_open_files_limit
@@ -23,96 +25,57 @@ from bench.scenarios import (
     bigrecord,
     burst,
     churn,
-    fanout,
     history,
     history_import,
     ingest,
     memory,
     pages,
     parse,
+    pythons,
     reads,
     relay,
     scale,
     storm,
     timing,
 )
-from bench.scenarios import pythons as pythons_scenario
 from bench.stack import Stack
 
 
-async def run_all(options: Options, stack: Stack, progress) -> list[Outcome]:
+def steps(o: Options, stack: Stack, redis_url: str, progress: Callable[[str], None]) -> dict[str, Callable]:
+    """Scenario -> its call, in the order they run (history, whose ORM leaves SecantusDB busy, last but one)."""
+    return {
+        "parse": lambda: parse.run(o),
+        "timing": lambda: timing.run(o),
+        "storm": lambda: storm.run(stack, o),
+        "fanout": lambda: scale.run(stack, o, redis_url, name="fanout", total=o.idle, goal_ms=100),
+        "scale": lambda: scale.run(stack, o, redis_url),
+        "burst": lambda: burst.run(stack, o, redis_url),
+        "memory": lambda: memory.run(stack, o),
+        "soak": lambda: churn.run(stack, o, redis_url),
+        "pages": lambda: pages.run(stack, o),
+        "relay": lambda: relay.run(stack, o, redis_url),
+        "ingest": lambda: ingest.run(stack, o, progress),
+        "reads": lambda: reads.run(stack, o, progress),
+        "pythons": lambda: pythons.run(o, stack.logs, progress),
+        "import": lambda: history_import.run(stack, o, progress),
+        "history": lambda: history.run(stack, o, progress),
+        "bigrecord": lambda: bigrecord.run(stack, o, progress),
+    }
+
+
+async def run_all(options: Options, stack: Stack, progress: Callable[[str], None]) -> list[Outcome]:
     wanted = set(options.scenarios)
     outcomes: list[Outcome] = []
     if wanted - {"pythons"}:  # the pythons scenario's child runs start their own
         stack.start_mongo()
         stack.prepare_database(stack.env(storm.DATABASE), symbols=SYMBOLS, count=30)
     redis_url = stack.start_redis() if wanted & {"fanout", "burst", "relay", "soak", "scale"} else ""
-    if "parse" in wanted:
-        progress("parser rate")
-        outcomes.append(parse.run(options))
-    if "timing" in wanted:
-        progress(f"fan-out timing cost: {options.idle} connections in one process")
-        outcomes.append(await timing.run(options))
-    if "storm" in wanted:
-        progress(f"connect storm: {options.connections} clients x 4 servers x {options.rounds} rounds")
-        outcomes.append(await storm.run(stack, options))
-        stack.stop_all_but_infrastructure()
-    if "fanout" in wanted:
-        progress(f"fan-out: {options.idle} idle clients on {options.daphnes} daphne + Redis")
-        outcomes.append(await fanout.run(stack, options, redis_url))
-        stack.stop_all_but_infrastructure()
-    if "scale" in wanted:
-        progress(f"many clients: {options.scale_clients:,} idle clients on {options.daphnes} daphne + Redis")
-        outcomes.append(await scale.run(stack, options, redis_url))
-        stack.stop_all_but_infrastructure()
-    if "burst" in wanted:
-        progress(f"ingest burst: {options.burst_symbols} symbols x {options.burst_rounds} bursts")
-        outcomes.append(await burst.run(stack, options, redis_url))
-        stack.stop_all_but_infrastructure()
-    if "memory" in wanted:
-        progress(f"memory: {options.idle} idle clients")
-        outcomes.append(await memory.run(stack, options))
-        stack.stop_all_but_infrastructure()
-    if "soak" in wanted:
-        progress(
-            f"churn soak: {options.soak_seconds:.0f} s after {options.soak_warmup:.0f} s warm-up, "
-            f"{options.daphnes} daphne + Redis, closes every {options.soak_close_seconds:g} s"
-        )
-        outcomes.append(await churn.run(stack, options, redis_url))
-        stack.stop_all_but_infrastructure()
-    if "pages" in wanted:
-        progress("pages: chart (1,500 bars) and overview drawn in headless Chromium, 5 runs each")
-        outcomes.append(await pages.run(stack, options))
-        stack.stop_all_but_infrastructure()
-    if "relay" in wanted:
-        progress(
-            f"relay: {options.relay_symbols} streams x 4 updates/s to {options.relay_clients} clients "
-            f"x {options.relay_streams_per_client} streams, {options.daphnes} daphne + Redis"
-        )
-        outcomes.append(await relay.run(stack, options, redis_url))
-        stack.stop_all_but_infrastructure()
-    if "ingest" in wanted:
-        progress(f"ingest: CPU per 1,000 messages and cold start, {options.ingest_symbols} symbols")
-        outcomes.append(await ingest.run(stack, options, progress))
-        stack.stop_all_but_infrastructure()
-    if "reads" in wanted:
-        progress("reads: a history page and a reconcile poll, Kline model vs KlineRecord, interleaved")
-        outcomes.append(await reads.run(stack, options, progress))
-    if "pythons" in wanted:
-        progress(f"pythons: storm and fan-out under Python 3.11-3.13, {options.pythons_rounds} round(s)")
-        outcomes.append(await pythons_scenario.run(options, stack.logs, progress))
-    if "import" in wanted:
-        progress(f"import: BTCUSDT x {options.import_months} month(s) of 1m archive files, and a bare insert_many")
-        outcomes.append(history_import.run(stack, options, progress))
-        stack.stop_all_but_infrastructure()
-    if "history" in wanted:
-        progress(f"history: {options.history_klines:,} klines, {options.history_clients} clients")
-        outcomes.append(await history.run(stack, options, progress))
-        stack.stop_all_but_infrastructure()
-    if "bigrecord" in wanted:
-        progress(f"bigrecord: {options.bigrecord_klines:,} klines, the admin's list and the storage per kline")
-        outcomes.append(await bigrecord.run(stack, options, progress))
-        stack.stop_all_but_infrastructure()
+    for name, call in steps(options, stack, redis_url, progress).items():
+        if name in wanted:
+            progress(name)
+            outcome = call()
+            outcomes.append(await outcome if inspect.isawaitable(outcome) else outcome)
+            stack.stop_all_but_infrastructure()
     return outcomes
 
 

@@ -1,20 +1,14 @@
-"""The two comparison servers of the connect storm, each run as its own process.
+"""The two comparison servers of the connect storm, each its own process.
 
-* ``bare``: the ceiling. A plain asyncio server on the ``websockets`` library
-  that sends five precomputed frames (the exact frames our service sent) and
-  then just holds the connection, as the service does.
-* ``naive``: the design the service replaced. On every connection it queries
-  MongoDB for the newest klines of each coin and builds the payloads then. It
-  is given every advantage: the same lean ``websockets`` transport as ``bare``,
-  the same indexes and the same payload code as the service, and pymongo in a
-  small thread pool (on SecantusDB this gave a tighter p99 than pymongo's
-  asyncio client or 16 threads: every variant tops out near the same ~110
-  connections/s, the rate at which the database answers five queries each).
-  Only the per-connection queries differ.
+* ``bare``, the ceiling: the ``websockets`` library sending five precomputed frames
+  (the very frames our service sent), then holding the connection.
+* ``naive``, the design the service replaced: on every connection, a query per coin
+  for its newest klines, on the same lean transport, indexes and payload code, with
+  pymongo in a small thread pool (as fast as pymongo's asyncio client or 16 threads:
+  all top out near the ~110 connections/s at which the database answers).
 
 Usage: ``python -m bench.baselines bare --port P --frames FILE`` or
-``python -m bench.baselines naive --port P --mongo-uri URI --database DB
---collection C --symbols btcusdt,... --interval 1m``.
+``python -m bench.baselines naive --port P --mongo-uri URI --database DB --collection C --symbols a,b``.
 """
 
 from __future__ import annotations

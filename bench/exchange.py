@@ -1,34 +1,13 @@
-"""The simulated exchange with closes on command, run as its own process.
+"""The simulated exchange with closes on command, run as its own process (``python -m bench.exchange``).
 
-It is the project's :class:`SimulatedExchange` (same combined stream, same REST,
-same deterministic klines), except that klines close when the benchmark says
-so rather than on the clock, so a measurement starts at a known moment:
-
-* ``GET /bench/status`` -> ``{"connections": n, "streams": n}``;
-* ``GET /bench/close?symbols=BTCUSDT,ETHUSDT`` (or ``symbols=*``) sends the
-  close of each symbol's next kline on every stream that carries it, all
-  connections at once, and answers ``{"sent_at": .., "done_at": .., "open_ms": {symbol: ms}}``
-  (wall-clock seconds).
-
-Unclosed updates flow every ``--update-seconds`` as from Binance (the same
-frame for a kline each time, so the harness stays cheap). Two other modes:
-
-* ``--sequenced`` (the relay, the ingest's CPU, the churn soak): each update
-  carries the exchange's wall-clock send time in ``E`` (ms) and, in ``k.L`` (the
-  last trade id, which grows on Binance too), the connection's round number, so
-  a client downstream can measure latency and find a lost or reordered update
-  per stream; closes on command work too, and the updates then follow them (of
-  the kline after the last one closed);
-* ``--clock-closes`` (the cold start): the plain :class:`SimulatedExchange`
-  stream, closing every kline at its boundary as Binance does.
-
-Both modes keep counts: ``/bench/status`` adds ``sent`` (frames per connection,
-in connection order) and ``rounds`` (rounds fully sent, per connection), and
-``GET /bench/rest`` lists every REST request as ``[wall time, path, weight]``
-with Binance's documented weights.
-
-Usage: ``python -m bench.exchange --port P --symbols-file FILE [--update-seconds 0.25]
-[--sequenced | --clock-closes]``.
+The project's :class:`SimulatedExchange` (same streams, REST and klines), except that
+``GET /bench/close?symbols=A,B`` (or ``*``) closes each symbol's next kline on every
+stream at once and answers ``{"sent_at", "done_at", "open_ms"}``; ``GET /bench/status``
+counts connections, streams and frames sent; ``GET /bench/rest`` lists every REST
+request as ``[wall time, path, Binance's weight]``. Updates flow every
+``--update-seconds``, each stamped with its send time in ``E`` (ms) and its round in
+``k.L``, so a client can time it and find a lost or reordered update;
+``--clock-closes`` closes every kline at its boundary, as Binance does.
 """
 
 from __future__ import annotations
@@ -55,12 +34,11 @@ def kline_weight(limit: int) -> int:
 
 
 class ScriptedExchange(SimulatedExchange):
-    def __init__(self, *, mode: str = "commanded", **kwargs: object) -> None:
+    def __init__(self, *, clock: bool = False, **kwargs: object) -> None:
         super().__init__(**kwargs)
-        self.mode = mode  # "commanded", "sequenced" or "clock"
+        self.clock = clock  # close on the clock, as Binance, instead of on command
         self._streams: dict[ServerConnection, list[str]] = {}
         self._next: dict[str, int] = {}
-        self._updates: dict[tuple[str, int], str] = {}
         self._templates: dict[tuple[str, int], tuple[str, str, str]] = {}
         self._sent: dict[ServerConnection, int] = {}
         self._rounds: dict[ServerConnection, int] = {}
@@ -72,18 +50,14 @@ class ScriptedExchange(SimulatedExchange):
         self._streams[connection] = symbols
         self._sent[connection] = self._rounds[connection] = 0
         try:
-            if self.mode == "clock":
+            if self.clock:
                 await super()._handle_stream(connection)
                 return
             while True:
                 index = self.current_index()
                 round_ = self._rounds[connection] + 1
-                for symbol in symbols:
-                    if self.mode == "sequenced":  # of the kline after the last one closed on command, if any
-                        frame = self._sequenced_frame(symbol, self._next.get(symbol, index), round_)
-                    else:
-                        frame = self._update_frame(symbol, self._next.get(symbol, index))
-                    await connection.send(frame)
+                for symbol in symbols:  # of the kline after the last one closed on command, if any
+                    await connection.send(self._sequenced_frame(symbol, self._next.get(symbol, index), round_))
                 self._sent[connection] += len(symbols)
                 self._rounds[connection] = round_
                 await asyncio.sleep(self.update_seconds)
@@ -110,16 +84,6 @@ class ScriptedExchange(SimulatedExchange):
             template = self._templates[key] = (head, middle, tail)
         head, middle, tail = template
         return f"{head}{int(time.time() * 1000)}{middle}{100 + round_}{tail}"
-
-    def _update_frame(self, symbol: str, index: int) -> str:
-        """An unclosed update of the kline, encoded once per kline: the harness must stay cheap."""
-        key = (symbol, index)
-        frame = self._updates.get(key)
-        if frame is None:
-            partial = self.series.partial(symbol, index, 0.5)
-            frame = json.dumps(partial.stream_event(closed=False, event_ms=partial.open_ms + 30_000))
-            self._updates[key] = frame
-        return frame
 
     async def close_next(self, wanted: set[str] | None) -> dict:
         """Close each wanted symbol's next kline on every stream carrying it, concurrently."""
@@ -186,8 +150,8 @@ class ScriptedExchange(SimulatedExchange):
         self.rest_log.append((time.time(), path, weight))
 
 
-async def run(port: int, symbols: list[str], interval: str, update_seconds: float, mode: str) -> None:
-    exchange = ScriptedExchange(symbols=symbols, interval=interval, update_seconds=update_seconds, mode=mode)
+async def run(port: int, symbols: list[str], interval: str, update_seconds: float, clock: bool) -> None:
+    exchange = ScriptedExchange(symbols=symbols, interval=interval, update_seconds=update_seconds, clock=clock)
     await exchange.start("127.0.0.1", port)
     print(f"scripted exchange on 127.0.0.1:{port} with {len(symbols)} symbols", flush=True)
     await asyncio.Future()
@@ -199,14 +163,11 @@ def main() -> None:
     parser.add_argument("--symbols-file", type=Path, required=True, help="one symbol per line")
     parser.add_argument("--interval", default="1m")
     parser.add_argument("--update-seconds", type=float, default=0.25)
-    mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--sequenced", action="store_true", help="updates stamped with send time (E) and round (k.L)")
-    mode.add_argument("--clock-closes", action="store_true", help="close every kline at its boundary, as Binance")
+    parser.add_argument("--clock-closes", action="store_true", help="close every kline at its boundary, as Binance")
     args = parser.parse_args()
     symbols = [s.strip().upper() for s in args.symbols_file.read_text().split() if s.strip()]
-    chosen = "sequenced" if args.sequenced else "clock" if args.clock_closes else "commanded"
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run(args.port, symbols, args.interval, args.update_seconds, chosen))
+        asyncio.run(run(args.port, symbols, args.interval, args.update_seconds, args.clock_closes))
 
 
 if __name__ == "__main__":

@@ -1,11 +1,9 @@
 """Find the supported Pythons on this machine and keep one benchmark venv for each.
 
-An interpreter is looked for as ``python3.X`` on the PATH, then under
-``~/.pyenv/versions/3.X*/bin/``; each candidate is run once to learn its real
-version and executable (a pyenv shim for a version that is not selected fails
-here and is skipped). A venv lives in ``bench/results/venvs/3.X`` (git-ignored,
-outside the work dir that every run wipes) and is reused while its stamp
-matches: the interpreter and a hash of the requirements files.
+``python3.X`` on the PATH, then ``~/.pyenv/versions/3.X*/bin/``; each candidate is run
+once for its real version (a pyenv shim not selected fails and is skipped). A venv in
+``bench/results/venvs/3.X`` is reused while its stamp (interpreter, hash of the
+requirements files) matches.
 """
 
 from __future__ import annotations

@@ -8,10 +8,13 @@ from __future__ import annotations
 import asyncio
 import resource
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from bench.wsclient import FeedConnection, open_connection
+
+T = TypeVar("T")
 
 
 def raise_open_files_limit(wanted: int) -> int:
@@ -37,28 +40,37 @@ class StormResult:
         return len(self.latencies) / self.wall if self.wall else 0.0
 
 
+async def pool(items: Sequence[T], work: Callable[[T], Awaitable[object]], *, concurrency: int) -> tuple[int, str]:
+    """``work(item)`` for every item, ``concurrency`` at a time; return (failures, the first failure)."""
+    queue = list(reversed(items))
+    errors, first_error = 0, ""
+
+    async def worker() -> None:
+        nonlocal errors, first_error
+        while queue:
+            try:
+                await work(queue.pop())
+            except Exception as exc:  # counted, reported; the load goes on
+                errors += 1
+                first_error = first_error or f"{type(exc).__name__}: {exc}"
+
+    await asyncio.gather(*(worker() for _ in range(min(concurrency, len(items)))))
+    return errors, first_error
+
+
 async def storm(port: int, *, connections: int, concurrency: int, time_limit: float = 30.0) -> StormResult:
     """``connections`` clients, ``concurrency`` in flight, each connecting, reading five frames, closing."""
     result = StormResult()
-    remaining = connections
 
-    async def worker() -> None:
-        nonlocal remaining
-        while remaining > 0:
-            remaining -= 1
-            try:
-                connection, start, ready = await open_connection(port, time_limit=time_limit)
-            except Exception as exc:  # counted, reported; the storm goes on
-                result.errors += 1
-                result.first_error = result.first_error or f"{type(exc).__name__}: {exc}"
-                continue
-            result.latencies.append(ready - start)
-            if not result.frames:
-                result.frames = list(connection.frames)
-            await connection.close(time_limit)
+    async def one(_: int) -> None:
+        connection, start, ready = await open_connection(port, time_limit=time_limit)
+        result.latencies.append(ready - start)
+        if not result.frames:
+            result.frames = list(connection.frames)
+        await connection.close(time_limit)
 
     began = time.monotonic()
-    await asyncio.gather(*(worker() for _ in range(min(concurrency, connections))))
+    result.errors, result.first_error = await pool(range(connections), one, concurrency=concurrency)
     result.wall = time.monotonic() - began
     return result
 
@@ -71,18 +83,28 @@ class IdleClients:
     wall: float
 
     async def close(self, concurrency: int = 200, time_limit: float = 10.0) -> None:
-        pending = list(self.connections)
-
-        async def worker() -> None:
-            while pending:
-                await pending.pop().close(time_limit)
-
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        await pool(self.connections, lambda c: c.close(time_limit), concurrency=concurrency)
         self.connections = []
 
     def clear_updates(self) -> None:
         for connection in self.connections:
             connection.updates.clear()
+
+
+async def open_many(
+    items: Sequence[T], factory: Callable[[T], FeedConnection], *, concurrency: int, time_limit: float = 30.0
+) -> IdleClients:
+    """A connection per item from ``factory(item)``, ``concurrency`` at a time; each has read its initial frames."""
+    opened: list[FeedConnection] = []
+
+    async def one(item: T) -> None:
+        connection = factory(item)
+        await open_connection(connection.port, time_limit=time_limit, factory=lambda: connection)
+        opened.append(connection)
+
+    began = time.monotonic()
+    errors, first_error = await pool(items, one, concurrency=concurrency)
+    return IdleClients(opened, errors, first_error, time.monotonic() - began)
 
 
 async def open_idle(
@@ -94,28 +116,10 @@ async def open_idle(
     on_update: Callable[[FeedConnection], None] | None = None,
     time_limit: float = 30.0,
 ) -> IdleClients:
-    """Open ``count`` connections spread evenly over ``ports``; each has read its initial frames."""
-    opened: list[FeedConnection] = []
-    errors = 0
-    first_error = ""
-    queue = [ports[i % len(ports)] for i in range(count)]
-
-    async def worker() -> None:
-        nonlocal errors, first_error
-        while queue:
-            port = queue.pop()
-            try:
-                connection, _, _ = await open_connection(
-                    port,
-                    time_limit=time_limit,
-                    factory=lambda p=port: FeedConnection(p, keep_updates=keep_updates, on_update=on_update),
-                )
-            except Exception as exc:
-                errors += 1
-                first_error = first_error or f"{type(exc).__name__}: {exc}"
-                continue
-            opened.append(connection)
-
-    began = time.monotonic()
-    await asyncio.gather(*(worker() for _ in range(min(concurrency, count))))
-    return IdleClients(opened, errors, first_error, time.monotonic() - began)
+    """Open ``count`` connections to ``/`` spread evenly over ``ports``; each has read its initial frames."""
+    return await open_many(
+        [ports[i % len(ports)] for i in range(count)],
+        lambda port: FeedConnection(port, keep_updates=keep_updates, on_update=on_update),
+        concurrency=concurrency,
+        time_limit=time_limit,
+    )

@@ -23,10 +23,9 @@ from pathlib import Path
 from bench import load
 from bench.options import RESULTS
 from bench.scenarios import SYMBOLS
+from bench.scenarios.memory import idle_rss
 from bench.scenarios.storm import DATABASE
-from bench.stack import Stack, cpu_seconds, rss
-
-SETTLE_SECONDS = 2.0
+from bench.stack import Stack, cpu_seconds
 
 
 async def measure(
@@ -35,12 +34,7 @@ async def measure(
     """KiB per idle connection on a fresh daphne run from ``root``, the failed connects, the timed storm."""
     process, port = stack.daphne("memory-ab-daphne", env, root=root)
     try:
-        await load.storm(port, connections=200, concurrency=20)
-        await asyncio.sleep(SETTLE_SECONDS)
-        zero = rss(process)
-        clients = await load.open_idle([port], count=idle, concurrency=100)
-        await asyncio.sleep(SETTLE_SECONDS)
-        held = rss(process)
+        zero, held, clients = await idle_rss(process, port, idle)
         opened = len(clients.connections)
         await clients.close()
         cpu = cpu_seconds(process)

@@ -1,12 +1,9 @@
 """The store's reads timed in one process: Django's model (the baseline) against :class:`KlineRecord` rows.
 
-Run by :mod:`bench.scenarios.reads` as ``python -m bench.reads_worker`` with the
-service's environment. The baseline is the store's own reads with each
-pipeline's documents built into ``Kline`` instances, as ``raw_aggregate`` did
-before (:func:`model_reads`); everything else (pipelines, widening windows,
-the mirror's rows and JSON) is the same code. Subjects alternate within each
-round, order rotated; CPU is this thread's (pymongo reads and decodes on it)
-and SecantusDB's process counters. Prints one JSON object.
+Run by :mod:`bench.scenarios.reads` with the service's environment; the baseline is
+the store's own reads with documents built into ``Kline`` instances
+(:func:`model_reads`). Subjects alternate, order rotated; CPU is this thread's and
+SecantusDB's. Prints one JSON object.
 """
 
 from __future__ import annotations

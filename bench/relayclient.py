@@ -1,25 +1,20 @@
-"""Stream clients for the relay benchmark: each subscribes to a few Binance-protocol streams and checks order.
+"""Stream clients for the relay benchmark: each names a few streams and checks their order.
 
-Each connection is a :class:`~bench.wsclient.FeedConnection` on
-``/market/stream?streams=...`` (no initial frames). For every combined frame it
-reads three fields without decoding the JSON: the stream name, ``E`` (the
-exchange's wall-clock send time, ms) and ``k.L`` (the exchange's round number
-on its connection, one more per update of a stream). A round that skips ahead
-is a lost update, one that does not advance a reordered (or repeated) one;
-both are counted per stream. Latency is the client's wall clock at receipt
-minus ``E`` (same machine; ``E`` is truncated to the millisecond, so up to 1 ms
-too high).
+For each combined frame it reads the stream, ``E`` (the exchange's send time, ms) and
+``k.L`` (the round) without decoding the JSON: a round skipped is a lost update, one
+not advancing a reordered one; latency is the receipt's wall clock minus ``E``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from bench.wsclient import FeedConnection, open_connection
+from bench import load
+from bench.load import IdleClients
+from bench.wsclient import FeedConnection
 
 
 def frame_fields(payload: bytes) -> tuple[bytes, int, int]:
@@ -63,8 +58,6 @@ class StreamClient(FeedConnection):
     def data_received(self, data: bytes) -> None:
         if not self._upgraded:
             super().data_received(data)
-            if self._upgraded and not self.ready.done():
-                self.ready.set_result(time.monotonic())
             return
         # 40,000 frames a second reach this one process: parse each chunk by offset and cut the buffer once
         # (FeedConnection cuts it per frame, a memmove of the rest each time), one clock reading per chunk.
@@ -114,38 +107,7 @@ def subscriptions(streams: Sequence[str], clients: int, per_client: int) -> list
     return [[streams[(n * per_client + j) % len(streams)] for j in range(per_client)] for n in range(clients)]
 
 
-async def open_clients(
-    ports: Sequence[int], plan: Sequence[Sequence[str]], tally: Tally, *, concurrency: int = 100
-) -> tuple[list[StreamClient], int, str]:
-    """Open one client per entry of ``plan``, alternating ``ports``; return (clients, errors, first error)."""
-    opened: list[StreamClient] = []
-    errors, first_error = 0, ""
-    queue = list(enumerate(plan))
-
-    async def worker() -> None:
-        nonlocal errors, first_error
-        while queue:
-            n, streams = queue.pop()
-            port = ports[n % len(ports)]
-            try:
-                client, _, _ = await open_connection(
-                    port, time_limit=30.0, factory=lambda p=port, s=streams: StreamClient(p, s, tally)
-                )
-            except Exception as exc:
-                errors += 1
-                first_error = first_error or f"{type(exc).__name__}: {exc}"
-                continue
-            opened.append(client)
-
-    await asyncio.gather(*(worker() for _ in range(min(concurrency, len(plan)))))
-    return opened, errors, first_error
-
-
-async def close_clients(clients: Sequence[StreamClient], concurrency: int = 200) -> None:
-    pending = list(clients)
-
-    async def worker() -> None:
-        while pending:
-            await pending.pop().close(5.0)
-
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
+async def open_clients(ports: Sequence[int], plan: Sequence[Sequence[str]], tally: Tally) -> IdleClients:
+    """One client per entry of ``plan``, alternating ``ports``."""
+    clients = [(ports[n % len(ports)], streams) for n, streams in enumerate(plan)]
+    return await load.open_many(clients, lambda item: StreamClient(item[0], item[1], tally), concurrency=100)

@@ -1,12 +1,9 @@
 """Clients for the churn soak: Binance-protocol stream stayers and churners, and paced churn loops.
 
-Built on :class:`~bench.wsclient.FeedConnection` (the lean load client). A
-:class:`TextClient` is ready once upgraded and hands every text frame to
-:meth:`TextClient.on_text`; it can send masked text frames (requests).
-:class:`StreamStayer` logs every event of its streams for :mod:`bench.stayers`;
-:func:`stream_session` is one churner's life on ``/ws`` or ``/stream``:
-SUBSCRIBE, an event, UNSUBSCRIBE, SUBSCRIBE another stream, an event of it, close.
-:func:`churn` runs sessions at a bounded rate until a deadline.
+:class:`TextClient` hands every text frame to :meth:`~TextClient.on_text` and sends
+requests; :class:`StreamStayer` logs its streams' events for :mod:`bench.stayers`;
+:func:`stream_session` is one churner's life (SUBSCRIBE, an event, UNSUBSCRIBE,
+SUBSCRIBE another, an event of it, close); :func:`churn` runs sessions at a bounded rate.
 """
 
 from __future__ import annotations
@@ -20,18 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.stayers import StreamLog
-from bench.wsclient import FeedConnection, open_connection
+from bench.wsclient import FeedConnection, client_frame, open_connection
 
 _TEXT = 0x1
 TIME_LIMIT = 30.0
-
-
-def text_frame(text: str) -> bytes:
-    """A masked client text frame (an all-zero mask leaves the payload as is)."""
-    payload = text.encode()
-    size = len(payload)
-    head = bytes((0x81, 0x80 | size)) if size < 126 else bytes((0x81, 0x80 | 126)) + size.to_bytes(2, "big")
-    return head + b"\x00\x00\x00\x00" + payload
 
 
 def event_of(message: dict[str, Any]) -> dict[str, Any] | None:
@@ -50,11 +39,6 @@ class TextClient(FeedConnection):
         self._arrived = asyncio.Event()
         self.gone: str | None = None  # a symbol unsubscribed: its events are counted from now on
         self.after_gone = 0
-
-    def data_received(self, data: bytes) -> None:
-        super().data_received(data)
-        if self._upgraded and not self.ready.done():
-            self.ready.set_result(time.monotonic())
 
     def _frame(self, first: int, payload: bytes, mono: float) -> None:
         if first & 0x80 and first & 0x0F == _TEXT:
@@ -75,7 +59,9 @@ class TextClient(FeedConnection):
         self.after_gone = sum(1 for m in self.messages if (e := event_of(m)) is not None and e["s"] == symbol)
 
     def request(self, method: str, params: list[str], request_id: int) -> None:
-        self.transport.write(text_frame(json.dumps({"method": method, "params": params, "id": request_id})))
+        self.transport.write(
+            client_frame(_TEXT, json.dumps({"method": method, "params": params, "id": request_id}).encode())
+        )
 
     async def expect(self, wanted: Callable[[dict[str, Any]], bool], time_limit: float = 10.0) -> dict[str, Any]:
         """The first kept frame ``wanted`` accepts; it and every frame before it are consumed."""

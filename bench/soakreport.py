@@ -9,10 +9,9 @@ from bench.options import Options
 from bench.report import check, fmt
 from bench.scenarios import Outcome
 from bench.soakclients import ChurnTally
-from bench.stayers import WINDOW, UpdateVerdict, Verdict
+from bench.stayers import UpdateVerdict, Verdict
 
 MIB = 2**20
-MINUTE_MS = 60_000  # the soak's klines are 1m
 
 
 def trend_percent(points: Sequence[tuple[float, int]], baseline: int, over: float) -> float:
@@ -29,19 +28,6 @@ def trend_percent(points: Sequence[tuple[float, int]], baseline: int, over: floa
     return slope * over / baseline * 100
 
 
-def longest_run(missed: Sequence[dict]) -> int:
-    """The most consecutive klines of one coin on one daphne that some stayer got no frame for."""
-    keys = {(m["port"], m["coin"], m["open_ms"]) for m in missed}
-    best = 0
-    for port, coin, open_ms in keys:
-        if (port, coin, open_ms - MINUTE_MS) not in keys:
-            run = 1
-            while (port, coin, open_ms + run * MINUTE_MS) in keys:
-                run += 1
-            best = max(best, run)
-    return best
-
-
 def soak_outcome(
     options: Options,
     ports: list[int],
@@ -52,7 +38,6 @@ def soak_outcome(
     tallies: tuple[ChurnTally, ChurnTally],
     judged: dict[int, dict],
     tail: float,
-    missed: list[dict],
 ) -> Outcome:
     feed_tally, stream_tally = tallies
     churned = (feed_tally.total, stream_tally.total)
@@ -103,7 +88,6 @@ def soak_outcome(
             "first_churn_error": feed_tally.first_error or stream_tally.first_error,
             "events_after_unsubscribe": stream_tally.after_unsubscribe,
             "tail_s": tail,
-            "feed_closes_missed": missed[:500],  # (coin, daphne) closes some "/" stayer got no frame for
             "daphnes": daphnes,
             "samples": [(round(t, 1), [(round(r / MIB, 2), f) for r, f in values]) for t, values in samples],
         },
@@ -126,19 +110,6 @@ def soak_outcome(
                 f"reordered {f['reordered']}, unknown {f['unexpected']}; streams: closes {c['received']:,} "
                 f"lost {c['lost']} repeated {c['repeated']} reordered {c['reordered']}; updates {u['received']:,} "
                 f"lost {u['lost']} reordered {u['reordered']} (skipped at a close {u['skipped_at_close']})",
-            )
-        )
-    if missed:
-        stayers = sum(m["stayers"] for m in missed) / len(missed)
-        outcome.rows.append(
-            (
-                "",
-                "'/' closes some stayer got no frame for (coalesced: a later frame showed them)",
-                f"{len(missed)} (coin, daphne) closes, missed by {stayers:.1f} of {options.soak_stayers} stayers "
-                f"on average; at most {longest_run(missed)} in a row (a frame shows the last {WINDOW})",
-                "at (s into the soak): "
-                + ", ".join(f"{m['at_s']:g}" for m in missed[:12])
-                + (" ..." if len(missed) > 12 else ""),
             )
         )
     rate = (churned[0] + churned[1]) / elapsed if elapsed else float("nan")

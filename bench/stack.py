@@ -9,19 +9,29 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
 import psutil
+import pymongo
+from pymongo.collection import Collection
 
-from klines.testing.servers import BIN, ROOT, SecantusServer, free_port, service_env, stop_process, wait_for_port
+from klines.testing.servers import (
+    ROOT,
+    RedisServer,
+    SecantusServer,
+    daphne_argv,
+    free_port,
+    service_env,
+    start_listening,
+    stop_process,
+    uvicorn_argv,
+    wait_until,
+)
 
-DAPHNE_BACKLOG = 1024  # as in the Procfile
 MAX_URL_BYTES = 65536  # the scripted exchange's request-line limit: 1,024 streams in one URL fit
 # Benchmark processes run as in production: no DEBUG query log, no per-event logging.
 PRODUCTION_ENV = {
@@ -39,54 +49,45 @@ class Stack:
         self.workdir = workdir
         self.logs = workdir / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
-        self._processes: list[tuple[str, subprocess.Popen]] = []
+        self._processes: list[subprocess.Popen] = []
         self.mongo: SecantusServer | None = None
+        self.redis: RedisServer | None = None
+        self._client: pymongo.MongoClient | None = None
 
-    # -- lifecycle ----------------------------------------------------------
     def __enter__(self) -> Stack:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.stop_all()
-
-    def stop_all(self) -> None:
-        while self._processes:
-            self.stop(self._processes[-1][1])
-        if self.mongo is not None:
-            self.mongo.stop()
-            self.mongo = None
+        self.stop_all_but_infrastructure()
+        if self._client is not None:
+            self._client.close()
+        for server in (self.redis, self.mongo):
+            if server is not None:
+                server.stop()
+        self.mongo = self.redis = None
 
     def stop_all_but_infrastructure(self) -> None:
         """Stop the servers of one scenario; SecantusDB and Redis stay up for the next."""
-        for name, process in reversed(self._processes):
-            if name != "redis":
-                self.stop(process)
-
-    def named(self, name: str) -> subprocess.Popen | None:
-        """The running process started under ``name`` (e.g. ``"redis"``), if any."""
-        return next((p for n, p in self._processes if n == name), None)
+        while self._processes:
+            self.stop(self._processes[-1])
 
     def stop(self, process: subprocess.Popen) -> None:
-        stop_process(process, sig=signal.SIGINT if process.args[0].endswith("secantusd-py") else signal.SIGTERM)
-        self._processes = [(n, p) for n, p in self._processes if p is not process]
+        stop_process(process)
+        self._processes = [p for p in self._processes if p is not process]
 
-    def _spawn(
-        self, name: str, args: list[str], env: Mapping[str, str] | None = None, *, cwd: Path = ROOT
-    ) -> subprocess.Popen:
+    def _spawn(self, name: str, args: list[str], env: Mapping[str, str] | None = None) -> subprocess.Popen:
         log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
-        process = subprocess.Popen(args, cwd=cwd, env=dict(env) if env else None, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(args, cwd=ROOT, env=dict(env) if env else None, stdout=log, stderr=subprocess.STDOUT)
         log.close()
-        self._processes.append((name, process))
+        self._processes.append(process)
         return process
 
-    def _spawn_listening(
+    def spawn_listening(
         self, name: str, args: list[str], port: int, env: Mapping[str, str] | None = None, *, cwd: Path = ROOT
     ) -> subprocess.Popen:
-        process = self._spawn(name, args, env, cwd=cwd)
-        try:
-            wait_for_port(port, timeout=60, process=process)
-        except (RuntimeError, TimeoutError) as exc:
-            raise RuntimeError(f"{name} did not start: {exc}; see {self.logs / (name + '.log')}") from None
+        process, log = start_listening(args, self.logs / f"{name}.log", port, env=env, cwd=cwd, timeout=60)
+        log.close()  # the child has its own copy
+        self._processes.append(process)
         return process
 
     # -- infrastructure -----------------------------------------------------
@@ -97,13 +98,14 @@ class Stack:
         return self.mongo
 
     def start_redis(self) -> str:
-        executable = shutil.which("redis-server")
-        if executable is None:
-            raise RuntimeError("redis-server not found: apt-get install redis-server (Debian/Ubuntu)")
-        port = free_port()
-        args = [executable, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"]
-        self._spawn_listening("redis", args, port)
-        return f"redis://127.0.0.1:{port}/0"
+        self.redis = RedisServer(self.logs / "redis.log").start()
+        return self.redis.url
+
+    def klines(self, database: str) -> Collection:
+        """``database``'s klines collection, through one tz-aware client the stack closes."""
+        assert self.mongo is not None, "start_mongo() first"
+        self._client = self._client or pymongo.MongoClient(self.mongo.uri, tz_aware=True)
+        return self._client[database]["klines"]
 
     def env(self, database: str, **extra: str) -> dict[str, str]:
         assert self.mongo is not None, "start_mongo() first"
@@ -123,44 +125,39 @@ class Stack:
 
     # -- servers ------------------------------------------------------------
     def daphne(self, name: str, env: Mapping[str, str], *, root: Path = ROOT) -> tuple[subprocess.Popen, int]:
-        """Our service with the Procfile's command line (listen backlog raised, see the Procfile)."""
+        """Our service with the Procfile's command line, from the source tree ``root``."""
         port = free_port()
-        endpoint = f"tcp:port={port}:interface=127.0.0.1:backlog={DAPHNE_BACKLOG}"
-        args = [str(BIN / "daphne"), "-e", endpoint, "binancews.asgi:application"]
-        return self._spawn_listening(name, args, port, env, cwd=root), port
+        return self.spawn_listening(name, daphne_argv(port), port, env, cwd=root), port
 
     def uvicorn(self, name: str, env: Mapping[str, str], *, ws: str) -> tuple[subprocess.Popen, int]:
-        """The same ASGI application under uvicorn (asyncio loop, the given websocket implementation)."""
         port = free_port()
-        args = [str(BIN / "uvicorn"), "--host", "127.0.0.1", "--port", str(port), "--ws", ws]
-        args += ["--log-level", "warning", "binancews.asgi:application"]
-        return self._spawn_listening(name, args, port, env), port
+        return self.spawn_listening(name, uvicorn_argv(port, ws=ws), port, env), port
 
     def bare(self, frames: list[str]) -> tuple[subprocess.Popen, int]:
         port = free_port()
         path = self.workdir / "frames.json"
         path.write_text(json.dumps(frames))
         args = [sys.executable, "-m", "bench.baselines", "bare", "--port", str(port), "--frames", str(path)]
-        return self._spawn_listening("bare", args, port), port
+        return self.spawn_listening("bare", args, port), port
 
     def naive(self, env: Mapping[str, str], symbols: list[str]) -> tuple[subprocess.Popen, int]:
         port = free_port()
         args = [sys.executable, "-m", "bench.baselines", "naive", "--port", str(port)]
         args += ["--mongo-uri", env["MONGO_URI"], "--database", env["MONGO_DATABASE"]]
-        args += ["--collection", env.get("MONGO_COLLECTION", "klines"), "--symbols", ",".join(symbols)]
-        return self._spawn_listening("naive", args, port), port
+        args += ["--collection", "klines", "--symbols", ",".join(symbols)]
+        return self.spawn_listening("naive", args, port), port
 
     def exchange(
         self, name: str, symbols: list[str], env: Mapping[str, str], *, mode: tuple[str, ...] = ()
     ) -> tuple[subprocess.Popen, int]:
-        """The scripted exchange (``bench/exchange.py``); ``mode`` e.g. ``("--sequenced",)``."""
+        """The scripted exchange (``bench/exchange.py``); ``mode`` e.g. ``("--clock-closes",)``."""
         port = free_port()
         path = self.workdir / f"{name}-symbols.txt"
         path.write_text("\n".join(symbols))
         args = [sys.executable, "-m", "bench.exchange", "--port", str(port), "--symbols-file", str(path), *mode]
         # One combined-stream URL for 500 symbols is ~9.5 KB; websockets refuses request lines over 8 KiB.
         env = {**env, "WEBSOCKETS_MAX_LINE_LENGTH": str(MAX_URL_BYTES)}
-        return self._spawn_listening(name, args, port, env), port
+        return self.spawn_listening(name, args, port, env), port
 
     def module(self, name: str, module: str, args: list[str]) -> subprocess.Popen:
         """``python -m module args`` in the background (a bench helper process), logged like the rest."""
@@ -177,12 +174,10 @@ def exchange_call(port: int, path: str, timeout: float = 30.0) -> dict:
 
 
 def wait_for_streams(port: int, connections: int, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if exchange_call(port, "/bench/status")["connections"] >= connections:
-            return
-        time.sleep(0.2)
-    raise TimeoutError(f"the ingest did not connect {connections} stream(s) to the exchange in {timeout:.0f}s")
+    def connected() -> bool:
+        return exchange_call(port, "/bench/status")["connections"] >= connections
+
+    wait_until(connected, timeout=timeout, what=f"the ingest's {connections} stream(s) to the exchange", every=0.2)
 
 
 def rss(process: subprocess.Popen) -> int:

@@ -1,13 +1,10 @@
 """Pure: judge what a client that stayed connected received against the ground truth.
 
-A stayer on ``/`` gets, per coin, one frame on connect and one per change of
-the coin's newest close (a newer frame replaces one not yet sent: a stayer, or
-a daphne starved of CPU, that falls behind skips to the newest); a frame's
-``values`` are the coin's last 10 stored closes, so the frame names the stored
-kline it ends at (:func:`window_index`). A stayer on the Binance-protocol
-streams gets every in-progress update and every close of its streams. Either way
-the question is the same (:func:`judge`): of the klines that closed while it was
-connected, which never came, which came twice, which came out of order.
+A ``/`` frame's ``values`` are the coin's last 10 stored closes, so it names the stored
+kline it ends at (:func:`window_index`); a newer frame may replace one not yet sent
+(coalesced, not lost). A stream stayer gets every update and close of its streams.
+Either way (:func:`judge`): of the klines closed while it was connected, which never
+came, which came twice, which came out of order.
 """
 
 from __future__ import annotations

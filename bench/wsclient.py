@@ -1,11 +1,8 @@
-"""A lean asyncio websocket client for load generation.
+"""A lean asyncio websocket client for load generation: it must not be the bottleneck.
 
-The load client must not be the bottleneck, so instead of a full client
-library each connection is one :class:`asyncio.Protocol` that speaks just the
-RFC 6455 subset a read-only feed needs: the upgrade, unmasked server text
-frames, pings (answered) and the close handshake. Every ``data_received`` call
-is timestamped once, so a frame's time is when the event loop first saw its
-bytes. No extensions are offered, so every server sends uncompressed frames.
+One :class:`asyncio.Protocol` per connection speaking the RFC 6455 subset a read-only
+feed needs (upgrade, unmasked text frames, ping, close handshake); every
+``data_received`` is timestamped once; no extensions, so nothing is compressed.
 """
 
 from __future__ import annotations
@@ -32,10 +29,11 @@ def _handshake(port: int, path: str) -> bytes:
     ).encode()
 
 
-def _client_frame(opcode: int, payload: bytes) -> bytes:
-    # Client frames must be masked; an all-zero mask leaves the payload as is.
-    assert len(payload) < 126
-    return bytes((0x80 | opcode, 0x80 | len(payload))) + b"\x00\x00\x00\x00" + payload
+def client_frame(opcode: int, payload: bytes) -> bytes:
+    """A masked client frame (an all-zero mask leaves the payload as is)."""
+    size = len(payload)
+    head = bytes((0x80 | opcode, 0x80 | size)) if size < 126 else bytes((0x80 | opcode, 0xFE)) + size.to_bytes(2, "big")
+    return head + b"\x00\x00\x00\x00" + payload
 
 
 class FeedConnection(asyncio.Protocol):
@@ -90,6 +88,8 @@ class FeedConnection(asyncio.Protocol):
                 return
             del buffer[: end + 4]
             self._upgraded = True
+            if self.initial == 0:
+                self.ready.set_result(mono)
         while len(buffer) >= 2:
             first, length = buffer[0], buffer[1] & 0x7F
             start = 2
@@ -128,11 +128,11 @@ class FeedConnection(asyncio.Protocol):
                 if self.on_update is not None:
                     self.on_update(self)
         elif opcode == _PING:
-            self.transport.write(_client_frame(_PONG, payload[:125]))
+            self.transport.write(client_frame(_PONG, payload[:125]))
         elif opcode == _CLOSE:
             if not self._close_sent:
                 self._close_sent = True
-                self.transport.write(_client_frame(_CLOSE, payload[:2]))
+                self.transport.write(client_frame(_CLOSE, payload[:2]))
             self.transport.close()
 
     def _fail(self, exc: Exception) -> None:
@@ -148,7 +148,7 @@ class FeedConnection(asyncio.Protocol):
             return
         if not self._close_sent:
             self._close_sent = True
-            self.transport.write(_client_frame(_CLOSE, _NORMAL_CLOSURE))
+            self.transport.write(client_frame(_CLOSE, _NORMAL_CLOSURE))
         try:
             await asyncio.wait_for(asyncio.shield(self.closed), time_limit)
         except TimeoutError:

@@ -29,7 +29,7 @@ from klines.binance.intervals import interval_ms
 from klines.binance.parse import ClosedKline, datetime_to_ms, ms_to_datetime, parse_rest_row
 from klines.events import GROUP, kline_to_message
 from klines.simexchange.series import KlineSeries
-from klines.testing.servers import TEST_SOURCE, manage, service_env, stop_process
+from klines.testing.servers import TEST_SOURCE, manage, service_env, stop_process, wait_until
 from klines.window import HISTORY
 from tests.fake_exchange import ExchangeThread, FaultyExchange
 
@@ -81,17 +81,6 @@ def make_exchange(symbols: list[str], **faults: Any) -> FaultyExchange:
     start_ms = (int(time.time() * 1000) // INTERVAL_MS - 600) * INTERVAL_MS + INTERVAL_MS // 4
     options: dict[str, Any] = {"interval": "1m", "speed": SPEED, "update_seconds": 0.1, "start_ms": start_ms}
     return FaultyExchange(symbols=symbols, **{**options, **faults})
-
-
-def wait_until(condition: Callable[[], Any], *, timeout: float, what: str, every: float = 0.1) -> Any:
-    """Poll ``condition`` until it returns something true (returned); fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = condition()
-        if result:
-            return result
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 class Ingest:

@@ -13,20 +13,18 @@ from __future__ import annotations
 import json
 import subprocess
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 
 from pymongo import MongoClient
 
-from bench import bulkseed
 from bench.options import Options
 from bench.report import check, fmt, latency_summary
-from bench.scenarios import Outcome
-from bench.scenarios.history import SYMBOLS
+from bench.scenarios import RECORD_SYMBOLS as SYMBOLS
+from bench.scenarios import Outcome, record_env, seed_record
 from bench.stack import Stack
 
 DATABASE = "bench_bigrecord"
-INTERVAL = "1m"
+INTERVAL = "1m"  # as the record
 KLINES_PER_SYMBOL_YEAR = {"1m": 525_600, "5m": 105_120, "1h": 8_760}  # the projection's intervals
 PROJECTED_SYMBOLS, PROJECTED_YEARS = 500, 3
 STOCK_TIMEOUT = 240.0  # Django's own change list counts and scans the collection: a lower bound past this
@@ -84,15 +82,11 @@ def projection(bytes_per_kline: float) -> dict[str, float]:
 
 async def run(stack: Stack, options: Options, progress: Callable[[str], None]) -> Outcome:
     assert stack.mongo is not None
-    env = stack.env(DATABASE, KLINE_SYMBOLS=",".join(SYMBOLS), KLINE_INTERVAL=INTERVAL)
-    stack.manage(["migrate", "--noinput", "-v0"], env)
+    env = record_env(stack, DATABASE)
+    stack.prepare_database(env)
     data_dir = stack.mongo.data_dir
     before = disk_bytes(data_dir)
-    minutes = -(-options.bigrecord_klines // len(SYMBOLS))
-    seeded = bulkseed.seed(
-        stack.mongo.uri, DATABASE, "klines", symbols=SYMBOLS, interval=INTERVAL, minutes=minutes, now=datetime.now(UTC)
-    )
-    progress(f"bigrecord: seeded {seeded.klines:,} klines in {seeded.seconds:.0f} s")
+    minutes, seeded, seeding, seeding_row = seed_record(stack, DATABASE, options.bigrecord_klines, progress)
     sizes = storage(stack.mongo.uri, data_dir, before)
     progress(f"bigrecord: {sizes['bytes_per_kline_disk']:.0f} bytes per kline on disk")
     probe = [
@@ -124,12 +118,7 @@ async def run(stack: Stack, options: Options, progress: Callable[[str], None]) -
     outcome = Outcome(
         "bigrecord",
         {
-            "klines": seeded.klines,
-            "symbols": len(SYMBOLS),
-            "minutes_per_symbol": minutes,
-            "seed_seconds": seeded.seconds,
-            "seed_insert_seconds": seeded.insert_seconds,
-            "seed_index_seconds": seeded.index_seconds,
+            **seeding,
             "storage": sizes,
             "projection": {
                 "symbols": PROJECTED_SYMBOLS,
@@ -145,12 +134,7 @@ async def run(stack: Stack, options: Options, progress: Callable[[str], None]) -
     title = f"bigrecord ({seeded.klines:,} klines)"
     gib = 1024**3
     outcome.rows += [
-        (
-            title,
-            "seeding (pymongo insert_many, indexes after)",
-            f"{seeded.seconds:.0f} s = {seeded.klines / seeded.seconds:,.0f} klines/s",
-            f"insert {seeded.insert_seconds:.0f} s, indexes {seeded.index_seconds:.0f} s",
-        ),
+        (title, *seeding_row),
         (
             title,
             "bytes per kline: data + indexes",

@@ -1,27 +1,12 @@
 """Scenario ``soak``: clients churn on the whole stack for minutes while klines close; nothing may leak or be lost.
 
-The real stack as in production: the scripted exchange (``--sequenced``) ->
-``ingest_klines`` -> Redis -> ``--daphnes`` daphne processes (the Procfile's
-command line). The five coins close on command every ``--soak-close-seconds``;
-in between the exchange sends every stream's in-progress update every 250 ms,
-stamped with its round in ``k.L``. Clients:
-
-* **stayers**, connected for the whole run, on every daphne: ``/`` clients,
-  and Binance-protocol clients on all five streams (half named in
-  ``/market/stream?streams=``, half subscribed on ``/ws``). Each must get every
-  close exactly once and in order (ground truth: each coin's stored closes for
-  ``/``, the exchange's close log for the streams) and every update in order;
-* **churners**, started at ``--soak-rate`` a second on ``/`` (connect, read the
-  five frames, close) and ``--soak-stream-rate`` on ``/ws`` or ``/stream``
-  (SUBSCRIBE two streams, an event, UNSUBSCRIBE one, SUBSCRIBE a third, an
-  event of it, close), alternating the daphnes.
-
-Each daphne's RSS and open file descriptors are sampled every few seconds.
-After ``--soak-warmup`` of churn the churners stop and, once the connections
-in flight are gone, the baseline is taken; then ``--soak-seconds`` of churn,
-the churners stop again and the final figures are taken the same way: same
-stayers, no churners, so the fds must match. RSS growth = final vs baseline;
-the trend is the least-squares slope over the soak's second half.
+Scripted exchange -> ``ingest_klines`` -> Redis -> the daphnes; the
+five coins close on command every ``soak_close_seconds``. *Stayers* (``/`` and stream
+clients) stay connected and must get every close once and in order, and every update
+in order (:mod:`bench.stayers`); *churners* (:mod:`bench.soakclients`) connect and
+leave at ``soak_rate`` and ``soak_stream_rate``. Each daphne's RSS and fds after the
+warm-up and at the end, churners stopped, give the growth; the least-squares slope
+over the second half gives the trend.
 """
 
 from __future__ import annotations
@@ -30,7 +15,6 @@ import asyncio
 import contextlib
 import json
 import time
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -49,13 +33,11 @@ from bench.stayers import (
     StreamLog,
     UpdateVerdict,
     Verdict,
-    feed_positions,
     judge_feed,
     judge_stream_closes,
     judge_updates,
-    missing,
 )
-from klines.testing.servers import TEST_SOURCE
+from klines.testing.servers import exchange_urls
 
 DATABASE = "bench_soak"
 STREAMS = [f"{s}@kline_1m" for s in SYMBOLS]
@@ -70,19 +52,16 @@ class Closer:
     def __init__(self, port: int, every: float) -> None:
         self.port, self.every = port, every
         self.sent: dict[str, list[int]] = {}  # symbol -> open times closed, in order
-        self.sent_at: list[float] = []  # wall-clock time of each round
         self.task: asyncio.Task | None = None
 
     async def close_all(self) -> dict:
         sent = await asyncio.to_thread(exchange_call, self.port, "/bench/close?symbols=*")
         for symbol, open_ms in sent["open_ms"].items():
             self.sent.setdefault(symbol, []).append(open_ms)
-        self.sent_at.append(sent["sent_at"])
         return sent
 
     def clear(self) -> None:
         self.sent.clear()
-        self.sent_at.clear()
 
     async def _run(self) -> None:
         while True:
@@ -126,18 +105,14 @@ def stored_klines(collection: pymongo.collection.Collection) -> Stored:
 async def run(stack: Stack, options: Options, redis_url: str) -> Outcome:
     env = stack.env(DATABASE, REDIS_URL=redis_url)
     stack.prepare_database(env, symbols=SYMBOLS, count=30)
-    _, exchange_port = stack.exchange("soak-exchange", SYMBOLS, env, mode=("--sequenced",))
-    ingest_env = {**env, "BINANCE_WS_URL": f"ws://127.0.0.1:{exchange_port}/market"}
-    ingest_env["BINANCE_REST_URL"] = f"http://127.0.0.1:{exchange_port}"
-    ingest_env["KLINE_SOURCE"] = TEST_SOURCE
-    ingest_env["BINANCE_REST_WEIGHT_PER_MINUTE"] = UNPACED_REST_WEIGHT  # the bench exchange does not rate-limit
+    _, exchange_port = stack.exchange("soak-exchange", SYMBOLS, env)
+    ingest_env = {**env, **exchange_urls(exchange_port), "BINANCE_REST_WEIGHT_PER_MINUTE": UNPACED_REST_WEIGHT}
     stack.ingest("soak-ingest", ingest_env, SYMBOLS)
     daphnes = [stack.daphne(f"soak-daphne-{i}", env) for i in range(options.daphnes)]
     ports = [port for _, port in daphnes]
     processes = [psutil.Process(p.pid) for p, _ in daphnes]
     await asyncio.to_thread(wait_for_streams, exchange_port, 1)
-    mongo = pymongo.MongoClient(env["MONGO_URI"], tz_aware=True)
-    collection = mongo[DATABASE][env.get("MONGO_COLLECTION", "klines")]
+    collection = stack.klines(DATABASE)
     closer = Closer(exchange_port, options.soak_close_seconds)
     try:
         await asyncio.to_thread(wait_until_settled, collection)
@@ -147,7 +122,6 @@ async def run(stack: Stack, options: Options, redis_url: str) -> Outcome:
         return await _soak(options, ports, processes, closer, collection)
     finally:
         await closer.stop()
-        mongo.close()
 
 
 async def _soak(options: Options, ports: list[int], processes: list[psutil.Process], closer: Closer, collection):
@@ -189,7 +163,7 @@ async def _soak(options: Options, ports: list[int], processes: list[psutil.Proce
         baseline = sample(processes)
         warm = (dict(feed_tally.completed), dict(stream_tally.completed))
         samples: list[tuple[float, list[tuple[int, int]]]] = [(0.0, baseline)]
-        began, began_wall = time.monotonic(), time.time()
+        began = time.monotonic()
         churning = asyncio.create_task(churn_for(options.soak_seconds))
         while not churning.done():
             await asyncio.wait([churning], timeout=SAMPLE_SECONDS)
@@ -222,9 +196,8 @@ async def _soak(options: Options, ports: list[int], processes: list[psutil.Proce
             judged[port]["updates"] += judge_updates(log)
     for tally, before in zip((feed_tally, stream_tally), warm, strict=True):  # the soak's own, per port
         tally.completed = {port: n - before.get(port, 0) for port, n in tally.completed.items()}
-    missed = missed_feed_closes(feed_clients, stored, closer, began_wall)
     tallies = (feed_tally, stream_tally)
-    return soak_outcome(options, ports, baseline, final, samples, elapsed, tallies, judged, tail, missed)
+    return soak_outcome(options, ports, baseline, final, samples, elapsed, tallies, judged, tail)
 
 
 async def _tail(feed: Sequence, streamers: Sequence, closer: Closer, collection) -> tuple[float, Stored]:
@@ -252,20 +225,3 @@ def _last_per_coin(updates: Sequence[tuple[float, bytes]]) -> dict[str, bytes]:
     for _, payload in updates:
         newest[json.loads(payload)["coin"]] = payload
     return newest
-
-
-def missed_feed_closes(feed: Sequence, stored: Stored, closer: Closer, began_wall: float) -> list[dict]:
-    """Each stored close some ``/`` stayer got no frame for: coin, daphne port, seconds into the soak, how many."""
-    round_of = {symbol: {ms: n for n, ms in enumerate(sent)} for symbol, sent in closer.sent.items()}
-    missed: Counter = Counter()
-    for connection in feed:
-        frames = [*connection.frames, *(payload for _, payload in connection.updates)]
-        for coin, positions in feed_positions(frames, stored.closes).items():
-            for position in missing(positions, len(stored.closes[coin]) - 1):
-                missed[(connection.port, coin, stored.open_ms[coin][position])] += 1
-    out = []
-    for (port, coin, open_ms), stayers in sorted(missed.items(), key=lambda item: item[0][2]):
-        n = round_of.get(coin, {}).get(open_ms)
-        at = closer.sent_at[n] - began_wall if n is not None else float("nan")
-        out.append({"port": port, "coin": coin, "open_ms": open_ms, "at_s": round(at, 1), "stayers": stayers})
-    return out

@@ -1,40 +1,30 @@
-"""Scenario 5, history: 1,500-kline pages of ``GET /fapi/v1/klines`` from a record of a million klines.
+"""Scenario history: 1,500-kline pages of ``GET /fapi/v1/klines`` from a record of a million klines.
 
-The record (20 symbols, one-minute klines up to now) is seeded by
-:mod:`bench.bulkseed`. Two daphne processes with the Procfile's command line
-serve it side by side: (a) the service, ``binancews.asgi:application``; (b)
-the same project with :mod:`bench.history_baseline`'s URLconf, the plain ORM
-query. Clients ask for random full pages (random symbol, random
-``startTime``); every round loads each server in turn, order rotated, so
-machine noise hits both alike. Then the service alone is loaded with pages
-that repeat, as clients paging through the same symbols' history ask them
-(:class:`bench.history_pages.PagedPages`): once each first (the warm-up,
-timed), then one at a time and by the concurrent clients.
+Seeded by :mod:`bench.bulkseed`; two daphnes serve it: (a) the service, (b) the plain
+ORM view (:mod:`bench.history_baseline`). Random pages, rounds rotated, then pages
+that repeat (:class:`bench.history_pages.PagedPages`) on the service: warmed once,
+then one at a time and by the concurrent clients.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
-from bench import bulkseed
-from bench.history_pages import INTERVAL, PAGE, PagedPages, Pages
+from bench.history_pages import PAGE, PagedPages, Pages
 from bench.httpclient import Client, HttpError
 from bench.options import Options
 from bench.report import check, fmt, latency_summary
-from bench.scenarios import Outcome
+from bench.scenarios import RECORD_SYMBOLS as SYMBOLS
+from bench.scenarios import Outcome, record_env, seed_record
 from bench.stack import Stack, cpu_seconds
 
 DATABASE = "bench_history"
 TIMEOUT = 600.0  # one page alone; the plain ORM scans the whole collection for it
-SYMBOLS = [
-    "BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "XRPUSDT", "DOGEUSDT", "ADAUSDT", "AVAXUSDT", "LINKUSDT", "DOTUSDT",
-    "TRXUSDT", "LTCUSDT", "BCHUSDT", "NEARUSDT", "UNIUSDT", "APTUSDT", "ARBUSDT", "OPUSDT", "SUIUSDT", "FILUSDT",
-]  # fmt: skip
 LABELS = {
     "service": "a service (async view, own read threads)",
     "orm": "b plain ORM view (baseline)",
@@ -132,16 +122,9 @@ def wait_idle(process, *, busy: float = 0.1, timeout: float = 300.0) -> None:
 
 async def run(stack: Stack, options: Options, progress: Callable[[str], None]) -> Outcome:
     assert stack.mongo is not None
-    env = stack.env(DATABASE, KLINE_SYMBOLS=",".join(SYMBOLS), KLINE_INTERVAL=INTERVAL)
-    stack.manage(["migrate", "--noinput", "-v0"], env)
-    minutes = -(-options.history_klines // len(SYMBOLS))
-    seeded = bulkseed.seed(
-        stack.mongo.uri, DATABASE, "klines", symbols=SYMBOLS, interval=INTERVAL, minutes=minutes, now=datetime.now(UTC)
-    )
-    progress(
-        f"history: seeded {seeded.klines:,} klines in {seeded.seconds:.0f} s "
-        f"(insert {seeded.insert_seconds:.0f} s, indexes {seeded.index_seconds:.0f} s)"
-    )
+    env = record_env(stack, DATABASE)
+    stack.prepare_database(env)
+    minutes, seeded, seeding, seeding_row = seed_record(stack, DATABASE, options.history_klines, progress)
     first_open_ms = seeded.first_open_ms
     envs = {"service": env, "orm": {**env, "DJANGO_SETTINGS_MODULE": "bench.history_settings"}}
     servers = {key: stack.daphne(f"history-{key}", envs[key]) for key in envs}
@@ -195,17 +178,8 @@ async def run(stack: Stack, options: Options, progress: Callable[[str], None]) -
     warm_seconds = time.monotonic() - warm_began
     results: dict[str, list[LoadResult]] = {k: [] for k in servers}
     single["paged"] = await one_at_a_time(port, paged, options.history_single)
-    results["paged"] = [
-        await load(
-            port,
-            paged,
-            clients=options.history_clients,
-            seconds=options.history_seconds,
-            grace=grace,
-            daphne=process,
-            mongo=mongo,
-        )
-    ]
+    loaded = functools.partial(load, clients=options.history_clients, seconds=options.history_seconds, grace=grace)
+    results["paged"] = [await loaded(port, paged, daphne=process, mongo=mongo)]
     progress(
         f"history: paged: {len(paged.all)} pages warmed in {warm_seconds:.1f} s, "
         f"{len(results['paged'][0].latencies)} pages under load"
@@ -220,15 +194,7 @@ async def run(stack: Stack, options: Options, progress: Callable[[str], None]) -
         for key in order[shift:] + order[:shift]:
             process, port = servers[key]
             wait_idle(mongo)
-            result = await load(
-                port,
-                pages,
-                clients=options.history_clients,
-                seconds=options.history_seconds,
-                grace=grace,
-                daphne=process,
-                mongo=mongo,
-            )
+            result = await loaded(port, pages, daphne=process, mongo=mongo)
             results[key].append(result)
             if result.unfinished:
                 stack.stop(process)
@@ -252,7 +218,6 @@ async def run(stack: Stack, options: Options, progress: Callable[[str], None]) -
             "pages": len(latencies),
             "unfinished": len(unfinished),  # their waits count as lower bounds in the percentiles
             "pages_per_s": len(latencies) / wall if wall else 0.0,
-            "pages_per_s_per_round": [r.rate for r in runs],
             "daphne_cpu_ms_per_page": sum(r.server_cpu for r in runs) / pages_done * 1000,
             "secantus_cpu_ms_per_page": sum(r.mongo_cpu for r in runs) / pages_done * 1000,
             "secantus_cpu_s": sum(r.mongo_cpu for r in runs),
@@ -269,12 +234,7 @@ async def run(stack: Stack, options: Options, progress: Callable[[str], None]) -
     outcome = Outcome(
         "history",
         {
-            "klines": seeded.klines,
-            "symbols": len(SYMBOLS),
-            "minutes_per_symbol": minutes,
-            "seed_seconds": seeded.seconds,
-            "seed_insert_seconds": seeded.insert_seconds,
-            "seed_index_seconds": seeded.index_seconds,
+            **seeding,
             "page": PAGE,
             "clients": options.history_clients,
             "seconds_per_round": options.history_seconds,
@@ -291,24 +251,11 @@ async def run(stack: Stack, options: Options, progress: Callable[[str], None]) -
         },
     )
     title = f"history ({seeded.klines:,} klines, pages of {PAGE})"
-    outcome.rows.append(
-        (
-            title,
-            "seeding (pymongo insert_many, indexes after)",
-            f"{seeded.seconds:.0f} s = {seeded.klines / seeded.seconds:,.0f} klines/s",
-            f"insert {seeded.insert_seconds:.0f} s, migrate's indexes rebuilt {seeded.index_seconds:.0f} s",
-        )
-    )
+    outcome.rows.append((title, *seeding_row))
     for f in figures.values():
         bound = ">= " if f["unfinished"] else ""
-        outcome.rows.append(
-            (
-                title,
-                f"{f['label']}: one page alone",
-                f"p50 {fmt(f['alone']['p50_ms'])} / max {fmt(f['alone']['max_ms'])} ms",
-                f"{f['alone']['count']} pages, one at a time",
-            )
-        )
+        alone = f"p50 {fmt(f['alone']['p50_ms'])} / max {fmt(f['alone']['max_ms'])} ms"
+        outcome.rows.append((title, f"{f['label']}: one page alone", alone, f"{f['alone']['count']} pages"))
         outcome.rows.append(
             (
                 title,
@@ -316,18 +263,10 @@ async def run(stack: Stack, options: Options, progress: Callable[[str], None]) -
                 f"p50 {bound}{fmt(f['p50_ms'])} / p99 {bound}{fmt(f['p99_ms'])} ms, {fmt(f['pages_per_s'], 2)} pages/s",
                 f"{f['pages']} pages, {f['unfinished']} cut off; CPU per page: daphne "
                 f"{fmt(f['daphne_cpu_ms_per_page'])}, SecantusDB {fmt(f['secantus_cpu_ms_per_page'])} ms; "
-                f"SecantusDB {fmt(f['secantus_cpu_s'])} s CPU in all; {f['errors']} errors"
-                + ("" if identical and full else ", BODIES DIFFER OR SHORT"),
+                f"{f['errors']} errors" + ("" if identical and full else ", BODIES DIFFER OR SHORT"),
             )
         )
-    outcome.rows.append(
-        (
-            title,
-            f"{LABELS['paged']}: warm-up",
-            f"{warm_seconds:.1f} s",
-            f"each of {len(paged.all)} pages asked once by {options.history_clients} clients",
-        )
-    )
+    outcome.rows.append((title, f"{LABELS['paged']}: warm-up", f"{warm_seconds:.1f} s", f"{len(paged.all)} pages"))
     outcome.targets = [
         check("history p99 service/ORM", p99_ratio, "<=", 1),
         check("history pages/s service/ORM", rate_ratio, ">=", 1),

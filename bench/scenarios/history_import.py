@@ -70,7 +70,7 @@ def run(stack: Stack, options: Options, progress) -> Outcome:
     env = stack.env(DATABASE, **urls, KLINE_SYMBOLS=SYMBOL.lower(), KLINE_INTERVALS="1m")
     stack.prepare_database(env)
     argv = [sys.executable, str(ROOT / "manage.py"), "simulate_exchange", "--port", str(port), "--symbols", SYMBOL]
-    stack._spawn_listening("import-exchange", [*argv, "--interval", "1m"], port, env)
+    stack.spawn_listening("import-exchange", [*argv, "--interval", "1m"], port, env)
     until = datetime.now(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     since = until
     for _ in range(options.import_months):

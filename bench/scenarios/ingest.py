@@ -1,21 +1,11 @@
-"""Scenario: the ingest's cost per stream message, and its cold start.
+"""Scenario: the ingest's CPU per stream message, and its cold start.
 
-*CPU per 1,000 messages*: the real ``ingest_klines`` for 500 one-minute
-streams reads the scripted exchange (``--sequenced``: an update per stream
-every 250 ms, each frame different, as from Binance) with its start-up backfill
-done and no Redis (nothing relayed). At the same time ``bench/bare_reader.py``
-reads the same streams from the same exchange with websocket-client and
-``json.loads`` only. Both processes' CPU time (psutil) over the window,
-divided by the frames the exchange sent each of them.
-
-*Cold start*: an empty, migrated database; the exchange closes every kline
-at its boundary (``--clock-closes``), the ingest starts with Binance's default
-REST budget (1,200 weight a minute). The clock runs from spawning the process
-to the poll (every 0.25 s, one ``stored_at`` range: an index) that sees every
-symbol's 11 newest closed klines stored; the newest ``stored_at`` among them is
-reported as well. The exchange logs every REST request with Binance's weight,
-so the weight spent and the most spent in any 60 s are counted where they are
-spent.
+*CPU per 1,000 messages*: the real ``ingest_klines`` (no Redis) and
+``bench/bare_reader.py`` (websocket-client and ``json.loads`` only) read the same
+500 scripted streams; each process's CPU over the window per frame sent to it.
+*Cold start*: an empty database, ``--clock-closes``, Binance's default REST budget;
+from spawning the process to the poll that sees every symbol's 11 newest closed
+klines; the exchange's log of REST requests gives the weight spent in any 60 s.
 """
 
 from __future__ import annotations
@@ -33,7 +23,7 @@ from bench.scenarios.burst import UNPACED_REST_WEIGHT, burst_symbols, wait_until
 from bench.stack import Stack, cpu_seconds, exchange_call, wait_for_streams
 from klines.binance.parse import combined_stream_url
 from klines.ingest.stream import split_streams
-from klines.testing.servers import TEST_SOURCE
+from klines.testing.servers import exchange_urls
 
 CPU_DATABASE = "bench_ingest_cpu"
 COLD_DATABASE = "bench_ingest_cold"
@@ -80,20 +70,13 @@ async def run(stack: Stack, options: Options, progress) -> Outcome:
 async def _cpu_per_message(stack: Stack, options: Options, symbols: list[str]) -> dict:
     env = stack.env(CPU_DATABASE)
     stack.prepare_database(env)
-    _, port = stack.exchange("ingest-cpu-exchange", symbols, env, mode=("--sequenced",))
-    ingest_env = {**env, "BINANCE_WS_URL": f"ws://127.0.0.1:{port}/market"}
-    ingest_env["BINANCE_REST_URL"] = f"http://127.0.0.1:{port}"
-    ingest_env["KLINE_SOURCE"] = TEST_SOURCE
-    ingest_env["BINANCE_REST_WEIGHT_PER_MINUTE"] = UNPACED_REST_WEIGHT
+    _, port = stack.exchange("ingest-cpu-exchange", symbols, env)
+    ingest_env = {**env, **exchange_urls(port), "BINANCE_REST_WEIGHT_PER_MINUTE": UNPACED_REST_WEIGHT}
     ingest = stack.ingest("ingest-cpu", ingest_env, symbols)
     # The ingest splits its streams into connections whose URLs Binance accepts (klines/ingest/stream.py).
     ingest_connections = len(split_streams([(s, "1m") for s in symbols], 1024))
     await asyncio.to_thread(wait_for_streams, port, ingest_connections)
-    mongo = pymongo.MongoClient(env["MONGO_URI"], tz_aware=True)
-    try:
-        await asyncio.to_thread(wait_until_settled, mongo[CPU_DATABASE][env.get("MONGO_COLLECTION", "klines")])
-    finally:
-        mongo.close()
+    await asyncio.to_thread(wait_until_settled, stack.klines(CPU_DATABASE))
     url = combined_stream_url(f"ws://127.0.0.1:{port}/market", [(s, "1m") for s in symbols])
     bare = stack.module("ingest-bare-reader", "bench.bare_reader", ["--url", url])
     await asyncio.to_thread(wait_for_streams, port, ingest_connections + 1)
@@ -127,17 +110,10 @@ async def _cold_start(stack: Stack, symbols: list[str]) -> dict:
     env = stack.env(COLD_DATABASE)
     stack.prepare_database(env)
     _, port = stack.exchange("ingest-cold-exchange", symbols, env, mode=("--clock-closes",))
-    ingest_env = {**env, "BINANCE_WS_URL": f"ws://127.0.0.1:{port}/market"}
-    ingest_env["BINANCE_REST_URL"] = f"http://127.0.0.1:{port}"  # BINANCE_REST_WEIGHT_PER_MINUTE: the default
-    ingest_env["KLINE_SOURCE"] = TEST_SOURCE
-    mongo = pymongo.MongoClient(env["MONGO_URI"], tz_aware=True)
-    collection = mongo[COLD_DATABASE][env.get("MONGO_COLLECTION", "klines")]
-    try:
-        started = time.time()
-        stack.ingest("ingest-cold", ingest_env, symbols)
-        seen, newest, stored = await asyncio.to_thread(_wait_for_history, collection, symbols, started)
-    finally:
-        mongo.close()
+    ingest_env = {**env, **exchange_urls(port)}  # BINANCE_REST_WEIGHT_PER_MINUTE: the default
+    started = time.time()
+    stack.ingest("ingest-cold", ingest_env, symbols)
+    seen, newest, stored = await asyncio.to_thread(_wait_for_history, stack.klines(COLD_DATABASE), symbols, started)
     requests = exchange_call(port, "/bench/rest")["requests"]
     upto = [(at, weight) for at, _, weight in requests if at <= started + seen]
     return {
@@ -147,7 +123,6 @@ async def _cold_start(stack: Stack, symbols: list[str]) -> dict:
         "requests": len(upto),
         "weight": sum(w for _, w in upto),
         "max_weight_60s": _max_in_window([(at, w) for at, _, w in requests], 60.0),
-        "requests_by_path": _by_path(requests, started + seen),
     }
 
 
@@ -181,13 +156,3 @@ def _max_in_window(spent: list[tuple[float, int]], seconds: float) -> int:
             first += 1
         best = max(best, total)
     return best
-
-
-def _by_path(requests: list, until: float) -> dict[str, list[int]]:
-    counts: dict[str, list[int]] = {}
-    for at, path, weight in requests:
-        if at <= until:
-            entry = counts.setdefault(path, [0, 0])
-            entry[0] += 1
-            entry[1] += weight
-    return counts

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
 
 from bench import load
 from bench.options import Options
@@ -15,21 +16,21 @@ SETTLE_SECONDS = 2.0
 MIB = 2**20
 
 
-async def run(stack: Stack, options: Options) -> Outcome:
-    """A fresh daphne without Redis (the single-process default) on the connect storm's data."""
-    env = stack.env(DATABASE)
-    process, port = stack.daphne("memory-daphne", env)
-    started = rss(process)
+async def idle_rss(process: subprocess.Popen, port: int, count: int) -> tuple[int, int, load.IdleClients]:
+    """A warmed-up daphne's RSS before and with ``count`` idle clients on ``/``, and the clients (still open)."""
     await load.storm(port, connections=200, concurrency=20)  # load the feed, warm the code paths
     await asyncio.sleep(SETTLE_SECONDS)
-    return await _idle(process, port, options, started)
-
-
-async def _idle(process, port: int, options: Options, started: int) -> Outcome:
     zero = rss(process)
-    clients = await load.open_idle([port], count=options.idle, concurrency=options.concurrency)
+    clients = await load.open_idle([port], count=count, concurrency=100)
     await asyncio.sleep(SETTLE_SECONDS)
-    held = rss(process)
+    return zero, rss(process), clients
+
+
+async def run(stack: Stack, options: Options) -> Outcome:
+    """A fresh daphne without Redis (the single-process default) on the connect storm's data."""
+    process, port = stack.daphne("memory-daphne", stack.env(DATABASE))
+    started = rss(process)
+    zero, held, clients = await idle_rss(process, port, options.idle)
     opened = len(clients.connections)
     await clients.close()
     await asyncio.sleep(SETTLE_SECONDS)

@@ -1,13 +1,9 @@
-"""Scenario pythons: the connect storm and the fan-out under every supported Python, in one run.
+"""Scenario pythons: the connect storm and the fan-out under every supported Python.
 
-For each of Python 3.11-3.13 found (``bench/interpreters.py``), the benchmark
-runs itself, ``<venv>/bin/python -m bench --only storm,fanout``, with this
-run's storm and fan-out options. The stack starts daphne, uvicorn, SecantusDB,
-the baselines, the exchange and the ingest from that interpreter's bin dir, so
-the whole stack runs under it (checked from the console scripts' ``#!``).
-Rounds run every Python once in a rotated order, so machine noise is spread
-over all of them; each figure is the median over rounds, with every round's
-value in the JSON.
+For each Python 3.11-3.13 found (:mod:`bench.interpreters`), the bench runs itself as
+``<venv>/bin/python -m bench --only storm,fanout`` with this run's sizes, so the whole
+stack runs under that Python (checked from the console scripts' ``#!``). Rounds
+rotate the order; each figure is the median over rounds, every round in the JSON.
 """
 
 from __future__ import annotations
@@ -42,9 +38,8 @@ RANKED = (
 def child_args(options: Options, *, output: Path, workdir: Path) -> list[str]:
     """``python -m bench`` arguments that repeat this run's storm and fan-out under another Python."""
     args = ["-m", "bench", "--only", "storm,fanout", "--output", str(output), "--workdir", str(workdir)]
-    args += ["--connections", str(options.connections), "--concurrency", str(options.concurrency)]
-    args += ["--rounds", str(options.rounds), "--idle", str(options.idle), "--daphnes", str(options.daphnes)]
-    args += ["--fanout-rounds", str(options.fanout_rounds), "--uvicorn-ws", options.uvicorn_ws]
+    args += ["--connections", str(options.connections), "--rounds", str(options.rounds)]
+    args += ["--idle", str(options.idle), "--fanout-rounds", str(options.fanout_rounds)]
     return [*args, "--quick"] if options.quick else args
 
 
@@ -196,35 +191,25 @@ async def run(options: Options, logs: Path, progress: Callable[[str], None]) -> 
     )
     title = f"pythons (storm {options.connections} x {options.rounds}, fan-out {options.idle}; median of rounds)"
     for name, p in measured.items():
-        venv = venvs[name]
+        venv, version, per_round = venvs[name], f"Python {p['python']}", p["per_round"]
         setup = f"venv {venv.installed}" + (f" in {venv.seconds:.0f} s" if venv.seconds else "")
-        outcome.rows += [
-            (
-                title,
-                f"Python {p['python']}: storm a daphne",
-                f"p50 {fmt(p['storm_daphne_p50_ms'])} / p99 {fmt(p['storm_daphne_p99_ms'])} ms, "
-                f"{fmt(p['storm_daphne_conn_per_s'], 0)} conn/s",
-                f"p99 per round {', '.join(fmt(v) for v in p['per_round']['storm_daphne_p99_ms'])} ms; {setup}"
-                + ("" if stack_here[name] else "; STACK NOT UNDER THIS PYTHON"),
-            ),
-            (
-                title,
-                f"Python {p['python']}: storm b bare",
-                f"p50 {fmt(p['storm_bare_p50_ms'])} / p99 {fmt(p['storm_bare_p99_ms'])} ms, "
-                f"{fmt(p['storm_bare_conn_per_s'], 0)} conn/s",
-                f"daphne/bare p99 {fmt(p['ratio_p99_daphne_over_bare'], 2)}",
-            ),
-            (
-                title,
-                f"Python {p['python']}: fan-out",
-                f"p50 {fmt(p['fanout_p50_ms'])} / p99 {fmt(p['fanout_p99_ms'])} ms",
-                f"p99 per round {', '.join(fmt(v) for v in p['per_round']['fanout_p99_ms'])} ms; load average "
-                f"{', '.join(fmt(v) for v in p['per_round']['load_average_before'])} at each child's start",
-            ),
-        ]
+        setup += "" if stack_here[name] else "; STACK NOT UNDER THIS PYTHON"
+        daphne_notes = f"p99 per round {_list(per_round['storm_daphne_p99_ms'])}; {setup}"
+        bare_notes = f"daphne/bare p99 {fmt(p['ratio_p99_daphne_over_bare'], 2)}"
+        for subject, key, notes in (
+            ("storm a daphne", "storm_daphne", daphne_notes),
+            ("storm b bare", "storm_bare", bare_notes),
+        ):
+            figures = f"p50 {fmt(p[key + '_p50_ms'])} / p99 {fmt(p[key + '_p99_ms'])} ms"
+            outcome.rows.append(
+                (title, f"{version}: {subject}", f"{figures}, {fmt(p[key + '_conn_per_s'], 0)} conn/s", notes)
+            )
+        fanout = f"p50 {fmt(p['fanout_p50_ms'])} / p99 {fmt(p['fanout_p99_ms'])} ms"
+        notes = f"p99 per round {_list(per_round['fanout_p99_ms'])} ms; load {_list(per_round['load_average_before'])}"
+        outcome.rows.append((title, f"{version}: fan-out", fanout, notes))
         outcome.targets += [
-            check(f"Python {p['python']}: connect p99 daphne/bare", p["ratio_p99_daphne_over_bare"], "<=", 2),
-            check(f"Python {p['python']}: fan-out p99 (ms)", p["fanout_p99_ms"], "<", 100),
+            check(f"{version}: connect p99 daphne/bare", p["ratio_p99_daphne_over_bare"], "<=", 2),
+            check(f"{version}: fan-out p99 (ms)", p["fanout_p99_ms"], "<", 100),
         ]
     for name, why in failures.items():
         outcome.rows.append((title, f"Python {found[name].version}", "FAILED", why))
@@ -234,3 +219,7 @@ async def run(options: Options, logs: Path, progress: Callable[[str], None]) -> 
     versions = {name: p["python"] for name, p in measured.items()}
     outcome.rows += [(title, *row) for row in verdict_rows(verdict, versions)]
     return outcome
+
+
+def _list(values: list[float]) -> str:
+    return ", ".join(fmt(v) for v in values)

@@ -1,13 +1,8 @@
-"""Scenario 8, reads: the serving side's store reads with and without Django's model, in one process.
+"""Scenario reads (issue 16): the store's reads with and without Django's model, in one process.
 
-Issue 16's profiles put a fifth of a relay daphne's CPU in the feed's reconcile
-poll and ~165 ms of CPU in each 1,500-kline history page, most of it building
-``Kline`` instances and converting Decimal128 with bson's pure-Python
-``to_decimal``. The store now reads plain documents into
-:class:`~klines.store.records.KlineRecord` tuples. This scenario times both on
-one SecantusDB record (:mod:`bench.reads_worker`): a history page (read, rows,
-JSON, as the view does) and a reconcile poll (one minute's closes of the
-poll's symbols, plus the sweep's five symbols' newest 11), rounds interleaved.
+A 1,500-kline history page (read, rows, JSON) and a reconcile poll, through ``Kline``
+instances and through :class:`~klines.store.records.KlineRecord` tuples
+(:mod:`bench.reads_worker`), rounds interleaved; a page and a poll compared byte for byte.
 """
 
 from __future__ import annotations
@@ -19,9 +14,9 @@ from datetime import UTC, datetime
 from bench import bulkseed
 from bench.options import Options
 from bench.report import check, fmt
+from bench.scenarios import RECORD_SYMBOLS as PAGE_SYMBOLS
 from bench.scenarios import Outcome
 from bench.scenarios.burst import burst_symbols
-from bench.scenarios.history import SYMBOLS as PAGE_SYMBOLS
 from bench.stack import Stack
 
 DATABASE = "bench_reads"

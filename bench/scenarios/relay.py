@@ -1,18 +1,9 @@
-"""Scenario: the update relay, exchange -> ingest -> Redis -> 2 daphne -> 1,000 stream clients.
+"""Scenario relay: exchange -> ingest -> Redis -> 2 daphne -> 1,000 stream clients.
 
-The scripted exchange (``--sequenced``) sends an unclosed update of each of
-500 one-minute streams every 250 ms (~2,000 updates/s), each stamped with its
-wall-clock send time (``E``) and its round (``k.L``). The real
-``ingest_klines`` (REDIS_URL set) relays them every 100 ms to group
-``klines.updates``; two daphne processes push each to the clients subscribed
-to its stream on ``/market/stream?streams=...``. Each client holds
-``--relay-streams-per-client`` streams, spread so every stream has about the
-same number of subscribers. After a warm-up the clients measure for
-``--relay-seconds``: latency from the exchange's send to the client's receipt,
-and per stream, updates lost (a round skipped) or reordered. At the end the
-exchange's last round is compared with what every subscription last got, so a
-loss at the tail is counted too. CPU of each process over the window comes
-from psutil.
+500 scripted streams updated every 250 ms, relayed by the real ingest every
+100 ms; each client names ``relay_streams_per_client`` streams. Over the window:
+latency from the exchange's send, updates lost or reordered per stream, CPU per
+process; then every subscription must reach the exchange's last round.
 """
 
 from __future__ import annotations
@@ -21,15 +12,14 @@ import asyncio
 import time
 
 import psutil
-import pymongo
 
 from bench.options import Options
-from bench.relayclient import Tally, close_clients, open_clients, subscriptions
+from bench.relayclient import Tally, open_clients, subscriptions
 from bench.report import check, fmt, latency_summary
 from bench.scenarios import Outcome
 from bench.scenarios.burst import UNPACED_REST_WEIGHT, burst_symbols, wait_until_settled
 from bench.stack import Stack, cpu_seconds, exchange_call, wait_for_streams
-from klines.testing.servers import TEST_SOURCE
+from klines.testing.servers import exchange_urls
 
 DATABASE = "bench_relay"
 WARMUP_SECONDS = 5.0
@@ -41,31 +31,25 @@ async def run(stack: Stack, options: Options, redis_url: str) -> Outcome:
     streams = [f"{s}@kline_1m" for s in symbols]
     env = stack.env(DATABASE, REDIS_URL=redis_url, KLINE_SYMBOLS=",".join(symbols))
     stack.prepare_database(env)
-    exchange, exchange_port = stack.exchange("relay-exchange", symbols, env, mode=("--sequenced",))
-    ingest_env = {**env, "BINANCE_WS_URL": f"ws://127.0.0.1:{exchange_port}/market"}
-    ingest_env["BINANCE_REST_URL"] = f"http://127.0.0.1:{exchange_port}"
-    ingest_env["KLINE_SOURCE"] = TEST_SOURCE
-    ingest_env["BINANCE_REST_WEIGHT_PER_MINUTE"] = UNPACED_REST_WEIGHT  # the bench exchange does not rate-limit
+    exchange, exchange_port = stack.exchange("relay-exchange", symbols, env)
+    ingest_env = {**env, **exchange_urls(exchange_port), "BINANCE_REST_WEIGHT_PER_MINUTE": UNPACED_REST_WEIGHT}
     ingest = stack.ingest("relay-ingest", ingest_env, symbols)
     daphnes = [stack.daphne(f"relay-daphne-{i}", env) for i in range(options.daphnes)]
     await asyncio.to_thread(wait_for_streams, exchange_port, 1)
-    mongo = pymongo.MongoClient(env["MONGO_URI"], tz_aware=True)
-    try:  # the start-up backfill (11 klines a symbol) is over before anything is measured
-        await asyncio.to_thread(wait_until_settled, mongo[DATABASE][env.get("MONGO_COLLECTION", "klines")])
-    finally:
-        mongo.close()
+    # the start-up backfill (11 klines a symbol) is over before anything is measured
+    await asyncio.to_thread(wait_until_settled, stack.klines(DATABASE))
 
     tally = Tally()
     plan = subscriptions(streams, options.relay_clients, options.relay_streams_per_client)
-    clients, errors, first_error = await open_clients([port for _, port in daphnes], plan, tally)
-    if errors:
-        await close_clients(clients)
-        raise RuntimeError(f"{errors} of {len(plan)} stream clients failed: {first_error}")
+    opened = await open_clients([port for _, port in daphnes], plan, tally)
+    clients = opened.connections
+    if opened.errors:
+        await opened.close(time_limit=5.0)
+        raise RuntimeError(f"{opened.errors} of {len(plan)} stream clients failed: {opened.first_error}")
     processes = {"clients (bench)": psutil.Process(), "ingest": ingest, "exchange": exchange}
     processes |= {f"daphne-{i}": p for i, (p, _) in enumerate(daphnes)}
-    redis = stack.named("redis")
-    if redis is not None:
-        processes["redis"] = redis
+    if stack.redis is not None:
+        processes["redis"] = stack.redis.process
     try:
         await asyncio.sleep(WARMUP_SECONDS)
         cpu_before = {name: cpu_seconds(p) for name, p in processes.items()}
@@ -88,7 +72,7 @@ async def run(stack: Stack, options: Options, redis_url: str) -> Outcome:
         tail_s = time.monotonic() - tail_began
         closed = sum(1 for c in clients if c.closed.done())
     finally:
-        await close_clients(clients)
+        await opened.close(time_limit=5.0)
 
     summary = latency_summary(tally.latencies)
     subscribers = len(plan) * options.relay_streams_per_client

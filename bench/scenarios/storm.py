@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import statistics
 import time
+from dataclasses import dataclass, field
 
 from bench import load, nodeclient
 from bench.options import Options
@@ -26,6 +27,45 @@ LABELS = {
 }
 
 
+@dataclass
+class Runs:
+    """One client's storms of one server, pooled over the rounds."""
+
+    latencies: list[float] = field(default_factory=list)
+    rates: list[float] = field(default_factory=list)
+    round_p99: list[float] = field(default_factory=list)
+    server_cpu: float = 0.0
+    client_cpu: float = 0.0
+    errors: int = 0
+    first_error: str = ""
+    identical: bool = True  # every storm got daphne's very frames
+
+    def add(self, result: load.StormResult, frames: list[bytes], *, client_cpu: float, server_cpu: float = 0.0) -> None:
+        self.latencies += result.latencies
+        self.rates.append(result.rate)
+        self.round_p99.append(latency_summary(result.latencies)["p99_ms"])
+        self.client_cpu += client_cpu
+        self.server_cpu += server_cpu
+        self.errors += result.errors
+        self.first_error = self.first_error or result.first_error
+        self.identical = self.identical and (not result.frames or result.frames == frames)
+
+    def summary(self, key: str) -> dict:
+        count = max(1, len(self.latencies))
+        return {
+            "label": LABELS[key],
+            **latency_summary(self.latencies),
+            "connections_per_s": statistics.median(self.rates),
+            "rates_per_round": self.rates,
+            "p99_ms_per_round": self.round_p99,
+            "server_cpu_us_per_connection": self.server_cpu / count * 1e6,
+            "client_cpu_us_per_connection": self.client_cpu / count * 1e6,
+            "errors": self.errors,
+            "first_error": self.first_error,
+            "frames_identical_to_daphne": self.identical,
+        }
+
+
 async def run(stack: Stack, options: Options) -> Outcome:
     env = stack.env(DATABASE)  # seeded by bench.__main__, shared with the memory scenario
     daphne, daphne_port = stack.daphne("storm-daphne", env)
@@ -40,144 +80,79 @@ async def run(stack: Stack, options: Options) -> Outcome:
     bare, bare_port = stack.bare([f.decode() for f in frames])
     ports = {"a": daphne_port, "b": bare_port, "c": naive_port, "d": uvicorn_port}
     processes = {"a": daphne, "b": bare, "c": naive, "d": uvicorn}
-    server_cpu = dict.fromkeys(ports, 0.0)
-    client_cpu = dict.fromkeys(ports, 0.0)
-    identical = {}
+    runs = {key: Runs() for key in ports}
     for key, port in ports.items():
-        check_run = await load.storm(port, connections=20, concurrency=5)
-        identical[key] = check_run.frames == frames
-    coins = [json.loads(f)["coin"] for f in frames]
-
-    latencies: dict[str, list[float]] = {k: [] for k in ports}
-    rates: dict[str, list[float]] = {k: [] for k in ports}
-    round_p99: dict[str, list[float]] = {k: [] for k in ports}
-    errors = dict.fromkeys(ports, 0)
-    first_errors: dict[str, str] = {}
+        runs[key].identical = (await load.storm(port, connections=20, concurrency=5)).frames == frames
     node_missing = nodeclient.unavailable()  # the second client: Node's ws, on daphne (a) and the ceiling (b)
     node_keys = "ab" if node_missing is None else ""
-    node: dict[str, dict] = {k: {"latencies": [], "rates": [], "round_p99": [], "cpu": 0.0, "errors": 0} for k in "ab"}
+    node = {key: Runs() for key in node_keys}
     order = list(ports)
     for round_no in range(options.rounds):
         shift = round_no % len(order)
         for key in order[shift:] + order[:shift]:
             server_before, client_before = cpu_seconds(processes[key]), time.process_time()
             result = await load.storm(ports[key], connections=options.connections, concurrency=options.concurrency)
-            server_cpu[key] += cpu_seconds(processes[key]) - server_before
-            client_cpu[key] += time.process_time() - client_before
-            latencies[key] += result.latencies
-            rates[key].append(result.rate)
-            round_p99[key].append(latency_summary(result.latencies)["p99_ms"])
-            errors[key] += result.errors
-            if result.first_error:
-                first_errors.setdefault(key, result.first_error)
+            server_cpu = cpu_seconds(processes[key]) - server_before
+            runs[key].add(result, frames, client_cpu=time.process_time() - client_before, server_cpu=server_cpu)
         for key in node_keys if round_no % 2 == 0 else node_keys[::-1]:
             result, cpu = await nodeclient.storm(
                 ports[key], connections=options.connections, concurrency=options.concurrency
             )
-            node_run(node[key], result, cpu, frames)
+            node[key].add(result, frames, client_cpu=cpu)
 
-    servers = {}
-    for key in ports:
-        servers[key] = {
-            "label": LABELS[key],
-            **latency_summary(latencies[key]),
-            "connections_per_s": statistics.median(rates[key]),
-            "rates_per_round": rates[key],
-            "p99_ms_per_round": round_p99[key],
-            "server_cpu_us_per_connection": server_cpu[key] / max(1, len(latencies[key])) * 1e6,
-            "client_cpu_us_per_connection": client_cpu[key] / max(1, len(latencies[key])) * 1e6,
-            "errors": errors[key],
-            "first_error": first_errors.get(key, ""),
-            "frames_identical_to_daphne": identical[key],
-        }
-    a_over_b = servers["a"]["p99_ms"] / servers["b"]["p99_ms"]
-    c_over_a = servers["c"]["p99_ms"] / servers["a"]["p99_ms"]
-    d_over_b = servers["d"]["p99_ms"] / servers["b"]["p99_ms"]
-    c_over_d = servers["c"]["p99_ms"] / servers["d"]["p99_ms"]
-    rate = {k: s["connections_per_s"] for k, s in servers.items()}
+    servers = {key: r.summary(key) for key, r in runs.items()}
+    p99 = {key: s["p99_ms"] for key, s in servers.items()}
+    rate = {key: s["connections_per_s"] for key, s in servers.items()}
     outcome = Outcome(
         "storm",
         {
             "connections_per_round": options.connections,
             "in_flight": options.concurrency,
             "rounds": options.rounds,
-            "uvicorn_ws": options.uvicorn_ws,
-            "coins": coins,
+            "coins": [json.loads(f)["coin"] for f in frames],
             "servers": servers,
-            "ratio_p99_a_over_b": a_over_b,
-            "ratio_p99_c_over_a": c_over_a,
-            "ratio_p99_d_over_b": d_over_b,
-            "ratio_p99_c_over_d": c_over_d,
+            "ratio_p99_a_over_b": p99["a"] / p99["b"],
+            "ratio_p99_c_over_a": p99["c"] / p99["a"],
+            "ratio_p99_d_over_b": p99["d"] / p99["b"],
+            "ratio_p99_c_over_d": p99["c"] / p99["d"],
             "ratio_rate_a_over_c": rate["a"] / rate["c"],
             "ratio_rate_b_over_a": rate["b"] / rate["a"],
+            "node_ws": node_summary(node, node_missing),
         },
     )
-    outcome.data["node_ws"] = node_summary(node, node_missing)
     title = f"connect storm ({options.connections} x {options.rounds} rounds, {options.concurrency} in flight)"
     for s in servers.values():
-        figures = (
-            f"p50 {fmt(s['p50_ms'])} / p95 {fmt(s['p95_ms'])} / p99 {fmt(s['p99_ms'])} ms, "
-            f"{fmt(s['connections_per_s'], 0)} conn/s"
-        )
-        notes = (
-            f"server {fmt(s['server_cpu_us_per_connection'], 0)} / "
-            f"client {fmt(s['client_cpu_us_per_connection'], 0)} CPU us per conn, {s['errors']} errors"
-        ) + ("" if s["frames_identical_to_daphne"] else ", FRAMES DIFFER")
-        outcome.rows.append((title, s["label"], figures, notes))
+        notes = f"server {fmt(s['server_cpu_us_per_connection'], 0)} / "
+        outcome.rows.append((title, s["label"], _figures(s), notes + _client_notes(s)))
     outcome.targets = [
-        check("connect p99 a/b (daphne vs bare ceiling)", a_over_b, "<=", 2),
+        check("connect p99 a/b (daphne vs bare ceiling)", p99["a"] / p99["b"], "<=", 2),
         check("connect conn/s a/b (daphne vs bare ceiling)", rate["a"] / rate["b"], ">=", 0.7),
-        check("connect p99 c/a (naive vs daphne)", c_over_a, ">=", 20),
+        check("connect p99 c/a (naive vs daphne)", p99["c"] / p99["a"], ">=", 20),
     ]
     node_report(outcome, title, outcome.data["node_ws"])
-    outcome.rows.append(
-        (
-            title,
-            "uvicorn: ratio p99 d/b and c/d",
-            f"{d_over_b:.2f} and {c_over_d:.1f}",
-            "the same application, another server",
-        )
-    )
-    outcome.rows.append(
-        (
-            title,
-            "conn/s ratios b/a and a/c",
-            f"{rate['b'] / rate['a']:.2f} and {rate['a'] / rate['c']:.1f}",
-            "throughput bounds the p99 at a fixed number in flight",
-        )
-    )
+    d = outcome.data
+    uvicorn_ratios = f"{d['ratio_p99_d_over_b']:.2f} and {d['ratio_p99_c_over_d']:.1f}"
+    outcome.rows.append((title, "uvicorn: ratio p99 d/b and c/d", uvicorn_ratios, "the same application"))
+    rate_ratios = f"{d['ratio_rate_b_over_a']:.2f} and {d['ratio_rate_a_over_c']:.1f}"
+    outcome.rows.append((title, "conn/s ratios b/a and a/c", rate_ratios, "throughput bounds the p99"))
     return outcome
 
 
-def node_run(into: dict, result: load.StormResult, cpu: float, frames: list[bytes]) -> None:
-    """Pool one Node ws storm into ``into``."""
-    into["latencies"] += result.latencies
-    into["rates"].append(result.rate)
-    into["round_p99"].append(latency_summary(result.latencies)["p99_ms"])
-    into["cpu"] += cpu
-    into["errors"] += result.errors
-    if result.first_error:
-        into.setdefault("first_error", result.first_error)
-    into["frames_identical_to_daphne"] = into.get("frames_identical_to_daphne", True) and result.frames == frames
+def _figures(s: dict) -> str:
+    p = f"p50 {fmt(s['p50_ms'])} / p95 {fmt(s['p95_ms'])} / p99 {fmt(s['p99_ms'])} ms"
+    return f"{p}, {fmt(s['connections_per_s'], 0)} conn/s"
 
 
-def node_summary(node: dict[str, dict], missing: str | None) -> dict:
+def _client_notes(s: dict) -> str:
+    notes = f"client {fmt(s['client_cpu_us_per_connection'], 0)} CPU us per conn, {s['errors']} errors"
+    return notes + ("" if s["frames_identical_to_daphne"] else ", FRAMES DIFFER")
+
+
+def node_summary(node: dict[str, Runs], missing: str | None) -> dict:
     """Node ws's figures on daphne (a) and the ceiling (b), and their ratios; or why it was not measured."""
     if missing is not None:
         return {"measured": False, "why": missing}
-    servers = {}
-    for key, runs in node.items():
-        servers[key] = {
-            "label": LABELS[key],
-            **latency_summary(runs["latencies"]),
-            "connections_per_s": statistics.median(runs["rates"]),
-            "rates_per_round": runs["rates"],
-            "p99_ms_per_round": runs["round_p99"],
-            "client_cpu_us_per_connection": runs["cpu"] / max(1, len(runs["latencies"])) * 1e6,
-            "errors": runs["errors"],
-            "first_error": runs.get("first_error", ""),
-            "frames_identical_to_daphne": runs.get("frames_identical_to_daphne", False),
-        }
+    servers = {key: runs.summary(key) for key, runs in node.items()}
     return {
         "measured": True,
         "ws_version": nodeclient.pinned_version(),
@@ -193,14 +168,7 @@ def node_report(outcome: Outcome, title: str, node: dict) -> None:
         outcome.rows.append((title, "Node ws client", "not measured", node["why"]))
         return
     for s in node["servers"].values():
-        figures = (
-            f"p50 {fmt(s['p50_ms'])} / p95 {fmt(s['p95_ms'])} / p99 {fmt(s['p99_ms'])} ms, "
-            f"{fmt(s['connections_per_s'], 0)} conn/s"
-        )
-        notes = f"client {fmt(s['client_cpu_us_per_connection'], 0)} CPU us per conn, {s['errors']} errors" + (
-            "" if s["frames_identical_to_daphne"] else ", FRAMES DIFFER"
-        )
-        outcome.rows.append((title, f"Node ws {node['ws_version']}: {s['label']}", figures, notes))
+        outcome.rows.append((title, f"Node ws {node['ws_version']}: {s['label']}", _figures(s), _client_notes(s)))
     outcome.targets += [
         check("connect p99 a/b, Node ws client", node["ratio_p99_a_over_b"], "<=", 2),
         check("connect conn/s a/b, Node ws client", node["ratio_rate_a_over_b"], ">=", 0.7),

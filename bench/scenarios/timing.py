@@ -1,18 +1,10 @@
-"""Scenario 8, the cost of timing the fan-out (issue 15): one process's senders, with and without the timing.
+"""Scenario timing (issue 15): what timing the fan-out where frames are sent costs, in one process.
 
-The fan-out latency (:mod:`klines.serving.delivery`) is measured where frames
-are sent. This measures what that costs at fan-out to many connections, in one
-process and one run, as CPU time per fan-out, three subjects interleaved round
-by round in rotated order:
-
-* ``untimed``: the senders as before (no delivery carried);
-* ``per event`` (shipped): one :class:`~klines.serving.delivery.Delivery` per
-  event, settled by each connection's sender, observed once;
-* ``per frame`` (the alternative not taken): a histogram observation per frame sent.
-
-``/``: one close marks one coin in ``idle`` :class:`~klines.serving.outbox.Outbox`\\es;
-streams: one batch of ten updates to ``idle`` :class:`~klines.serving.stream_outbox.FrameQueue`\\s.
-The sends return at once (as daphne's do), so the figure is the senders' own CPU.
+``idle`` :class:`~klines.serving.outbox.Outbox`s (``/``: one close each) or
+:class:`~klines.serving.stream_outbox.FrameQueue`s (streams: ten updates each) whose
+sends return at once; CPU per fan-out for three subjects interleaved in rotated order:
+``untimed``, ``per event`` (shipped: one :class:`~klines.serving.delivery.Delivery`)
+and ``per frame`` (a histogram observation per frame, not taken).
 """
 
 from __future__ import annotations
@@ -20,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
+from datetime import UTC, datetime, timedelta
 
 from prometheus_client import CollectorRegistry, Histogram
 
@@ -53,11 +46,12 @@ class _Connections:
         self.started = 0.0
         self.observe = False
         self.frame = "{}"
+        self.newest = datetime(2026, 1, 1, tzinfo=UTC)  # the open time of the frame's newest close
         if streams:
             self.senders = [FrameQueue(self._send, max_owed=MAX_OWED, too_slow=_too_slow) for _ in range(count)]
         else:
             self.senders = [
-                Outbox(lambda symbol: self.frame, self._send, max_owed=MAX_OWED, too_slow=_too_slow)
+                Outbox(lambda _: self.frame, lambda _: self.newest, self._send, max_owed=MAX_OWED, too_slow=_too_slow)
                 for _ in range(count)
             ]
         for sender in self.senders:
@@ -81,6 +75,7 @@ async def _fan_out(connections: _Connections, subject: str, round_: int, *, stre
     connections.expected = connections.sent + frames * len(connections.senders)
     connections.all_sent.clear()
     connections.frame = f'{{"round": {round_}, "pad": "{"x" * 900}"}}'  # a new frame of the book's size
+    connections.newest += timedelta(minutes=1)  # a newer close: the outbox sends it
     connections.started = time.time()
     connections.observe = subject == "per frame"
     began = time.process_time()

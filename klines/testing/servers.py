@@ -12,9 +12,9 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 from urllib.parse import quote
 
 import pymongo
@@ -40,6 +40,17 @@ def wait_for_port(port: int, *, timeout: float = 20.0, process: subprocess.Popen
         except OSError:
             time.sleep(0.05)
     raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
+
+
+def wait_until(condition: Callable[[], Any], *, timeout: float, what: str, every: float = 0.1) -> Any:
+    """Poll ``condition`` until it returns something true (returned); fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = condition()
+        if result:
+            return result
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def stop_process(process: subprocess.Popen, *, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int:
@@ -138,31 +149,27 @@ def manage(args: list[str], env: Mapping[str, str], **popen: object) -> subproce
     return subprocess.Popen([sys.executable, str(ROOT / "manage.py"), *args], cwd=ROOT, env=dict(env), **popen)
 
 
+def daphne_argv(port: int) -> list[str]:
+    """The Procfile's daphne command line (listen backlog 1024), on 127.0.0.1:``port``."""
+    endpoint = f"tcp:port={port}:interface=127.0.0.1:backlog=1024"
+    return [str(BIN / "daphne"), "-e", endpoint, "binancews.asgi:application"]
+
+
+def uvicorn_argv(port: int, *, ws: str = "websockets-sansio") -> list[str]:
+    """The same application under uvicorn, as the README offers it (``--ws websockets-sansio``)."""
+    args = [str(BIN / "uvicorn"), "--host", "127.0.0.1", "--port", str(port), "--ws", ws, "--log-level", "warning"]
+    return [*args, "binancews.asgi:application"]
+
+
 def daphne(port: int, env: Mapping[str, str], log_path: Path, *, timeout: float = 20.0) -> subprocess.Popen:
-    log = open(log_path, "ab")  # noqa: SIM115
-    process = subprocess.Popen(
-        [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "binancews.asgi:application"],
-        cwd=ROOT,
-        env=dict(env),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    wait_for_port(port, timeout=timeout, process=process)
+    process, log = start_listening(daphne_argv(port), log_path, port, env=env, timeout=timeout)
+    log.close()  # the child has its own copy
     return process
 
 
 def uvicorn(port: int, env: Mapping[str, str], log_path: Path) -> subprocess.Popen:
-    """The same application under uvicorn, as the README offers it (``--ws websockets-sansio``)."""
-    log = open(log_path, "ab")  # noqa: SIM115
-    process = subprocess.Popen(
-        [str(BIN / "uvicorn"), "--host", "127.0.0.1", "--port", str(port), "--ws", "websockets-sansio"]
-        + ["binancews.asgi:application"],
-        cwd=ROOT,
-        env=dict(env),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    wait_for_port(port, process=process)
+    process, log = start_listening(uvicorn_argv(port), log_path, port, env=env)
+    log.close()
     return process
 
 
@@ -197,11 +204,26 @@ class RedisServer:
             self.log.close()
 
 
-def start_listening(argv: list[str], log_path: Path, port: int) -> tuple[subprocess.Popen, BinaryIO]:
+def start_listening(
+    argv: list[str],
+    log_path: Path,
+    port: int,
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: Path = ROOT,
+    timeout: float = 20.0,
+) -> tuple[subprocess.Popen, BinaryIO]:
     """Start a server with its output appended to ``log_path``; return once it listens on ``port``."""
     log = open(log_path, "ab")  # noqa: SIM115
-    process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
-    wait_for_port(port, process=process)
+    process = subprocess.Popen(
+        argv, cwd=cwd, env=dict(env) if env is not None else None, stdout=log, stderr=subprocess.STDOUT
+    )
+    try:
+        wait_for_port(port, timeout=timeout, process=process)
+    except (RuntimeError, TimeoutError) as exc:
+        stop_process(process)
+        log.close()
+        raise RuntimeError(f"{Path(argv[0]).name} did not start: {exc}; see {log_path}") from None
     return process, log
 
 
