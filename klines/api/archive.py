@@ -19,9 +19,10 @@ import asyncio
 import hashlib
 import json
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
@@ -40,8 +41,26 @@ BATCH = 1500  # klines per read: one indexed page
 DIGESTS = 4096  # files whose SHA-256 and size are kept
 
 _builds = ThreadPoolExecutor(max_workers=BUILD_THREADS, thread_name_prefix="klines-archive")
+T = TypeVar("T")
 FileKey = tuple[ArchiveFile, int]  # the file and how many of its klines are stored
-_digests: OrderedDict[FileKey, tuple[str, int]] = OrderedDict()
+
+
+class _Lru(OrderedDict):
+    """A dict that forgets its least recently used entries past ``size``."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def remember(self, key: object, value: object) -> None:
+        self[key] = value
+        self.move_to_end(key)
+        while len(self) > self.size:
+            self.popitem(last=False)
+
+
+_digests = _Lru(DIGESTS)  # (file, stored count) -> (SHA-256, size) of its zip
+_complete = _Lru(DIGESTS)  # file -> its stored count, once found complete
 
 
 def _refusal(reason: str) -> HttpResponse:
@@ -78,14 +97,7 @@ def digest_of(file: ArchiveFile) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-def _remember(key: FileKey, value: tuple[str, int]) -> None:
-    _digests[key] = value
-    _digests.move_to_end(key)
-    while len(_digests) > DIGESTS:
-        _digests.popitem(last=False)
-
-
-async def _build(function, *args):  # noqa: ANN001, ANN202
+async def _build(function: Callable[..., T], *args: object) -> T:
     return await asyncio.get_running_loop().run_in_executor(_builds, function, *args)
 
 
@@ -93,7 +105,7 @@ async def _known_digest(key: FileKey) -> tuple[str, int]:
     known = _digests.get(key)
     if known is None:
         known = await _build(digest_of, key[0])
-        _remember(key, known)
+        _digests.remember(key, known)
     return known
 
 
@@ -105,7 +117,7 @@ async def _stream(key: FileKey) -> AsyncIterator[bytes]:
         digest.update(chunk)
         size += len(chunk)
         yield chunk
-    _remember(key, (digest.hexdigest(), size))
+    _digests.remember(key, (digest.hexdigest(), size))
 
 
 @csrf_exempt
@@ -121,7 +133,11 @@ async def archive_file(request: HttpRequest, path: str) -> HttpResponse | Stream
     symbols, intervals = recorded()
     try:
         check_request(file, symbols=symbols, intervals=intervals, today=datetime.now(UTC).date())
-        key = (file, await _build(stored_count, file))
+        stored = _complete.get(file)
+        if stored is None:
+            stored = await _build(stored_count, file)
+            _complete.remember(file, stored)
+        key = (file, stored)
     except Refused as refused:
         return _refusal(refused.reason)
     if wants_checksum:
