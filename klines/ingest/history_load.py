@@ -77,7 +77,7 @@ def missing_below(stored_ms: Sequence[int], *, server_ms: int, interval_ms: int,
     if not inside:
         return Want(end_ms=until - 1, count=history)
     oldest = min(inside)
-    count = -((since - oldest) // interval_ms)  # grid slots at or after ``since`` and before ``oldest``
+    count = (oldest - since) // interval_ms  # grid slots at or after ``since`` and before ``oldest``
     return Want(end_ms=oldest - 1, count=count) if count > 0 else None
 
 
