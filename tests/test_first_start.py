@@ -132,7 +132,6 @@ def test_the_history_keeps_to_its_share_of_the_weight_and_leaves_the_rest(fake_r
     fake = fake_rest.exchange
     stop = threading.Event()
     rest = BinanceRest(fake_rest.rest_url, weight_per_minute=20, stop=stop)
-    rest.server_time_ms()  # the clock offset, as the backfill measures it first (weight 1)
     loader = HistoryLoader(rest=rest, history=300, interval_ms=lambda interval: MINUTE, stop=stop)
     loader.start()
     try:
@@ -162,15 +161,35 @@ def django_klines() -> Collection:
 
 
 @pytest.mark.django_db(transaction=True)
+def test_the_history_reads_the_exchanges_clock_and_never_stores_an_open_kline() -> None:
+    """An exchange whose clock is ten hours behind ours (a simulator), before anything else read its clock: the
+    history ends at the exchange's last closed kline, not at ours (which would take the open one as closed)."""
+    behind = FaultyExchange(symbols=["BTCUSDT"], speed=1.0, update_seconds=1.0, start_ms=make_exchange([])._start_ms)
+    with ExchangeThread(behind) as exchange:
+        stop = threading.Event()
+        rest = BinanceRest(exchange.rest_url, weight_per_minute=1200, stop=stop)
+        loader = HistoryLoader(rest=rest, history=100, interval_ms=lambda interval: MINUTE, stop=stop)
+        loader.start()
+        try:
+            loader.request([("BTCUSDT", "1m")])
+            wait_until(lambda: loader.stats.streams == 1, timeout=20, what="the history")
+        finally:
+            stop.set()
+        history = stored(django_klines(), "BTCUSDT")
+        assert len(history) == 100
+        assert index_of(history[-1]) in (behind.last_closed_index(), behind.last_closed_index() - 1)
+        assert history == behind.truth("BTCUSDT", index_of(history[0]), index_of(history[-1]))
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_second_start_fetches_nothing_for_a_complete_window(fake_rest: ExchangeThread) -> None:
     fake = fake_rest.exchange
     last = fake.last_closed_index()
     save_klines(fake.truth("S00USDT", last - 309, last))
     stop = threading.Event()
     rest = BinanceRest(fake_rest.rest_url, weight_per_minute=1200, stop=stop)
-    rest.server_time_ms()
     loader = HistoryLoader(rest=rest, history=300, interval_ms=lambda interval: MINUTE, stop=stop)
-    loader.load("S00USDT", "1m")
+    loader.load("S00USDT", "1m", server_ms=rest.server_time_ms())
     assert loader.stats.requests == 0
 
 
@@ -260,9 +279,9 @@ def test_a_first_start_stores_the_newest_history_after_the_stream_is_up(
         ingest = run_ingest(ingests, env, tmp_path)
         wait_until(lambda: all(has_history(klines, s, fake, 300) for s in symbols), timeout=60, what="the history")
         through = fake.last_closed_index() - 1
-        assert_ground_truth(klines, fake, symbols, through=through, env=env)
         code, _ = ingest.stop()
         assert code == 0, ingest.log[-3000:]
+        assert_ground_truth(klines, fake, symbols, through=through, env=env)
     pages = history_pages(fake)
     assert fake.first_connect is not None and pages
     assert all(call.at > fake.first_connect for call in pages)  # the live stream was up first
@@ -308,6 +327,7 @@ def test_many_streams_load_their_history_while_live_closes_are_stored_on_time(
         wait_until(lambda: all(complete_through(klines, s, settle) for s in symbols), timeout=30, what="settled")
         code, _ = ingest.stop()
         assert code == 0, ingest.log[-3000:]
+        assert_ground_truth(klines, fake, symbols, through=settle, env=env)
     pages = history_pages(fake)
     loading = (min(c.at for c in pages), max(c.at for c in pages))
     late = lateness(klines, fake)
@@ -322,7 +342,6 @@ def test_many_streams_load_their_history_while_live_closes_are_stored_on_time(
     assert max(during) < 2.0
     assert fake.weight.refused == 0 and fake.weight.most <= 1200
     assert "QUEUE FULL" not in ingest.log and "rate limited" not in ingest.log
-    assert_ground_truth(klines, fake, symbols, through=settle, env=env)
 
 
 def lateness(klines: Collection, fake: TimedExchange) -> list[tuple[float, float]]:
@@ -355,8 +374,8 @@ def test_a_kill_mid_history_is_continued_by_the_next_start(
         second = run_ingest(ingests, env, tmp_path, "second")
         wait_until(lambda: has_history(klines, "BTCUSDT", fake, 3000), timeout=60, what="the whole history")
         through = fake.last_closed_index() - 1
-        assert_ground_truth(klines, fake, ["BTCUSDT"], through=through, env=env)
         second.stop()
+        assert_ground_truth(klines, fake, ["BTCUSDT"], through=through, env=env)
     again = [c for c in history_pages(fake) if c.at > killed]
     assert len(again) == 1 and int(again[0].query["limit"]) < 1500  # what was below the first page, no more
     assert index_of(stored(klines, "BTCUSDT")[0]) <= through - 2999
@@ -383,8 +402,8 @@ def test_a_new_listing_gets_its_history(
         fake.symbols.append("SOLUSDT")
         wait_until(lambda: has_history(klines, "SOLUSDT", fake, 300), timeout=60, what="the new listing's history")
         through = fake.last_closed_index() - 1
-        assert_ground_truth(klines, fake, ["BTCUSDT", "SOLUSDT"], through=through, env=env)
         ingest.stop()
+        assert_ground_truth(klines, fake, ["BTCUSDT", "SOLUSDT"], through=through, env=env)
     pages = [c for c in history_pages(fake) if c.query["symbol"] == "SOLUSDT"]
     assert len(pages) == 1 and pages[0].at > listed_at
     assert "Traceback" not in ingest.log

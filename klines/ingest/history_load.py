@@ -44,7 +44,7 @@ logger = logging.getLogger(__name__)
 
 WEIGHT_SHARE = 0.5  # of the REST weight budget; the backfill and the hole repair keep the rest
 INSERT_CHUNK = 500  # klines a single insert (a live close waits at most for one: ~0.15 s on SecantusDB)
-CLOCK_MARGIN_MS = 1000  # the exchange's clock as we estimate it, minus this: never ask for a kline still open
+CLOCK_MARGIN_MS = 1000  # under the exchange's clock as read (a round trip's error): never ask for an open kline
 WAKE_SECONDS = 0.5
 WRITER_WAIT_SECONDS = 0.02
 RETRY = Backoff(initial=2.0, maximum=60.0)  # REST or the database failed
@@ -165,11 +165,15 @@ class HistoryLoader:
         started = time.monotonic()
         stored, requests, weight = self.stats.stored, self.stats.requests, self.stats.weight
         failed: list[Stream] = []
+        clock: tuple[int, float] | None = None  # the exchange's clock read this round, and when (monotonic)
         for stream in batch:
             if self.stop.is_set():
                 return []
             try:
-                self.load(*stream)
+                clock = clock or (self.rest.server_time_ms(), time.monotonic())
+                # The exchange's clock now (by ours since the reading), less a margin: never ask for an open kline.
+                server_ms = clock[0] + int((time.monotonic() - clock[1]) * 1000) - CLOCK_MARGIN_MS
+                self.load(*stream, server_ms=server_ms)
             except (RestError, DatabaseError, PyMongoError) as exc:
                 failed.append(stream)
                 if len(failed) == 1 and not self.stop.is_set():
@@ -191,10 +195,9 @@ class HistoryLoader:
         )
         return failed
 
-    def load(self, symbol: str, interval: str) -> None:
-        """Store what is missing of the newest ``history`` closed klines of one stream."""
+    def load(self, symbol: str, interval: str, *, server_ms: int) -> None:
+        """Store what is missing of the newest ``history`` klines of one stream closed by ``server_ms``."""
         step = self.interval_ms(interval)
-        server_ms = self.rest.exchange_now_ms() - CLOCK_MARGIN_MS
         since, until = (ms_to_datetime(t) for t in history_window(server_ms, step, self.history))
         if count_between(symbol, interval, since, until) >= self.history:
             return
