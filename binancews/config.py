@@ -29,6 +29,8 @@ from klines.serving.settings import ServingSettings
 EMBEDDED_MONGO_PORT = 27117
 EMBEDDED_MONGO_URI = f"mongodb://127.0.0.1:{EMBEDDED_MONGO_PORT}/?directConnection=true"
 DEFAULT_SYMBOLS = ("btcusdt", "bnbusdt", "ethusdt", "solusdt", "xrpusdt")
+DEFAULT_HISTORY = 1500  # one REST page (weight 10) per (symbol, interval)
+MAX_HISTORY = 100_000  # 67 pages; more is backfill_klines' job (from the archive, without weight)
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -72,6 +74,7 @@ class Config:
     queue_size: int
     rest_weight_per_minute: int
     repair_seconds: float
+    history: int  # KLINE_HISTORY: closed klines a first start stores per (symbol, interval); 0 = the newest 11 only
     metrics_port: int  # the ingest's metrics endpoint; 0 = off
     metrics_address: str
 
@@ -108,6 +111,7 @@ class Config:
             queue_size=self.queue_size,
             rest_weight_per_minute=self.rest_weight_per_minute,
             repair_seconds=self.repair_seconds,
+            history=self.history,
             metrics_port=self.metrics_port,
             metrics_address=self.metrics_address,
         )
@@ -235,6 +239,19 @@ def _parse_count(env: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
+def _parse_history(env: Mapping[str, str]) -> int:
+    """``KLINE_HISTORY``: a whole number from 0 (off) to :data:`MAX_HISTORY`."""
+    raw = env.get("KLINE_HISTORY", "").strip()
+    if not raw:
+        return DEFAULT_HISTORY
+    if not raw.isdigit() or int(raw) > MAX_HISTORY:
+        raise ConfigError(
+            f"KLINE_HISTORY: {raw!r} is not a number of klines from 0 (off) to {MAX_HISTORY} "
+            "(older history: manage.py backfill_klines)"
+        )
+    return int(raw)
+
+
 def _parse_list(raw: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in raw.split(",") if item.strip())
 
@@ -353,6 +370,7 @@ def load_config(env: Mapping[str, str]) -> Config:
         queue_size=_parse_count(env, "KLINE_QUEUE_SIZE", 10_000),
         rest_weight_per_minute=_parse_count(env, "BINANCE_REST_WEIGHT_PER_MINUTE", 1200),
         repair_seconds=_parse_positive(env, "KLINE_REPAIR_SECONDS", 300.0),
+        history=_parse_history(env),
         metrics_port=_parse_port(env, "KLINE_METRICS_PORT"),
         metrics_address=_parse_address(env, "KLINE_METRICS_ADDRESS", "127.0.0.1"),
     )

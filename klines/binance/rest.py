@@ -36,6 +36,17 @@ USER_AGENT = "binancews-backfill/1"
 RATE_LIMIT_BACKOFF = Backoff(initial=1.0, maximum=60.0)  # a 429/418 without Retry-After
 
 
+def kline_weight(limit: int) -> int:
+    """Request weight of ``GET /fapi/v1/klines`` with ``limit`` (Binance's documented table)."""
+    if limit < 100:
+        return 1
+    if limit < 500:
+        return 2
+    if limit <= 1000:
+        return 5
+    return 10
+
+
 class RestError(Exception):
     """A REST call failed; the caller tries again later."""
 
@@ -68,16 +79,18 @@ class WeightPacer:
         self._blocked_until = float("-inf")
         self.total_spent = 0  # weight spent since start (a counter for metrics)
 
-    def delay(self, weight: int) -> float:
-        """Seconds to wait before a request of ``weight`` may be sent."""
+    def delay(self, weight: int, *, share: float = 1.0) -> float:
+        """Seconds to wait before a request of ``weight`` may be sent, keeping the minute's spend within
+        ``share`` of the budget (a request heavier than that share goes when the window is empty)."""
         now = self.clock()
         while self._spent and self._spent[0][0] <= now - self.WINDOW:
             self._spent.popleft()
         wait = max(0.0, self._blocked_until - now)
         used = sum(w for _, w in self._spent)
-        if used + weight > self.budget and self._spent:
+        budget = self.budget * share
+        if used + weight > budget and self._spent:
             # Wait until enough of the oldest spend leaves the window.
-            excess = used + weight - self.budget
+            excess = used + weight - budget
             for at, spent in self._spent:
                 excess -= spent
                 if excess <= 0:
@@ -134,13 +147,27 @@ class BinanceRest:
     def exchange_now_ms(self) -> int:
         return round(time.time() * 1000) + self.clock_offset_ms
 
-    def get(self, path: str, params: Mapping[str, Any], *, weight: int) -> Any:
+    def get(self, path: str, params: Mapping[str, Any], *, weight: int, share: float = 1.0) -> Any:
         """The JSON body of ``GET path``; :class:`RestError` for anything else (the caller retries later).
 
         Thread-safe: callers (one backfill thread per interval) take turns, so the pacing holds for all.
+        With ``share`` below 1, the request also waits, without holding up the others' turns, until the
+        minute's spend leaves room for it within that share of the budget: background work (the first
+        start's history) leaves the rest to the backfill and the hole repair.
         """
+        if share < 1.0:
+            self._wait_for_share(weight, share)
         with self._turn:
             return self._get(path, params, weight=weight)
+
+    def _wait_for_share(self, weight: int, share: float) -> None:
+        while True:
+            with self._turn:  # the pacer's record is only read and written in a turn
+                wait = self.pacer.delay(weight, share=share)
+            if wait <= 0:
+                return
+            if self.stop.wait(wait):
+                raise RestError("stopped")
 
     def _get(self, path: str, params: Mapping[str, Any], *, weight: int) -> Any:
         for attempt in range(MAX_RATE_LIMITED_RETRIES + 1):

@@ -1,6 +1,6 @@
 """Fetch missed closed klines from ``GET /fapi/v1/klines`` and hand them to the writer.
 
-Planning is pure (:func:`first_page`, :func:`next_page`, :func:`kline_weight`):
+Planning is pure (:func:`first_page`, :func:`next_page`; weights: :func:`klines.binance.rest.kline_weight`):
 pages start at the next open time wanted, ask only for klines already closed
 by the exchange's clock, and are at most :data:`PAGE_LIMIT` long. The
 :class:`Backfiller` thread runs on request — at start, after every reconnect,
@@ -25,7 +25,7 @@ from pymongo.errors import PyMongoError
 
 from klines.backoff import Backoff
 from klines.binance.parse import ClosedKline, MalformedMessage, datetime_to_ms, ms_to_datetime, parse_rest_row
-from klines.binance.rest import BinanceRest, RestError
+from klines.binance.rest import BinanceRest, RestError, kline_weight
 from klines.ingest.gaps import classify_gaps
 from klines.ingest.supervise import Spawn, unsupervised
 from klines.store.reads import newest_open_time, stored_times_between
@@ -44,17 +44,6 @@ WAKE_SECONDS = 0.5
 # that history for holes an earlier run left (klines dropped or skipped and not yet refetched).
 HOLE_SCAN = 1000
 RETRY = Backoff(initial=1.0, maximum=10.0)  # a failed round (REST or database down)
-
-
-def kline_weight(limit: int) -> int:
-    """Request weight of ``GET /fapi/v1/klines`` with ``limit`` (Binance's documented table)."""
-    if limit < 100:
-        return 1
-    if limit < 500:
-        return 2
-    if limit <= 1000:
-        return 5
-    return 10
 
 
 @dataclass(frozen=True, kw_only=True)

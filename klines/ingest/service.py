@@ -9,6 +9,8 @@
   a kline dropped from a full queue is handed to the backfill too.
 * A :class:`Backfiller` thread per interval fetches from REST at start, after every
   (re)connect, on a gap or a drop; they share one paced REST client.
+* A :class:`HistoryLoader` thread stores the newest ``KLINE_HISTORY`` closed klines of each stream once its
+  connection is up (:mod:`klines.ingest.history_load`), straight into the store, within half the REST weight.
 * A :class:`HoleRepair` thread per interval scans the whole stored record every
   ``repair_seconds`` and fetches every hole, whatever its age, through the same client.
 * A :class:`DerivativesRecorder` thread records mark-price klines and funding rates from REST after
@@ -41,6 +43,7 @@ from klines.ingest.backfill import Backfiller
 from klines.ingest.derivatives import DerivativesRecorder
 from klines.ingest.frames import KlineIngestor
 from klines.ingest.gaps import SequenceWatch
+from klines.ingest.history_load import HistoryLoader, HistoryStats
 from klines.ingest.listing import ExchangeListing
 from klines.ingest.plan import replan
 from klines.ingest.relay import UpdateRelay
@@ -132,6 +135,19 @@ class IngestService:
             )
             for interval in settings.intervals
         }
+        # The first start's history (KLINE_HISTORY), once each stream's connection is up; 0: off.
+        self.history = (
+            HistoryLoader(
+                rest=self.rest,
+                history=settings.history,
+                interval_ms=interval_ms,
+                stop=self.stop,
+                writer_busy=lambda: self.writer.pending > 0,
+                on_stored=self._history_stored,
+            )
+            if settings.history
+            else None
+        )
         # One watch per interval for all connections: a gap is judged against every kline known, from any source.
         self.watches = {interval: SequenceWatch(interval_ms(interval)) for interval in settings.intervals}
         self.listing = ExchangeListing(
@@ -183,6 +199,8 @@ class IngestService:
     def _connected(self, connection: Connection) -> None:
         connection.connects += 1
         self._request_backfill(connection.streams)
+        if self.history is not None:
+            self.history.request(connection.streams)  # once per stream; after its live stream is up
 
     def _closed(self, connection: str, kline: ClosedKline) -> None:
         missing = self.watches[kline.interval].observe(kline.symbol, datetime_to_ms(kline.open_time))
@@ -210,6 +228,10 @@ class IngestService:
         self.watches[interval].note(symbol, datetime_to_ms(open_time))
         self.writer.note_newest(symbol, interval, open_time)
 
+    def _history_stored(self, klines: list[ClosedKline]) -> None:
+        newest = max(klines, key=lambda k: k.open_time)
+        self._newest_stored(newest.interval, newest.symbol, newest.open_time)
+
     def _dropped(self, kline: ClosedKline) -> None:
         self.backfills[kline.interval].request([kline.symbol], from_ms=datetime_to_ms(kline.open_time))
 
@@ -233,6 +255,8 @@ class IngestService:
         self._request_backfill(self.settings.streams)
         for repair in self.repairs.values():
             repair.start(spawn)
+        if self.history is not None:
+            self.history.start(spawn)
         self._backoff = Backoff(maximum=self.settings.reconnect_max_seconds)
         with self._lock:
             for connection in self.connections:
@@ -332,10 +356,11 @@ class IngestService:
     def counters(self) -> Counters:
         connections = self.connections + self._retired
         ingest = [c.ingestor.stats for c in connections]
+        history = self.history.stats if self.history is not None else HistoryStats()
         return Counters(
             messages=sum(s.received for s in ingest),
-            stored=self.writer.stats.stored,
-            duplicates=self.writer.stats.duplicates,
+            stored=self.writer.stats.stored + history.stored,
+            duplicates=self.writer.stats.duplicates + history.duplicates,
             malformed=sum(s.malformed for s in ingest),
             malformed_kinds=dict(sum((s.malformed_kinds for s in ingest), Counter())),
             unknown=sum(s.ignored for s in ingest),
@@ -343,7 +368,8 @@ class IngestService:
             dropped=self.writer.stats.dropped,
             queued=self.writer.pending,
             backfilled=sum(b.stats.fetched for b in self.backfills.values())
-            + sum(r.stats.fetched for r in self.repairs.values()),
+            + sum(r.stats.fetched for r in self.repairs.values())
+            + history.fetched,
             rejected=self.writer.stats.rejected,
             pongs_skipped=sum(c.stream_stats.pongs_skipped for c in connections),
             rate_limited=self.rest.rate_limited,

@@ -21,6 +21,7 @@ class IngestSettings:
     queue_size: int
     rest_weight_per_minute: int
     repair_seconds: float  # between the end of one hole scan of the whole record and the start of the next
+    history: int  # closed klines a first start stores per (symbol, interval) (KLINE_HISTORY); 0: off
     metrics_port: int  # 0: no metrics endpoint
     metrics_address: str
 

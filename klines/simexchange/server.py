@@ -11,6 +11,8 @@
 * ``GET /data/futures/um/{monthly,daily}/klines/SYMBOL/INTERVAL/SYMBOL-INTERVAL-DATE.zip``
   (and ``.zip.CHECKSUM``): the public archive's files, as data.binance.vision
   serves them (:mod:`klines.simexchange.archive`).
+* With ``weight_limit``, REST counts request weight per rolling minute as Binance does
+  (``X-MBX-USED-WEIGHT-1M``; 429 with ``Retry-After`` over it): :mod:`klines.simexchange.weight`.
 
 Time runs ``speed`` times faster than the wall clock, so a test sees a minute
 close every second at ``speed=60``. Tests subclass or configure it to inject
@@ -26,7 +28,7 @@ import time
 from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import SplitResult, parse_qs, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
@@ -39,6 +41,7 @@ from klines.simexchange import archive
 from klines.simexchange.derivatives import rest_funding, rest_mark_klines
 from klines.simexchange.exchange_info import ONBOARD_MS, exchange_info
 from klines.simexchange.series import KlineSeries, SimKline
+from klines.simexchange.weight import WeightCounter, request_weight
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +90,10 @@ class SimulatedExchange:
         seed: int = 1,
         duplicate_closes: bool = False,
         max_close_rounds: int | None = None,
+        weight_limit: int | None = None,
     ) -> None:
+        """``weight_limit``: REST weight a minute, as Binance's per-IP limit (reported in ``X-MBX-USED-WEIGHT-1M``,
+        429 over it); ``None``: neither reported nor limited."""
         self.symbols = [s.upper() for s in symbols]
         self.delisted: set[str] = set()  # listed as SETTLING in exchangeInfo, as Binance lists a closing contract
         self.intervals = tuple(intervals) or (interval,)
@@ -105,6 +111,7 @@ class SimulatedExchange:
         self.closed_sent: list[SimKline] = []  # every close event sent, repeats included
         self.close_rounds = 0
         self.archive_requests: list[str] = []  # paths asked for under /data/
+        self.weight = WeightCounter(weight_limit)
         self._zips: dict[ArchiveFile, bytes] = {}
         self._unstreamed: dict[str, KlineSeries] = {}  # intervals REST and the archive answer, not streamed
         self._server: Server | None = None
@@ -198,6 +205,20 @@ class SimulatedExchange:
             if body is None:
                 return connection.respond(HTTPStatus.NOT_FOUND, "<Error><Code>NoSuchKey</Code></Error>\n")
             return bytes_response(connection, body)
+        if self.weight.limit is not None:
+            used, retry_after = self.weight.spend(request_weight(parts.path, parse_qs(parts.query)))
+            if retry_after is not None:
+                body = {"code": -1003, "msg": f"Too many requests; the limit is {self.weight.limit} weight a minute."}
+                response = json_response(connection, HTTPStatus.TOO_MANY_REQUESTS, body)
+                response.headers["Retry-After"] = str(round(retry_after))
+                response.headers["X-MBX-USED-WEIGHT-1M"] = str(used)
+                return response
+            response = self._rest(connection, parts)
+            response.headers["X-MBX-USED-WEIGHT-1M"] = str(used)
+            return response
+        return self._rest(connection, parts)
+
+    def _rest(self, connection: ServerConnection, parts: SplitResult) -> Response:
         if parts.path == "/fapi/v1/klines":
             status, body = self.rest_klines(parse_qs(parts.query))
         elif parts.path in DERIVATIVES:

@@ -127,6 +127,9 @@ def service_env(mongo_uri: str, database: str, **extra: str) -> dict[str, str]:
             "MONGO_URI": mongo_uri,
             "MONGO_DATABASE": database,
             "PYTHONUNBUFFERED": "1",
+            # A first start stores the newest 11 klines, not KLINE_HISTORY's 1,500: the tests and benchmarks
+            # built on that; those of the history set it (tests/test_first_start.py).
+            "KLINE_HISTORY": "0",
         }
     )
     env.update(extra)
