@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import json
 import random
+import signal
 import struct
+import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -215,7 +217,6 @@ def prepare(directory: Path, klines: int, *, database: str, symbols: list[str], 
     the seeding times); a finished record is reused as it is.
     """
     import subprocess
-    import sys
 
     from klines.testing.servers import ROOT, SecantusServer, service_env
 
@@ -290,6 +291,9 @@ def main() -> None:
     parser.add_argument("--database", default="bench_bigrecord")
     args = parser.parse_args()
     args.dir.mkdir(parents=True, exist_ok=True)
+    # Stopped by a signal (a background job ignores SIGINT), the load closes the home cleanly; run again to resume.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(f"stopped by signal {signum}; run again to resume"))
     meta = prepare(args.dir, args.klines, database=args.database, symbols=SYMBOLS, interval="1m")
     print(json.dumps({k: v for k, v in meta.items() if k != "indexes"}), flush=True)
 
