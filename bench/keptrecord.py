@@ -23,11 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from pymongo import MongoClient
+from pymongo.errors import PyMongoError
 
 from bench.history_pages import PAGE, Pages
 from bench.report import latency_summary
 from bench.scenarios.bigrecord import disk_bytes
 from klines.testing.servers import ROOT, SecantusServer, daphne, free_port, service_env, stop_process
+
+COLLSTATS_TIMEOUT = 900  # seconds
 
 
 def plans(client: MongoClient, meta: dict[str, Any]) -> dict[str, Any]:
@@ -105,23 +108,26 @@ def measure(directory: Path, pages: int) -> dict[str, Any]:
             page_times = klines_pages(port, meta, pages)
         finally:
             stop_process(service)
-        client = MongoClient(server.uri)
+        client = MongoClient(server.uri, socketTimeoutMS=COLLSTATS_TIMEOUT * 1000)
         explained = plans(client, meta)
-        stats = client[meta["database"]].command("collStats", meta["collection"])
+        try:  # SecantusDB's collStats reads every document and index entry
+            stats = client[meta["database"]].command("collStats", meta["collection"])
+        except PyMongoError as exc:
+            stats = {"error": repr(exc)}
         client.close()
     finally:
         server.stop()
-    count = stats["count"]
+    count = stats.get("count") or sum(meta.get("stored_per_symbol", {}).values()) or meta["klines"]
     return {
         "record": {k: v for k, v in meta.items() if k != "indexes"},
         "load_average_before": load_before,
         "load_average_after": os.getloadavg(),
         "storage": {
             "count": count,
-            "avg_obj_size": stats["avgObjSize"],
-            "storage_size": stats["storageSize"],
-            "total_index_size": stats["totalIndexSize"],
-            "bytes_per_kline_stats": (stats["storageSize"] + stats["totalIndexSize"]) / count,
+            "coll_stats": stats,
+            "bytes_per_kline_stats": (stats["storageSize"] + stats["totalIndexSize"]) / count
+            if "count" in stats
+            else None,
             "disk": disk,
             "bytes_per_kline_disk": (disk["documents"] + disk["indexes"]) / count,
             "document_bytes_per_kline_disk": disk["documents"] / count,
