@@ -10,18 +10,32 @@ very specifications ``migrate`` made, in one ``createIndexes`` afterwards:
 measured on 200,000 klines, that halves the seeding time (3,500 -> 6,400
 klines/s). Two loader processes keep SecantusDB busy while each prepares its
 next batch.
+
+:func:`load_direct` is the bulk-load configuration for records past a million
+(``python -m bench.bulkseed --dir /work/bench-data/10m --klines 10000000``):
+``migrate`` runs against a normal ``secantusd``, which is then stopped; this
+process opens the same WiredTiger home through SecantusDB's own ``Storage``
+with the oplog off and inserts with the migration's indexes in place (the very
+code path the server runs, minus the wire protocol, BSON decoding, the oplog
+and three per-document catalog reads); then a normal ``secantusd`` reopens the
+directory and checks the count and the indexes. Resumable: the progress per
+symbol is kept beside the data.
 """
 
 from __future__ import annotations
 
+import json
 import random
+import signal
 import struct
+import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import islice
+from pathlib import Path
 from typing import Any
 
 from bson.decimal128 import Decimal128
@@ -30,6 +44,7 @@ from pymongo import IndexModel, MongoClient
 MINUTE = timedelta(minutes=1)
 BATCH = 10_000  # documents per insert_many (SecantusDB commits them in chunks of 1,000)
 LOADERS = 2
+DIRECT_BATCH = 1_000  # documents per Storage.insert: one WiredTiger transaction
 STORE_DELAY = timedelta(milliseconds=40)  # stored_at: just after the close, as the ingest stores it
 
 
@@ -131,3 +146,157 @@ def seed(
     return SeedResult(
         klines=stored, first_open_ms=first_open_ms, insert_seconds=inserted - began, index_seconds=indexed - inserted
     )
+
+
+def _bulk_storage(path: Path, cache_size: str):
+    """SecantusDB's ``Storage`` on ``path``, oplog off, its per-document catalog reads cached.
+
+    The load never changes the indexes and stores no geo data, so the index options
+    are read once, the geo pre-flight is skipped, the unique probe is left to the
+    unique-key table every insert still claims (a duplicate is refused there), and
+    the partial filter of ``unique_kline`` (string symbol and interval, a date) is
+    not evaluated: every seeded document matches it.
+    """
+    from secantus.storage import Storage
+
+    storage = Storage(str(path), enable_oplog=False, cache_size=cache_size, durable=True)
+    options: dict[tuple[str, str], dict[str, Any]] = {}
+    read_options = storage._index_options_map
+    storage._index_options_map = lambda db, coll: (
+        options.get((db, coll)) or options.setdefault((db, coll), read_options(db, coll))
+    )
+    storage._validate_geo_indexes = lambda *args, **kwargs: None
+    storage._partial_filters = lambda db, coll: {}  # every seeded kline matches unique_kline's filter
+    storage._unique_conflict = lambda *args, **kwargs: None
+    return storage
+
+
+def load_direct(
+    path: Path,
+    database: str,
+    collection: str,
+    *,
+    symbols: list[str],
+    interval: str,
+    first_open: datetime,
+    minutes: int,
+    progress_file: Path,
+    cache_size: str = "3G",
+    report: Any = print,
+) -> float:
+    """Insert ``minutes`` klines per symbol into the stopped server's home ``path``; returns the seconds spent.
+
+    ``progress_file`` holds the klines stored per symbol; a new run skips them.
+    """
+    done: dict[str, int] = json.loads(progress_file.read_text()) if progress_file.exists() else {}
+    storage = _bulk_storage(path, cache_size)
+    began = time.monotonic()
+    stored = sum(done.values())
+    try:
+        for symbol in symbols:
+            rows = islice(documents(symbol, interval, first_open, minutes), done.get(symbol, 0), None)
+            while batch := list(islice(rows, DIRECT_BATCH)):
+                inserted, errors = storage.insert(database, collection, batch, ordered=False)
+                if errors and any(e["code"] != 11000 for e in errors):
+                    raise RuntimeError(f"{symbol}: {errors[0]['errmsg']}")
+                done[symbol] = done.get(symbol, 0) + len(batch)
+                stored += inserted
+                progress_file.write_text(json.dumps(done))
+                if done[symbol] % 100_000 == 0:
+                    elapsed = time.monotonic() - began
+                    report(f"{symbol} {done[symbol]:,}/{minutes:,}; {sum(done.values()):,} in all, {elapsed:.0f} s")
+    finally:
+        storage.close()
+    return time.monotonic() - began
+
+
+def prepare(directory: Path, klines: int, *, database: str, symbols: list[str], interval: str) -> dict[str, Any]:
+    """Build (or finish building) a record of ``klines`` one-minute klines in ``directory``/data.
+
+    ``directory``/record.json says what is there (symbols, first open, minutes,
+    the seeding times); a finished record is reused as it is.
+    """
+    import subprocess
+
+    from klines.testing.servers import ROOT, SecantusServer, service_env
+
+    meta_file, data = directory / "record.json", directory / "data"
+    meta = json.loads(meta_file.read_text()) if meta_file.exists() else {}
+    if meta.get("complete"):
+        return meta
+    if not meta:
+        server = SecantusServer(data).start()
+        try:
+            env = service_env(server.uri, database)
+            subprocess.run(
+                [sys.executable, str(ROOT / "manage.py"), "migrate", "--noinput", "-v0"], env=env, check=True
+            )
+            client = MongoClient(server.uri)
+            specs = list(client[database]["klines"].list_indexes())
+            client.close()
+        finally:
+            server.stop()
+        minutes = -(-klines // len(symbols))
+        first_open = datetime.now(UTC).replace(second=0, microsecond=0) - minutes * MINUTE
+        meta = {
+            "database": database,
+            "collection": "klines",
+            "symbols": symbols,
+            "interval": interval,
+            "minutes": minutes,
+            "first_open_ms": round(first_open.timestamp() * 1000),
+            "indexes": [dict(spec) for spec in specs],
+            "load_seconds": 0.0,
+        }
+        meta_file.write_text(json.dumps(meta, indent=1, default=str))
+    first_open = datetime.fromtimestamp(meta["first_open_ms"] / 1000, UTC)
+    meta["load_seconds"] += load_direct(
+        data,
+        database,
+        meta["collection"],
+        symbols=meta["symbols"],
+        interval=meta["interval"],
+        first_open=first_open,
+        minutes=meta["minutes"],
+        progress_file=directory / "progress.json",
+    )
+    meta_file.write_text(json.dumps(meta, indent=1, default=str))
+    server = SecantusServer(data).start()  # the normal configuration: oplog on, as every test and bench runs it
+    try:
+        client = MongoClient(server.uri)
+        klines_coll = client[database][meta["collection"]]
+        count = klines_coll.estimated_document_count()  # count_documents would read all 10M
+        indexes = [dict(spec) for spec in klines_coll.list_indexes()]
+        client.close()
+    finally:
+        server.stop()
+    expected = len(meta["symbols"]) * meta["minutes"]
+    if count != expected:
+        raise RuntimeError(f"{data}: {count:,} klines stored, {expected:,} expected")
+    if sorted(indexes, key=str) != sorted(meta["indexes"], key=str):
+        raise RuntimeError(f"{data}: the indexes differ from migrate's: {indexes} != {meta['indexes']}")
+    meta.update(complete=True, klines=count)
+    meta_file.write_text(json.dumps(meta, indent=1, default=str))
+    return meta
+
+
+def main() -> None:
+    import argparse
+
+    from bench.scenarios.history import SYMBOLS
+
+    parser = argparse.ArgumentParser(prog="python -m bench.bulkseed", description=prepare.__doc__)
+    parser.add_argument("--dir", type=Path, required=True, help="where the record is kept, e.g. /work/bench-data/10m")
+    parser.add_argument("--klines", type=int, default=10_000_000)
+    parser.add_argument("--database", default="bench_bigrecord")
+    args = parser.parse_args()
+    args.dir.mkdir(parents=True, exist_ok=True)
+    # Stopped by a signal (a background job ignores SIGINT), the load closes the home cleanly; run again to resume.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(f"stopped by signal {signum}; run again to resume"))
+    meta = prepare(args.dir, args.klines, database=args.database, symbols=SYMBOLS, interval="1m")
+    print(json.dumps({k: v for k, v in meta.items() if k != "indexes"}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
