@@ -158,6 +158,7 @@ class IdleSockets:
             if (
                 client.state == OPEN
                 and not client.buffer
+                and len(data) > 4
                 and data[0] == 0x81
                 and data[1] == 126
                 and len(data) == 4 + (data[2] << 8 | data[3])
