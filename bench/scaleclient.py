@@ -10,13 +10,19 @@ answers one JSON line per command read from stdin:
 * ``arm``: forget the frames received so far; ``{"armed": n}``.
 * ``wait <close> <seconds>``: wait until every client has a frame (or the time
   is up), then 0.2 s for stragglers; ``{"arrivals": [[port, wall time]],
-  "missing": n, "dropped": n, "extra_frames": n}``: the arrival of each
-  client's first frame of BTCUSDT whose newest value is ``<close>`` (every
-  frame is decoded and checked), ``missing`` clients without one, ``dropped``
-  clients the server closed, ``extra_frames`` frames beyond one per client.
+  "reads": [[port, wall time]], "missing": n, "dropped": n, "extra_frames": n}``:
+  for each client, its first frame of BTCUSDT whose newest value is ``<close>``
+  (every frame is decoded and checked), when its bytes reached the client's
+  socket (``arrivals``: the kernel's receive time, ``SO_TIMESTAMPNS``) and when
+  this process read them (``reads``); ``missing`` clients without one,
+  ``dropped`` clients the server closed, ``extra_frames`` frames beyond one per
+  client.
 * ``quit``: close every client (close handshake) and exit.
 
 The scenario runs two of these, so no one process reads all 10,000 sockets.
+They share the cores with the daphnes they time, so during a fan-out they read
+at most every :data:`BATCH_SECONDS` (many frames per wake-up); the kernel's
+receive time keeps that wait out of the measurement.
 """
 
 from __future__ import annotations
