@@ -1,13 +1,15 @@
-"""Thousands of idle ``/`` clients on one ``epoll``, cheap enough not to compete with the server they measure.
+"""Thousands of idle ``/`` clients on one ``epoll``, taking less of the CPU the server they measure needs.
 
 The scale scenario's load clients share the machine's cores with the daphnes
 they time. :mod:`bench.wsclient` costs an asyncio protocol, a ``bytearray``
 copy and a parse per frame; here each client is a non-blocking socket read
 straight off ``epoll``: a frame that arrives whole (nearly all of them) costs
-one ``recv``, one clock read and a header check; its payload is kept as the
-received bytes and read only when asked (:meth:`IdleSockets.arrivals`), once
-per distinct payload. Anything else (a frame split over reads, several frames
-in one read, pings, the server's close) goes through the full parser. The
+one ``recvmsg``, which also brings the kernel's receive time of its bytes
+(``SO_TIMESTAMPNS``: the arrival, whenever this process gets to read it), and a
+header check; its payload is kept as the received bytes and checked when asked
+(:meth:`IdleSockets.arrivals`), decoded once per distinct payload. Anything
+else (a frame split over reads, several frames in one read, pings, the
+server's close) goes through the full parser. The
 subset of RFC 6455 is :mod:`bench.wsclient`'s: the upgrade, unmasked server
 frames, pings answered, the close handshake.
 """
