@@ -49,7 +49,8 @@ async def _stored(collection, open_time: datetime) -> dict:
 
 
 async def measure(stack: Stack, env: dict, root: Path, clients: int, closes: int, exchange_port: int, collection):
-    """Per close on a fresh daphne from ``root``: (µs of CPU per frame above idle, p50 ms, p99 ms, missing)."""
+    """Per close on a fresh daphne from ``root``: (µs of CPU per frame above idle, p50 ms, p99 ms, missing,
+    p99 ms as the load clients read the frames, the load clients' CPU ms)."""
     process, port = stack.daphne("fanout-ab-daphne", env, root=root)
     loaders: list[ClientProcess] = []
     try:
@@ -66,16 +67,21 @@ async def measure(stack: Stack, env: dict, root: Path, clients: int, closes: int
         for _ in range(closes + 1):  # the first close after start-up pays one-off costs: not counted
             await asyncio.gather(*(c.ask("arm") for c in loaders))
             before, began = cpu_seconds(process), time.monotonic()
+            clients_before = sum(c.cpu() for c in loaders)
             sent = await asyncio.to_thread(exchange_call, exchange_port, f"/bench/close?symbols={COIN}")
             stored = await _stored(collection, datetime.fromtimestamp(sent["open_ms"][COIN] / 1000, tz=UTC))
             close = float(Decimal(str(stored["close"])))
             answers = await asyncio.gather(*(c.ask(f"wait {close!r} {WAIT_SECONDS}", time_limit=120) for c in loaders))
             cpu = cpu_seconds(process) - before - idle_rate * (time.monotonic() - began)
+            clients_cpu = sum(c.cpu() for c in loaders) - clients_before
             stored_at = stored["stored_at"].timestamp()
             got = [t - stored_at for a in answers for _, t in a["arrivals"]]
             summary = latency_summary(got)
             missing = sum(a["missing"] for a in answers)
-            results.append((cpu / max(opened, 1) * 1e6, summary["p50_ms"], summary["p99_ms"], missing))
+            read = latency_summary([t - stored_at for a in answers for _, t in a.get("reads", a["arrivals"])])
+            per_frame = cpu / max(opened, 1) * 1e6
+            p50, p99 = summary["p50_ms"], summary["p99_ms"]
+            results.append((per_frame, p50, p99, missing, read["p99_ms"], clients_cpu * 1e3))
             await asyncio.sleep(1.0)
         return results[1:]
     finally:
@@ -103,13 +109,14 @@ async def run(subjects: dict[str, Path], clients: int, rounds: int, closes: int)
             for r in range(rounds):
                 for name in names[r % len(names) :] + names[: r % len(names)]:
                     load_before = os.getloadavg()[0]
-                    for us, p50, p99, missing in await measure(
+                    for us, p50, p99, missing, read_p99, clients_ms in await measure(
                         stack, env, subjects[name], clients, closes, exchange_port, collection
                     ):
                         per_frame[name].append(us)
                         p99s[name].append(p99)
                         print(
-                            f"round {r} {name}: {us:.1f} us/frame above idle, p50 {p50:.0f} / p99 {p99:.0f} ms, "
+                            f"round {r} {name}: {us:.1f} us/frame above idle, p50 {p50:.0f} / p99 {p99:.0f} ms "
+                            f"(read by the clients: p99 {read_p99:.0f} ms, their CPU {clients_ms:.0f} ms), "
                             f"{missing} missing, load {load_before:.2f}-{os.getloadavg()[0]:.2f}",
                             flush=True,
                         )

@@ -1,92 +1,114 @@
 """One load-client process of the 10,000-client fan-out (``bench/scenarios/scale.py``).
 
 ``python -m bench.scaleclient --ports P1,P2 --count N`` opens N idle clients on
-``/`` spread over the ports (:func:`bench.load.open_idle`), prints one JSON line
-``{"opened", "refused", "first_error", "open_files_limit"}``, then answers one
-JSON line per command read from stdin:
+``/`` spread over the ports (:class:`bench.epollclients.IdleSockets`: one
+``epoll``, no event loop, so the clients take little of the CPU the daphnes
+they time need), prints one JSON line
+``{"opened", "refused", "first_error", "open_files_limit", "seconds"}``, then
+answers one JSON line per command read from stdin:
 
 * ``arm``: forget the frames received so far; ``{"armed": n}``.
-* ``wait <close> <seconds>``: wait until every client has a frame whose newest
-  value is ``<close>`` (or the time is up); ``{"arrivals": [[port, wall time]],
-  "missing": n, "dropped": n, "extra_frames": n}``, ``dropped`` counting clients
-  the server closed, ``extra_frames`` frames beyond one per client.
+* ``wait <close> <seconds>``: wait until every client has a frame (or the time
+  is up), then 0.2 s for stragglers; ``{"arrivals": [[port, wall time]],
+  "reads": [[port, wall time]], "missing": n, "dropped": n, "extra_frames": n}``:
+  for each client, its first frame of BTCUSDT whose newest value is ``<close>``
+  (every frame is decoded and checked), when its bytes reached the client's
+  socket (``arrivals``: the kernel's receive time, ``SO_TIMESTAMPNS``) and when
+  this process read them (``reads``); ``missing`` clients without one,
+  ``dropped`` clients the server closed, ``extra_frames`` frames beyond one per
+  client.
 * ``quit``: close every client (close handshake) and exit.
 
-The scenario runs two of these, so no one event loop handles all 10,000
-sockets and its own share of a close stays small (its CPU is reported).
+The scenario runs two of these, so no one process reads all 10,000 sockets.
+They share the cores with the daphnes they time: the kernel's receive time keeps
+their own scheduling delays out of the figure (``reads`` shows them).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import json
+import os
 import sys
+import time
 
 from bench import load
-from bench.wsclient import FeedConnection
+from bench.epollclients import IdleSockets
 
 COIN = "BTCUSDT"
+STRAGGLERS_SECONDS = 0.2
+OPEN_SECONDS = 60.0
 
 
-def _updated(connection: FeedConnection, close: float) -> float | None:
-    """When ``connection`` first got the COIN frame whose newest value is ``close``."""
-    for arrived, payload in connection.updates:
-        frame = json.loads(payload)
-        if frame["coin"] == COIN and frame["values"] and frame["values"][-1] == close:
-            return arrived
-    return None
+class Commands:
+    """stdin, read without blocking the sockets: whole lines as they come."""
+
+    def __init__(self, sockets: IdleSockets) -> None:
+        self.fd = sys.stdin.fileno()
+        os.set_blocking(self.fd, False)
+        sockets.epoll.register(self.fd)
+        self._pending = b""
+        self.ended = False
+
+    def lines(self) -> list[list[str]]:
+        try:
+            data = os.read(self.fd, 4096)
+        except BlockingIOError:
+            return []
+        if not data:
+            self.ended = True
+        *lines, self._pending = (self._pending + data).split(b"\n")
+        return [line.decode().split() for line in lines if line.strip()]
 
 
-async def serve(ports: list[int], count: int, concurrency: int) -> None:
-    received = {"frames": 0, "expected": count}
-    updated: set[int] = set()  # clients with a frame since ``arm``: one may get more than one
-    everyone = asyncio.Event()
-
-    def note(connection: FeedConnection) -> None:
-        received["frames"] += 1
-        updated.add(id(connection))
-        if len(updated) >= received["expected"]:
-            everyone.set()
-
+def serve(ports: list[int], count: int, concurrency: int) -> None:
     nofile = load.raise_open_files_limit(count + 1000)
-    clients = await load.open_idle(
-        ports, count=count, concurrency=concurrency, keep_updates=True, on_update=note, time_limit=60.0
-    )
-    received["expected"] = len(clients.connections)
+    sockets = IdleSockets(ports, count)
+    seconds = sockets.open(concurrency, OPEN_SECONDS)
+    opened = sockets.ready
     reply(
         {
-            "opened": len(clients.connections),
-            "refused": clients.errors,
-            "first_error": clients.first_error,
+            "opened": opened,
+            "refused": sockets.errors,
+            "first_error": sockets.first_error,
             "open_files_limit": nofile,
-            "seconds": clients.wall,
+            "seconds": seconds,
         }
     )
-    reader = asyncio.StreamReader()
-    loop = asyncio.get_running_loop()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
-    while line := (await reader.readline()).decode().split():
-        if line[0] == "arm":
-            clients.clear_updates()
-            received["frames"] = 0
-            updated.clear()
-            everyone.clear()
-            reply({"armed": len(clients.connections)})
-        elif line[0] == "wait":
-            close, seconds = float(line[1]), float(line[2])
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(everyone.wait(), seconds)
-            await asyncio.sleep(0.2)  # stragglers' frames
-            arrivals = [(c.port, _updated(c, close)) for c in clients.connections]
-            dropped = sum(1 for c in clients.connections if c.closed.done())
-            got = [(port, t) for port, t in arrivals if t is not None]
-            extra = received["frames"] - len(updated)
-            reply({"arrivals": got, "missing": len(arrivals) - len(got), "dropped": dropped, "extra_frames": extra})
-        elif line[0] == "quit":
-            break
-    await clients.close()
+    commands = Commands(sockets)
+    waiting: tuple[float, float, float] | None = None  # (close, deadline, reply at: once everyone has a frame)
+    while not commands.ended:
+        for fd in sockets.poll(0.05 if waiting else 1.0):
+            if fd != commands.fd:
+                continue
+            for line in commands.lines():
+                if line[0] == "arm":
+                    sockets.clear()
+                    reply({"armed": sockets.ready})
+                elif line[0] == "wait":
+                    now = time.monotonic()
+                    waiting = (float(line[1]), now + float(line[2]), now + float(line[2]) + STRAGGLERS_SECONDS)
+                elif line[0] == "quit":
+                    commands.ended = True
+        if waiting is not None:
+            close, deadline, reply_at = waiting
+            now = time.monotonic()
+            if sockets.updated >= opened and reply_at > now + STRAGGLERS_SECONDS:
+                reply_at = now + STRAGGLERS_SECONDS
+                waiting = (close, deadline, reply_at)
+            if now >= reply_at:
+                waiting = None
+                got, missing = sockets.arrivals(COIN, close)
+                reply(
+                    {
+                        "arrivals": [(port, received) for port, received, _ in got],
+                        "reads": [(port, read) for port, _, read in got],
+                        "missing": missing,
+                        "dropped": sockets.dropped,
+                        "extra_frames": sockets.frames - sockets.updated,
+                    }
+                )
+    sockets.close()
     reply({"closed": True})
 
 
@@ -101,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--count", type=int, required=True)
     parser.add_argument("--concurrency", type=int, default=100)
     args = parser.parse_args(argv)
-    asyncio.run(serve([int(p) for p in args.ports.split(",")], args.count, args.concurrency))
+    serve([int(p) for p in args.ports.split(",")], args.count, args.concurrency)
     return 0
 
 

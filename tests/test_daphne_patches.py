@@ -100,13 +100,19 @@ from daphne.server import Server
 from daphne.ws_protocol import WebSocketProtocol
 from binancews.daphne_patches import backpressure as patch
 from klines.serving import backpressure
+from functools import partial
+from types import SimpleNamespace
+from twisted.internet.abstract import FileDescriptor
+buffered = FileDescriptor()
+buffered.dataBuffer, buffered.offset, buffered._tempDataLen = b"abcd", 1, 5
 print(json.dumps({
     "tuning": getattr(autobahn_protocol.pformat, "skips_when_not_debugging", False),
     "close": getattr(WebSocketProtocol.handle_reply, "sends_any_close_code", False),
     "inbox": getattr(getattr(Server.create_application, "__wrapped__", None), "uses_inbox", False),
     "reaping": getattr(Server.protocol_disconnected, "reaps_at_once", False)
     and getattr(Server.create_application, "reaps_at_once", False),
-    "backpressure": backpressure.pending_bytes(None) is None and backpressure._reader is patch.pending_bytes,
+    "backpressure": backpressure.pending_bytes(None) is None and backpressure._reader is patch.pending_bytes
+    and backpressure.pending_bytes(partial(print, SimpleNamespace(transport=buffered))) == 8,
     "prepared": hasattr(Server.handle_reply, "send_text_now"),
 }))
 """

@@ -30,14 +30,15 @@ UPSTREAM = {
 WITHOUT = "no slow-client protection under daphne: a client that stops reading is buffered for without bound"
 
 
+_FILE_DESCRIPTOR: type | None = None  # twisted.internet.abstract.FileDescriptor, once installed
+
+
 def pending_bytes(send: Callable[..., Any]) -> int | None:
     """Bytes Twisted holds for the peer behind daphne's ``send``, or ``None`` for another server's."""
-    from twisted.internet.abstract import FileDescriptor  # loaded with daphne
-
     if not isinstance(send, functools.partial) or not send.args:
         return None
     transport = getattr(send.args[0], "transport", None)  # None once the connection is lost
-    if not isinstance(transport, FileDescriptor):
+    if _FILE_DESCRIPTOR is None or not isinstance(transport, _FILE_DESCRIPTOR):
         return None
     return len(transport.dataBuffer) - transport.offset + transport._tempDataLen
 
@@ -46,5 +47,9 @@ def install() -> bool:
     """Register :func:`pending_bytes` with the feed if daphne is loaded; return whether it is registered."""
     if SERVER_MODULE not in sys.modules:
         return False
+    global _FILE_DESCRIPTOR
+    # Imported once here, not per call in pending_bytes (an import statement costs a few µs per frame sent).
+    from twisted.internet.abstract import FileDescriptor as _FILE_DESCRIPTOR  # noqa: N811 - loaded with daphne
+
     backpressure.read_pending_with(pending_bytes)
     return True
