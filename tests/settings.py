@@ -9,6 +9,5 @@ import os
 
 os.environ["BINANCEWS_ENV_FILE"] = ""  # a local .env must not change what the tests see
 os.environ["DJANGO_DEBUG"] = "true"
-os.environ.setdefault("KLINE_BLOCK_SWEEP", "false")  # no background reads in the tests that count them
 
 from binancews.settings import *  # noqa: E402, F403

@@ -3,6 +3,7 @@ a hole filled later served as filled, and a page in complete blocks read without
 
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import pytest
@@ -145,3 +146,14 @@ def test_block_reads_are_answered_from_an_index(mongo_reads: ReadCounter) -> Non
         explained = connection.database.command(*command, pipeline=pipeline, explain=True)
         plan = str(explained["queryPlanner"]["winningPlan"])
         assert "IXSCAN" in plan and "COLLSCAN" not in plan, f"{pipeline} -> {plan}"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_blocks_off_pages_are_read_from_the_klines_and_build_nothing(settings, mongo_reads: ReadCounter) -> None:
+    settings.BINANCEWS = dataclasses.replace(settings.BINANCEWS, blocks=False)
+    store(SPANS[0])
+    mongo_reads.commands.clear()
+    page = read_page(KEYS[-1])
+    assert {collection for _, collection, _ in mongo_reads.commands} == {"klines"}
+    assert (page.body, page.closed) == reference(KEYS[-1])
+    assert block_starts("BTCUSDT", "1m") == []

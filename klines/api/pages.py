@@ -46,7 +46,10 @@ def read_page(key: PageKey) -> Page:
     step = interval_ms(interval)
     end = end_ms if end_ms is not None else datetime_to_ms(datetime.now(UTC))
     try:
-        body, opens = _from_blocks_or_klines(symbol, interval, step, start_ms, end, limit)
+        if serving_settings().blocks:
+            body, opens = _from_blocks_or_klines(symbol, interval, step, start_ms, end, limit)
+        else:
+            body, opens = _from_klines(symbol, interval, step, start_ms, end, limit, None)
     except Exception:
         connection.close()  # this thread's connection: the next read starts afresh
         raise
@@ -64,14 +67,22 @@ def _from_blocks_or_klines(
     found = page_from_blocks(blocks, step, start_ms=start_ms, end_ms=end_ms, limit=limit)
     if found is not None:
         return found
+    return _from_klines(symbol, interval, step, start_ms, end_ms, limit, {b.first_open_ms for b in blocks})
+
+
+def _from_klines(
+    symbol: str, interval: str, step: int, start_ms: int | None, end_ms: int, limit: int, have: set[int] | None
+) -> tuple[bytes, list[int]]:
+    """(body, open times) read from the klines; the complete blocks among them not in ``have`` are stored
+    (``None``: none is)."""
     start = ms_to_datetime(start_ms) if start_ms is not None else None
     records = klines_page(symbol, interval, start=start, end=ms_to_datetime(end_ms), limit=limit)
     rows = [encode_row(kline_row(k)) for k in records]
     opens = [datetime_to_ms(k.open_time) for k in records]
-    have = {b.first_open_ms for b in blocks}
-    for block in complete_blocks(opens, rows, step):
-        if block.first_open_ms not in have:
-            save_block(symbol, interval, block)
+    if have is not None:
+        for block in complete_blocks(opens, rows, step):
+            if block.first_open_ms not in have:
+                save_block(symbol, interval, block)
     return join_rows(rows), opens
 
 
@@ -83,7 +94,7 @@ def idle_for() -> float:
 async def page(key: PageKey) -> Page:
     """The page for ``key``: from the cache if closed and kept, else read (once for all who ask meanwhile)."""
     global _asking, _last_asked
-    if serving_settings().block_sweep:
+    if serving_settings().blocks:
         block_sweep.start(idle_for)
     _asking += 1
     try:

@@ -19,7 +19,7 @@ class ServingSettings:
     ws_allowed_origins: tuple[str, ...]
     health_grace_seconds: float
     metrics_allowed_ips: tuple[str, ...]  # who may read /metrics (addresses, CIDR ranges)
-    block_sweep: bool  # encode the stored history into blocks in the background (klines/api/block_sweep.py)
+    blocks: bool  # history pages cut from encoded blocks, built by page reads and a sweep (klines/api/blocks.py)
     redis_url: str = field(repr=False)  # may hold a password
 
     @property
