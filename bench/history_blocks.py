@@ -1,19 +1,23 @@
-"""A/B in one process: a random new ``/fapi/v1/klines`` page read kline by kline, or cut from encoded blocks.
+"""A/B: random new ``/fapi/v1/klines`` pages read kline by kline, or cut from encoded blocks.
 
-``python -m bench.history_blocks [--klines 200000] [--pages 200]``: a SecantusDB
-of its own, migrated and seeded by :mod:`bench.bulkseed` (20 symbols of
-one-minute klines); the blocks are built first by the mirror's own sweep
-(timed: the catch-up a record stored before blocks needs), then random full
-pages are read both ways, alternating page by page: (a) as the mirror read
-them before blocks (``klines_page``, rows, JSON: the code
-:func:`klines.api.pages.read_page` falls back to), (b) ``read_page`` itself.
-CPU per page is this thread's (pymongo decodes on it) and SecantusDB's
-process. The bodies of every page are compared. Prints a table and one JSON line.
+``python -m bench.history_blocks [--klines 200000] [--pages 100] [--seconds 20] [--rounds 2]``:
+a SecantusDB of its own, migrated and seeded by :mod:`bench.bulkseed` (20
+symbols of one-minute klines). The blocks are built first by the mirror's own
+sweep (timed: the catch-up a record stored before blocks needs). Then (1) in
+this process, random full pages read both ways, alternating page by page:
+(a) as the mirror read them before blocks (``klines_page``, rows, JSON), (b)
+``read_page``; CPU per page is this thread's (pymongo decodes on it) and
+SecantusDB's, and the bodies are compared. (2) Two daphne processes on that
+database, ``KLINE_BLOCKS=true`` and ``false``, each loaded in turn (order
+rotated each round) by concurrent clients asking random new full pages
+(:func:`bench.scenarios.history.load`), after ten pages one at a time.
+Prints a table and one JSON line.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import random
@@ -23,25 +27,95 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from klines.testing.servers import SecantusServer, manage, service_env
+from klines.testing.servers import SecantusServer, daphne, free_port, manage, service_env, stop_process
 
 DATABASE = "bench_blocks"
 SYMBOLS = [f"S{i:02d}USDT" for i in range(20)]
 PAGE = 1500
 MINUTE_MS = 60_000
+SUBJECTS = ["klines", "blocks"]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--klines", type=int, default=200_000)
-    parser.add_argument("--pages", type=int, default=200, help="pages per subject")
+    parser.add_argument("--pages", type=int, default=100, help="pages per subject, in this process")
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--seconds", type=float, default=20.0, help="load per server and round")
+    parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-blocks-") as workdir:
         server = SecantusServer(Path(workdir) / "data").start()
         try:
-            print(json.dumps(run(server, args.klines, args.pages)))
+            result = run(server, args.klines, args.pages)
+            result["served"] = asyncio.run(served(server, Path(workdir), result, args))
+            print(json.dumps(result))
         finally:
             server.stop()
+
+
+async def served(server: SecantusServer, workdir: Path, seeded: dict, args: argparse.Namespace) -> dict:
+    """Both daphnes under ``args.clients`` clients of random new pages, rounds interleaved."""
+    from bench.history_pages import Pages
+    from bench.report import latency_summary
+    from bench.scenarios.history import load, one_at_a_time
+
+    processes = {}
+    for name in SUBJECTS:
+        port = free_port()
+        env = service_env(server.uri, DATABASE, KLINE_SYMBOLS=",".join(SYMBOLS), KLINE_INTERVAL="1m")
+        env["KLINE_BLOCKS"] = str(name == "blocks").lower()
+        processes[name] = (daphne(port, env, workdir / f"daphne-{name}.log"), port)
+    figures: dict[str, dict] = {
+        name: {"alone": [], "latencies": [], "wall": 0.0, "daphne": 0.0, "db": 0.0} for name in SUBJECTS
+    }
+    seed = 100
+    try:
+        for round_no in range(args.rounds):
+            order = SUBJECTS[round_no % 2 :] + SUBJECTS[: round_no % 2]
+            for name in order:
+                process, port = processes[name]
+                seed += 1
+                pages = Pages(SYMBOLS, seeded["first_open_ms"], seeded["minutes"], seed=seed)
+                figures[name]["alone"] += await one_at_a_time(port, pages, 10)
+                done = await load(
+                    port,
+                    pages,
+                    clients=args.clients,
+                    seconds=args.seconds,
+                    grace=60.0,
+                    daphne=process,
+                    mongo=server.process,
+                )
+                f = figures[name]
+                f["latencies"] += done.latencies + done.unfinished
+                f["pages"] = f.get("pages", 0) + len(done.latencies)
+                f["wall"] += done.wall
+                f["daphne"] += done.server_cpu
+                f["db"] += done.mongo_cpu
+                f.setdefault("load_average", []).append(os.getloadavg()[0])
+    finally:
+        for process, _ in processes.values():
+            stop_process(process)
+    out = {}
+    for name, f in figures.items():
+        pages_done = max(f["pages"], 1)
+        out[name] = {
+            "alone": latency_summary(f["alone"]),
+            **latency_summary(f["latencies"]),
+            "pages_per_s": f["pages"] / f["wall"],
+            "daphne_cpu_ms_per_page": f["daphne"] / pages_done * 1000,
+            "secantus_cpu_ms_per_page": f["db"] / pages_done * 1000,
+            "load_average": f["load_average"],
+        }
+        o = out[name]
+        print(
+            f"{name:7} {args.clients} clients: alone p50 {o['alone']['p50_ms']:.0f} ms; p50 {o['p50_ms']:.0f} / p99"
+            f" {o['p99_ms']:.0f} ms, {o['pages_per_s']:.1f} pages/s; CPU per page daphne"
+            f" {o['daphne_cpu_ms_per_page']:.1f}, SecantusDB {o['secantus_cpu_ms_per_page']:.1f} ms;"
+            f" load average {o['load_average']}"
+        )
+    return out
 
 
 def run(server: SecantusServer, klines: int, pages: int) -> dict:
@@ -107,7 +181,15 @@ def run(server: SecantusServer, klines: int, pages: int) -> dict:
             after = cpu()
             samples[name].append((time.perf_counter() - wall, after[0] - own, after[1] - db))
         differ += bodies[0] != bodies[1]
-    result = {"klines": seeded.klines, "page": PAGE, "pages": pages, "bodies_differ": differ, "sweep": sweep}
+    result = {
+        "klines": seeded.klines,
+        "first_open_ms": seeded.first_open_ms,
+        "minutes": minutes,
+        "page": PAGE,
+        "pages": pages,
+        "bodies_differ": differ,
+        "sweep": sweep,
+    }
     print(
         f"{seeded.klines:,} klines; sweep: {built} blocks in {sweep['seconds']:.1f} s (own CPU {sweep['cpu_s']:.1f} s,"
         f" SecantusDB {sweep['secantus_cpu_s']:.1f} s); bodies differ: {differ}"
