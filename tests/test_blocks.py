@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import urllib.request
+from pathlib import Path
 
+import pymongo
 import pytest
 from django.db import connection
 
@@ -19,8 +22,9 @@ from klines.models import KlineBlock
 from klines.store.blocks import block_starts, blocks_between
 from klines.store.reads import klines_page
 from klines.store.writes import save_klines
+from klines.testing.servers import SecantusServer, daphne, free_port, service_env, stop_process
 from tests.conftest import ReadCounter
-from tests.helpers import BASE_INDEX, closed_kline
+from tests.helpers import BASE_INDEX, closed_kline, store_klines, wait_until
 
 MINUTE = 60_000
 ALIGNED = -BASE_INDEX % BLOCK_ROWS  # the offset where a block's span starts
@@ -157,3 +161,25 @@ def test_with_blocks_off_pages_are_read_from_the_klines_and_build_nothing(settin
     assert {collection for _, collection, _ in mongo_reads.commands} == {"klines"}
     assert (page.body, page.closed) == reference(KEYS[-1])
     assert block_starts("BTCUSDT", "1m") == []
+
+
+@pytest.mark.e2e
+def test_a_serving_daphne_encodes_the_record_into_blocks_once_pages_stop(
+    secantus: SecantusServer, database: str, tmp_path: Path
+) -> None:
+    env = service_env(secantus.uri, database, KLINE_SYMBOLS="btcusdt", KLINE_INTERVAL="1m")
+    store_klines(env, {"BTCUSDT": [o for span in SPANS for o in span if o not in HOLE]}, batch=True)
+    port = free_port()
+    process = daphne(port, env, tmp_path / "daphne.log", timeout=60)
+    try:
+        page = f"/fapi/v1/klines?symbol=BTCUSDT&interval=1m&startTime={ms(FIRST)}&limit=3"  # inside no block
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{page}", timeout=30) as response:
+            assert response.status == 200
+        blocks = pymongo.MongoClient(secantus.uri, tz_aware=True)[database][KlineBlock._meta.db_table]
+        wait_until(lambda: blocks.count_documents({}) == 2, timeout=60, what="the sweep's two complete blocks")
+        assert sorted(d["block_start"].timestamp() * 1000 for d in blocks.find()) == [
+            ms(SPANS[0].start),
+            ms(SPANS[2].start),
+        ]
+    finally:
+        stop_process(process)
