@@ -66,6 +66,7 @@ class Config:
     ws_max_connections: int
     health_grace_seconds: float
     metrics_allowed_ips: tuple[str, ...]
+    blocks: bool
     embedded_mongo: bool
     streams_per_connection: int
     silence_seconds: float
@@ -130,6 +131,7 @@ class Config:
             ws_allowed_origins=self.ws_allowed_origins,
             health_grace_seconds=self.health_grace_seconds,
             metrics_allowed_ips=self.metrics_allowed_ips,
+            blocks=self.blocks,
             redis_url=self.redis_url,
         )
 
@@ -362,6 +364,7 @@ def load_config(env: Mapping[str, str]) -> Config:
         ws_max_connections=_parse_count(env, "WS_MAX_CONNECTIONS", 10_000),
         health_grace_seconds=_parse_positive(env, "HEALTH_GRACE_SECONDS", 30.0),
         metrics_allowed_ips=_parse_networks(env),
+        blocks=_parse_bool(env, "KLINE_BLOCKS", default=True),
         embedded_mongo=not mongo_uri_raw,
         streams_per_connection=_parse_count(env, "KLINE_STREAMS_PER_CONNECTION", 1024),
         silence_seconds=_parse_positive(env, "KLINE_SILENCE_SECONDS", 30.0),

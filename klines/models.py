@@ -150,3 +150,30 @@ class FundingRate(models.Model):
 
     def __str__(self) -> str:
         return f"{self.symbol} funding {self.funding_time:%Y-%m-%d %H:%M} {self.funding_rate}"
+
+
+class KlineBlock(models.Model):
+    """A run of consecutive stored klines of one symbol and interval, kept encoded as ``/fapi/v1/klines`` rows.
+
+    Closed klines never change, so a page of them can be cut from these bytes
+    instead of decoding and encoding each kline again (``klines/api/blocks.py``).
+    A block is written only for a complete run (every slot of its aligned span
+    stored), so it never disagrees with the klines it was encoded from.
+    """
+
+    symbol = models.CharField(max_length=30)
+    interval = models.CharField(max_length=4)
+    block_start = models.DateTimeField(help_text="Open time of the block's first kline")
+    rows = models.BinaryField(help_text="The rows' JSON, joined by commas")
+    ends = models.BinaryField(help_text="Where each row ends in rows: unsigned 32-bit little-endian offsets")
+
+    class Meta:
+        db_table = "kline_blocks"
+        constraints = [
+            models.UniqueConstraint(fields=["symbol", "interval", "block_start"], name="unique_kline_block"),
+        ]
+        # The unique index is partial (see Kline); a plain index serves the reads.
+        indexes = [models.Index(fields=["symbol", "interval", "block_start"], name="kline_block_range")]
+
+    def __str__(self) -> str:
+        return f"{self.symbol} {self.interval} block from {self.block_start:%Y-%m-%d %H:%M}"

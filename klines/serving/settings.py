@@ -19,6 +19,7 @@ class ServingSettings:
     ws_allowed_origins: tuple[str, ...]
     health_grace_seconds: float
     metrics_allowed_ips: tuple[str, ...]  # who may read /metrics (addresses, CIDR ranges)
+    blocks: bool  # history pages cut from encoded blocks, built by page reads and a sweep (klines/api/blocks.py)
     redis_url: str = field(repr=False)  # may hold a password
 
     @property

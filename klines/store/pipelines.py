@@ -143,3 +143,21 @@ def stored_open_times(symbol: str, interval: str, open_times: Iterable[datetime]
         {"$match": {"symbol": symbol, "interval": interval, "open_time": {"$in": sorted(set(open_times))}}},
         {"$project": {"open_time": 1}},
     ]
+
+
+def blocks_between(symbol: str, interval: str, after: datetime, until: datetime) -> Pipeline:
+    """Encoded blocks that start with ``after < first open time <= until``, oldest first (index
+    ``kline_block_range``)."""
+    return [
+        {"$match": {"symbol": symbol, "interval": interval, "block_start": {"$gt": after, "$lte": until}}},
+        {"$sort": {"block_start": 1}},
+    ]
+
+
+def block_starts(symbol: str, interval: str) -> Pipeline:
+    """The first open time of every encoded block of one symbol and interval (index ``kline_block_range``)."""
+    return [
+        {"$match": {"symbol": symbol, "interval": interval}},
+        {"$sort": {"block_start": 1}},
+        {"$project": {"block_start": 1}},
+    ]
