@@ -25,7 +25,7 @@ import struct
 import time
 from collections.abc import Callable
 
-from bench.wsclient import _ACCEPT, _CLOSE, _NORMAL_CLOSURE, _PING, _PONG, _TEXT, HOST, _client_frame, _handshake
+from bench.wsclient import _ACCEPT, _CLOSE, _NORMAL_CLOSURE, _PING, _PONG, _TEXT, HOST, _handshake, client_frame
 
 READ_BYTES = 1 << 18
 SO_TIMESTAMPNS = 35  # Linux: each read says when the kernel received its bytes (struct timespec)
@@ -223,10 +223,10 @@ class IdleSockets:
                     client.state = OPEN
                     self.ready += 1
         elif opcode == _PING:
-            client.sock.send(_client_frame(_PONG, payload[:125]))
+            client.sock.send(client_frame(_PONG, payload[:125]))
         elif opcode == _CLOSE:
             with contextlib.suppress(OSError):
-                client.sock.send(_client_frame(_CLOSE, payload[:2]))
+                client.sock.send(client_frame(_CLOSE, payload[:2]))
             self._fail(client, "ConnectionError: closed by the server")
             return False
         return True
@@ -266,7 +266,7 @@ class IdleSockets:
         """The close handshake with every client: a close frame each, then wait for the server to end them."""
         for client in list(self.clients.values()):
             try:
-                client.sock.send(_client_frame(_CLOSE, _NORMAL_CLOSURE))
+                client.sock.send(client_frame(_CLOSE, _NORMAL_CLOSURE))
             except OSError:
                 self._drop(client)
         deadline = time.monotonic() + time_limit

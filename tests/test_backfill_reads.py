@@ -54,7 +54,7 @@ def test_a_fresh_import_reads_one_count_per_unit_and_nothing_else(
     assert summary.from_archive > 0 and summary.from_rest > 0
     assert summary.oldest == since
     assert summary.newest == NOW.replace(minute=0, second=0) - timedelta(hours=1)
-    counts = [p for p in mongo_reads.pipelines if "$group" in str(p)]
+    counts = [p for p in mongo_reads.pipelines if "$count" in str(p)]
     assert counts == mongo_reads.pipelines, "only the 'is this unit complete?' counts"
     assert len(counts) == len(notes), notes  # one per unit: none again after a unit got all its klines
 
