@@ -76,6 +76,7 @@ class Config:
     rest_weight_per_minute: int
     repair_seconds: float
     history: int  # KLINE_HISTORY: closed klines a first start stores per (symbol, interval); 0 = the newest 11 only
+    mark_prices: bool  # KLINE_MARK_PRICES: record mark-price klines and funding rates beside the klines
     metrics_port: int  # the ingest's metrics endpoint; 0 = off
     metrics_address: str
 
@@ -113,6 +114,7 @@ class Config:
             rest_weight_per_minute=self.rest_weight_per_minute,
             repair_seconds=self.repair_seconds,
             history=self.history,
+            mark_prices=self.mark_prices,
             metrics_port=self.metrics_port,
             metrics_address=self.metrics_address,
         )
@@ -374,6 +376,7 @@ def load_config(env: Mapping[str, str]) -> Config:
         rest_weight_per_minute=_parse_count(env, "BINANCE_REST_WEIGHT_PER_MINUTE", 1200),
         repair_seconds=_parse_positive(env, "KLINE_REPAIR_SECONDS", 300.0),
         history=_parse_history(env),
+        mark_prices=_parse_bool(env, "KLINE_MARK_PRICES", default=True),
         metrics_port=_parse_port(env, "KLINE_METRICS_PORT"),
         metrics_address=_parse_address(env, "KLINE_METRICS_ADDRESS", "127.0.0.1"),
     )

@@ -124,3 +124,12 @@ def test_when_backfill_klines_reaches_further_back_the_mark_prices_and_funding_f
     count = db.mark_price_klines.count_documents({"symbol": "BTCUSDT", "interval": "1m", "open_time": {"$gte": oldest}})
     newest = db.mark_price_klines.find_one({"symbol": "BTCUSDT", "interval": "1m"}, sort=[("open_time", -1)])
     assert count == (newest["open_time"] - oldest) // timedelta(minutes=1) + 1  # each minute, once, no hole
+
+
+def test_kline_mark_prices_is_on_by_default_and_checked() -> None:
+    from binancews.config import ConfigError, load_config
+
+    assert load_config({"DJANGO_DEBUG": "true"}).ingest.mark_prices is True
+    assert load_config({"DJANGO_DEBUG": "true", "KLINE_MARK_PRICES": "false"}).ingest.mark_prices is False
+    with pytest.raises(ConfigError, match="KLINE_MARK_PRICES"):
+        load_config({"DJANGO_DEBUG": "true", "KLINE_MARK_PRICES": "maybe"})

@@ -62,9 +62,9 @@ def mirror(secantus: SecantusServer, database: str, tmp_path: Path) -> Iterator[
         del env["KLINE_INTERVAL"]
         ingest = Ingest(env, tmp_path).start()
         try:
-            for name in ("a", "b"):
-                servers.append(daphne(free_port(), env, tmp_path / f"daphne-{name}.log"))
-            ports = [int(s.args[s.args.index("-p") + 1]) for s in servers]
+            ports = [free_port(), free_port()]
+            for name, port in zip("ab", ports, strict=True):
+                servers.append(daphne(port, env, tmp_path / f"daphne-{name}.log"))
             yield Mirror(ports[0], ports[1], pymongo.MongoClient(secantus.uri)[database]["klines"])
         finally:
             for server in servers:

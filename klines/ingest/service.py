@@ -264,7 +264,8 @@ class IngestService:
         if self.relay is not None:
             spawn("update relay", self.relay.run)
         spawn("exchange-listing", self.listing.run)
-        spawn("mark price and funding", self.derivatives.run)
+        if self.settings.mark_prices:
+            spawn("mark price and funding", self.derivatives.run)
         next_stats = time.monotonic() + self.settings.stats_seconds
         while not (stop.wait(TICK_SECONDS) or self.supervisor.failed.is_set()):
             if time.monotonic() >= next_stats:

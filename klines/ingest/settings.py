@@ -22,6 +22,7 @@ class IngestSettings:
     rest_weight_per_minute: int
     repair_seconds: float  # between the end of one hole scan of the whole record and the start of the next
     history: int  # closed klines a first start stores per (symbol, interval) (KLINE_HISTORY); 0: off
+    mark_prices: bool  # record mark-price klines and funding rates (KLINE_MARK_PRICES)
     metrics_port: int  # 0: no metrics endpoint
     metrics_address: str
 
