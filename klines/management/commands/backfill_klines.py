@@ -21,6 +21,7 @@ from klines.binance.rest import USER_AGENT, BinanceRest, RestError
 from klines.history.download import scratch
 from klines.history.plan import PairSummary, expected
 from klines.history.run import PairBackfill, Sources
+from klines.management.stream_options import add_range_options
 from klines.store.exchange import RecordClaimedError, claim_record
 
 
@@ -41,10 +42,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: ArgumentParser) -> None:
-        parser.add_argument("--since", required=True, help="first day, e.g. 2024-01-01 (UTC)")
-        parser.add_argument("--until", help="end, exclusive, e.g. 2024-07-01 (default: the last closed kline)")
-        parser.add_argument("--symbols", help="comma-separated symbols, or 'all' (default: KLINE_SYMBOLS)")
-        parser.add_argument("--intervals", help="e.g. 1m,1h (default: KLINE_INTERVALS)")
+        add_range_options(parser, until_default="the last closed kline")
         parser.add_argument("--quiet", action="store_true", help="no progress; only the summary")
 
     def handle(

@@ -20,6 +20,7 @@ from klines.export.plan import PairExport
 from klines.export.run import FORMATS, FileExists, export_pair, writer_for
 from klines.history.plan import align_up, expected
 from klines.management.commands.backfill_klines import moment
+from klines.management.stream_options import add_range_options
 from klines.store.exchange import exchange_info, listed_symbols
 from klines.store.reads import newest_open_time
 
@@ -58,10 +59,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: ArgumentParser) -> None:
-        parser.add_argument("--since", required=True, help="first day, e.g. 2024-01-01 (UTC)")
-        parser.add_argument("--until", help="end, exclusive, e.g. 2025-01-01 (default: after the newest stored)")
-        parser.add_argument("--symbols", help="comma-separated symbols, or 'all' (default: KLINE_SYMBOLS)")
-        parser.add_argument("--intervals", help="e.g. 1m,1h (default: KLINE_INTERVALS)")
+        add_range_options(parser, until_default="after the newest stored")
         parser.add_argument("--format", required=True, choices=FORMATS, dest="fmt", help="what to write")
         parser.add_argument("--out", required=True, help="directory to write into (created if missing)")
         parser.add_argument("--force", action="store_true", help="overwrite files that exist")
