@@ -57,6 +57,23 @@ def _required(query: Mapping[str, str], name: str) -> str:
     return value
 
 
+def _limit_and_range(query: Mapping[str, str], *, default: int, maximum: int) -> tuple[int, int | None, int | None]:
+    """``limit`` (``default`` without it, 1 to ``maximum``), ``startTime`` and ``endTime`` by Binance's rules."""
+    limit = _integer(query, "limit")
+    start_ms = _integer(query, "startTime")
+    end_ms = _integer(query, "endTime")
+    if limit is None:
+        limit = default
+    elif not 1 <= limit <= maximum:
+        raise not_valid("limit")
+    for name, value in (("startTime", start_ms), ("endTime", end_ms)):
+        if value is not None and value < 0:
+            raise not_valid(name)
+    if start_ms is not None and end_ms is not None and start_ms > end_ms:
+        raise START_AFTER_END
+    return limit, start_ms, end_ms
+
+
 def parse_kline_query(query: Mapping[str, str], *, symbols: Collection[str], intervals: Collection[str]) -> KlineQuery:
     """Check ``query`` against Binance's rules and what is recorded (``symbols`` upper case); the same rules
     serve ``/fapi/v1/markPriceKlines``."""
@@ -64,18 +81,7 @@ def parse_kline_query(query: Mapping[str, str], *, symbols: Collection[str], int
     if not _SYMBOL.match(symbol):
         raise illegal_characters("symbol", SYMBOL_RANGE)
     interval = _required(query, "interval")
-    limit = _integer(query, "limit")
-    start_ms = _integer(query, "startTime")
-    end_ms = _integer(query, "endTime")
-    if limit is None:
-        limit = DEFAULT_LIMIT
-    elif not 1 <= limit <= MAX_LIMIT:
-        raise not_valid("limit")
-    for name, value in (("startTime", start_ms), ("endTime", end_ms)):
-        if value is not None and value < 0:
-            raise not_valid(name)
-    if start_ms is not None and end_ms is not None and start_ms > end_ms:
-        raise START_AFTER_END
+    limit, start_ms, end_ms = _limit_and_range(query, default=DEFAULT_LIMIT, maximum=MAX_LIMIT)
     if symbol.upper() not in symbols:
         raise INVALID_SYMBOL
     if interval not in intervals:
@@ -103,18 +109,7 @@ def parse_funding_query(query: Mapping[str, str], *, symbols: Collection[str]) -
     symbol = query.get("symbol", "").strip()
     if symbol and not _SYMBOL.match(symbol):
         raise illegal_characters("symbol", SYMBOL_RANGE)
-    limit = _integer(query, "limit")
-    start_ms = _integer(query, "startTime")
-    end_ms = _integer(query, "endTime")
-    if limit is None:
-        limit = FUNDING_DEFAULT_LIMIT
-    elif not 1 <= limit <= FUNDING_MAX_LIMIT:
-        raise not_valid("limit")
-    for name, value in (("startTime", start_ms), ("endTime", end_ms)):
-        if value is not None and value < 0:
-            raise not_valid(name)
-    if start_ms is not None and end_ms is not None and start_ms > end_ms:
-        raise START_AFTER_END
+    limit, start_ms, end_ms = _limit_and_range(query, default=FUNDING_DEFAULT_LIMIT, maximum=FUNDING_MAX_LIMIT)
     if symbol and symbol.upper() not in symbols:
         raise INVALID_SYMBOL
     return FundingQuery(
