@@ -42,6 +42,12 @@ READS = ReadCounter()
 monitoring.register(READS)  # before Django creates its client
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """End-to-end and browser files first: under ``--dist loadfile`` a long file handed out last would
+    keep one worker busy after the other has finished."""
+    items.sort(key=lambda item: not (item.get_closest_marker("e2e") or item.get_closest_marker("browser")))
+
+
 @pytest.fixture
 def mongo_reads() -> ReadCounter:
     return READS

@@ -102,7 +102,13 @@ def record(secantus: SecantusServer, tmp_path_factory: pytest.TempPathFactory) -
     exchange = SimulatedExchange(symbols=SYMBOLS, intervals=("1m", "1h"))
     with ExchangeThread(exchange) as thread:
         env = ingest_env(
-            secantus.uri, database, thread, SYMBOLS, KLINE_INTERVALS="1m,1h", BINANCE_REST_WEIGHT_PER_MINUTE="1000000"
+            secantus.uri,
+            database,
+            thread,
+            SYMBOLS,
+            KLINE_INTERVALS="1m,1h",
+            BINANCE_REST_WEIGHT_PER_MINUTE="1000000",
+            BINANCE_ARCHIVE_URL=thread.rest_url,
         )
         del env["KLINE_INTERVAL"]
         backfill(env, "1m", DAYS)

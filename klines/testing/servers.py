@@ -130,6 +130,9 @@ def service_env(mongo_uri: str, database: str, **extra: str) -> dict[str, str]:
             # A first start stores the newest 11 klines, not KLINE_HISTORY's 1,500: the tests and benchmarks
             # built on that; those of the history set it (tests/test_first_start.py).
             "KLINE_HISTORY": "0",
+            # Never Binance's public archive: nothing listens on the discard port, so a command that was not
+            # pointed at a simulated exchange's archive is refused at once instead of waiting on DNS.
+            "BINANCE_ARCHIVE_URL": "http://127.0.0.1:9",
         }
     )
     env.update(extra)
