@@ -3,12 +3,16 @@
 Writes are one unordered ``insert_many`` each: a row whose key (the unique index) is
 already stored is refused by the server and skipped, so each is stored exactly once
 whoever writes it, and nothing is read first. Reads hit the (symbol[, interval], time) index.
+A funding rate recorded from the mark-price stream is stored ``from_stream`` until REST
+confirms it (:func:`reconcile_funding`: REST wins).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from django.db import connections, models, router
 from pymongo.errors import BulkWriteError
@@ -19,15 +23,16 @@ from klines.models import FundingRate, MarkPriceKline
 DUPLICATE_KEY = 11000
 
 
-def _insert_new(model: type[models.Model], rows: Sequence[MarkKline | Funding]) -> int:
-    """Insert ``rows`` as ``model`` documents, skipping keys already stored; return how many were new."""
+def _insert_new(model: type[models.Model], rows: Sequence[MarkKline | Funding], **extra: Any) -> int:
+    """Insert ``rows`` (with the ``extra`` field values) as ``model`` documents, skipping keys already stored;
+    return how many were new."""
     if not rows:
         return 0
     connection = connections[router.db_for_write(model)]
     fields = [f for f in model._meta.concrete_fields if not f.primary_key]
     documents = []
     for row in rows:
-        instance = model(**row.as_fields())
+        instance = model(**row.as_fields(), **extra)
         documents.append({f.column: f.get_db_prep_save(f.pre_save(instance, True), connection) for f in fields})
     try:
         connection.get_collection(model._meta.db_table).insert_many(
@@ -47,6 +52,74 @@ def save_mark_klines(klines: Sequence[MarkKline]) -> int:
 
 def save_funding(rates: Sequence[Funding]) -> int:
     return _insert_new(FundingRate, rates)
+
+
+def save_streamed_funding(rates: Sequence[Funding]) -> int:
+    """Store funding rates read from the stream, to be confirmed by REST; one REST already stored stays."""
+    return _insert_new(FundingRate, rates, from_stream=True)
+
+
+def unconfirmed_funding(symbol: str) -> list[FundingRate]:
+    """The funding rates of ``symbol`` recorded from the stream and not yet confirmed by REST, oldest first."""
+    return list(FundingRate.objects.filter(symbol=symbol, from_stream=True).order_by("funding_time"))
+
+
+@dataclass
+class Reconciled:
+    new: int = 0  # funding rates REST had that were not stored
+    confirmed: int = 0  # from the stream, as REST has them
+    corrected: list[tuple[FundingRate, Funding]] = field(default_factory=list)  # (as the stream had it, REST's)
+    removed: list[FundingRate] = field(default_factory=list)  # from the stream, REST has no such funding
+
+
+def _same(stored: FundingRate, rest: Funding) -> bool:
+    """Digit for digit, as stored (``0.0001`` and ``0.00010000`` differ: the record keeps what REST wrote)."""
+    return (str(stored.funding_rate), str(stored.mark_price)) == (str(rest.funding_rate), str(rest.mark_price))
+
+
+def reconcile_funding(
+    fetched: Sequence[Funding], unconfirmed: Sequence[FundingRate], *, settled_before: datetime
+) -> Reconciled:
+    """Store REST's ``fetched`` funding rates over the stream's ``unconfirmed`` ones: REST wins. ``fetched`` is all
+    REST has from the oldest unconfirmed on; an unconfirmed rate it lacks, settled before ``settled_before``
+    (REST has had time to publish it), is removed."""
+    result = Reconciled()
+    by_time = {f.funding_time: f for f in fetched}
+    for stored in unconfirmed:
+        rest = by_time.pop(stored.funding_time, None)
+        if rest is None:
+            if stored.funding_time < settled_before:
+                FundingRate.objects.filter(pk=stored.pk).delete()
+                result.removed.append(stored)
+            continue
+        if _same(stored, rest):
+            result.confirmed += 1
+        else:
+            result.corrected.append((stored, rest))
+        FundingRate.objects.filter(pk=stored.pk).update(
+            funding_rate=rest.funding_rate, mark_price=rest.mark_price, from_stream=False
+        )
+    result.new = save_funding(list(by_time.values()))
+    return result
+
+
+def funding_times(symbol: str) -> list[datetime]:
+    """Every stored funding time of ``symbol``, oldest first (a few a day: the whole list is small)."""
+    rows = FundingRate.objects.filter(symbol=symbol).order_by("funding_time")
+    return list(rows.values_list("funding_time", flat=True))
+
+
+def mark_count_between(symbol: str, interval: str, since: datetime, until: datetime) -> int:
+    """Stored mark-price klines opened in ``[since, until]``."""
+    return MarkPriceKline.objects.filter(
+        symbol=symbol, interval=interval, open_time__gte=since, open_time__lte=until
+    ).count()
+
+
+def mark_open_times(symbol: str, interval: str, since: datetime, until: datetime) -> list[datetime]:
+    """Open times of the stored mark-price klines opened in ``[since, until]``, oldest first."""
+    rows = MarkPriceKline.objects.filter(symbol=symbol, interval=interval, open_time__gte=since, open_time__lte=until)
+    return list(rows.order_by("open_time").values_list("open_time", flat=True))
 
 
 def mark_span(symbol: str, interval: str) -> tuple[datetime, datetime] | None:
