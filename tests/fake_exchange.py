@@ -67,6 +67,7 @@ class FaultyExchange(SimulatedExchange):
         self.untraded: set[int] = set()  # kline indexes REST does not have (no trading then)
         self.connections: set[ServerConnection] = set()
         self.connects = 0
+        self.mark_connects = 0
         self.streams_per_connect: list[int] = []
         self.stalled: set[ServerConnection] = set()
         self.paused_until = 0.0
@@ -165,7 +166,11 @@ class FaultyExchange(SimulatedExchange):
 
     async def _handle_stream(self, connection: ServerConnection) -> None:
         self.connections.add(connection)
-        self.connects += 1
+        kline_streams = self._requested_streams(connection.request.path)
+        if kline_streams or not self._requested_marks(connection.request.path):
+            self.connects += 1  # the kline connections: the mark-price ones are counted apart
+        else:
+            self.mark_connects += 1
         self._watch_incoming(connection)
         tasks = [asyncio.create_task(self._ping(connection))] if self.ping_interval else []
         try:
@@ -183,14 +188,15 @@ class FaultyExchange(SimulatedExchange):
             await asyncio.sleep(held)
         while self.injected:
             await connection.send(self.injected.popleft())
-        if isinstance(message, dict) and self._skipped(message):
+        kline = isinstance(message, dict) and message["data"].get("e") == "kline"
+        if kline and self._skipped(message):
             self.closes_skipped += 1
             return
         if self.drop_rate and self._random.random() < self.drop_rate:
             self.frames_dropped += 1
             return
         await super().send(connection, message)
-        if isinstance(message, dict) and message["data"]["k"]["x"]:
+        if kline and message["data"]["k"]["x"]:
             newest = self.closes_sent_on.setdefault(connection, {})
             newest[message["data"]["s"]] = max(newest.get(message["data"]["s"], 0), message["data"]["k"]["t"])
 
@@ -272,7 +278,8 @@ class FaultyExchange(SimulatedExchange):
             if time.monotonic() < self.refused_until:
                 self.rejected_handshakes += 1
                 return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "maintenance\n")
-            self.streams_per_connect.append(len(streams))
+            if any("@kline_" in stream for stream in streams) or not streams:
+                self.streams_per_connect.append(len(streams))
             if self.max_streams is not None and len(streams) > self.max_streams:
                 self.rejected_handshakes += 1
                 return connection.respond(HTTPStatus.BAD_REQUEST, "too many streams\n")

@@ -121,7 +121,7 @@ class DerivativesRecorder:
         self.stored = 0  # mark-price klines and funding rates newly stored since start
         self.confirmed = 0  # funding rates from the stream REST confirmed as they were
         self.corrected = 0  # funding rates from the stream REST corrected or removed
-        self.busy = False  # in a round (the hole repair waits: what is half-stored is no hole)
+        self.busy = True  # in a round, or before the first (the hole repair waits: what is half-stored is no hole)
         self._funding_asked: dict[str, int] = {}  # symbol -> the hour (since the epoch) last asked in
         self._tried_before: dict[object, tuple[int, int]] = {}  # the range before the oldest stored, fetched once
 

@@ -3,8 +3,8 @@
 Nothing is counted twice: the collector turns :meth:`IngestService.counters`,
 the writer queue, the REST client's weight and waits, and the per (symbol,
 interval) lag and holes into metric families when Prometheus scrapes.
-Series: 12 fixed, plus the malformed kinds seen (a handful), plus two per
-(symbol, interval): 2,012 at 500 symbols x 2 intervals.
+Series: 15 fixed, plus the malformed kinds seen (a handful), plus two per
+(symbol, interval): 2,015 at 500 symbols x 2 intervals.
 """
 
 from __future__ import annotations
@@ -36,6 +36,9 @@ _COUNTERS = (
     ("rejected", "Klines the database refused."),
     ("pongs_skipped", "Pings left unanswered to stay under Binance's message rate."),
     ("rate_limited", "REST 429/418 answers waited out."),
+    ("funding_streamed", "Funding rates recorded from the mark-price stream."),
+    ("funding_corrected", "Funding rates from the mark-price stream that REST corrected or removed."),
+    ("derivatives_repaired", "Mark-price klines and funding rates fetched for holes."),
 )
 
 
