@@ -10,7 +10,7 @@ is found here. A :class:`DerivativesRepair` thread scans every ``every_seconds``
   read, :data:`CHUNK` intervals at a time, and each hole fetched over exactly its range;
 * funding rates, per symbol: Binance settles every 1, 2, 4 or 8 hours and a
   symbol's period may change, so a hole is a gap between stored funding times
-  longer than 8 hours, or half again as long as the gaps either side of it (:func:`funding_holes`).
+  longer than 8 hours (and a minute), or half again as long as the gaps either side of it (:func:`funding_holes`).
 
 The database is the only durable state: after a crash the next scan finds what
 is still missing. A range REST has nothing for is not asked again by this process.
@@ -47,6 +47,7 @@ CHUNK = 5000  # intervals of open times read per query
 RETRY = Backoff(initial=1.0, maximum=30.0)
 IDLE_WAIT_SECONDS = 0.5
 FUNDING_MAX_MS = 8 * 3_600_000  # Binance's longest funding period
+FUNDING_JITTER_MS = 60_000  # Binance's oldest funding times are a few milliseconds past the hour
 
 
 def funding_holes(times_ms: Sequence[int]) -> list[tuple[int, int]]:
@@ -55,7 +56,7 @@ def funding_holes(times_ms: Sequence[int]) -> list[tuple[int, int]]:
     holes = []
     for n, gap in enumerate(gaps):
         beside = [gaps[m] for m in (n - 1, n + 1) if 0 <= m < len(gaps)]
-        if gap > FUNDING_MAX_MS or (beside and gap * 2 > 3 * max(beside)):
+        if gap > FUNDING_MAX_MS + FUNDING_JITTER_MS or (beside and gap * 2 > 3 * max(beside)):
             holes.append((times_ms[n], times_ms[n + 1]))
     return holes
 
@@ -136,9 +137,8 @@ class DerivativesRepair:
         since = oldest
         while since <= newest:
             until = min(newest, since + (self.chunk - 1) * step)
-            opens = previous + [
-                datetime_to_ms(t) for t in mark_open_times(symbol, interval, *map(ms_to_datetime, (since, until)))
-            ]
+            times = mark_open_times(symbol, interval, ms_to_datetime(since), ms_to_datetime(until))
+            opens = previous + [datetime_to_ms(t) for t in times]
             holes += find_gaps(opens, interval_ms=step)
             previous = opens[-1:]
             since = until + step
