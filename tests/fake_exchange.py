@@ -65,7 +65,8 @@ class FaultyExchange(SimulatedExchange):
         self.late_repeat = late_repeat
         self.stream_skips: set[int] = set()  # kline indexes whose closes never go out on the stream
         self.untraded: set[int] = set()  # kline indexes REST does not have (no trading then)
-        self.connections: set[ServerConnection] = set()
+        self.connections: set[ServerConnection] = set()  # those carrying kline streams
+        self.mark_connections: set[ServerConnection] = set()  # those carrying only mark-price streams
         self.connects = 0
         self.mark_connects = 0
         self.streams_per_connect: list[int] = []
@@ -165,10 +166,13 @@ class FaultyExchange(SimulatedExchange):
         return await super().start(host, port)
 
     async def _handle_stream(self, connection: ServerConnection) -> None:
-        self.connections.add(connection)
-        kline_streams = self._requested_streams(connection.request.path)
-        if kline_streams or not self._requested_marks(connection.request.path):
-            self.connects += 1  # the kline connections: the mark-price ones are counted apart
+        # The faults and counts are the kline connections'; the mark-price ones are kept apart.
+        path = connection.request.path
+        klines = bool(self._requested_streams(path)) or not self._requested_marks(path)
+        group = self.connections if klines else self.mark_connections
+        group.add(connection)
+        if klines:
+            self.connects += 1
         else:
             self.mark_connects += 1
         self._watch_incoming(connection)
@@ -176,7 +180,7 @@ class FaultyExchange(SimulatedExchange):
         try:
             await super()._handle_stream(connection)
         finally:
-            self.connections.discard(connection)
+            group.discard(connection)
             self.stalled.discard(connection)
             for task in tasks:
                 task.cancel()
