@@ -20,10 +20,11 @@ from typing import Any
 import pytest
 
 from binancews.config import load_config
+from klines.binance.derivatives import parse_funding
 from klines.binance.markprice import mark_stream_url, parse_mark_price_message
 from klines.binance.parse import MalformedMessage, ms_to_datetime
 from klines.binance.rest import BinanceRest
-from klines.ingest.derivatives import FUNDING_DELAY_MS, fetch_funding, fetch_mark_klines
+from klines.ingest.derivatives import FUNDING_DELAY_MS, DerivativesRecorder, fetch_funding, fetch_mark_klines
 from klines.ingest.derivatives_repair import DerivativesRepair, funding_holes
 from klines.ingest.funding_stream import FundingWatch
 from klines.ingest.metrics import IngestCollector
@@ -31,7 +32,7 @@ from klines.ingest.service import IngestService
 from klines.models import FundingRate, Kline, MarkPriceKline
 from klines.simexchange.derivatives import FUNDING_MS, funding_entry, mark_price_event
 from klines.simexchange.server import SimulatedExchange
-from klines.store.derivatives import save_funding, save_mark_klines
+from klines.store.derivatives import save_funding, save_mark_klines, save_streamed_funding
 from klines.testing.servers import TEST_SOURCE
 from tests.fake_exchange import ExchangeThread, FaultyExchange
 from tests.helpers import wait_until
@@ -303,3 +304,18 @@ def test_every_hole_inside_the_mark_price_and_funding_records_is_fetched_once(fa
     repair.scan()
     assert repair.stats.holes == 4
     assert [c.path for c in fake.rest_calls[asked:]] == ["/fapi/v1/time"]  # nothing fetched again
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_stream_funding_left_unconfirmed_by_a_crash_is_confirmed_by_the_next_start(fake_rest: ExchangeThread) -> None:
+    series = fake_rest.exchange.history_series("1m")
+    truth = parse_funding(funding_entry(series, "BTCUSDT", FUNDING))
+    save_streamed_funding([replace(truth, funding_rate=Decimal("0.5"))])  # then the process died
+    stop = threading.Event()
+    rest = BinanceRest(fake_rest.rest_url, weight_per_minute=1200, stop=stop)
+    recorder = DerivativesRecorder(
+        rest=rest, symbols=lambda: ["BTCUSDT"], kline_intervals=["1m"], mark_intervals=["1m"], stop=stop
+    )
+    recorder.catch_up(rest.server_time_ms())
+    row = FundingRate.objects.get(symbol="BTCUSDT", funding_time=truth.funding_time)
+    assert (row.funding_rate, row.from_stream, recorder.corrected) == (truth.funding_rate, False, 1)
