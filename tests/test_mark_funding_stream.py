@@ -220,10 +220,11 @@ def test_a_funding_reaches_the_store_from_the_stream_on_time_and_rest_confirms_o
         for symbol in SYMBOLS:  # REST wins
             assert as_entry(stored_funding(symbol)) == funding_entry(series, symbol, FUNDING)
         counters = service.counters()
-        assert (counters.funding_streamed, counters.funding_corrected) == (2, 1)
+        assert (counters.funding_streamed, counters.funding_corrected["rate"]) == (2, 1)
         assert service.derivatives.confirmed == 1
         metrics = {m.name: m for m in IngestCollector(service).collect()}
-        assert metrics["binancews_ingest_funding_corrected"].samples[0].value == 1
+        corrected = {s.labels["field"]: s.value for s in metrics["binancews_ingest_funding_corrected"].samples}
+        assert corrected == {"rate": 1, "mark_price": 0, "removed": 0}
 
 
 @pytest.mark.django_db(transaction=True)
@@ -318,4 +319,4 @@ def test_a_stream_funding_left_unconfirmed_by_a_crash_is_confirmed_by_the_next_s
     )
     recorder.catch_up(rest.server_time_ms())
     row = FundingRate.objects.get(symbol="BTCUSDT", funding_time=truth.funding_time)
-    assert (row.funding_rate, row.from_stream, recorder.corrected) == (truth.funding_rate, False, 1)
+    assert (row.funding_rate, row.from_stream, recorder.corrected) == (truth.funding_rate, False, {"rate": 1})

@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
+from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
@@ -120,7 +121,9 @@ class DerivativesRecorder:
         self.step_ms = min(interval_ms(i) for i in self.mark_intervals)
         self.stored = 0  # mark-price klines and funding rates newly stored since start
         self.confirmed = 0  # funding rates from the stream REST confirmed as they were
-        self.corrected = 0  # funding rates from the stream REST corrected or removed
+        # Funding rates from the stream REST corrected, by what differed: "rate" (the rate, maybe the mark price
+        # too), "mark_price" (only it: the stream's is the first update at T, REST's Binance's own), "removed".
+        self.corrected: Counter[str] = Counter()
         self.busy = True  # in a round, or before the first (the hole repair waits: what is half-stored is no hole)
         self._funding_asked: dict[str, int] = {}  # symbol -> the hour (since the epoch) last asked in
         self._tried_before: dict[object, tuple[int, int]] = {}  # the range before the oldest stored, fetched once
@@ -200,7 +203,10 @@ class DerivativesRecorder:
         fetched = fetch_funding(self.rest, symbol, first, server_ms)
         result = reconcile_funding(fetched, unconfirmed, settled_before=ms_to_datetime(server_ms - FUNDING_DELAY_MS))
         for stream, rest in result.corrected:
-            logger.warning(
+            rate = str(stream.funding_rate) != str(rest.funding_rate)
+            self.corrected["rate" if rate else "mark_price"] += 1
+            logger.log(
+                logging.WARNING if rate else logging.INFO,
                 "funding %s at %s: the stream had rate %s, mark price %s; REST has %s, %s (stored)",
                 symbol,
                 rest.funding_time,
@@ -216,7 +222,8 @@ class DerivativesRecorder:
                 stream.funding_time,
             )
         self.confirmed += result.confirmed
-        self.corrected += len(result.corrected) + len(result.removed)
+        if result.removed:
+            self.corrected["removed"] += len(result.removed)
         return result.new
 
     def _fill(

@@ -435,7 +435,7 @@ class IngestService:
             pongs_skipped=sum(c.stream_stats.pongs_skipped for c in connections),
             rate_limited=self.rest.rate_limited,
             funding_streamed=self.streamed_funding.stats.stored,
-            funding_corrected=self.derivatives.corrected,
+            funding_corrected=dict(self.derivatives.corrected),
             derivatives_repaired=self.derivatives_repair.stats.fetched,
         )
 
