@@ -36,15 +36,20 @@ def mark_row(kline: SimKline, *, seed: int, samples: int) -> list[Any]:
     return [kline.open_ms, o, h, lo, c, "0", kline.close_ms, "0", samples, "0", "0", "0"]
 
 
+def funding_rate(seed: int, symbol: str, funding_ms: int) -> str:
+    """The rate of ``symbol``'s funding at ``funding_ms`` (a multiple of 8 h), as REST writes it."""
+    rate = Decimal(str(round(0.0001 + 0.0004 * (_unit(seed, symbol, funding_ms, "funding") - 0.5), 8)))
+    return format(rate.quantize(EIGHT_PLACES), "f")
+
+
 def funding_entry(series: KlineSeries, symbol: str, funding_ms: int) -> dict[str, Any]:
     """The funding of ``symbol`` settled at ``funding_ms`` (a multiple of 8 h); ``series`` is the 1m one."""
-    rate = Decimal(str(round(0.0001 + 0.0004 * (_unit(series.seed, symbol, funding_ms, "funding") - 0.5), 8)))
     kline = series.kline(symbol, series.index_at(funding_ms))
     price = str((Decimal(kline.open) * _premium(symbol, kline.open_ms, series.seed)).quantize(EIGHT_PLACES))
     return {
         "symbol": symbol,
         "fundingTime": funding_ms,
-        "fundingRate": format(rate.quantize(EIGHT_PLACES), "f"),
+        "fundingRate": funding_rate(series.seed, symbol, funding_ms),
         "markPrice": price,
     }
 
@@ -68,7 +73,7 @@ def mark_price_event(series: KlineSeries, symbol: str, at_ms: int, *, stream: st
         "p": mark,
         "i": index,
         "P": mark,
-        "r": funding_entry(series, symbol, next_funding)["fundingRate"],
+        "r": funding_rate(series.seed, symbol, next_funding),
         "T": next_funding,
     }
     return {"stream": f"{symbol.lower()}@{stream}", "data": data}
