@@ -19,6 +19,7 @@ from pymongo.errors import BulkWriteError
 
 from klines.binance.derivatives import Funding, MarkKline
 from klines.models import FundingRate, MarkPriceKline
+from klines.store.records import utc
 
 DUPLICATE_KEY = 11000
 
@@ -105,35 +106,55 @@ def reconcile_funding(
 
 def funding_times(symbol: str) -> list[datetime]:
     """Every stored funding time of ``symbol``, oldest first (a few a day: the whole list is small)."""
-    rows = FundingRate.objects.filter(symbol=symbol).order_by("funding_time")
-    return list(rows.values_list("funding_time", flat=True))
+    return _times(FundingRate, {"symbol": symbol}, "funding_time")
+
+
+def _mark_range(symbol: str, interval: str, since: datetime, until: datetime) -> dict[str, Any]:
+    return {"symbol": symbol, "interval": interval, "open_time": {"$gte": since, "$lte": until}}
 
 
 def mark_count_between(symbol: str, interval: str, since: datetime, until: datetime) -> int:
     """Stored mark-price klines opened in ``[since, until]``."""
-    return MarkPriceKline.objects.filter(
-        symbol=symbol, interval=interval, open_time__gte=since, open_time__lte=until
-    ).count()
+    rows = _aggregate(MarkPriceKline, [{"$match": _mark_range(symbol, interval, since, until)}, {"$count": "n"}])
+    return rows[0]["n"] if rows else 0
 
 
 def mark_open_times(symbol: str, interval: str, since: datetime, until: datetime) -> list[datetime]:
     """Open times of the stored mark-price klines opened in ``[since, until]``, oldest first."""
-    rows = MarkPriceKline.objects.filter(symbol=symbol, interval=interval, open_time__gte=since, open_time__lte=until)
-    return list(rows.order_by("open_time").values_list("open_time", flat=True))
+    return _times(MarkPriceKline, _mark_range(symbol, interval, since, until), "open_time")
+
+
+def _aggregate(model: type[models.Model], pipeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``pipeline``'s documents on ``model``'s collection (the connection and session the model would use).
+    Times come back as BSON's naive UTC."""
+    connection = connections[router.db_for_read(model)]
+    collection = connection.get_collection(model._meta.db_table)
+    return collection.aggregate(pipeline, session=connection.session).to_list()
+
+
+def _times(
+    model: type[models.Model], match: dict[str, Any], field: str, *, limit: int = 0, newest: bool = False
+) -> list[datetime]:
+    """The ``field`` times of the documents matching ``match``, by time (index order), at most ``limit`` (0: all).
+    Only the times are read: on SecantusDB two to three times faster than whole documents through the ORM."""
+    pipeline: list[dict[str, Any]] = [{"$match": match}, {"$sort": {field: -1 if newest else 1}}]
+    pipeline += [{"$limit": limit}] if limit else []
+    return [utc(row[field]) for row in _aggregate(model, [*pipeline, {"$project": {field: 1}}])]
+
+
+def _span(model: type[models.Model], match: dict[str, Any], field: str) -> tuple[datetime, datetime] | None:
+    first = _times(model, match, field, limit=1)
+    return (first[0], _times(model, match, field, limit=1, newest=True)[0]) if first else None
 
 
 def mark_span(symbol: str, interval: str) -> tuple[datetime, datetime] | None:
     """Open times of the oldest and the newest stored mark-price kline, ``None`` if there is none."""
-    rows = MarkPriceKline.objects.filter(symbol=symbol, interval=interval)
-    first, last = rows.order_by("open_time").first(), rows.order_by("-open_time").first()
-    return None if first is None or last is None else (first.open_time, last.open_time)
+    return _span(MarkPriceKline, {"symbol": symbol, "interval": interval}, "open_time")
 
 
 def funding_span(symbol: str) -> tuple[datetime, datetime] | None:
     """Times of the oldest and the newest stored funding rate, ``None`` if there is none."""
-    rows = FundingRate.objects.filter(symbol=symbol)
-    first, last = rows.order_by("funding_time").first(), rows.order_by("-funding_time").first()
-    return None if first is None or last is None else (first.funding_time, last.funding_time)
+    return _span(FundingRate, {"symbol": symbol}, "funding_time")
 
 
 def _page(rows: models.QuerySet, field: str, start: datetime | None, end: datetime | None, limit: int) -> list:
