@@ -96,6 +96,8 @@ class DerivativesRepair:
         while not self.stop.is_set():
             while not (self.idle() or self.stop.wait(IDLE_WAIT_SECONDS)):
                 pass
+            if self.stop.is_set():
+                return
             try:
                 self.scan()
             except (RestError, DatabaseError, PyMongoError, MalformedMessage) as exc:
