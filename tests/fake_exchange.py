@@ -190,7 +190,7 @@ class FaultyExchange(SimulatedExchange):
             await connection.wait_closed()  # then the send below raises ConnectionClosed
         if (held := self.paused_until - time.monotonic()) > 0:
             await asyncio.sleep(held)
-        while self.injected:
+        while self.injected and connection in self.connections:  # injected frames go out on a kline connection
             await connection.send(self.injected.popleft())
         kline = isinstance(message, dict) and message["data"].get("e") == "kline"
         if kline and self._skipped(message):
