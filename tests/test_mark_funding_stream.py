@@ -320,3 +320,30 @@ def test_a_stream_funding_left_unconfirmed_by_a_crash_is_confirmed_by_the_next_s
     recorder.catch_up(rest.server_time_ms())
     row = FundingRate.objects.get(symbol="BTCUSDT", funding_time=truth.funding_time)
     assert (row.funding_rate, row.from_stream, recorder.corrected) == (truth.funding_rate, False, {"rate": 1})
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_mark_price_repair_keeps_within_the_rest_weight(fake_rest: ExchangeThread) -> None:
+    """Fifteen single-kline holes and a budget of 8 a minute (3 spent on the record): the repair spends the rest,
+    then waits for the minute."""
+    stop = threading.Event()
+    budget = 8
+    rest = BinanceRest(fake_rest.rest_url, weight_per_minute=budget, stop=stop)
+    now = rest.server_time_ms()
+    save_mark_klines(fetch_mark_klines(rest, "BTCUSDT", "1m", now - 100 * MINUTE, now, server_ms=now))
+    marks = MarkPriceKline.objects.filter(symbol="BTCUSDT", interval="1m")
+    holes = [t for n, t in enumerate(marks.order_by("open_time").values_list("open_time", flat=True)) if n % 6 == 3]
+    marks.filter(open_time__in=holes[:15]).delete()
+    repair = DerivativesRepair(
+        rest=rest, symbols=lambda: ["BTCUSDT"], mark_intervals=["1m"], stop=stop, every_seconds=60
+    )
+    runner = threading.Thread(target=repair.run, daemon=True)
+    runner.start()
+    try:
+        wait_until(lambda: rest.pacer.total_spent >= budget, timeout=20, what="the minute's weight spent")
+        time.sleep(1)  # the repair now waits for the minute, sending nothing
+        assert rest.pacer.total_spent <= budget and rest.pacer.delay(1) > 40
+        assert 0 < repair.stats.fetched < 15
+    finally:
+        stop.set()
+        runner.join(5)
