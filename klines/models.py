@@ -138,6 +138,9 @@ class FundingRate(models.Model):
     funding_time = models.DateTimeField()
     funding_rate = models.DecimalField(**PRICE)
     mark_price = models.DecimalField(**PRICE)
+    from_stream = models.BooleanField(
+        default=False, help_text="recorded from the mark-price stream, not yet confirmed by REST"
+    )
     stored_at = models.DateTimeField(auto_now_add=True)
 
     objects = MongoManager()

@@ -65,8 +65,10 @@ class FaultyExchange(SimulatedExchange):
         self.late_repeat = late_repeat
         self.stream_skips: set[int] = set()  # kline indexes whose closes never go out on the stream
         self.untraded: set[int] = set()  # kline indexes REST does not have (no trading then)
-        self.connections: set[ServerConnection] = set()
+        self.connections: set[ServerConnection] = set()  # those carrying kline streams
+        self.mark_connections: set[ServerConnection] = set()  # those carrying only mark-price streams
         self.connects = 0
+        self.mark_connects = 0
         self.streams_per_connect: list[int] = []
         self.stalled: set[ServerConnection] = set()
         self.paused_until = 0.0
@@ -164,14 +166,21 @@ class FaultyExchange(SimulatedExchange):
         return await super().start(host, port)
 
     async def _handle_stream(self, connection: ServerConnection) -> None:
-        self.connections.add(connection)
-        self.connects += 1
+        # The faults and counts are the kline connections'; the mark-price ones are kept apart.
+        path = connection.request.path
+        klines = bool(self._requested_streams(path)) or not self._requested_marks(path)
+        group = self.connections if klines else self.mark_connections
+        group.add(connection)
+        if klines:
+            self.connects += 1
+        else:
+            self.mark_connects += 1
         self._watch_incoming(connection)
         tasks = [asyncio.create_task(self._ping(connection))] if self.ping_interval else []
         try:
             await super()._handle_stream(connection)
         finally:
-            self.connections.discard(connection)
+            group.discard(connection)
             self.stalled.discard(connection)
             for task in tasks:
                 task.cancel()
@@ -181,16 +190,17 @@ class FaultyExchange(SimulatedExchange):
             await connection.wait_closed()  # then the send below raises ConnectionClosed
         if (held := self.paused_until - time.monotonic()) > 0:
             await asyncio.sleep(held)
-        while self.injected:
+        while self.injected and connection in self.connections:  # injected frames go out on a kline connection
             await connection.send(self.injected.popleft())
-        if isinstance(message, dict) and self._skipped(message):
+        kline = isinstance(message, dict) and message["data"].get("e") == "kline"
+        if kline and self._skipped(message):
             self.closes_skipped += 1
             return
         if self.drop_rate and self._random.random() < self.drop_rate:
             self.frames_dropped += 1
             return
         await super().send(connection, message)
-        if isinstance(message, dict) and message["data"]["k"]["x"]:
+        if kline and message["data"]["k"]["x"]:
             newest = self.closes_sent_on.setdefault(connection, {})
             newest[message["data"]["s"]] = max(newest.get(message["data"]["s"], 0), message["data"]["k"]["t"])
 
@@ -272,7 +282,8 @@ class FaultyExchange(SimulatedExchange):
             if time.monotonic() < self.refused_until:
                 self.rejected_handshakes += 1
                 return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "maintenance\n")
-            self.streams_per_connect.append(len(streams))
+            if any("@kline_" in stream for stream in streams) or not streams:
+                self.streams_per_connect.append(len(streams))
             if self.max_streams is not None and len(streams) > self.max_streams:
                 self.rejected_handshakes += 1
                 return connection.respond(HTTPStatus.BAD_REQUEST, "too many streams\n")

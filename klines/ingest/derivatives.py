@@ -5,7 +5,11 @@ interval (by the exchange's clock) it asks ``/fapi/v1/markPriceKlines`` for the
 closed mark-price klines after the newest stored, and ``/fapi/v1/fundingRate``
 for the fundings settled after the newest stored, through the ingest's paced
 REST client; funding once an hour, a minute after the hour (Binance settles
-on the hour). The record starts where the symbol's kline record starts (at the
+on the hour). The mark-price stream records each funding at its time
+(:mod:`klines.ingest.funding_stream`); this round then confirms it from REST, or
+stores REST's values over it (REST wins; the difference is logged and counted).
+
+The record starts where the symbol's kline record starts (at the
 same interval, or its oldest kline at any), and holds at least the newest
 :data:`HISTORY` mark-price klines and the last funding: when the klines reach
 further back (``backfill_klines`` ran), the range before the oldest stored is
@@ -17,6 +21,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
+from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
@@ -33,10 +38,17 @@ from klines.binance.derivatives import (
     parse_mark_row,
 )
 from klines.binance.intervals import interval_ms
-from klines.binance.parse import MalformedMessage, datetime_to_ms
+from klines.binance.parse import MalformedMessage, datetime_to_ms, ms_to_datetime
 from klines.binance.rest import BinanceRest, RestError
 from klines.ingest.backfill import PAGE_LIMIT, kline_weight
-from klines.store.derivatives import funding_span, mark_span, save_funding, save_mark_klines
+from klines.store.derivatives import (
+    funding_span,
+    mark_span,
+    reconcile_funding,
+    save_funding,
+    save_mark_klines,
+    unconfirmed_funding,
+)
 from klines.store.reads import oldest_open_time
 from klines.window import HISTORY
 
@@ -108,6 +120,11 @@ class DerivativesRecorder:
         self.stop = stop
         self.step_ms = min(interval_ms(i) for i in self.mark_intervals)
         self.stored = 0  # mark-price klines and funding rates newly stored since start
+        self.confirmed = 0  # funding rates from the stream REST confirmed as they were
+        # Funding rates from the stream REST corrected, by what differed: "rate" (the rate, maybe the mark price
+        # too), "mark_price" (only it: the stream's is the first update at T, REST's Binance's own), "removed".
+        self.corrected: Counter[str] = Counter()
+        self.busy = True  # in a round, or before the first (the hole repair waits: what is half-stored is no hole)
         self._funding_asked: dict[str, int] = {}  # symbol -> the hour (since the epoch) last asked in
         self._tried_before: dict[object, tuple[int, int]] = {}  # the range before the oldest stored, fetched once
 
@@ -117,6 +134,7 @@ class DerivativesRecorder:
             try:
                 server_ms = self.rest.server_time_ms()
                 before = self.stored
+                self.busy = True
                 self.catch_up(server_ms)
                 if self.stored > before:
                     logger.info(
@@ -131,6 +149,7 @@ class DerivativesRecorder:
             except (DatabaseError, PyMongoError, MalformedMessage) as exc:
                 wait, attempt = RETRY.delay(attempt), attempt + 1
                 logger.warning("mark price and funding: %s: %s; retrying in %.1fs", type(exc).__name__, exc, wait)
+            self.busy = False
             if self.stop.wait(wait):
                 return
 
@@ -156,8 +175,9 @@ class DerivativesRecorder:
                 )
             # Newer fundings: asked once an hour (the range before the oldest whenever the klines reach further).
             due = (server_ms - FUNDING_DELAY_MS) // HOUR_MS
-            ahead = self._funding_asked.get(symbol, -1) < due
             start = min(server_ms - FUNDING_LOOKBACK_MS, since if since is not None else server_ms)
+            if self._funding_asked.get(symbol, -1) < due:
+                self.stored += self._funding_ahead(symbol, start, server_ms)
             self.stored += self._fill(
                 symbol,
                 funding_span(symbol),
@@ -166,9 +186,45 @@ class DerivativesRecorder:
                 1,
                 functools.partial(fetch_funding, self.rest, symbol),
                 save_funding,
-                ahead=ahead,
+                ahead=False,
             )
             self._funding_asked[symbol] = due
+
+    def _funding_ahead(self, symbol: str, start_ms: int, server_ms: int) -> int:
+        """Fetch the fundings after the newest stored, or from the oldest the stream recorded and REST has not
+        confirmed yet: REST's values are stored over the stream's (a difference is logged and counted)."""
+        span = funding_span(symbol)
+        unconfirmed = unconfirmed_funding(symbol)
+        first = start_ms if span is None else datetime_to_ms(span[1]) + 1
+        if unconfirmed:
+            first = min(first, datetime_to_ms(unconfirmed[0].funding_time))
+        if first > server_ms:
+            return 0
+        fetched = fetch_funding(self.rest, symbol, first, server_ms)
+        result = reconcile_funding(fetched, unconfirmed, settled_before=ms_to_datetime(server_ms - FUNDING_DELAY_MS))
+        for stream, rest in result.corrected:
+            rate = str(stream.funding_rate) != str(rest.funding_rate)
+            self.corrected["rate" if rate else "mark_price"] += 1
+            logger.log(
+                logging.WARNING if rate else logging.INFO,
+                "funding %s at %s: the stream had rate %s, mark price %s; REST has %s, %s (stored)",
+                symbol,
+                rest.funding_time,
+                stream.funding_rate,
+                stream.mark_price,
+                rest.funding_rate,
+                rest.mark_price,
+            )
+        for stream in result.removed:
+            logger.warning(
+                "funding %s at %s: recorded from the stream, but REST has no such funding; removed",
+                symbol,
+                stream.funding_time,
+            )
+        self.confirmed += result.confirmed
+        if result.removed:
+            self.corrected["removed"] += len(result.removed)
+        return result.new
 
     def _fill(
         self,

@@ -26,6 +26,24 @@ class IngestStats:
     latest_event_ms: int | None = None  # the newest event time (``E``) read: the exchange's clock
 
 
+class CappedLog:
+    """Log a warning per bad frame, at most :data:`MALFORMED_LOG_PER_MINUTE` lines a minute."""
+
+    def __init__(self) -> None:
+        self._window = (float("-inf"), 0)  # (minute start, lines logged in it)
+
+    def __call__(self, message: str, *args: object) -> None:
+        now = time.monotonic()
+        started, lines = self._window
+        if now - started >= 60:
+            started, lines = now, 0
+        if lines < MALFORMED_LOG_PER_MINUTE:
+            logger.warning(message, *args)
+        elif lines == MALFORMED_LOG_PER_MINUTE:
+            logger.warning("more bad frames this minute are counted in the stats line but not logged")
+        self._window = (started, lines + 1)
+
+
 class KlineIngestor:
     """Parse each message; hand closed klines of the wanted ``(symbol, interval)`` streams to ``sink``."""
 
@@ -40,7 +58,7 @@ class KlineIngestor:
         self.sink = sink
         self.on_update = on_update  # in-progress updates of wanted streams (the relay), if any
         self.stats = IngestStats()
-        self._log_window = (float("-inf"), 0)  # (minute start, lines logged in it)
+        self._warn = CappedLog()
 
     def handle_message(self, text: str) -> None:
         """Process one frame; malformed or unexpected frames are logged and skipped."""
@@ -64,14 +82,3 @@ class KlineIngestor:
             self.sink(kline)
         elif self.on_update is not None:
             self.on_update(update)
-
-    def _warn(self, message: str, *args: object) -> None:
-        now = time.monotonic()
-        started, lines = self._log_window
-        if now - started >= 60:
-            started, lines = now, 0
-        if lines < MALFORMED_LOG_PER_MINUTE:
-            logger.warning(message, *args)
-        elif lines == MALFORMED_LOG_PER_MINUTE:
-            logger.warning("more bad frames this minute are counted in the stats line but not logged")
-        self._log_window = (started, lines + 1)

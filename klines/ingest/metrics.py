@@ -3,8 +3,8 @@
 Nothing is counted twice: the collector turns :meth:`IngestService.counters`,
 the writer queue, the REST client's weight and waits, and the per (symbol,
 interval) lag and holes into metric families when Prometheus scrapes.
-Series: 12 fixed, plus the malformed kinds seen (a handful), plus two per
-(symbol, interval): 2,012 at 500 symbols x 2 intervals.
+Series: 17 fixed, plus the malformed kinds seen (a handful), plus two per
+(symbol, interval): 2,017 at 500 symbols x 2 intervals.
 """
 
 from __future__ import annotations
@@ -36,6 +36,8 @@ _COUNTERS = (
     ("rejected", "Klines the database refused."),
     ("pongs_skipped", "Pings left unanswered to stay under Binance's message rate."),
     ("rate_limited", "REST 429/418 answers waited out."),
+    ("funding_streamed", "Funding rates recorded from the mark-price stream."),
+    ("derivatives_repaired", "Mark-price klines and funding rates fetched for holes."),
 )
 
 
@@ -52,6 +54,14 @@ class IngestCollector(Collector):
         for kind, count in sorted(counters.malformed_kinds.items()):
             malformed.add_metric([kind], count)
         yield malformed
+        corrected = CounterMetricFamily(
+            "binancews_ingest_funding_corrected",
+            "Funding rates from the mark-price stream that REST corrected, by what differed.",
+            labels=["field"],
+        )
+        for part in ("rate", "mark_price", "removed"):
+            corrected.add_metric([part], counters.funding_corrected.get(part, 0))
+        yield corrected
         yield GaugeMetricFamily("binancews_ingest_queue_depth", "Klines in the writer queue.", value=counters.queued)
         yield CounterMetricFamily(
             "binancews_ingest_rest_weight", "REST request weight spent.", value=service.rest.pacer.total_spent

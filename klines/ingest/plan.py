@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from klines.binance.parse import stream_name
 from klines.ingest.stream import split_streams
 
 Stream = tuple[str, str]  # (SYMBOL, interval)
@@ -25,9 +26,12 @@ def replan(
     listed: Sequence[str],
     intervals: Sequence[str],
     per_connection: int,
+    *,
+    name: Callable[[str, str], str] = stream_name,
 ) -> Replan:
     """Record exactly ``listed``: untouched connections keep streaming; a connection that carries a
-    delisted symbol is replaced by one without it; new listings get connections of their own."""
+    delisted symbol is replaced by one without it; new listings get connections of their own (``name``
+    spells a stream, for the URL's length)."""
     wanted, had = set(listed), set(current)
     added = tuple(s for s in listed if s not in had)
     gone = tuple(sorted(had - wanted))
@@ -35,4 +39,6 @@ def replan(
     keep = tuple(n for n in range(len(connections)) if n not in retire)
     orphaned = [(s, i) for n in retire for s, i in connections[n] if s not in gone]
     fresh = orphaned + [(s, i) for s in added for i in intervals]
-    return Replan(keep=keep, retire=retire, open=tuple(split_streams(fresh, per_connection)), added=added, gone=gone)
+    return Replan(
+        keep=keep, retire=retire, open=tuple(split_streams(fresh, per_connection, name=name)), added=added, gone=gone
+    )

@@ -15,6 +15,10 @@
   ``repair_seconds`` and fetches every hole, whatever its age, through the same client.
 * A :class:`DerivativesRecorder` thread records mark-price klines and funding rates from REST after
   each close, through the same client (:mod:`klines.ingest.derivatives`).
+* Connections of their own read the mark-price streams (``<symbol>@markPrice@1s``, under ``/market`` as the
+  klines); a funding is stored when its time passes (:mod:`klines.ingest.funding_stream`), then confirmed
+  or corrected by the recorder's REST round. A :class:`DerivativesRepair` thread fetches the holes inside
+  the mark-price and funding records (:mod:`klines.ingest.derivatives_repair`). ``mark_prices`` off: none of these.
 * On stop, readers stop first, then the writer writes what is queued, all within
   :data:`SHUTDOWN_SECONDS`.
 * Every thread runs under a :class:`Supervisor`: if one dies unexpectedly, the
@@ -37,11 +41,14 @@ from datetime import datetime
 from klines.backoff import Backoff
 from klines.binance.derivatives import mark_intervals
 from klines.binance.intervals import interval_ms
+from klines.binance.markprice import MARK_STREAM, mark_stream_name, mark_stream_url
 from klines.binance.parse import ClosedKline, StreamUpdate, combined_stream_url, datetime_to_ms, stream_name
 from klines.binance.rest import BinanceRest
 from klines.ingest.backfill import Backfiller
 from klines.ingest.derivatives import DerivativesRecorder
+from klines.ingest.derivatives_repair import DerivativesRepair
 from klines.ingest.frames import KlineIngestor
+from klines.ingest.funding_stream import FundingWatch, MarkPriceIngestor, StreamedFunding
 from klines.ingest.gaps import SequenceWatch
 from klines.ingest.history_load import HistoryLoader, HistoryStats
 from klines.ingest.listing import ExchangeListing
@@ -80,7 +87,7 @@ class Connection:
     name: str
     streams: tuple[tuple[str, str], ...]
     url: str
-    ingestor: KlineIngestor
+    ingestor: KlineIngestor | MarkPriceIngestor
     stream_stats: StreamStats = field(default_factory=StreamStats)
     connects: int = 0
     thread: threading.Thread | None = field(default=None, repr=False)
@@ -164,12 +171,28 @@ class IngestService:
             mark_intervals=mark_intervals(settings.intervals),
             stop=self.stop,
         )
+        self.derivatives_repair = DerivativesRepair(
+            rest=self.rest,
+            symbols=lambda: self.symbols,
+            mark_intervals=mark_intervals(settings.intervals),
+            stop=self.stop,
+            every_seconds=settings.repair_seconds,
+            idle=lambda: not self.derivatives.busy,
+        )
+        self.funding_watch = FundingWatch()
+        self.streamed_funding = StreamedFunding(stop=self.stop)
         self.connect_budget = TokenBucket(rate=CONNECT_ATTEMPTS_PER_SECOND, burst=CONNECT_ATTEMPTS_BURST)
         self._spawn: Spawn | None = None
         self._lock = threading.Lock()  # the connections, changed by the listing thread
         self.symbols: tuple[str, ...] = tuple(s.upper() for s in settings.symbols)
         groups = split_streams(settings.streams, settings.streams_per_connection)
         self.connections = [self._connection(f"connection {i}/{len(groups)}", g) for i, g in enumerate(groups, 1)]
+        marks = split_streams(self._mark_streams(self.symbols), settings.streams_per_connection, name=_mark_name)
+        self.mark_connections = (
+            [self._mark_connection(f"mark prices {i}/{len(marks)}", g) for i, g in enumerate(marks, 1)]
+            if settings.mark_prices
+            else []
+        )
         self._retired: list[Connection] = []
 
     def _connection(self, name: str, streams: tuple[tuple[str, str], ...]) -> Connection:
@@ -183,6 +206,19 @@ class IngestService:
                 on_update=self._in_progress if self.relay is not None else None,
             ),
         )
+
+    def _mark_connection(self, name: str, streams: tuple[tuple[str, str], ...]) -> Connection:
+        symbols = [symbol for symbol, _ in streams]
+        return Connection(
+            name=name,
+            streams=streams,
+            url=mark_stream_url(self.settings.ws_url, symbols),
+            ingestor=MarkPriceIngestor(symbols=symbols, watch=self.funding_watch, sink=self.streamed_funding.offer),
+        )
+
+    @staticmethod
+    def _mark_streams(symbols: Iterable[str]) -> list[tuple[str, str]]:
+        return [(symbol, MARK_STREAM) for symbol in symbols]
 
     def _store(self, batch: Sequence[ClosedKline]) -> list[ClosedKline]:
         """Store a batch (``ingest_klines`` claimed the database for this exchange before the service ran)."""
@@ -198,6 +234,8 @@ class IngestService:
     # -- callbacks (reader and writer threads) ---------------------------------
     def _connected(self, connection: Connection) -> None:
         connection.connects += 1
+        if isinstance(connection.ingestor, MarkPriceIngestor):
+            return
         self._request_backfill(connection.streams)
         if self.history is not None:
             self.history.request(connection.streams)  # once per stream; after its live stream is up
@@ -259,13 +297,15 @@ class IngestService:
             self.history.start(spawn)
         self._backoff = Backoff(maximum=self.settings.reconnect_max_seconds)
         with self._lock:
-            for connection in self.connections:
+            for connection in self.connections + self.mark_connections:
                 self._start_reading(connection)
         if self.relay is not None:
             spawn("update relay", self.relay.run)
         spawn("exchange-listing", self.listing.run)
         if self.settings.mark_prices:
             spawn("mark price and funding", self.derivatives.run)
+            spawn("funding from the stream", self.streamed_funding.run)
+            spawn("mark price and funding hole repair", self.derivatives_repair.run)
         next_stats = time.monotonic() + self.settings.stats_seconds
         while not (stop.wait(TICK_SECONDS) or self.supervisor.failed.is_set()):
             if time.monotonic() >= next_stats:
@@ -315,6 +355,8 @@ class IngestService:
                 self.connections[n].stop.set()
                 self._retired.append(self.connections[n])
             self.connections = [self.connections[n] for n in plan.keep] + opened
+            if self.settings.mark_prices:
+                opened += self._replan_marks(listed)
             self.symbols = tuple(listed)
             for connection in opened:
                 if self._spawn is not None:
@@ -328,14 +370,32 @@ class IngestService:
                 "no longer streaming %d delisted symbols (their klines stay): %s", len(gone), ", ".join(sorted(gone))
             )
 
+    def _replan_marks(self, listed: tuple[str, ...]) -> list[Connection]:
+        """The mark-price connections for ``listed``, as the kline ones (under the lock); return the new ones."""
+        plan = replan(
+            [c.streams for c in self.mark_connections],
+            self.symbols,
+            listed,
+            (MARK_STREAM,),
+            self.settings.streams_per_connection,
+            name=_mark_name,
+        )
+        base = len(self.mark_connections) + len(self._retired)
+        opened = [self._mark_connection(f"mark prices {base + n}", g) for n, g in enumerate(plan.open, 1)]
+        for n in plan.retire:
+            self.mark_connections[n].stop.set()
+            self._retired.append(self.mark_connections[n])
+        self.mark_connections = [self.mark_connections[n] for n in plan.keep] + opened
+        return opened
+
     def _shut_down(self) -> int:
         stopped = time.monotonic()
         self.stop.set()
         with self._lock:
-            for connection in self.connections:
+            for connection in self.connections + self.mark_connections:
                 connection.stop.set()
         logger.info("stopping: %d klines queued, writing them before exit", self.writer.pending)
-        for connection in self.connections:
+        for connection in self.connections + self.mark_connections:
             if connection.thread is not None:
                 connection.thread.join(max(0.0, stopped + READERS_STOP_SECONDS - time.monotonic()))
         for backfill in self.backfills.values():
@@ -355,7 +415,7 @@ class IngestService:
 
     # -- visibility --------------------------------------------------------------
     def counters(self) -> Counters:
-        connections = self.connections + self._retired
+        connections = self.connections + self.mark_connections + self._retired
         ingest = [c.ingestor.stats for c in connections]
         history = self.history.stats if self.history is not None else HistoryStats()
         return Counters(
@@ -374,6 +434,9 @@ class IngestService:
             rejected=self.writer.stats.rejected,
             pongs_skipped=sum(c.stream_stats.pongs_skipped for c in connections),
             rate_limited=self.rest.rate_limited,
+            funding_streamed=self.streamed_funding.stats.stored,
+            funding_corrected=dict(self.derivatives.corrected),
+            derivatives_repaired=self.derivatives_repair.stats.fetched,
         )
 
     def lags(self) -> dict[str, float | None]:
@@ -388,3 +451,7 @@ class IngestService:
 
     def stats_line(self) -> str:
         return format_stats(self.counters(), self.lags())
+
+
+def _mark_name(symbol: str, _stream: str) -> str:
+    return mark_stream_name(symbol)

@@ -27,6 +27,9 @@ class Counters:
     rejected: int = 0  # klines the database refused
     pongs_skipped: int = 0
     rate_limited: int = 0  # REST 429/418 answers waited out
+    funding_streamed: int = 0  # funding rates recorded from the mark-price stream
+    funding_corrected: Mapping[str, int] = field(default_factory=dict)  # of those, REST corrected: what differed
+    derivatives_repaired: int = 0  # mark-price klines and funding rates stored for holes
 
 
 def lag_seconds(

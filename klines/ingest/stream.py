@@ -88,17 +88,22 @@ class StreamClosed(Exception):
 
 
 def split_streams(
-    streams: Sequence[tuple[str, str]], per_connection: int, *, max_chars: int = MAX_STREAM_LIST_CHARS
+    streams: Sequence[tuple[str, str]],
+    per_connection: int,
+    *,
+    max_chars: int = MAX_STREAM_LIST_CHARS,
+    name: Callable[[str, str], str] = stream_name,
 ) -> list[tuple[tuple[str, str], ...]]:
     """Cut ``(symbol, interval)`` streams into consecutive groups, one per connection: at most
-    ``per_connection`` streams, whose ``/``-joined names take at most ``max_chars`` (one alone may take more)."""
+    ``per_connection`` streams, whose ``/``-joined names (``name``) take at most ``max_chars`` (one alone may take
+    more)."""
     if per_connection < 1:
         raise ValueError("per_connection must be at least 1")
     groups: list[tuple[tuple[str, str], ...]] = []
     group: list[tuple[str, str]] = []
     chars = 0
     for stream in streams:
-        width = len(stream_name(*stream)) + (1 if group else 0)
+        width = len(name(*stream)) + (1 if group else 0)
         if group and (len(group) == per_connection or chars + width > max_chars):
             groups.append(tuple(group))
             group, chars, width = [], 0, width - 1

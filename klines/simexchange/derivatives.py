@@ -4,6 +4,10 @@ A mark-price kline is the kline of the same open time with its prices moved by a
 small made-up premium (eight decimals), volumes ``"0"`` and one price sample a
 second, as Binance's rows look. Funding settles every 8 hours (00:00, 08:00,
 16:00 UTC) at a made-up rate, with the mark price at that moment.
+
+The mark-price stream (``<symbol>@markPrice@1s`` or ``@markPrice``) agrees with both: an update at ``E``
+carries the mark price of the 1m mark-price kline open at ``E`` so far (at a funding time, exactly the
+funding's ``markPrice``) and, as ``r``, the rate REST reports for the next funding time ``T``.
 """
 
 from __future__ import annotations
@@ -32,17 +36,47 @@ def mark_row(kline: SimKline, *, seed: int, samples: int) -> list[Any]:
     return [kline.open_ms, o, h, lo, c, "0", kline.close_ms, "0", samples, "0", "0", "0"]
 
 
+def funding_rate(seed: int, symbol: str, funding_ms: int) -> str:
+    """The rate of ``symbol``'s funding at ``funding_ms`` (a multiple of 8 h), as REST writes it."""
+    rate = Decimal(str(round(0.0001 + 0.0004 * (_unit(seed, symbol, funding_ms, "funding") - 0.5), 8)))
+    return format(rate.quantize(EIGHT_PLACES), "f")
+
+
 def funding_entry(series: KlineSeries, symbol: str, funding_ms: int) -> dict[str, Any]:
     """The funding of ``symbol`` settled at ``funding_ms`` (a multiple of 8 h); ``series`` is the 1m one."""
-    rate = Decimal(str(round(0.0001 + 0.0004 * (_unit(series.seed, symbol, funding_ms, "funding") - 0.5), 8)))
     kline = series.kline(symbol, series.index_at(funding_ms))
     price = str((Decimal(kline.open) * _premium(symbol, kline.open_ms, series.seed)).quantize(EIGHT_PLACES))
     return {
         "symbol": symbol,
         "fundingTime": funding_ms,
-        "fundingRate": format(rate.quantize(EIGHT_PLACES), "f"),
+        "fundingRate": funding_rate(series.seed, symbol, funding_ms),
         "markPrice": price,
     }
+
+
+def mark_price_at(series: KlineSeries, symbol: str, at_ms: int) -> tuple[str, str]:
+    """(mark price, index price) of ``symbol`` at ``at_ms``; ``series`` is the 1m one."""
+    index = series.index_at(at_ms)
+    kline = series.partial(symbol, index, (at_ms % series.interval_ms) / series.interval_ms)
+    premium = _premium(symbol, kline.open_ms, series.seed)
+    return str((Decimal(kline.close) * premium).quantize(EIGHT_PLACES)), kline.close
+
+
+def mark_price_event(series: KlineSeries, symbol: str, at_ms: int, *, stream: str) -> dict[str, Any]:
+    """The combined-stream frame of ``<symbol>@<stream>`` at ``at_ms``; ``series`` is the 1m one."""
+    next_funding = (at_ms // FUNDING_MS + 1) * FUNDING_MS
+    mark, index = mark_price_at(series, symbol, at_ms)
+    data = {
+        "e": "markPriceUpdate",
+        "E": at_ms,
+        "s": symbol,
+        "p": mark,
+        "i": index,
+        "P": mark,
+        "r": funding_rate(series.seed, symbol, next_funding),
+        "T": next_funding,
+    }
+    return {"stream": f"{symbol.lower()}@{stream}", "data": data}
 
 
 def _ints(query: dict[str, list[str]], *names: str) -> list[int | None]:

@@ -3,6 +3,8 @@
 * ``ws://host:port/market/stream?streams=btcusdt@kline_1m/...`` (any path ending
   in ``/stream``) pushes an unclosed kline event per stream every
   ``update_seconds`` and a closed one (``k.x == true``) at each interval boundary.
+* ``<symbol>@markPrice@1s`` (or ``@markPrice``) streams on the same path push a mark-price update per
+  stream every ``update_seconds``, and one at exactly each funding time (:mod:`klines.simexchange.derivatives`).
 * ``GET /fapi/v1/exchangeInfo`` lists the symbols as Binance's perpetual contracts.
 * ``GET /fapi/v1/klines?symbol=..&interval=..&startTime=..&endTime=..&limit=..``
   answers with Binance's 12-value rows, the still-open kline included (with
@@ -38,7 +40,7 @@ from klines.binance.archive import ArchiveFile, parse_path
 from klines.binance.intervals import INTERVAL_SECONDS
 from klines.binance.parse import ms_to_datetime
 from klines.simexchange import archive
-from klines.simexchange.derivatives import rest_funding, rest_mark_klines
+from klines.simexchange.derivatives import FUNDING_MS, mark_price_event, rest_funding, rest_mark_klines
 from klines.simexchange.exchange_info import ONBOARD_MS, exchange_info
 from klines.simexchange.series import KlineSeries, SimKline
 from klines.simexchange.weight import WeightCounter, request_weight
@@ -49,6 +51,7 @@ REST_MAX_LIMIT = 1500
 REST_DEFAULT_LIMIT = 500
 ARCHIVE_CACHE = 16  # zips kept, a year of monthly files (a .CHECKSUM, then its zip: generated once)
 DERIVATIVES = {"/fapi/v1/markPriceKlines": rest_mark_klines, "/fapi/v1/fundingRate": rest_funding}
+MARK_STREAMS = ("markPrice@1s", "markPrice")
 FIRST_CLOSE_SECONDS = 5.0  # simulate_exchange: the first close comes this soon after start
 
 
@@ -111,6 +114,7 @@ class SimulatedExchange:
         self.closed_sent: list[SimKline] = []  # every close event sent, repeats included
         self.close_rounds = 0
         self.archive_requests: list[str] = []  # paths asked for under /data/
+        self.stream_requests: list[str] = []  # the path (with the streams) of each stream connection
         self.weight = WeightCounter(weight_limit)
         self._zips: dict[ArchiveFile, bytes] = {}
         self._unstreamed: dict[str, KlineSeries] = {}  # intervals REST and the archive answer, not streamed
@@ -142,11 +146,16 @@ class SimulatedExchange:
 
     # -- websocket -----------------------------------------------------------
     async def _handle_stream(self, connection: ServerConnection) -> None:
+        self.stream_requests.append(connection.request.path)
         wanted = self._requested_streams(connection.request.path)
-        logger.info("stream client connected for %d streams", sum(len(s) for s in wanted.values()))
+        marks = self._requested_marks(connection.request.path)
+        logger.info("stream client connected for %d streams", sum(len(s) for s in wanted.values()) + len(marks))
         index = {interval: self.current_index(interval) for interval in wanted}
+        settled = self.now_ms() // FUNDING_MS
         try:
             while True:
+                if marks:
+                    settled = await self._send_marks(connection, marks, settled)
                 for interval, symbols in wanted.items():
                     series = self.series_of[interval]
                     now = self.current_index(interval)
@@ -160,6 +169,18 @@ class SimulatedExchange:
                 await asyncio.sleep(self.update_seconds)
         except ConnectionClosed:
             logger.info("stream client left")
+
+    async def _send_marks(self, connection: ServerConnection, marks: list[tuple[str, str]], settled: int) -> int:
+        """A mark-price update per stream; first, if a funding time passed since the last, one at exactly it.
+        Returns the funding periods settled by now."""
+        now = self.now_ms()
+        series = self.history_series("1m")
+        assert series is not None
+        moments = ([now // FUNDING_MS * FUNDING_MS] if now // FUNDING_MS > settled else []) + [now]
+        for at in moments:
+            for symbol, stream in marks:
+                await self.send(connection, mark_price_event(series, symbol, at, stream=stream))
+        return now // FUNDING_MS
 
     def _may_close(self) -> bool:
         return self.max_close_rounds is None or self.close_rounds < self.max_close_rounds
@@ -191,6 +212,12 @@ class SimulatedExchange:
             if name and kind.startswith("kline_") and interval in self.series_of:
                 wanted.setdefault(interval, []).append(name.upper())
         return wanted
+
+    def _requested_marks(self, path: str) -> list[tuple[str, str]]:
+        """(SYMBOL, stream) of the ``<symbol>@markPrice[@1s]`` streams of listed symbols."""
+        names = parse_qs(urlsplit(path).query).get("streams", [""])[0].split("/")
+        found = [(name.upper(), kind) for name, _, kind in (n.partition("@") for n in names)]
+        return [(symbol, kind) for symbol, kind in found if kind in MARK_STREAMS and symbol in self.symbols]
 
     # -- REST ----------------------------------------------------------------
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:

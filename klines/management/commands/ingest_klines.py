@@ -80,6 +80,8 @@ class Command(BaseCommand):
         database = settings.DATABASES["default"]
         for connection in service.connections:
             self.stdout.write(f"ingesting {connection.url}")
+        for connection in service.mark_connections:
+            self.stdout.write(f"funding rates from {connection.url}")
         if ingest.all_symbols:
             self.stdout.write(
                 f"ingesting every trading perpetual {ingest.rest_url}/fapi/v1/exchangeInfo lists, "
