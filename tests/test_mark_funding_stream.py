@@ -24,6 +24,7 @@ from klines.binance.derivatives import parse_funding
 from klines.binance.markprice import mark_stream_url, parse_mark_price_message
 from klines.binance.parse import MalformedMessage, ms_to_datetime
 from klines.binance.rest import BinanceRest
+from klines.ingest.backfill import Page, fetch_page
 from klines.ingest.derivatives import FUNDING_DELAY_MS, DerivativesRecorder, fetch_funding, fetch_mark_klines
 from klines.ingest.derivatives_repair import DerivativesRepair, funding_holes
 from klines.ingest.funding_stream import FundingWatch
@@ -33,7 +34,9 @@ from klines.models import FundingRate, Kline, MarkPriceKline
 from klines.simexchange.derivatives import FUNDING_MS, funding_entry, mark_price_event
 from klines.simexchange.server import SimulatedExchange
 from klines.store.derivatives import save_funding, save_mark_klines, save_streamed_funding
+from klines.store.writes import save_klines
 from klines.testing.servers import TEST_SOURCE
+from tests.conftest import ReadCounter
 from tests.fake_exchange import ExchangeThread, FaultyExchange
 from tests.helpers import wait_until
 
@@ -347,3 +350,30 @@ def test_the_mark_price_repair_keeps_within_the_rest_weight(fake_rest: ExchangeT
     finally:
         stop.set()
         runner.join(5)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_after_its_first_round_the_recorder_reads_only_past_the_ends_of_each_record(
+    fake_rest: ExchangeThread, mongo_reads: ReadCounter
+) -> None:
+    """Each close starts a round: reading a year of 1m whole every minute (SecantusDB reads every match before it
+    sorts) kept the recorder seconds behind per symbol. After the first round, every read of the klines and the
+    mark-price klines is bounded by what the last round saw."""
+    stop = threading.Event()
+    rest = BinanceRest(fake_rest.rest_url, weight_per_minute=1200, stop=stop)
+    now = rest.server_time_ms()
+    klines, _ = fetch_page(rest, "BTCUSDT", "1m", Page(start_ms=now - 30 * MINUTE, limit=20))
+    save_klines(klines)
+    save_mark_klines(fetch_mark_klines(rest, "BTCUSDT", "1m", now - 30 * MINUTE, now, server_ms=now))
+    recorder = DerivativesRecorder(
+        rest=rest, symbols=lambda: ["BTCUSDT"], kline_intervals=["1m"], mark_intervals=["1m"], stop=stop
+    )
+    recorder.catch_up(rest.server_time_ms())
+    first_round = len(mongo_reads.commands)
+    recorder.catch_up(rest.server_time_ms())
+    records = {Kline._meta.db_table, MarkPriceKline._meta.db_table}
+    reads = [command for name, collection, command in mongo_reads.commands[first_round:] if collection in records]
+    assert reads
+    for command in reads:
+        match = command["pipeline"][0]["$match"]
+        assert "open_time" in match, f"a whole record read: {command['pipeline']}"

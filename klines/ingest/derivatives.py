@@ -42,6 +42,7 @@ from klines.binance.parse import MalformedMessage, datetime_to_ms, ms_to_datetim
 from klines.binance.rest import BinanceRest, RestError
 from klines.ingest.backfill import PAGE_LIMIT, kline_weight
 from klines.store.derivatives import (
+    Span,
     funding_span,
     mark_span,
     reconcile_funding,
@@ -127,6 +128,10 @@ class DerivativesRecorder:
         self.busy = True  # in a round, or before the first (the hole repair waits: what is half-stored is no hole)
         self._funding_asked: dict[str, int] = {}  # symbol -> the hour (since the epoch) last asked in
         self._tried_before: dict[object, tuple[int, int]] = {}  # the range before the oldest stored, fetched once
+        # What the last round read of each record, so that the next reads only past its ends (records only grow
+        # at their ends; a hole inside is the repair's): the klines' oldest, the mark-price klines' span.
+        self._kline_oldest: dict[tuple[str, str], datetime] = {}
+        self._mark_spans: dict[tuple[str, str], Span] = {}
 
     def run(self) -> None:
         attempt = 0
@@ -156,7 +161,7 @@ class DerivativesRecorder:
     def catch_up(self, server_ms: int) -> None:
         """Fetch and store what is missing at either end of each symbol's record (see the module)."""
         for symbol in self.symbols():
-            oldest = {i: oldest_open_time(symbol, i) for i in self.kline_intervals}
+            oldest = {i: self._oldest_kline(symbol, i) for i in self.kline_intervals}
             known = [datetime_to_ms(t) for t in oldest.values() if t is not None]
             since = min(known) if known else None
             for interval in self.mark_intervals:
@@ -164,9 +169,12 @@ class DerivativesRecorder:
                 at_interval = oldest.get(interval)
                 start = datetime_to_ms(at_interval) if at_interval is not None else since
                 start = min(server_ms - HISTORY * step, start if start is not None else server_ms)
+                span = mark_span(symbol, interval, known=self._mark_spans.get((symbol, interval)))
+                if span is not None:
+                    self._mark_spans[symbol, interval] = span
                 self.stored += self._fill(
                     (symbol, interval),
-                    mark_span(symbol, interval),
+                    span,
                     start - start % step,
                     server_ms - step,
                     step,
@@ -189,6 +197,14 @@ class DerivativesRecorder:
                 ahead=False,
             )
             self._funding_asked[symbol] = due
+
+    def _oldest_kline(self, symbol: str, interval: str) -> datetime | None:
+        """The oldest stored kline's open time; after the first read, only what was stored before it is read."""
+        known = self._kline_oldest.get((symbol, interval))
+        oldest = oldest_open_time(symbol, interval, before=known) or known
+        if oldest is not None:
+            self._kline_oldest[symbol, interval] = oldest
+        return oldest
 
     def _funding_ahead(self, symbol: str, start_ms: int, server_ms: int) -> int:
         """Fetch the fundings after the newest stored, or from the oldest the stream recorded and REST has not
