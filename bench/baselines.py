@@ -1,7 +1,8 @@
 """The two comparison servers of the connect storm, each its own process.
 
-* ``bare``, the ceiling: the ``websockets`` library sending five precomputed frames
-  (the very frames our service sent), then holding the connection.
+* ``bare``, the ceiling: the ``websockets`` library sending precomputed frames (the very
+  frames our service sent; the first ``n`` with ``?n=``), then holding the connection, or
+  closing it with ``--close-reason`` (the replay's baseline).
 * ``naive``, the design the service replaced: on every connection, a query per coin
   for its newest klines, on the same lean transport, indexes and payload code, with
   pymongo in a small thread pool (as fast as pymongo's asyncio client or 16 threads:
@@ -21,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
 from types import SimpleNamespace
+from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo
 
 from websockets.asyncio.server import ServerConnection, serve
@@ -39,11 +41,15 @@ async def _hold(connection: ServerConnection) -> None:
         pass
 
 
-async def serve_bare(port: int, frames: list[str]) -> None:
+async def serve_bare(port: int, frames: list[str], close_reason: str) -> None:
     async def handler(connection: ServerConnection) -> None:
+        count = parse_qs(urlsplit(connection.request.path).query).get("n", [len(frames)])[0]
         try:
-            for frame in frames:
+            for frame in frames[: int(count)]:
                 await connection.send(frame)
+            if close_reason:
+                await connection.close(1000, close_reason)
+                return
         except ConnectionClosed:
             return
         await _hold(connection)
@@ -103,6 +109,7 @@ def main() -> None:
     bare = sub.add_parser("bare", help="send five precomputed frames")
     bare.add_argument("--port", type=int, required=True)
     bare.add_argument("--frames", type=Path, required=True, help="JSON list of the frames to send")
+    bare.add_argument("--close-reason", default="", help="then close (1000) with this reason")
     naive = sub.add_parser("naive", help="query MongoDB on every connection")
     naive.add_argument("--port", type=int, required=True)
     naive.add_argument("--mongo-uri", required=True)
@@ -114,7 +121,7 @@ def main() -> None:
     naive.add_argument("--threads", type=int, default=4, help="database threads (default 4)")
     args = parser.parse_args()
     if args.kind == "bare":
-        run = serve_bare(args.port, json.loads(args.frames.read_text()))
+        run = serve_bare(args.port, json.loads(args.frames.read_text()), args.close_reason)
     else:
         run = serve_naive(
             args.port,

@@ -23,6 +23,7 @@ SCENARIOS = (
     "scale",
     "pythons",
     "import",
+    "replay",
 )
 OPT_IN = ("bigrecord",)  # hours at its default size: run with --only
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -49,6 +50,8 @@ SIZES: dict[str, tuple[float, float, str]] = {
     "reads_rounds": (5, 3, "reads: rounds, subjects interleaved"),
     "scale_clients": (10_000, 1_000, "many clients: idle clients"),
     "pythons_rounds": (2, 1, "pythons: rounds over every Python found"),
+    "replay_events": (20_000, 4_000, "replay: events to one client (and a twentieth to each of 100)"),
+    "replay_rounds": (3, 2, "replay: rounds, daphne and the bare server interleaved"),
 }
 
 
@@ -78,6 +81,8 @@ class Options:
     reads_rounds: int
     scale_clients: int
     pythons_rounds: int
+    replay_events: int
+    replay_rounds: int
     # fixed parameters
     concurrency: int = 100  # connect storm: clients in flight (also how fast idle clients are opened)
     daphnes: int = 2  # daphne processes sharing Redis (fan-out, many clients, soak, relay)

@@ -40,12 +40,6 @@ class TextClient(FeedConnection):
         self.gone: str | None = None  # a symbol unsubscribed: its events are counted from now on
         self.after_gone = 0
 
-    def _frame(self, first: int, payload: bytes, mono: float) -> None:
-        if first & 0x80 and first & 0x0F == _TEXT:
-            self.on_text(payload)
-        else:
-            super()._frame(first, payload, mono)
-
     def on_text(self, payload: bytes) -> None:
         message = json.loads(payload)
         if self.gone is not None and (event := event_of(message)) is not None and event["s"] == self.gone:

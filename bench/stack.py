@@ -133,11 +133,12 @@ class Stack:
         port = free_port()
         return self.spawn_listening(name, uvicorn_argv(port, ws=ws), port, env), port
 
-    def bare(self, frames: list[str]) -> tuple[subprocess.Popen, int]:
+    def bare(self, frames: list[str], *, close_reason: str = "") -> tuple[subprocess.Popen, int]:
         port = free_port()
         path = self.workdir / "frames.json"
         path.write_text(json.dumps(frames))
         args = [sys.executable, "-m", "bench.baselines", "bare", "--port", str(port), "--frames", str(path)]
+        args += ["--close-reason", close_reason]
         return self.spawn_listening("bare", args, port), port
 
     def naive(self, env: Mapping[str, str], symbols: list[str]) -> tuple[subprocess.Popen, int]:
