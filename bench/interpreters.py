@@ -118,15 +118,3 @@ def ensure_venv(interpreter: Interpreter, venvs: Path, progress: Callable[[str],
         raise RuntimeError(f"pip install into {target} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
     stamp_path.write_text(json.dumps({"interpreter": interpreter.executable, "requirements": key}) + "\n")
     return Venv(python, installed, time.monotonic() - began)
-
-
-def stack_shebangs(bin_dir: Path, names: tuple[str, ...] = ("daphne", "uvicorn", "secantusd-py")) -> dict[str, str]:
-    """The interpreter each console script the stack starts runs under (its ``#!`` line)."""
-    out = {}
-    for name in names:
-        try:
-            first = (bin_dir / name).read_text().splitlines()[0]
-        except (OSError, IndexError):
-            first = ""
-        out[name] = first.removeprefix("#!").split()[0] if first.startswith("#!") else ""
-    return out

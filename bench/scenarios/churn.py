@@ -16,7 +16,7 @@ import contextlib
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from decimal import Decimal
 
 import psutil
@@ -24,10 +24,10 @@ import pymongo
 
 from bench import load
 from bench.options import Options
+from bench.report import check, fmt
 from bench.scenarios import SYMBOLS, Outcome
 from bench.scenarios.burst import UNPACED_REST_WEIGHT, wait_until_settled
 from bench.soakclients import ChurnTally, churn, feed_session, open_stream_stayer, stream_session
-from bench.soakreport import soak_outcome
 from bench.stack import Stack, exchange_call, wait_for_streams
 from bench.stayers import (
     StreamLog,
@@ -44,6 +44,7 @@ STREAMS = [f"{s}@kline_1m" for s in SYMBOLS]
 SAMPLE_SECONDS = 5.0
 SETTLE_SECONDS = 3.0  # churners stopped: daphne reaps closed connections once a second
 TAIL_SECONDS = 15.0  # after the last close, time for it to reach every stayer
+MIB = 2**20
 
 
 class Closer:
@@ -196,8 +197,103 @@ async def _soak(options: Options, ports: list[int], processes: list[psutil.Proce
             judged[port]["updates"] += judge_updates(log)
     for tally, before in zip((feed_tally, stream_tally), warm, strict=True):  # the soak's own, per port
         tally.completed = {port: n - before.get(port, 0) for port, n in tally.completed.items()}
-    tallies = (feed_tally, stream_tally)
-    return soak_outcome(options, ports, baseline, final, samples, elapsed, tallies, judged, tail)
+    return _outcome(options, ports, baseline, final, samples, elapsed, (feed_tally, stream_tally), judged, tail)
+
+
+def trend_percent(points: Sequence[tuple[float, int]], baseline: int, over: float) -> float:
+    """Least-squares slope of (seconds, RSS) points, as % of ``baseline`` per ``over`` seconds; NaN if too few."""
+    n = len(points)
+    mean_t, mean_r = sum(t for t, _ in points) / max(n, 1), sum(r for _, r in points) / max(n, 1)
+    var = sum((t - mean_t) ** 2 for t, _ in points)
+    if n < 3 or var == 0:
+        return float("nan")
+    return sum((t - mean_t) * (r - mean_r) for t, r in points) / var * over / baseline * 100
+
+
+def _outcome(options: Options, ports, baseline, final, samples, elapsed, tallies, judged, tail) -> Outcome:
+    """RSS, fds and stayers per daphne: the JSON, the table rows and the verdicts."""
+    feed_tally, stream_tally = tallies
+    errors = feed_tally.errors + stream_tally.errors
+    first_error = feed_tally.first_error or stream_tally.first_error
+    daphnes = []
+    for n, port in enumerate(ports):
+        (rss0, fds0), (rss1, fds1) = baseline[n], final[n]
+        points = [(t, values[n][0]) for t, values in samples if t >= options.soak_seconds / 2]
+        daphnes.append(
+            {
+                "port": port,
+                "rss_baseline_mib": rss0 / MIB,
+                "rss_final_mib": rss1 / MIB,
+                "rss_peak_mib": max(values[n][0] for _, values in samples) / MIB,
+                "rss_growth_percent": (rss1 - rss0) / rss0 * 100,
+                "rss_trend_percent_per_10min": trend_percent(points, rss0, 600.0),
+                "fds_baseline": fds0,
+                "fds_final": fds1,
+                "fds_peak": max(values[n][1] for _, values in samples),
+                "feed_churns": feed_tally.completed.get(port, 0),
+                "stream_churns": stream_tally.completed.get(port, 0),
+                **{f"stayers_{kind}": asdict(verdict) for kind, verdict in judged[port].items()},
+            }
+        )
+    total = {"feed": Verdict(), "closes": Verdict(), "updates": UpdateVerdict()}
+    for verdicts in judged.values():
+        for kind, verdict in verdicts.items():
+            total[kind] += verdict
+    data = {"seconds": options.soak_seconds, "warmup_seconds": options.soak_warmup, "elapsed_s": elapsed}
+    data |= {"close_every_s": options.soak_close_seconds, "stayers_per_daphne_each_kind": options.soak_stayers}
+    data |= {"churn_rate_per_s": {"feed": options.soak_rate, "streams": options.soak_stream_rate}}
+    data |= {"feed_churns": feed_tally.total, "stream_churns": stream_tally.total, "churn_errors": errors}
+    data |= {"first_churn_error": first_error, "events_after_unsubscribe": stream_tally.after_unsubscribe}
+    data |= {"tail_s": tail, "daphnes": daphnes}
+    data["samples"] = [(round(t, 1), [(round(r / MIB, 2), f) for r, f in values]) for t, values in samples]
+    outcome = Outcome("soak", data)
+    title = (
+        f"churn soak ({options.soak_seconds:.0f} s after {options.soak_warmup:.0f} s warm-up, "
+        f"{len(ports)} daphne + Redis, closes every {options.soak_close_seconds:g} s)"
+    )
+    for n, d in enumerate(daphnes):
+        f, c, u = d["stayers_feed"], d["stayers_closes"], d["stayers_updates"]
+        outcome.rows.append(
+            (
+                title if n == 0 else "",
+                f"daphne-{n}: {d['feed_churns']:,} '/' + {d['stream_churns']:,} stream churns",
+                f"RSS {fmt(d['rss_baseline_mib'])} -> {fmt(d['rss_final_mib'])} MiB "
+                f"({d['rss_growth_percent']:+.1f}%, trend {d['rss_trend_percent_per_10min']:+.1f}%/10 min); "
+                f"fds {d['fds_baseline']} -> {d['fds_final']} (peak {d['fds_peak']})",
+                f"stayers '/': {f['received']:,} frames, lost {f['lost']} (coalesced {f['coalesced']}), "
+                f"repeated {f['repeated']}, reordered {f['reordered']}, unknown {f['unexpected']}; streams: closes "
+                f"{c['received']:,} lost {c['lost']} repeated {c['repeated']} reordered {c['reordered']}; updates "
+                f"{u['received']:,} lost {u['lost']} reordered {u['reordered']} (at a close {u['skipped_at_close']})",
+            )
+        )
+        outcome.targets.append(check(f"soak daphne-{n} RSS growth after warm-up (%)", d["rss_growth_percent"], "<", 5))
+        if options.soak_seconds >= 120:  # a shorter soak's trend is noise
+            trend = d["rss_trend_percent_per_10min"]
+            outcome.targets.append(check(f"soak daphne-{n} RSS trend, 2nd half (%/10 min)", trend, "<", 5))
+        outcome.targets.append(check(f"soak daphne-{n} fd growth", float(d["fds_final"] - d["fds_baseline"]), "<=", 0))
+    churned = feed_tally.total + stream_tally.total
+    outcome.rows.append(
+        (
+            "",
+            "churners",
+            f"{feed_tally.total:,} '/' and {stream_tally.total:,} stream sessions ({fmt(churned / elapsed, 0)}/s)",
+            f"{errors} errors{f' (first: {first_error})' if errors else ''}; {stream_tally.after_unsubscribe} "
+            f"events after UNSUBSCRIBE; last close at every stayer in {tail:.1f} s",
+        )
+    )
+    feed, closes, updates = total["feed"], total["closes"], total["updates"]
+    outcome.targets += [
+        check("soak stayers: closes lost ('/' + streams)", float(feed.lost + closes.lost), "<=", 0),
+        check(
+            "soak stayers: closes repeated/reordered",
+            float(feed.repeated + feed.reordered + feed.unexpected + closes.faults - closes.lost),
+            "<=",
+            0,
+        ),
+        check("soak stream stayers: updates lost/reordered", float(updates.lost + updates.reordered), "<=", 0),
+        check("soak churn errors", float(errors + stream_tally.after_unsubscribe), "<=", 0),
+    ]
+    return outcome
 
 
 async def _tail(feed: Sequence, streamers: Sequence, closer: Closer, collection) -> tuple[float, Stored]:

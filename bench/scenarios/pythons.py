@@ -2,7 +2,7 @@
 
 For each Python 3.11-3.13 found (:mod:`bench.interpreters`), the bench runs itself as
 ``<venv>/bin/python -m bench --only storm,fanout`` with this run's sizes, so the whole
-stack runs under that Python (checked from the console scripts' ``#!``). Rounds
+stack runs under that Python (the servers are that venv's console scripts). Rounds
 rotate the order; each figure is the median over rounds, every round in the JSON.
 """
 
@@ -168,11 +168,6 @@ async def run(options: Options, logs: Path, progress: Callable[[str], None]) -> 
 
     measured = {name: combine(r) for name, r in rounds.items() if r and name not in failures}
     verdict = fastest(measured)
-    shebangs = {name: interpreters.stack_shebangs(v.python.parent) for name, v in venvs.items()}
-    stack_here = {
-        name: all(s and Path(s).parent.resolve() == venvs[name].python.parent.resolve() for s in by_script.values())
-        for name, by_script in shebangs.items()
-    }
     outcome = Outcome(
         "pythons",
         {
@@ -183,7 +178,6 @@ async def run(options: Options, logs: Path, progress: Callable[[str], None]) -> 
             "venvs": {
                 n: {"python": str(v.python), "installed": v.installed, "seconds": v.seconds} for n, v in venvs.items()
             },
-            "stack_under_that_python": stack_here,
             "failures": failures,
             "pythons": measured,
             "fastest": verdict,
@@ -193,7 +187,6 @@ async def run(options: Options, logs: Path, progress: Callable[[str], None]) -> 
     for name, p in measured.items():
         venv, version, per_round = venvs[name], f"Python {p['python']}", p["per_round"]
         setup = f"venv {venv.installed}" + (f" in {venv.seconds:.0f} s" if venv.seconds else "")
-        setup += "" if stack_here[name] else "; STACK NOT UNDER THIS PYTHON"
         daphne_notes = f"p99 per round {_list(per_round['storm_daphne_p99_ms'])}; {setup}"
         bare_notes = f"daphne/bare p99 {fmt(p['ratio_p99_daphne_over_bare'], 2)}"
         for subject, key, notes in (
