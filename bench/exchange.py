@@ -26,11 +26,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from klines.simexchange.server import SimulatedExchange, json_response
-
-
-def kline_weight(limit: int) -> int:
-    """Binance's weight of ``GET /fapi/v1/klines`` by ``limit`` (1 below 100, 2 below 500, 5 to 1000, else 10)."""
-    return 1 if limit < 100 else 2 if limit < 500 else 5 if limit <= 1000 else 10
+from klines.simexchange.weight import request_weight
 
 
 class ScriptedExchange(SimulatedExchange):
@@ -135,19 +131,8 @@ class ScriptedExchange(SimulatedExchange):
             wanted = None if raw == "*" else {s.strip().upper() for s in raw.split(",") if s.strip()}
             return json_response(connection, HTTPStatus.OK, await self.close_next(wanted))
         if request.headers.get("Upgrade", "").lower() != "websocket":
-            self._count_rest(parts.path, parse_qs(parts.query))
+            self.rest_log.append((time.time(), parts.path, request_weight(parts.path, parse_qs(parts.query))))
         return super()._process_request(connection, request)
-
-    def _count_rest(self, path: str, query: dict[str, list[str]]) -> None:
-        if path == "/fapi/v1/klines":
-            try:
-                limit = int(query.get("limit", ["500"])[0])
-            except ValueError:
-                limit = 500
-            weight = kline_weight(limit)
-        else:
-            weight = 1  # /fapi/v1/time, /fapi/v1/exchangeInfo, /fapi/v1/ping
-        self.rest_log.append((time.time(), path, weight))
 
 
 async def run(port: int, symbols: list[str], interval: str, update_seconds: float, clock: bool) -> None:

@@ -24,8 +24,10 @@ SCENARIOS = (
     "pythons",
     "import",
     "replay",
+    "export",
+    "archive",
 )
-OPT_IN = ("bigrecord",)  # hours at its default size: run with --only
+OPT_IN = ("bigrecord", "export")  # long at their default sizes (bigrecord: hours): run with --only
 RESULTS = Path(__file__).resolve().parent / "results"
 HISTORY_MIN_KLINES = 20 * 1500
 
@@ -52,6 +54,8 @@ SIZES: dict[str, tuple[float, float, str]] = {
     "pythons_rounds": (2, 1, "pythons: rounds over every Python found"),
     "replay_events": (20_000, 4_000, "replay: events to one client (and a twentieth to each of 100)"),
     "replay_rounds": (3, 2, "replay: rounds, daphne and the bare server interleaved"),
+    "export_minutes": (525_600, 43_200, "export: klines of BTCUSDT 1m exported to Parquet (a year; a month)"),
+    "archive_downloads": (3, 2, "archive: warm downloads of the month's zip after the cold one"),
 }
 
 
@@ -83,6 +87,8 @@ class Options:
     pythons_rounds: int
     replay_events: int
     replay_rounds: int
+    export_minutes: int
+    archive_downloads: int
     # fixed parameters
     concurrency: int = 100  # connect storm: clients in flight (also how fast idle clients are opened)
     daphnes: int = 2  # daphne processes sharing Redis (fan-out, many clients, soak, relay)

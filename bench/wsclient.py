@@ -52,14 +52,12 @@ class FeedConnection(asyncio.Protocol):
         initial: int = 5,
         path: str = "/",
         keep_updates: bool = False,
-        on_update: Callable[[FeedConnection], None] | None = None,
     ) -> None:
         loop = asyncio.get_running_loop()
         self.port = port
         self.path = path
         self.initial = initial
         self.keep_updates = keep_updates
-        self.on_update = on_update
         self.ready: asyncio.Future[float] = loop.create_future()
         self.closed: asyncio.Future[None] = loop.create_future()
         self.frames: list[bytes] = []
@@ -144,8 +142,6 @@ class FeedConnection(asyncio.Protocol):
         """A text frame after the initial ones: kept in ``updates`` with its wall time if ``keep_updates``."""
         if self.keep_updates:
             self.updates.append((time.time(), payload))
-            if self.on_update is not None:
-                self.on_update(self)
 
     def _fail(self, exc: Exception) -> None:
         if not self.ready.done():

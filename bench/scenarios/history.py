@@ -51,8 +51,8 @@ class LoadResult:
 async def load(
     port: int, pages: Callable[[], str], *, clients: int, seconds: float, grace: float, daphne, mongo
 ) -> LoadResult:
-    """``clients`` keep-alive clients asking for pages back to back; new pages stop after ``seconds``,
-    pages still unanswered ``grace`` later are cut off and reported as lower bounds."""
+    """``clients`` keep-alive clients asking for pages back to back; new pages stop after ``seconds`` (or when
+    ``pages()`` gives None), pages still unanswered ``grace`` later are cut off and reported as lower bounds."""
     result = LoadResult()
     began = time.monotonic()
     stop_at, cut_at = began + seconds, began + seconds + grace
@@ -60,9 +60,9 @@ async def load(
     async def client() -> None:
         http = Client(port, timeout=TIMEOUT)
         try:
-            while (asked := time.monotonic()) < stop_at:
+            while (asked := time.monotonic()) < stop_at and (target := pages()) is not None:
                 try:
-                    await http.get(pages(), within=cut_at - asked)
+                    await http.get(target, within=cut_at - asked)
                 except TimeoutError:
                     result.unfinished.append(time.monotonic() - asked)
                     return
@@ -80,35 +80,6 @@ async def load(
     result.server_cpu = cpu_seconds(daphne) - cpu_before[0]
     result.mongo_cpu = cpu_seconds(mongo) - cpu_before[1]
     return result
-
-
-async def warm_up(port: int, targets: list[str], *, clients: int) -> None:
-    """Ask every one of ``targets`` once, ``clients`` at a time."""
-    queue = list(targets)
-
-    async def client() -> None:
-        http = Client(port, timeout=TIMEOUT)
-        try:
-            while queue:
-                await http.get(queue.pop())
-        finally:
-            await http.close()
-
-    await asyncio.gather(*(client() for _ in range(clients)))
-
-
-async def one_at_a_time(port: int, pages: Callable[[], str], count: int) -> list[float]:
-    """Seconds for each of ``count`` pages asked one after another."""
-    http = Client(port, timeout=TIMEOUT)
-    seconds = []
-    try:
-        for _ in range(count):
-            began = time.monotonic()
-            await http.get(pages())
-            seconds.append(time.monotonic() - began)
-    finally:
-        await http.close()
-    return seconds
 
 
 def wait_idle(process, *, busy: float = 0.1, timeout: float = 300.0) -> None:
@@ -204,13 +175,13 @@ async def run(stack: Stack, options: Options, progress: Callable[[str], None]) -
     grace = max(options.history_seconds, 30.0)
     paged = PagedPages(SYMBOLS, first_open_ms, minutes)
     process, port = servers["service"]
-    warm_began = time.monotonic()
-    await warm_up(port, paged.all, clients=options.history_clients)
-    warm_seconds = time.monotonic() - warm_began
+    loaded = functools.partial(load, seconds=options.history_seconds, grace=grace, mongo=mongo)
+    each = functools.partial(next, iter(paged.all), None)
+    warm = await loaded(port, each, clients=options.history_clients, seconds=TIMEOUT, daphne=process)
+    some = functools.partial(next, iter([paged() for _ in range(options.history_single)]), None)
+    single["paged"] = (await loaded(port, some, clients=1, seconds=TIMEOUT, daphne=process)).latencies
     results: dict[str, list[LoadResult]] = {k: [] for k in servers}
-    single["paged"] = await one_at_a_time(port, paged, options.history_single)
-    loaded = functools.partial(load, clients=options.history_clients, seconds=options.history_seconds, grace=grace)
-    results["paged"] = [await loaded(port, paged, daphne=process, mongo=mongo)]
+    results["paged"] = [await loaded(port, paged, clients=options.history_clients, daphne=process)]
 
     # Random pages by the concurrent clients, rounds rotated. Pages the ORM had not answered are still queued
     # in its daphne when a window ends: it is restarted, and SecantusDB allowed to finish the queries it is on.
@@ -221,14 +192,14 @@ async def run(stack: Stack, options: Options, progress: Callable[[str], None]) -
         for key in order[shift:] + order[:shift]:
             process, port = servers[key]
             wait_idle(mongo)
-            result = await loaded(port, pages, daphne=process, mongo=mongo)
+            result = await loaded(port, pages, clients=options.history_clients, daphne=process)
             results[key].append(result)
             if result.unfinished:
                 stack.stop(process)
                 servers[key] = stack.daphne(f"history-{key}", envs[key])
             progress(f"history: {key}: {len(result.latencies)} pages, {len(result.unfinished)} cut off")
     return _outcome(options, seeded.klines, seeding, seeding_row, results, single, sweep, identical and full,
-                    warm_seconds, len(paged.all))  # fmt: skip
+                    warm.wall, len(paged.all))  # fmt: skip
 
 
 def _outcome(options, klines, seeding, seeding_row, results, single, sweep, same, warm_seconds, paged) -> Outcome:
