@@ -8,16 +8,17 @@ SecantusDB's. Prints one JSON object.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import random
 import statistics
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import partial
+from types import SimpleNamespace
 from typing import Any
 
 import django
@@ -95,17 +96,10 @@ def timed(work: Callable[[], Any], count: int, mongo: psutil.Process) -> dict[st
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--page-symbols", required=True)
-    parser.add_argument("--poll-symbols", required=True)
-    parser.add_argument("--first-open-ms", type=int, required=True)
-    parser.add_argument("--minutes", type=int, required=True)
-    parser.add_argument("--rounds", type=int, required=True)
-    parser.add_argument("--pages", type=int, required=True)
-    parser.add_argument("--polls", type=int, required=True)
-    parser.add_argument("--mongo-pid", type=int, required=True)
-    args = parser.parse_args()
-    page_symbols, poll_symbols = args.page_symbols.split(","), args.poll_symbols.split(",")
+    """The arguments come as one JSON object: page_symbols, poll_symbols, first_open_ms, minutes, rounds, pages,
+    polls, mongo_pid."""
+    args = SimpleNamespace(**json.loads(sys.argv[1]))
+    page_symbols, poll_symbols = args.page_symbols, args.poll_symbols
     mongo = psutil.Process(args.mongo_pid)
     newest = reads.newest_stored_at()
     assert newest is not None, "nothing stored"

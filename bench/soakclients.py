@@ -78,23 +78,15 @@ class StreamStayer(TextClient):
     def __init__(self, port: int, path: str) -> None:
         super().__init__(port, path)
         self.logs: dict[str, StreamLog] = {}
-        self.replies: list[dict[str, Any]] = []
 
     def on_text(self, payload: bytes) -> None:
         message = json.loads(payload)
-        event = event_of(message)
-        if event is None:
-            self.replies.append(message)
+        if (event := event_of(message)) is None:  # a request's reply, kept for expect()
+            self.messages.append(message)
             self._arrived.set()
             return
         k = event["k"]
         self.logs.setdefault(k["s"], StreamLog()).add(closed=k["x"], open_ms=k["t"], last_trade=k["L"])
-
-    async def wait_reply(self, request_id: int) -> None:
-        async with asyncio.timeout(10.0):
-            while not any(r.get("id") == request_id for r in self.replies):
-                self._arrived.clear()
-                await self._arrived.wait()
 
 
 async def open_stream_stayer(port: int, streams: Sequence[str], *, combined_url: bool) -> StreamStayer:
@@ -103,7 +95,7 @@ async def open_stream_stayer(port: int, streams: Sequence[str], *, combined_url:
     client, _, _ = await open_connection(port, time_limit=TIME_LIMIT, factory=lambda: StreamStayer(port, path))
     if not combined_url:
         client.request("SUBSCRIBE", list(streams), 1)
-        await client.wait_reply(1)
+        await client.expect(_reply(1))
     return client
 
 
@@ -168,21 +160,6 @@ def stream_session(streams: Sequence[str]) -> Callable[[int, ChurnTally, random.
     return session
 
 
-class Pacer:
-    """Hands out start times ``1 / rate`` apart; a late caller starts at once (no catching up in bursts)."""
-
-    def __init__(self, rate: float) -> None:
-        self.interval = 1.0 / rate
-        self.next = time.monotonic()
-
-    async def wait(self) -> None:
-        now = time.monotonic()
-        slot = max(now, self.next)
-        self.next = slot + self.interval
-        if slot > now:
-            await asyncio.sleep(slot - now)
-
-
 async def churn(
     ports: Sequence[int],
     session: Callable[[int, ChurnTally, random.Random], Awaitable[None]],
@@ -193,15 +170,18 @@ async def churn(
     tally: ChurnTally,
 ) -> None:
     """Run ``session`` at up to ``rate`` a second, ``concurrency`` at most in flight, alternating ``ports``."""
-    deadline = time.monotonic() + seconds
-    pacer = Pacer(rate)
+    deadline = slot = time.monotonic()
+    deadline += seconds
     started = 0
 
     async def worker(seed: int) -> None:
-        nonlocal started
+        nonlocal started, slot
         rng = random.Random(seed)
         while True:
-            await pacer.wait()
+            # Start times 1 / rate apart; a late worker starts at once (no catching up in bursts).
+            now = time.monotonic()
+            mine, slot = max(now, slot), max(now, slot) + 1.0 / rate
+            await asyncio.sleep(mine - now)
             if time.monotonic() >= deadline:
                 return
             port = ports[started % len(ports)]

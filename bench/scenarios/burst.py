@@ -3,8 +3,11 @@
 One real ``ingest_klines`` per combined stream of ``per_stream`` symbols (publishing
 to Redis), each past its start-up backfill. The clock runs from the first close sent
 to the 50 ms poll that sees all stored (an upper bound; the newest ``stored_at`` is
-the lower). ``burst_rounds`` bursts, judged on their p90; after each, the same
-documents through one bare ``insert_many`` (:mod:`bench.bare_insert`) give
+the lower). ``burst_rounds`` bursts, judged on their p90. After each, its stored
+documents (exactly as the ORM wrote them) are read back and inserted again into the
+same collection as one ordered bare ``insert_many`` (:func:`timed_insert`): new ``_id``,
+``stored_at`` now, the symbol's first letter replaced (``S0001USDT`` -> ``X0001USDT``)
+so the unique index sees no duplicate and no ingest records them. That is
 SecantusDB's share.
 """
 
@@ -13,11 +16,14 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pymongo
+from bson import ObjectId
+from pymongo.collection import Collection
 
-from bench.bare_insert import timed_insert
 from bench.options import Options
 from bench.report import check, distribution, fmt
 from bench.scenarios import Outcome
@@ -33,6 +39,7 @@ SETTLE_TIMEOUT = 180.0
 # start-up backfill at Binance's weight budget (at 1,200 a minute, 1,000
 # symbols take 50 s).
 UNPACED_REST_WEIGHT = "1000000"
+SHADOW = "X"
 
 
 def burst_symbols(count: int) -> list[str]:
@@ -51,6 +58,21 @@ def wait_until_settled(collection: pymongo.collection.Collection) -> int:
             return count
         time.sleep(0.25)
     raise TimeoutError(f"the ingest's start-up backfill did not finish in {SETTLE_TIMEOUT:.0f}s ({count} stored)")
+
+
+def shadow_documents(documents: Iterable[dict[str, Any]], stored_at: datetime) -> list[dict[str, Any]]:
+    """The documents as new ones: fresh ``_id``, ``stored_at``, and a symbol no ingest records."""
+    return [
+        {**doc, "_id": ObjectId(), "symbol": SHADOW + doc["symbol"][1:], "stored_at": stored_at} for doc in documents
+    ]
+
+
+def timed_insert(collection: Collection, query: dict[str, Any]) -> tuple[float, int]:
+    """Insert the documents ``query`` finds again as shadows; (seconds the ``insert_many`` took, documents)."""
+    documents = shadow_documents(collection.find(query), datetime.now(UTC))
+    began = time.perf_counter()
+    collection.insert_many(documents, ordered=True)
+    return time.perf_counter() - began, len(documents)
 
 
 async def run(stack: Stack, options: Options, redis_url: str) -> Outcome:

@@ -19,10 +19,10 @@ from datetime import UTC, datetime, timedelta
 import psutil
 import pymongo
 
-from bench.bare_insert import shadow_documents
 from bench.options import Options
 from bench.report import check, fmt
 from bench.scenarios import Outcome
+from bench.scenarios.burst import shadow_documents
 from bench.stack import Stack
 from klines.binance.archive import archive_files
 from klines.binance.archive_csv import BATCH

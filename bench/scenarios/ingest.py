@@ -23,6 +23,7 @@ from bench.scenarios.burst import UNPACED_REST_WEIGHT, burst_symbols, wait_until
 from bench.stack import Stack, cpu_seconds, exchange_call, wait_for_streams
 from klines.binance.parse import combined_stream_url
 from klines.ingest.stream import split_streams
+from klines.simexchange.weight import WeightCounter
 from klines.testing.servers import exchange_urls
 
 CPU_DATABASE = "bench_ingest_cpu"
@@ -106,6 +107,15 @@ async def _cpu_per_message(stack: Stack, options: Options, symbols: list[str]) -
     }
 
 
+def _most_in_a_minute(requests: list[tuple[float, str, int]]) -> int:
+    """The most weight spent within any 60 s, counted as the simulator counts it."""
+    now = 0.0
+    counter = WeightCounter(None, clock=lambda: now)
+    for now, _, weight in sorted(requests):  # noqa: B007 - the clock reads it
+        counter.spend(weight)
+    return counter.most
+
+
 async def _cold_start(stack: Stack, symbols: list[str]) -> dict:
     env = stack.env(COLD_DATABASE)
     stack.prepare_database(env)
@@ -122,7 +132,7 @@ async def _cold_start(stack: Stack, symbols: list[str]) -> dict:
         "stored": stored,
         "requests": len(upto),
         "weight": sum(w for _, w in upto),
-        "max_weight_60s": _max_in_window([(at, w) for at, _, w in requests], 60.0),
+        "max_weight_60s": _most_in_a_minute(requests),
     }
 
 
@@ -143,16 +153,3 @@ def _wait_for_history(collection: pymongo.collection.Collection, symbols: list[s
                 return poll - started, newest, len(rows)
         time.sleep(POLL_SECONDS)
     raise TimeoutError(f"the cold start did not store {HISTORY} klines of every symbol in {COLD_TIMEOUT:.0f} s")
-
-
-def _max_in_window(spent: list[tuple[float, int]], seconds: float) -> int:
-    """The most weight spent within any ``seconds`` (a sliding window over the requests)."""
-    spent = sorted(spent)
-    best, total, first = 0, 0, 0
-    for at, weight in spent:
-        total += weight
-        while spent[first][0] <= at - seconds:
-            total -= spent[first][1]
-            first += 1
-        best = max(best, total)
-    return best

@@ -48,17 +48,9 @@ async def run(stack: Stack, options: Options, progress: Callable[[str], None]) -
         stack.mongo.uri, DATABASE, "klines", symbols=poll_symbols, interval=INTERVAL, minutes=POLL_MINUTES, now=now
     )
     progress(f"reads: seeded {polls.klines:,} klines in {pages.seconds + polls.seconds:.0f} s; timing")
-    args = [
-        "--page-symbols", ",".join(page_symbols),
-        "--poll-symbols", ",".join(poll_symbols),
-        "--first-open-ms", str(pages.first_open_ms),
-        "--minutes", str(size["minutes"]),
-        "--rounds", str(size["rounds"]),
-        "--pages", str(size["pages"]),
-        "--polls", str(size["polls"]),
-        "--mongo-pid", str(stack.mongo.process.pid),
-    ]  # fmt: skip
-    data = json.loads(stack.python("bench.reads_worker", args, env, timeout=1800))
+    args = {"page_symbols": page_symbols, "poll_symbols": poll_symbols, "first_open_ms": pages.first_open_ms}
+    args |= {k: size[k] for k in ("minutes", "rounds", "pages", "polls")} | {"mongo_pid": stack.mongo.process.pid}
+    data = json.loads(stack.python("bench.reads_worker", [json.dumps(args)], env, timeout=1800))
     data.update(sizes=size, klines=polls.klines, seed_seconds=pages.seconds + polls.seconds)
     median = data["median"]
     ratios = {kind: median["records"][kind]["cpu_ms"] / median["model"][kind]["cpu_ms"] for kind in ("page", "poll")}

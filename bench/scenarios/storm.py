@@ -3,16 +3,27 @@
 All four servers run side by side on the same SecantusDB data. Each round
 storms every server once, in a rotated order, so machine noise is spread over
 all of them; the figures pool every round.
+
+The second client, not written for this project, is Node's ``ws`` package: ``bench/node/``
+pins its exact version (package.json and package-lock.json), installed on first use with
+``npm ci`` into the git-ignored ``bench/node/node_modules``; ``bench/node/storm.mjs`` runs
+the same storm and prints its latencies as one JSON line. Without node or npm,
+:func:`node_unavailable` says why in one line and that client is not measured.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import resource
+import shutil
 import statistics
+import subprocess
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from bench import load, nodeclient
+from bench import load
 from bench.options import Options
 from bench.report import check, fmt, latency_summary
 from bench.scenarios import SYMBOLS, Outcome
@@ -25,6 +36,69 @@ LABELS = {
     "c": "c naive, query per connection",
     "d": "d our app under uvicorn",
 }
+
+
+NODE_DIR = Path(__file__).resolve().parents[1] / "node"
+SCRIPT = NODE_DIR / "storm.mjs"
+
+
+def pinned_version() -> str:
+    return json.loads((NODE_DIR / "package.json").read_text())["dependencies"]["ws"]
+
+
+def installed_version() -> str | None:
+    installed = NODE_DIR / "node_modules" / "ws" / "package.json"
+    return json.loads(installed.read_text())["version"] if installed.exists() else None
+
+
+def node_unavailable() -> str | None:
+    """``None`` when Node's ws client is ready (installing it on first use); otherwise why, in one line."""
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        return "node or npm not found (e.g. apt-get install nodejs npm): Node's ws client not measured"
+    if installed_version() != pinned_version():
+        done = subprocess.run(
+            ["npm", "ci", "--no-audit", "--no-fund", "--ignore-scripts"],
+            cwd=NODE_DIR,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        if done.returncode != 0 or installed_version() != pinned_version():
+            last = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+            return f"npm ci in bench/node failed ({last[0]}): Node's ws client not measured"
+    return None
+
+
+async def node_storm(
+    port: int, *, connections: int, concurrency: int, path: str = "/", frames: int = 5, time_limit: float = 30.0
+) -> tuple[load.StormResult, float]:
+    """The storm through Node's ws; return its result and the node process's CPU seconds."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    process = await asyncio.create_subprocess_exec(
+        "node",
+        str(SCRIPT),
+        f"--url=ws://127.0.0.1:{port}{path}",
+        f"--connections={connections}",
+        f"--concurrency={concurrency}",
+        f"--frames={frames}",
+        f"--timeout={time_limit:g}",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await process.communicate()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    if process.returncode != 0:
+        raise RuntimeError(f"node storm.mjs exited with {process.returncode}: {err.decode()[-300:]}")
+    data = json.loads(out)
+    result = load.StormResult(
+        latencies=[ms / 1000 for ms in data["latencies_ms"]],
+        errors=data["errors"],
+        first_error=data["first_error"],
+        wall=data["wall_s"],
+        frames=[frame.encode() for frame in data["frames"]],
+    )
+    return result, cpu
 
 
 @dataclass
@@ -83,7 +157,7 @@ async def run(stack: Stack, options: Options) -> Outcome:
     runs = {key: Runs() for key in ports}
     for key, port in ports.items():
         runs[key].identical = (await load.storm(port, connections=20, concurrency=5)).frames == frames
-    node_missing = nodeclient.unavailable()  # the second client: Node's ws, on daphne (a) and the ceiling (b)
+    node_missing = node_unavailable()  # the second client: Node's ws, on daphne (a) and the ceiling (b)
     node_keys = "ab" if node_missing is None else ""
     node = {key: Runs() for key in node_keys}
     order = list(ports)
@@ -95,9 +169,7 @@ async def run(stack: Stack, options: Options) -> Outcome:
             server_cpu = cpu_seconds(processes[key]) - server_before
             runs[key].add(result, frames, client_cpu=time.process_time() - client_before, server_cpu=server_cpu)
         for key in node_keys if round_no % 2 == 0 else node_keys[::-1]:
-            result, cpu = await nodeclient.storm(
-                ports[key], connections=options.connections, concurrency=options.concurrency
-            )
+            result, cpu = await node_storm(ports[key], connections=options.connections, concurrency=options.concurrency)
             node[key].add(result, frames, client_cpu=cpu)
 
     servers = {key: r.summary(key) for key, r in runs.items()}
@@ -139,7 +211,7 @@ def node_summary(node: dict[str, Runs], missing: str | None) -> dict:
     servers = {key: runs.summary(key) for key, runs in node.items()}
     return {
         "measured": True,
-        "ws_version": nodeclient.pinned_version(),
+        "ws_version": pinned_version(),
         "servers": servers,
         "ratio_p99_a_over_b": servers["a"]["p99_ms"] / servers["b"]["p99_ms"],
         "ratio_rate_a_over_b": servers["a"]["connections_per_s"] / servers["b"]["connections_per_s"],
