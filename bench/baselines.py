@@ -9,7 +9,7 @@
   all top out near the ~110 connections/s at which the database answers).
 
 Usage: ``python -m bench.baselines bare --port P --frames FILE`` or
-``python -m bench.baselines naive --port P --mongo-uri URI --database DB --collection C --symbols a,b``.
+``python -m bench.baselines naive --port P --mongo-uri URI --database DB --symbols a,b``.
 """
 
 from __future__ import annotations
@@ -68,25 +68,16 @@ def _as_kline(document: dict) -> SimpleNamespace:
     )
 
 
-async def serve_naive(
-    port: int,
-    *,
-    mongo_uri: str,
-    database: str,
-    collection: str,
-    symbols: list[str],
-    interval: str,
-    zone: str,
-    threads: int,
-) -> None:
+async def serve_naive(port: int, mongo_uri: str, database: str, symbols: list[str]) -> None:
+    """One-minute klines of ``database.klines``, the payloads in UTC, 4 database threads."""
     from pymongo import MongoClient
 
-    klines = MongoClient(mongo_uri, tz_aware=True)[database][collection]
-    timezone = ZoneInfo(zone)
-    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(threads, thread_name_prefix="naive-db"))
+    klines = MongoClient(mongo_uri, tz_aware=True)[database]["klines"]
+    timezone = ZoneInfo("UTC")
+    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(4, thread_name_prefix="naive-db"))
 
     def payload(symbol: str) -> str:
-        cursor = klines.find({"symbol": symbol, "interval": interval}, {"open_time": 1, "open": 1, "close": 1})
+        cursor = klines.find({"symbol": symbol, "interval": "1m"}, {"open_time": 1, "open": 1, "close": 1})
         newest = list(cursor.sort("open_time", -1).limit(HISTORY))
         return encode_frame(build_payload(symbol, [_as_kline(d) for d in reversed(newest)], timezone))
 
@@ -99,14 +90,14 @@ async def serve_naive(
         await _hold(connection)
 
     async with serve(handler, "127.0.0.1", port, compression=None):
-        print(f"naive server on 127.0.0.1:{port} querying {database}.{collection}", flush=True)
+        print(f"naive server on 127.0.0.1:{port} querying {database}.klines", flush=True)
         await asyncio.Future()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.baselines", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="kind", required=True)
-    bare = sub.add_parser("bare", help="send five precomputed frames")
+    bare = sub.add_parser("bare", help="send precomputed frames")
     bare.add_argument("--port", type=int, required=True)
     bare.add_argument("--frames", type=Path, required=True, help="JSON list of the frames to send")
     bare.add_argument("--close-reason", default="", help="then close (1000) with this reason")
@@ -114,25 +105,13 @@ def main() -> None:
     naive.add_argument("--port", type=int, required=True)
     naive.add_argument("--mongo-uri", required=True)
     naive.add_argument("--database", required=True)
-    naive.add_argument("--collection", default="klines")
     naive.add_argument("--symbols", required=True, help="comma-separated, in payload order")
-    naive.add_argument("--interval", default="1m")
-    naive.add_argument("--timezone", default="UTC")
-    naive.add_argument("--threads", type=int, default=4, help="database threads (default 4)")
     args = parser.parse_args()
     if args.kind == "bare":
         run = serve_bare(args.port, json.loads(args.frames.read_text()), args.close_reason)
     else:
-        run = serve_naive(
-            args.port,
-            mongo_uri=args.mongo_uri,
-            database=args.database,
-            collection=args.collection,
-            symbols=[s.strip().upper() for s in args.symbols.split(",") if s.strip()],
-            interval=args.interval,
-            zone=args.timezone,
-            threads=args.threads,
-        )
+        symbols = [s.strip().upper() for s in args.symbols.split(",") if s.strip()]
+        run = serve_naive(args.port, args.mongo_uri, args.database, symbols)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run)
 

@@ -145,7 +145,7 @@ class Stack:
         port = free_port()
         args = [sys.executable, "-m", "bench.baselines", "naive", "--port", str(port)]
         args += ["--mongo-uri", env["MONGO_URI"], "--database", env["MONGO_DATABASE"]]
-        args += ["--collection", "klines", "--symbols", ",".join(symbols)]
+        args += ["--symbols", ",".join(symbols)]
         return self.spawn_listening("naive", args, port), port
 
     def exchange(

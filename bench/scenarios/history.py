@@ -17,8 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from bench.history_pages import MINUTE_MS, PAGE, PagedPages, Pages
-from bench.httpclient import Client, HttpError
+from bench.history_pages import MINUTE_MS, PAGE, Client, HttpError, PagedPages, Pages
 from bench.options import Options
 from bench.report import check, fmt, latency_summary
 from bench.scenarios import RECORD_SYMBOLS as SYMBOLS
