@@ -115,14 +115,9 @@ class ScriptedExchange(SimulatedExchange):
     async def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         parts = urlsplit(request.path)
         if parts.path == "/bench/status":
-            streams = sum(len(s) for s in self._streams.values())
-            status = {
-                "connections": len(self._streams),
-                "streams": streams,
-                "sent": list(self._sent.values()),
-                "rounds": list(self._rounds.values()),
-                "sent_by_closed_connections": sum(sent for sent, _ in self._finished),
-            }
+            status = {"connections": len(self._streams), "streams": sum(len(s) for s in self._streams.values())}
+            status |= {"sent": list(self._sent.values()), "rounds": list(self._rounds.values())}
+            status["sent_by_closed_connections"] = sum(sent for sent, _ in self._finished)
             return json_response(connection, HTTPStatus.OK, status)
         if parts.path == "/bench/rest":
             return json_response(connection, HTTPStatus.OK, {"requests": self.rest_log})
@@ -135,9 +130,9 @@ class ScriptedExchange(SimulatedExchange):
         return super()._process_request(connection, request)
 
 
-async def run(port: int, symbols: list[str], interval: str, update_seconds: float, clock: bool) -> None:
-    exchange = ScriptedExchange(symbols=symbols, interval=interval, update_seconds=update_seconds, clock=clock)
-    await exchange.start("127.0.0.1", port)
+async def run(port: int, symbols: list[str], clock: bool) -> None:
+    """One-minute klines of ``symbols``, an update of each every 250 ms."""
+    await ScriptedExchange(symbols=symbols, interval="1m", update_seconds=0.25, clock=clock).start("127.0.0.1", port)
     print(f"scripted exchange on 127.0.0.1:{port} with {len(symbols)} symbols", flush=True)
     await asyncio.Future()
 
@@ -146,13 +141,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.exchange")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--symbols-file", type=Path, required=True, help="one symbol per line")
-    parser.add_argument("--interval", default="1m")
-    parser.add_argument("--update-seconds", type=float, default=0.25)
     parser.add_argument("--clock-closes", action="store_true", help="close every kline at its boundary, as Binance")
     args = parser.parse_args()
     symbols = [s.strip().upper() for s in args.symbols_file.read_text().split() if s.strip()]
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run(args.port, symbols, args.interval, args.update_seconds, args.clock_closes))
+        asyncio.run(run(args.port, symbols, args.clock_closes))
 
 
 if __name__ == "__main__":

@@ -26,26 +26,16 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 def latency_summary(seconds: Sequence[float]) -> dict[str, float]:
     """p50/p95/p99/max in milliseconds."""
-    return {
-        "count": len(seconds),
-        "min_ms": min(seconds) * 1000 if seconds else math.nan,
-        "p50_ms": percentile(seconds, 50) * 1000,
-        "p95_ms": percentile(seconds, 95) * 1000,
-        "p99_ms": percentile(seconds, 99) * 1000,
-        "max_ms": max(seconds) * 1000 if seconds else math.nan,
-    }
+    out = {"count": len(seconds), "min_ms": min(seconds) * 1000 if seconds else math.nan}
+    out |= {f"p{q}_ms": percentile(seconds, q) * 1000 for q in (50, 95, 99)}
+    return out | {"max_ms": max(seconds) * 1000 if seconds else math.nan}
 
 
 def distribution(seconds: Sequence[float], limit: float) -> dict[str, float]:
     """min/p50/p90/max of ``seconds`` and how many were under ``limit``."""
-    return {
-        "count": len(seconds),
-        "min_s": min(seconds) if seconds else math.nan,
-        "p50_s": percentile(seconds, 50),
-        "p90_s": percentile(seconds, 90),
-        "max_s": max(seconds) if seconds else math.nan,
-        "under_limit": sum(1 for s in seconds if s < limit),
-    }
+    out = {"count": len(seconds), "min_s": min(seconds) if seconds else math.nan}
+    out |= {"p50_s": percentile(seconds, 50), "p90_s": percentile(seconds, 90)}
+    return out | {"max_s": max(seconds) if seconds else math.nan, "under_limit": sum(1 for s in seconds if s < limit)}
 
 
 def machine() -> dict[str, Any]:

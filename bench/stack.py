@@ -33,6 +33,18 @@ from klines.testing.servers import (
 )
 
 MAX_URL_BYTES = 65536  # the scripted exchange's request-line limit: 1,024 streams in one URL fit
+SEED = """
+import time
+from klines.binance.parse import parse_rest_row
+from klines.models import Kline
+from klines.simexchange.series import KlineSeries
+series = KlineSeries(interval="1m", interval_ms=60_000)
+now = series.index_at(int(time.time() * 1000))
+Kline.objects.bulk_create(
+    Kline(**parse_rest_row(series.kline(s, i).rest_row(), symbol=s, interval="1m").as_fields())
+    for s in SYMBOLS for i in range(now - COUNT, now)
+)
+"""
 # Benchmark processes run as in production: no DEBUG query log, no per-event logging.
 PRODUCTION_ENV = {
     "DJANGO_DEBUG": "false",
@@ -119,9 +131,12 @@ class Stack:
         return _run(["-m", module, *args], env, timeout)
 
     def prepare_database(self, env: Mapping[str, str], *, symbols: list[str] | None = None, count: int = 30) -> None:
+        """Migrate; store ``count`` closed one-minute klines of each of ``symbols`` before now, through the ORM:
+        the simulated exchange's series, so later closes from it continue the same price walk."""
         self.manage(["migrate", "--noinput", "-v0"], env)
         if symbols:
-            self.python("bench.seed", ["--symbols", ",".join(symbols), "--count", str(count)], env)
+            code = f"SYMBOLS, COUNT = {[s.upper() for s in symbols]!r}, {count}\n{SEED}"
+            self.manage(["shell", "--no-imports", "-c", code], env)
 
     # -- servers ------------------------------------------------------------
     def daphne(self, name: str, env: Mapping[str, str], *, root: Path = ROOT) -> tuple[subprocess.Popen, int]:

@@ -45,14 +45,7 @@ class FeedConnection(asyncio.Protocol):
     ``(wall_time, payload)`` when ``keep_updates`` is set.
     """
 
-    def __init__(
-        self,
-        port: int,
-        *,
-        initial: int = 5,
-        path: str = "/",
-        keep_updates: bool = False,
-    ) -> None:
+    def __init__(self, port: int, *, initial: int = 5, path: str = "/", keep_updates: bool = False) -> None:
         loop = asyncio.get_running_loop()
         self.port = port
         self.path = path

@@ -106,22 +106,10 @@ async def run(stack: Stack, options: Options, redis_url: str) -> Outcome:
     bare = [b["bare_insert_s"] for b in bursts if "bare_insert_s" in b]
     share = [b / s for b, s in zip(bare, seen, strict=False)]  # SecantusDB's part: bare insert / burst
     over = [s / b for b, s in zip(bare, seen, strict=False)]
-    outcome = Outcome(
-        "burst",
-        {
-            "symbols": len(symbols),
-            "streams": len(streams),
-            "backfilled_before": backfilled,
-            "complete": complete,
-            "distribution": spread,
-            "bare_insert_s": bare,
-            "burst_over_bare": over,
-            "secantus_share": share,
-            "all_stored_seen_s": seen,
-            "newest_stored_at_s": newest,
-            "bursts": bursts,
-        },
-    )
+    data = {"symbols": len(symbols), "streams": len(streams), "backfilled_before": backfilled, "complete": complete}
+    data |= {"distribution": spread, "bare_insert_s": bare, "burst_over_bare": over, "secantus_share": share}
+    data |= {"all_stored_seen_s": seen, "newest_stored_at_s": newest, "bursts": bursts}
+    outcome = Outcome("burst", data)
     title = (
         f"ingest burst ({len(symbols)} closes, {len(streams)} streams of {options.per_stream}, {len(bursts)} bursts)"
     )

@@ -61,17 +61,14 @@ class Closer:
             self.sent.setdefault(symbol, []).append(open_ms)
         return sent
 
-    def clear(self) -> None:
-        self.sent.clear()
-
-    async def _run(self) -> None:
-        while True:
-            began = time.monotonic()
-            await self.close_all()
-            await asyncio.sleep(max(0.0, self.every - (time.monotonic() - began)))
-
     def start(self) -> None:
-        self.task = asyncio.create_task(self._run())
+        async def every() -> None:
+            while True:
+                began = time.monotonic()
+                await self.close_all()
+                await asyncio.sleep(max(0.0, self.every - (time.monotonic() - began)))
+
+        self.task = asyncio.create_task(every())
 
     async def stop(self) -> None:
         if self.task is not None:
@@ -119,7 +116,7 @@ async def run(stack: Stack, options: Options, redis_url: str) -> Outcome:
         await asyncio.to_thread(wait_until_settled, collection)
         await closer.close_all()  # one close before the stayers: start-up's one-off costs
         await asyncio.to_thread(wait_until_settled, collection)
-        closer.clear()
+        closer.sent.clear()
         return await _soak(options, ports, processes, closer, collection)
     finally:
         await closer.stop()
@@ -138,23 +135,10 @@ async def _soak(options: Options, ports: list[int], processes: list[psutil.Proce
     feed_tally, stream_tally = ChurnTally(), ChurnTally()
 
     async def churn_for(seconds: float) -> None:
+        common = {"seconds": seconds, "concurrency": options.soak_concurrency}
         await asyncio.gather(
-            churn(
-                ports,
-                feed_session,
-                seconds=seconds,
-                rate=options.soak_rate,
-                concurrency=options.soak_concurrency,
-                tally=feed_tally,
-            ),
-            churn(
-                ports,
-                stream_session(STREAMS),
-                seconds=seconds,
-                rate=options.soak_stream_rate,
-                concurrency=options.soak_concurrency,
-                tally=stream_tally,
-            ),
+            churn(ports, feed_session, rate=options.soak_rate, tally=feed_tally, **common),
+            churn(ports, stream_session(STREAMS), rate=options.soak_stream_rate, tally=stream_tally, **common),
         )
 
     try:
@@ -219,22 +203,13 @@ def _outcome(options: Options, ports, baseline, final, samples, elapsed, tallies
     for n, port in enumerate(ports):
         (rss0, fds0), (rss1, fds1) = baseline[n], final[n]
         points = [(t, values[n][0]) for t, values in samples if t >= options.soak_seconds / 2]
-        daphnes.append(
-            {
-                "port": port,
-                "rss_baseline_mib": rss0 / MIB,
-                "rss_final_mib": rss1 / MIB,
-                "rss_peak_mib": max(values[n][0] for _, values in samples) / MIB,
-                "rss_growth_percent": (rss1 - rss0) / rss0 * 100,
-                "rss_trend_percent_per_10min": trend_percent(points, rss0, 600.0),
-                "fds_baseline": fds0,
-                "fds_final": fds1,
-                "fds_peak": max(values[n][1] for _, values in samples),
-                "feed_churns": feed_tally.completed.get(port, 0),
-                "stream_churns": stream_tally.completed.get(port, 0),
-                **{f"stayers_{kind}": asdict(verdict) for kind, verdict in judged[port].items()},
-            }
-        )
+        d = {"port": port, "rss_baseline_mib": rss0 / MIB, "rss_final_mib": rss1 / MIB}
+        d |= {"rss_peak_mib": max(values[n][0] for _, values in samples) / MIB}
+        d |= {"rss_growth_percent": (rss1 - rss0) / rss0 * 100}
+        d |= {"rss_trend_percent_per_10min": trend_percent(points, rss0, 600.0), "fds_baseline": fds0}
+        d |= {"fds_final": fds1, "fds_peak": max(values[n][1] for _, values in samples)}
+        d |= {"feed_churns": feed_tally.completed.get(port, 0), "stream_churns": stream_tally.completed.get(port, 0)}
+        daphnes.append(d | {f"stayers_{kind}": asdict(verdict) for kind, verdict in judged[port].items()})
     total = {"feed": Verdict(), "closes": Verdict(), "updates": UpdateVerdict()}
     for verdicts in judged.values():
         for kind, verdict in verdicts.items():

@@ -104,10 +104,8 @@ def wait_for_blocks(stack: Stack, daphne, expected: int) -> dict[str, float]:
     began, cpu = time.monotonic(), (cpu_seconds(daphne), cpu_seconds(stack.mongo.process))
     while (built := blocks.estimated_document_count()) < expected and time.monotonic() - began < SWEEP_TIMEOUT:
         time.sleep(1.0)
-    return {
-        "blocks": built,
-        "expected": expected,
-        "seconds": time.monotonic() - began,
+    out = {"blocks": built, "expected": expected, "seconds": time.monotonic() - began}
+    return out | {
         "daphne_cpu_s": cpu_seconds(daphne) - cpu[0],
         "secantus_cpu_s": cpu_seconds(stack.mongo.process) - cpu[1],
     }
@@ -208,19 +206,13 @@ def _outcome(options, klines, seeding, seeding_row, results, single, sweep, same
         unfinished = [t for r in runs for t in r.unfinished]
         wall = sum(r.wall for r in runs)
         pages_done = len(latencies) or math.nan  # no page answered: no CPU per page
-        figures[key] = {
-            "label": LABELS[key],
-            "alone": latency_summary(single[key]),
-            **latency_summary(latencies + unfinished),
-            "pages": len(latencies),
-            "unfinished": len(unfinished),  # their waits count as lower bounds in the percentiles
-            "pages_per_s": len(latencies) / wall if wall else 0.0,
-            "daphne_cpu_ms_per_page": sum(r.server_cpu for r in runs) / pages_done * 1000,
-            "secantus_cpu_ms_per_page": sum(r.mongo_cpu for r in runs) / pages_done * 1000,
-            "errors": sum(r.errors for r in runs),
-            "first_error": next((r.first_error for r in runs if r.first_error), ""),
-            "wall_s": wall,
-        }
+        # The unfinished pages' waits count as lower bounds in the percentiles.
+        f = {"label": LABELS[key], "alone": latency_summary(single[key]), **latency_summary(latencies + unfinished)}
+        f |= {"pages": len(latencies), "unfinished": len(unfinished), "wall_s": wall}
+        f |= {"pages_per_s": len(latencies) / wall if wall else 0.0, "errors": sum(r.errors for r in runs)}
+        f |= {"daphne_cpu_ms_per_page": sum(r.server_cpu for r in runs) / pages_done * 1000}
+        f |= {"secantus_cpu_ms_per_page": sum(r.mongo_cpu for r in runs) / pages_done * 1000}
+        figures[key] = f | {"first_error": next((r.first_error for r in runs if r.first_error), "")}
     service, plain, orm, hot = (figures[k] for k in ("service", "noblocks", "orm", "paged"))
     # With pages cut off, the ORM's p99 is a lower bound, so this ratio is an upper bound; with no
     # page answered at all, one page per window is the ORM's upper bound, so the rate ratio is a lower one.

@@ -10,13 +10,13 @@ shape, reads from the store untimed. Rounds alternate which goes first.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
 import urllib.request
 from datetime import UTC, datetime, timedelta
 
-import psutil
 import pymongo
 
 from bench.options import Options
@@ -33,22 +33,16 @@ SYMBOL = "BTCUSDT"
 
 
 def backfill(env: dict[str, str], since: datetime, until: datetime) -> tuple[float, int]:
-    """Run the command to completion: (wall seconds, peak RSS bytes, sampled every 0.1 s)."""
+    """Run the command to completion: (wall seconds, peak RSS bytes from ``wait4``)."""
     args = ["backfill_klines", "--since", f"{since:%Y-%m-%d}", "--until", f"{until:%Y-%m-%d}", "--quiet"]
     began = time.perf_counter()
     process = subprocess.Popen([sys.executable, str(ROOT / "manage.py"), *args], cwd=ROOT, env=env, text=True,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
-    watched, peak = psutil.Process(process.pid), 0
-    while process.poll() is None:
-        try:
-            peak = max(peak, watched.memory_info().rss)
-        except psutil.NoSuchProcess:
-            break
-        time.sleep(0.1)
-    out = process.communicate()[0]
-    if process.returncode != 0 or "complete: every kline" not in out:
+    out = process.stdout.read() if process.stdout else ""
+    _, status, usage = os.wait4(process.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0 or "complete: every kline" not in out:
         raise RuntimeError(f"backfill_klines failed or left gaps:\n{out}")
-    return time.perf_counter() - began, peak
+    return time.perf_counter() - began, usage.ru_maxrss * 1024
 
 
 def bare(klines: pymongo.collection.Collection, since: datetime, until: datetime) -> float:

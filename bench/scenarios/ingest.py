@@ -94,17 +94,10 @@ async def _cpu_per_message(stack: Stack, options: Options, symbols: list[str]) -
     ingest_messages, bare_messages = sum(sent[:-1]), sent[-1]
     ingest_ms = (after[0] - before[0]) * 1000 / (ingest_messages / 1000)
     bare_ms = (after[1] - before[1]) * 1000 / (bare_messages / 1000)
-    return {
-        "window_s": window,
-        "ingest_messages": ingest_messages,
-        "bare_messages": bare_messages,
-        "messages_per_s": ingest_messages / window,
-        "ingest_cpu_s": after[0] - before[0],
-        "bare_cpu_s": after[1] - before[1],
-        "ingest_ms_per_1000": ingest_ms,
-        "bare_ms_per_1000": bare_ms,
-        "ratio": ingest_ms / bare_ms,
-    }
+    out = {"window_s": window, "ingest_messages": ingest_messages, "bare_messages": bare_messages}
+    out |= {"messages_per_s": ingest_messages / window, "ingest_cpu_s": after[0] - before[0]}
+    out |= {"bare_cpu_s": after[1] - before[1], "ingest_ms_per_1000": ingest_ms, "bare_ms_per_1000": bare_ms}
+    return out | {"ratio": ingest_ms / bare_ms}
 
 
 def _most_in_a_minute(requests: list[tuple[float, str, int]]) -> int:
@@ -126,14 +119,8 @@ async def _cold_start(stack: Stack, symbols: list[str]) -> dict:
     seen, newest, stored = await asyncio.to_thread(_wait_for_history, stack.klines(COLD_DATABASE), symbols, started)
     requests = exchange_call(port, "/bench/rest")["requests"]
     upto = [(at, weight) for at, _, weight in requests if at <= started + seen]
-    return {
-        "seen_s": seen,
-        "newest_stored_at_s": newest,
-        "stored": stored,
-        "requests": len(upto),
-        "weight": sum(w for _, w in upto),
-        "max_weight_60s": _most_in_a_minute(requests),
-    }
+    out = {"seen_s": seen, "newest_stored_at_s": newest, "stored": stored, "requests": len(upto)}
+    return out | {"weight": sum(w for _, w in upto), "max_weight_60s": _most_in_a_minute(requests)}
 
 
 def _wait_for_history(collection: pymongo.collection.Collection, symbols: list[str], started: float):

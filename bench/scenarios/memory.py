@@ -36,18 +36,9 @@ async def run(stack: Stack, options: Options) -> Outcome:
     await asyncio.sleep(SETTLE_SECONDS)
     after = rss(process)
     per_connection = (held - zero) / opened if opened else float("nan")
-    outcome = Outcome(
-        "memory",
-        {
-            "rss_started_mib": started / MIB,
-            "rss_0_mib": zero / MIB,
-            "idle_clients": opened,
-            "errors": clients.errors,
-            "rss_idle_mib": held / MIB,
-            "rss_after_close_mib": after / MIB,
-            "per_connection_kib": per_connection / 1024,
-        },
-    )
+    data = {"rss_started_mib": started / MIB, "rss_0_mib": zero / MIB, "idle_clients": opened}
+    data |= {"errors": clients.errors, "rss_idle_mib": held / MIB, "rss_after_close_mib": after / MIB}
+    outcome = Outcome("memory", data | {"per_connection_kib": per_connection / 1024})
     outcome.rows.append(
         (
             "memory (one daphne, no Redis)",

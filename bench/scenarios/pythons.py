@@ -46,27 +46,22 @@ def child_args(options: Options, *, output: Path, workdir: Path) -> list[str]:
 def summarize(result: dict[str, Any]) -> dict[str, Any]:
     """The figures compared across Pythons, from one child run's JSON."""
     storm = result["scenarios"]["storm"]
-    daphne, bare = storm["servers"]["a"], storm["servers"]["b"]
     fanout = result["scenarios"]["fanout"]
 
     def number(value: Any) -> float:
         return math.nan if value is None else float(value)
 
-    return {
-        "python": result["machine"]["python"],
-        "storm_daphne_p50_ms": number(daphne["p50_ms"]),
-        "storm_daphne_p99_ms": number(daphne["p99_ms"]),
-        "storm_daphne_conn_per_s": number(daphne["connections_per_s"]),
-        "storm_bare_p50_ms": number(bare["p50_ms"]),
-        "storm_bare_p99_ms": number(bare["p99_ms"]),
-        "storm_bare_conn_per_s": number(bare["connections_per_s"]),
-        "storm_errors": daphne["errors"] + bare["errors"],
+    out: dict[str, Any] = {"python": result["machine"]["python"]}
+    for name, server in (("daphne", storm["servers"]["a"]), ("bare", storm["servers"]["b"])):
+        out |= {f"storm_{name}_p50_ms": number(server["p50_ms"]), f"storm_{name}_p99_ms": number(server["p99_ms"])}
+        out[f"storm_{name}_conn_per_s"] = number(server["connections_per_s"])
+    out |= {"storm_errors": storm["servers"]["a"]["errors"] + storm["servers"]["b"]["errors"]}
+    out |= {
         "ratio_p99_daphne_over_bare": number(storm["ratio_p99_a_over_b"]),
         "fanout_p50_ms": number(fanout["p50_ms"]),
-        "fanout_p99_ms": number(fanout["p99_ms"]) if not fanout["missing"] else math.nan,
-        "fanout_missing": fanout["missing"],
-        "load_average_before": result["load_average_before"][0],
     }
+    out |= {"fanout_p99_ms": number(fanout["p99_ms"]) if not fanout["missing"] else math.nan}
+    return out | {"fanout_missing": fanout["missing"], "load_average_before": result["load_average_before"][0]}
 
 
 def combine(rounds: list[dict[str, Any]]) -> dict[str, Any]:
@@ -168,35 +163,22 @@ async def run(options: Options, logs: Path, progress: Callable[[str], None]) -> 
 
     measured = {name: combine(r) for name, r in rounds.items() if r and name not in failures}
     verdict = fastest(measured)
-    outcome = Outcome(
-        "pythons",
-        {
-            "rounds": options.pythons_rounds,
-            "running_python": sys.version.split()[0],
-            "interpreters": {n: {"version": i.version, "executable": i.executable} for n, i in found.items()},
-            "not_measured": missing,
-            "venvs": {
-                n: {"python": str(v.python), "installed": v.installed, "seconds": v.seconds} for n, v in venvs.items()
-            },
-            "failures": failures,
-            "pythons": measured,
-            "fastest": verdict,
-        },
-    )
+    data = {"rounds": options.pythons_rounds, "running_python": sys.version.split()[0], "not_measured": missing}
+    data["interpreters"] = {n: {"version": i.version, "executable": i.executable} for n, i in found.items()}
+    data["venvs"] = {
+        n: {"python": str(v.python), "installed": v.installed, "seconds": v.seconds} for n, v in venvs.items()
+    }
+    outcome = Outcome("pythons", data | {"failures": failures, "pythons": measured, "fastest": verdict})
     title = f"pythons (storm {options.connections} x {options.rounds}, fan-out {options.idle}; median of rounds)"
     for name, p in measured.items():
         venv, version, per_round = venvs[name], f"Python {p['python']}", p["per_round"]
         setup = f"venv {venv.installed}" + (f" in {venv.seconds:.0f} s" if venv.seconds else "")
         daphne_notes = f"p99 per round {_list(per_round['storm_daphne_p99_ms'])}; {setup}"
         bare_notes = f"daphne/bare p99 {fmt(p['ratio_p99_daphne_over_bare'], 2)}"
-        for subject, key, notes in (
-            ("storm a daphne", "storm_daphne", daphne_notes),
-            ("storm b bare", "storm_bare", bare_notes),
-        ):
-            figures = f"p50 {fmt(p[key + '_p50_ms'])} / p99 {fmt(p[key + '_p99_ms'])} ms"
-            outcome.rows.append(
-                (title, f"{version}: {subject}", f"{figures}, {fmt(p[key + '_conn_per_s'], 0)} conn/s", notes)
-            )
+        for subject, key, notes in (("storm a daphne", "daphne", daphne_notes), ("storm b bare", "bare", bare_notes)):
+            figures = f"p50 {fmt(p[f'storm_{key}_p50_ms'])} / p99 {fmt(p[f'storm_{key}_p99_ms'])} ms"
+            figures += f", {fmt(p[f'storm_{key}_conn_per_s'], 0)} conn/s"
+            outcome.rows.append((title, f"{version}: {subject}", figures, notes))
         fanout = f"p50 {fmt(p['fanout_p50_ms'])} / p99 {fmt(p['fanout_p99_ms'])} ms"
         notes = f"p99 per round {_list(per_round['fanout_p99_ms'])} ms; load {_list(per_round['load_average_before'])}"
         outcome.rows.append((title, f"{version}: fan-out", fanout, notes))

@@ -153,28 +153,13 @@ async def run(stack: Stack, options: Options, redis_url: str) -> Outcome:
     delivered_rate = tally.received / window
     lost = sum(tally.lost.values())
     reordered = sum(tally.reordered.values())
-    outcome = Outcome(
-        "relay",
-        {
-            "symbols": len(symbols),
-            "clients": len(plan),
-            "streams_per_client": options.relay_streams_per_client,
-            "daphne_processes": options.daphnes,
-            "window_s": window,
-            "exchange_updates_per_s": sent_rate,
-            "delivered_frames_per_s": delivered_rate,
-            "expected_frames_per_s": sent_rate * subscribers / len(streams),
-            "lost": lost,
-            "streams_with_loss": len(tally.lost),
-            "reordered": reordered,
-            "streams_with_reorder": len(tally.reordered),
-            "subscriptions_short_at_end": len(short),
-            "tail_caught_up_s": tail_s,
-            "clients_closed_by_server": closed,
-            "cpu_cores": cpu,
-            **summary,
-        },
-    )
+    data = {"symbols": len(symbols), "clients": len(plan), "streams_per_client": options.relay_streams_per_client}
+    data |= {"daphne_processes": options.daphnes, "window_s": window, "exchange_updates_per_s": sent_rate}
+    data |= {"delivered_frames_per_s": delivered_rate, "expected_frames_per_s": sent_rate * subscribers / len(streams)}
+    data |= {"lost": lost, "streams_with_loss": len(tally.lost), "reordered": reordered}
+    data |= {"streams_with_reorder": len(tally.reordered), "subscriptions_short_at_end": len(short)}
+    data |= {"tail_caught_up_s": tail_s, "clients_closed_by_server": closed, "cpu_cores": cpu, **summary}
+    outcome = Outcome("relay", data)
     title = (
         f"relay ({len(symbols)} streams x 1m, {len(plan)} clients x {options.relay_streams_per_client} streams, "
         f"{options.daphnes} daphne + Redis, {window:.0f} s)"

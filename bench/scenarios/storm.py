@@ -126,18 +126,11 @@ class Runs:
 
     def summary(self, key: str) -> dict:
         count = max(1, len(self.latencies))
-        return {
-            "label": LABELS[key],
-            **latency_summary(self.latencies),
-            "connections_per_s": statistics.median(self.rates),
-            "rates_per_round": self.rates,
-            "p99_ms_per_round": self.round_p99,
-            "server_cpu_us_per_connection": self.server_cpu / count * 1e6,
-            "client_cpu_us_per_connection": self.client_cpu / count * 1e6,
-            "errors": self.errors,
-            "first_error": self.first_error,
-            "frames_identical_to_daphne": self.identical,
-        }
+        out = {"label": LABELS[key], **latency_summary(self.latencies), "rates_per_round": self.rates}
+        out |= {"connections_per_s": statistics.median(self.rates), "p99_ms_per_round": self.round_p99}
+        out |= {"server_cpu_us_per_connection": self.server_cpu / count * 1e6, "errors": self.errors}
+        out |= {"client_cpu_us_per_connection": self.client_cpu / count * 1e6, "first_error": self.first_error}
+        return out | {"frames_identical_to_daphne": self.identical}
 
 
 async def run(stack: Stack, options: Options) -> Outcome:
