@@ -14,6 +14,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from datetime import UTC, datetime
 
 from bench.load import raise_open_files_limit
@@ -108,17 +109,10 @@ def main(argv: list[str] | None = None) -> int:
     with Stack(options.workdir) as stack:
         outcomes = asyncio.run(run_all(options, stack, progress))
     duration = time.monotonic() - began
-    results = {
-        "started_at": started_at,
-        "duration_s": duration,
-        "quick": options.quick,
-        "machine": machine(),
-        "load_average_before": load_before,
-        "load_average_after": os.getloadavg(),
-        "open_files_limit": nofile,
-        "targets": [t.as_dict() for o in outcomes for t in o.targets],
-        "scenarios": {o.name: o.data for o in outcomes},
-    }
+    results = {"started_at": started_at, "duration_s": duration, "quick": options.quick, "machine": machine()}
+    results |= {"load_average_before": load_before, "load_average_after": os.getloadavg(), "open_files_limit": nofile}
+    results["targets"] = [asdict(t) for o in outcomes for t in o.targets]
+    results["scenarios"] = {o.name: o.data for o in outcomes}
     write_json(options.output, results)
     info = results["machine"]
     print(

@@ -7,26 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SCENARIOS = (
-    "storm",
-    "fanout",
-    "burst",
-    "parse",
-    "memory",
-    "soak",
-    "pages",
-    "history",
-    "bigrecord",
-    "relay",
-    "ingest",
-    "timing",
-    "reads",
-    "scale",
-    "pythons",
-    "import",
-    "replay",
-    "export",
-    "archive",
-)
+    "parse", "timing", "storm", "fanout", "scale", "burst", "memory", "soak", "pages", "relay", "ingest", "reads",
+    "replay", "archive", "export", "pythons", "import", "history", "bigrecord",
+)  # fmt: skip
 OPT_IN = ("bigrecord", "export")  # long at their default sizes (bigrecord: hours): run with --only
 RESULTS = Path(__file__).resolve().parent / "results"
 HISTORY_MIN_KLINES = 20 * 1500

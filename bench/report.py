@@ -48,14 +48,9 @@ def machine() -> dict[str, Any]:
     except OSError:
         pass
     packages = ("daphne", "uvicorn", "websockets", "channels", "channels-redis", "Django", "SecantusDB", "pymongo")
-    return {
-        "nproc": os.cpu_count(),
-        "cpu_model": model,
-        "ram_gib": round(psutil.virtual_memory().total / 2**30, 1),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "packages": {name: version(name) for name in packages},
-    }
+    out = {"nproc": os.cpu_count(), "cpu_model": model, "ram_gib": round(psutil.virtual_memory().total / 2**30, 1)}
+    out |= {"python": platform.python_version(), "platform": platform.platform()}
+    return out | {"packages": {name: version(name) for name in packages}}
 
 
 @dataclass
@@ -65,9 +60,6 @@ class Target:
     goal: str  # e.g. "<= 2"
     met: bool
     why: str = ""
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "value": self.value, "goal": self.goal, "met": self.met, "why": self.why}
 
 
 def check(name: str, value: float, op: str, limit: float, why: str = "") -> Target:

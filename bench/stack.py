@@ -12,7 +12,7 @@ import shutil
 import subprocess
 import sys
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import psutil
@@ -32,6 +32,7 @@ from klines.testing.servers import (
     wait_until,
 )
 
+BASELINES = [sys.executable, "-m", "bench.baselines"]
 MAX_URL_BYTES = 65536  # the scripted exchange's request-line limit: 1,024 streams in one URL fit
 SEED = """
 import time
@@ -94,13 +95,15 @@ class Stack:
         self._processes.append(process)
         return process
 
-    def spawn_listening(
-        self, name: str, args: list[str], port: int, env: Mapping[str, str] | None = None, *, cwd: Path = ROOT
-    ) -> subprocess.Popen:
-        process, log = start_listening(args, self.logs / f"{name}.log", port, env=env, cwd=cwd, timeout=60)
+    def serve(
+        self, name: str, argv: Callable[[int], list[str]], env: Mapping[str, str] | None = None, *, cwd: Path = ROOT
+    ) -> tuple[subprocess.Popen, int]:
+        """``argv(port)`` on a free port, logged as ``name``; returns once it listens."""
+        port = free_port()
+        process, log = start_listening(argv(port), self.logs / f"{name}.log", port, env=env, cwd=cwd, timeout=60)
         log.close()  # the child has its own copy
         self._processes.append(process)
-        return process
+        return process, port
 
     # -- infrastructure -----------------------------------------------------
     def start_mongo(self) -> SecantusServer:
@@ -141,39 +144,29 @@ class Stack:
     # -- servers ------------------------------------------------------------
     def daphne(self, name: str, env: Mapping[str, str], *, root: Path = ROOT) -> tuple[subprocess.Popen, int]:
         """Our service with the Procfile's command line, from the source tree ``root``."""
-        port = free_port()
-        return self.spawn_listening(name, daphne_argv(port), port, env, cwd=root), port
+        return self.serve(name, daphne_argv, env, cwd=root)
 
     def uvicorn(self, name: str, env: Mapping[str, str], *, ws: str) -> tuple[subprocess.Popen, int]:
-        port = free_port()
-        return self.spawn_listening(name, uvicorn_argv(port, ws=ws), port, env), port
+        return self.serve(name, lambda port: uvicorn_argv(port, ws=ws), env)
 
     def bare(self, frames: list[str], *, close_reason: str = "") -> tuple[subprocess.Popen, int]:
-        port = free_port()
-        path = self.workdir / "frames.json"
-        path.write_text(json.dumps(frames))
-        args = [sys.executable, "-m", "bench.baselines", "bare", "--port", str(port), "--frames", str(path)]
-        args += ["--close-reason", close_reason]
-        return self.spawn_listening("bare", args, port), port
+        (self.workdir / "frames.json").write_text(json.dumps(frames))
+        args = ["--frames", str(self.workdir / "frames.json"), "--close-reason", close_reason]
+        return self.serve("bare", lambda port: [*BASELINES, "bare", "--port", str(port), *args])
 
     def naive(self, env: Mapping[str, str], symbols: list[str]) -> tuple[subprocess.Popen, int]:
-        port = free_port()
-        args = [sys.executable, "-m", "bench.baselines", "naive", "--port", str(port)]
-        args += ["--mongo-uri", env["MONGO_URI"], "--database", env["MONGO_DATABASE"]]
-        args += ["--symbols", ",".join(symbols)]
-        return self.spawn_listening("naive", args, port), port
+        args = ["--mongo-uri", env["MONGO_URI"], "--database", env["MONGO_DATABASE"], "--symbols", ",".join(symbols)]
+        return self.serve("naive", lambda port: [*BASELINES, "naive", "--port", str(port), *args])
 
     def exchange(
         self, name: str, symbols: list[str], env: Mapping[str, str], *, mode: tuple[str, ...] = ()
     ) -> tuple[subprocess.Popen, int]:
         """The scripted exchange (``bench/exchange.py``); ``mode`` e.g. ``("--clock-closes",)``."""
-        port = free_port()
-        path = self.workdir / f"{name}-symbols.txt"
-        path.write_text("\n".join(symbols))
-        args = [sys.executable, "-m", "bench.exchange", "--port", str(port), "--symbols-file", str(path), *mode]
+        (self.workdir / f"{name}-symbols.txt").write_text("\n".join(symbols))
+        args = ["--symbols-file", str(self.workdir / f"{name}-symbols.txt"), *mode]
         # One combined-stream URL for 500 symbols is ~9.5 KB; websockets refuses request lines over 8 KiB.
         env = {**env, "WEBSOCKETS_MAX_LINE_LENGTH": str(MAX_URL_BYTES)}
-        return self.spawn_listening(name, args, port, env), port
+        return self.serve(name, lambda port: [sys.executable, "-m", "bench.exchange", "--port", str(port), *args], env)
 
     def module(self, name: str, module: str, args: list[str]) -> subprocess.Popen:
         """``python -m module args`` in the background (a bench helper process), logged like the rest."""

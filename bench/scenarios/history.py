@@ -105,10 +105,8 @@ def wait_for_blocks(stack: Stack, daphne, expected: int) -> dict[str, float]:
     while (built := blocks.estimated_document_count()) < expected and time.monotonic() - began < SWEEP_TIMEOUT:
         time.sleep(1.0)
     out = {"blocks": built, "expected": expected, "seconds": time.monotonic() - began}
-    return out | {
-        "daphne_cpu_s": cpu_seconds(daphne) - cpu[0],
-        "secantus_cpu_s": cpu_seconds(stack.mongo.process) - cpu[1],
-    }
+    out["daphne_cpu_s"] = cpu_seconds(daphne) - cpu[0]
+    return out | {"secantus_cpu_s": cpu_seconds(stack.mongo.process) - cpu[1]}
 
 
 async def alone(clients: dict[str, Client], target: str, orm_limit: float, single: dict[str, list[float]]) -> dict:
@@ -142,26 +140,22 @@ async def run(stack: Stack, options: Options, progress: Callable[[str], None]) -
     stack.prepare_database(env)
     minutes, seeded, seeding, seeding_row = seed_record(stack, DATABASE, options.history_klines, progress)
     first_open_ms = seeded.first_open_ms
-    envs = {
-        "service": env,
-        "noblocks": {**env, "KLINE_BLOCKS": "false"},
-        "orm": {**env, "DJANGO_SETTINGS_MODULE": "bench.history_settings"},
-    }
+    orm = {**env, "DJANGO_SETTINGS_MODULE": "bench.history_settings"}
+    envs = {"service": env, "noblocks": {**env, "KLINE_BLOCKS": "false"}, "orm": orm}
     servers = {key: stack.daphne(f"history-{key}", envs[key]) for key in envs}
     mongo = stack.mongo.process
     clients = {k: Client(port, timeout=TIMEOUT) for k, (_, port) in servers.items()}
     await clients["service"].get(Pages(SYMBOLS, first_open_ms, minutes, seed=1)())  # starts the sweep
-    sweep = await asyncio.to_thread(
-        wait_for_blocks, stack, servers["service"][0], complete_blocks(first_open_ms, minutes)
-    )
+    expected = complete_blocks(first_open_ms, minutes)
+    sweep = await asyncio.to_thread(wait_for_blocks, stack, servers["service"][0], expected)
     progress(f"history: {sweep['blocks']:,} of {sweep['expected']:,} blocks built in {sweep['seconds']:.0f} s")
 
     # One page alone, servers interleaved; the first page is compared: the same bytes from all, and a full page.
     single: dict[str, list[float]] = {k: [] for k in servers}
     pages_alone = Pages(SYMBOLS, first_open_ms, minutes, seed=2)
-    first = await alone(clients, pages_alone(), options.history_seconds, single)
-    for _ in range(options.history_single - 1):
-        await alone(clients, pages_alone(), options.history_seconds, single)
+    first = [
+        await alone(clients, pages_alone(), options.history_seconds, single) for _ in range(options.history_single)
+    ][0]
     for http in clients.values():
         await http.close()
     identical = len(set(first.values())) == 1  # the ORM's compared when it answered

@@ -26,7 +26,7 @@ from bench.scenarios.burst import shadow_documents
 from bench.stack import Stack
 from klines.binance.archive import archive_files
 from klines.binance.archive_csv import BATCH
-from klines.testing.servers import ROOT, exchange_urls, free_port
+from klines.testing.servers import ROOT, exchange_urls
 
 DATABASE = "bench_import"
 SYMBOL = "BTCUSDT"
@@ -59,12 +59,12 @@ def bare(klines: pymongo.collection.Collection, since: datetime, until: datetime
 
 
 def run(stack: Stack, options: Options, progress) -> Outcome:
-    port = free_port()
-    urls = {**exchange_urls(port), "BINANCE_ARCHIVE_URL": f"http://127.0.0.1:{port}"}
-    env = stack.env(DATABASE, **urls, KLINE_SYMBOLS=SYMBOL.lower(), KLINE_INTERVALS="1m")
+    env = stack.env(DATABASE, KLINE_SYMBOLS=SYMBOL.lower(), KLINE_INTERVALS="1m")
     stack.prepare_database(env)
-    argv = [sys.executable, str(ROOT / "manage.py"), "simulate_exchange", "--port", str(port), "--symbols", SYMBOL]
-    stack.spawn_listening("import-exchange", [*argv, "--interval", "1m"], port, env)
+    argv = [sys.executable, str(ROOT / "manage.py"), "simulate_exchange", "--symbols", SYMBOL, "--interval", "1m"]
+    _, port = stack.serve("import-exchange", lambda port: [*argv, "--port", str(port)], env)
+    urls = {**exchange_urls(port), "BINANCE_ARCHIVE_URL": f"http://127.0.0.1:{port}"}
+    env |= urls
     until = datetime.now(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     since = until
     for _ in range(options.import_months):

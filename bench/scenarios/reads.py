@@ -63,15 +63,10 @@ async def run(stack: Stack, options: Options, progress: Callable[[str], None]) -
     }
     for kind in ("page", "poll"):
         for name, label in (("model", "a Kline model (baseline)"), ("records", "b KlineRecord (the store)")):
-            figures = median[name][kind]
-            outcome.rows.append(
-                (
-                    f"reads: {what[kind]}" if name == "model" else "",
-                    label,
-                    f"CPU {fmt(figures['cpu_ms'], 2)} ms, wall {fmt(figures['wall_ms'], 2)} ms",
-                    f"SecantusDB CPU {fmt(figures['mongo_cpu_ms'], 2)} ms; medians of {size['rounds']} rounds",
-                )
-            )
+            m = median[name][kind]
+            figures = f"CPU {fmt(m['cpu_ms'], 2)} ms, wall {fmt(m['wall_ms'], 2)} ms"
+            notes = f"SecantusDB CPU {fmt(m['mongo_cpu_ms'], 2)} ms; medians of {size['rounds']} rounds"
+            outcome.rows.append((f"reads: {what[kind]}" if name == "model" else "", label, figures, notes))
     same = "identical" if data["identical"] else "DIFFERENT"
     outcome.rows.append(("", "bytes", f"page body and poll rows {same}", f"{data['klines']:,} klines stored"))
     outcome.targets = [

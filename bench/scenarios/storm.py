@@ -56,13 +56,8 @@ def node_unavailable() -> str | None:
     if shutil.which("node") is None or shutil.which("npm") is None:
         return "node or npm not found (e.g. apt-get install nodejs npm): Node's ws client not measured"
     if installed_version() != pinned_version():
-        done = subprocess.run(
-            ["npm", "ci", "--no-audit", "--no-fund", "--ignore-scripts"],
-            cwd=NODE_DIR,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        npm = ["npm", "ci", "--no-audit", "--no-fund", "--ignore-scripts"]
+        done = subprocess.run(npm, cwd=NODE_DIR, capture_output=True, text=True, timeout=300)
         if done.returncode != 0 or installed_version() != pinned_version():
             last = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
             return f"npm ci in bench/node failed ({last[0]}): Node's ws client not measured"
@@ -74,31 +69,18 @@ async def node_storm(
 ) -> tuple[load.StormResult, float]:
     """The storm through Node's ws; return its result and the node process's CPU seconds."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    process = await asyncio.create_subprocess_exec(
-        "node",
-        str(SCRIPT),
-        f"--url=ws://127.0.0.1:{port}{path}",
-        f"--connections={connections}",
-        f"--concurrency={concurrency}",
-        f"--frames={frames}",
-        f"--timeout={time_limit:g}",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    args = [f"--url=ws://127.0.0.1:{port}{path}", f"--connections={connections}", f"--concurrency={concurrency}"]
+    args += [f"--frames={frames}", f"--timeout={time_limit:g}"]
+    pipe = asyncio.subprocess.PIPE
+    process = await asyncio.create_subprocess_exec("node", str(SCRIPT), *args, stdout=pipe, stderr=pipe)
     out, err = await process.communicate()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if process.returncode != 0:
         raise RuntimeError(f"node storm.mjs exited with {process.returncode}: {err.decode()[-300:]}")
     data = json.loads(out)
-    result = load.StormResult(
-        latencies=[ms / 1000 for ms in data["latencies_ms"]],
-        errors=data["errors"],
-        first_error=data["first_error"],
-        wall=data["wall_s"],
-        frames=[frame.encode() for frame in data["frames"]],
-    )
-    return result, cpu
+    latencies, frames_seen = [ms / 1000 for ms in data["latencies_ms"]], [f.encode() for f in data["frames"]]
+    return load.StormResult(latencies, data["errors"], data["first_error"], data["wall_s"], frames_seen), cpu
 
 
 @dataclass
@@ -202,13 +184,10 @@ def node_summary(node: dict[str, Runs], missing: str | None) -> dict:
     if missing is not None:
         return {"measured": False, "why": missing}
     servers = {key: runs.summary(key) for key, runs in node.items()}
-    return {
-        "measured": True,
-        "ws_version": pinned_version(),
-        "servers": servers,
-        "ratio_p99_a_over_b": servers["a"]["p99_ms"] / servers["b"]["p99_ms"],
-        "ratio_rate_a_over_b": servers["a"]["connections_per_s"] / servers["b"]["connections_per_s"],
-    }
+    a, b = servers["a"], servers["b"]
+    out = {"measured": True, "ws_version": pinned_version(), "servers": servers}
+    out["ratio_p99_a_over_b"] = a["p99_ms"] / b["p99_ms"]
+    return out | {"ratio_rate_a_over_b": a["connections_per_s"] / b["connections_per_s"]}
 
 
 def node_report(outcome: Outcome, title: str, node: dict) -> None:
