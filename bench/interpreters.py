@@ -94,12 +94,8 @@ def ensure_venv(interpreter: Interpreter, venvs: Path, progress: Callable[[str],
     began = time.monotonic()
     target = venvs / interpreter.name
     stamp_path = target / STAMP
-    key = requirements_key()
-    try:
-        stamp = json.loads(stamp_path.read_text())
-    except (OSError, ValueError):
-        stamp = {}
-    python = target / "bin" / "python"
+    key, python = requirements_key(), target / "bin" / "python"
+    stamp = json.loads(stamp_path.read_text()) if stamp_path.is_file() else {}
     if stamp.get("interpreter") != interpreter.executable or not python.exists():
         progress(f"Python {interpreter.version}: creating {target} and installing requirements-dev.txt")
         shutil.rmtree(target, ignore_errors=True)

@@ -44,23 +44,14 @@ def _models(pipeline: list[dict[str, Any]]) -> list[Kline]:
 
 
 @contextmanager
-def model_reads() -> Iterator[None]:
-    """The store's reads as they were before: the same pipelines, each document a ``Kline`` instance."""
+def subject(name: str) -> Iterator[None]:
+    """``model``: the store's reads as they were before, the same pipelines, each document a ``Kline`` instance."""
     original = reads._records
-    reads._records = _models
+    reads._records = _models if name == "model" else original
     try:
         yield
     finally:
         reads._records = original
-
-
-@contextmanager
-def subject(name: str) -> Iterator[None]:
-    if name == "model":
-        with model_reads():
-            yield
-    else:
-        yield
 
 
 def page_body(symbol: str, start_ms: int) -> str:
@@ -128,13 +119,11 @@ def main() -> None:
             with subject(name):
                 results[name]["page"].append(timed(partial(next_page, iter(starts)), args.pages, mongo))
                 results[name]["poll"].append(timed(partial(poll, since, sweep), args.polls, mongo))
-    summary = {
-        name: {
-            kind: {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
-            for kind, rounds in per_kind.items()
-        }
-        for name, per_kind in results.items()
-    }
+
+    def medians(rounds: list[dict[str, float]]) -> dict[str, float]:
+        return {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
+
+    summary = {name: {kind: medians(rounds) for kind, rounds in per_kind.items()} for name, per_kind in results.items()}
     out = {"identical": identical, "page_rows": page_rows, "poll_rows": poll_rows, "rounds": results}
     print(json.dumps({**out, "median": summary}))
 

@@ -12,6 +12,7 @@ import asyncio
 import json
 import random
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -103,17 +104,10 @@ async def open_stream_stayer(port: int, streams: Sequence[str], *, combined_url:
 class ChurnTally:
     """Churn sessions per port."""
 
-    completed: dict[int, int] = field(default_factory=dict)
+    completed: Counter[int] = field(default_factory=Counter)
     errors: int = 0
     first_error: str = ""
     after_unsubscribe: int = 0  # events of a stream received after UNSUBSCRIBE was answered
-
-    def done(self, port: int) -> None:
-        self.completed[port] = self.completed.get(port, 0) + 1
-
-    @property
-    def total(self) -> int:
-        return sum(self.completed.values())
 
 
 def _reply(request_id: int) -> Callable[[dict[str, Any]], bool]:
@@ -132,7 +126,7 @@ async def feed_session(port: int, tally: ChurnTally, _: random.Random) -> None:
     """``/``: connect, read the five frames, close."""
     connection, _, _ = await open_connection(port, time_limit=TIME_LIMIT)
     await connection.close(TIME_LIMIT)
-    tally.done(port)
+    tally.completed[port] += 1
 
 
 def stream_session(streams: Sequence[str]) -> Callable[[int, ChurnTally, random.Random], Awaitable[None]]:
@@ -155,7 +149,7 @@ def stream_session(streams: Sequence[str]) -> Callable[[int, ChurnTally, random.
             tally.after_unsubscribe += client.after_gone
         finally:
             await client.close(TIME_LIMIT)
-        tally.done(port)
+        tally.completed[port] += 1
 
     return session
 

@@ -47,10 +47,7 @@ class FeedConnection(asyncio.Protocol):
 
     def __init__(self, port: int, *, initial: int = 5, path: str = "/", keep_updates: bool = False) -> None:
         loop = asyncio.get_running_loop()
-        self.port = port
-        self.path = path
-        self.initial = initial
-        self.keep_updates = keep_updates
+        self.port, self.path, self.initial, self.keep_updates = port, path, initial, keep_updates
         self.ready: asyncio.Future[float] = loop.create_future()
         self.closed: asyncio.Future[None] = loop.create_future()
         self.frames: list[bytes] = []
@@ -58,9 +55,7 @@ class FeedConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.close_payload: bytes | None = None  # the server's close frame: code and reason
         self.closed_at = 0.0  # monotonic time it arrived
-        self._buffer = bytearray()
-        self._upgraded = False
-        self._close_sent = False
+        self._buffer, self._upgraded, self._close_sent = bytearray(), False, False
 
     # -- asyncio.Protocol ---------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:

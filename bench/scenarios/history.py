@@ -231,16 +231,15 @@ def _outcome(options, klines, seeding, seeding_row, results, single, sweep, same
         bound = ">= " if f["unfinished"] else ""
         one = f"p50 {fmt(f['alone']['p50_ms'])} / max {fmt(f['alone']['max_ms'])} ms"
         outcome.rows.append((title, f"{f['label']}: one page alone", one, f"{f['alone']['count']} pages"))
-        outcome.rows.append(
-            (
-                title,
-                f"{f['label']}: {options.history_clients} clients",
-                f"p50 {bound}{fmt(f['p50_ms'])} / p99 {bound}{fmt(f['p99_ms'])} ms, {fmt(f['pages_per_s'], 2)} pages/s",
-                f"{f['pages']} pages, {f['unfinished']} cut off; CPU per page: daphne "
-                f"{fmt(f['daphne_cpu_ms_per_page'])}, SecantusDB {fmt(f['secantus_cpu_ms_per_page'])} ms; "
-                f"{f['errors']} errors" + ("" if same else ", BODIES DIFFER OR SHORT"),
-            )
+        figures = (
+            f"p50 {bound}{fmt(f['p50_ms'])} / p99 {bound}{fmt(f['p99_ms'])} ms, {fmt(f['pages_per_s'], 2)} pages/s"
         )
+        notes = (
+            f"{f['pages']} pages, {f['unfinished']} cut off; CPU per page: daphne {fmt(f['daphne_cpu_ms_per_page'])}"
+        )
+        notes += f", SecantusDB {fmt(f['secantus_cpu_ms_per_page'])} ms; {f['errors']} errors"
+        subject = f"{f['label']}: {options.history_clients} clients"
+        outcome.rows.append((title, subject, figures, notes + ("" if same else ", BODIES DIFFER OR SHORT")))
     outcome.rows.append((title, f"{LABELS['paged']}: warm-up", f"{warm_seconds:.1f} s", f"{paged} pages"))
     clients = options.history_clients
     outcome.targets = [

@@ -68,12 +68,9 @@ def combine(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     """Each figure's median over rounds; every round's value under ``per_round``."""
     numbers = [k for k, v in rounds[0].items() if isinstance(v, float)]
     out: dict[str, Any] = {k: statistics.median(r[k] for r in rounds) for k in numbers}
-    out["python"] = rounds[0]["python"]
-    out["storm_errors"] = sum(r["storm_errors"] for r in rounds)
-    out["fanout_missing"] = sum(r["fanout_missing"] for r in rounds)
-    out["rounds"] = len(rounds)
-    out["per_round"] = {k: [r[k] for r in rounds] for k in numbers}
-    return out
+    out |= {k: sum(r[k] for r in rounds) for k in ("storm_errors", "fanout_missing")}
+    out |= {"python": rounds[0]["python"], "rounds": len(rounds)}
+    return out | {"per_round": {k: [r[k] for r in rounds] for k in numbers}}
 
 
 def fastest(pythons: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -107,16 +104,15 @@ def verdict_rows(verdict: dict[str, Any], versions: dict[str, str]) -> list[tupl
         v = verdict[key]
         ratios = ", ".join(f"{versions[n]} {r:.2f}x" for n, r in v["over_fastest"].items() if n != v["fastest"])
         lead = {True: "clear in every round", False: "rounds overlap: within noise", None: "one round: not judged"}
-        rows.append(
-            (f"fastest by {label}", f"Python {versions[v['fastest']]}", f"{ratios or 'alone'}; {lead[v['clear']]}")
-        )
+        notes = f"{ratios or 'alone'}; {lead[v['clear']]}"
+        rows.append((f"fastest by {label}", f"Python {versions[v['fastest']]}", notes))
     return rows
 
 
 def _run_child(venv_python: Path, args: list[str], log: Path) -> dict[str, Any]:
     with open(log, "ab") as out:
         done = subprocess.run(
-            [str(venv_python), *args], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, timeout=CHILD_TIMEOUT
+            [venv_python, *args], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, timeout=CHILD_TIMEOUT
         )
     if done.returncode != 0:
         tail = log.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
