@@ -87,12 +87,10 @@ async def run_all(options: Options, stack: Stack, progress: Callable[[str], None
 
 
 def render(outcomes: list[Outcome], *, quick: bool) -> str:
-    lines = [
-        targets_table([t for o in outcomes for t in o.targets], quick=quick),
-        "",
-        table([row for o in outcomes for row in o.rows], ("scenario", "subject", "figures", "notes")),
-    ]
-    return "\n".join(lines)
+    targets = targets_table([t for o in outcomes for t in o.targets], quick=quick)
+    return (
+        f"{targets}\n\n{table([row for o in outcomes for row in o.rows], ('scenario', 'subject', 'figures', 'notes'))}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -115,12 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     results["scenarios"] = {o.name: o.data for o in outcomes}
     write_json(options.output, results)
     info = results["machine"]
-    print(
-        f"\nbinancews benchmarks, {started_at}, {duration:.0f} s: {info['nproc']} x {info['cpu_model']}, "
-        f"{info['ram_gib']} GiB RAM, load average {load_before[0]:.2f} before / {os.getloadavg()[0]:.2f} after\n"
-    )
-    print(render(outcomes, quick=options.quick))
-    print(f"\nJSON: {options.output}")
+    head = f"binancews benchmarks, {started_at}, {duration:.0f} s: {info['nproc']} x {info['cpu_model']}, "
+    head += f"{info['ram_gib']} GiB RAM, load average {load_before[0]:.2f} before / {os.getloadavg()[0]:.2f} after"
+    print(f"\n{head}\n\n{render(outcomes, quick=options.quick)}\n\nJSON: {options.output}")
     shutil.rmtree(options.workdir / "secantus-data", ignore_errors=True)
     return 0
 

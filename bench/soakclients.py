@@ -22,6 +22,7 @@ from bench.wsclient import FeedConnection, client_frame, open_connection
 
 _TEXT = 0x1
 TIME_LIMIT = 30.0
+Session = Callable[[int, "ChurnTally", random.Random], Awaitable[None]]  # one churner's life on a port
 
 
 def event_of(message: dict[str, Any]) -> dict[str, Any] | None:
@@ -129,7 +130,7 @@ async def feed_session(port: int, tally: ChurnTally, _: random.Random) -> None:
     tally.completed[port] += 1
 
 
-def stream_session(streams: Sequence[str]) -> Callable[[int, ChurnTally, random.Random], Awaitable[None]]:
+def stream_session(streams: Sequence[str]) -> Session:
     """A churner on the Binance-protocol streams, legacy paths (``/ws`` raw or ``/stream`` combined)."""
 
     async def session(port: int, tally: ChurnTally, rng: random.Random) -> None:
@@ -154,19 +155,11 @@ def stream_session(streams: Sequence[str]) -> Callable[[int, ChurnTally, random.
     return session
 
 
-async def churn(
-    ports: Sequence[int],
-    session: Callable[[int, ChurnTally, random.Random], Awaitable[None]],
-    *,
-    seconds: float,
-    rate: float,
-    concurrency: int,
-    tally: ChurnTally,
-) -> None:
+async def churn(ports: Sequence[int], session: Session, *, seconds: float, rate: float, concurrency: int,
+                tally: ChurnTally) -> None:  # fmt: skip
     """Run ``session`` at up to ``rate`` a second, ``concurrency`` at most in flight, alternating ``ports``."""
-    deadline = slot = time.monotonic()
-    deadline += seconds
-    started = 0
+    slot = time.monotonic()
+    deadline, started = slot + seconds, 0
 
     async def worker(seed: int) -> None:
         nonlocal started, slot

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 from array import array
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -53,15 +54,8 @@ class Tally:
     measuring: bool = False
     latencies: array = field(default_factory=lambda: array("d"))  # seconds
     received: int = 0  # frames while measuring
-    lost: dict[bytes, int] = field(default_factory=dict)  # stream -> updates skipped, summed over its clients
-    reordered: dict[bytes, int] = field(default_factory=dict)
-
-    def start(self) -> None:
-        self.measuring = True
-        self.latencies = array("d")
-        self.received = 0
-        self.lost.clear()
-        self.reordered.clear()
+    lost: Counter[bytes] = field(default_factory=Counter)  # stream -> updates skipped, summed over its clients
+    reordered: Counter[bytes] = field(default_factory=Counter)
 
 
 class StreamClient(FeedConnection):
@@ -81,22 +75,15 @@ class StreamClient(FeedConnection):
         if tally.measuring:
             tally.received += 1
             tally.latencies.append(now - event_ms / 1000)
-            if last is not None and round_ != last + 1:
-                if round_ > last:
-                    tally.lost[stream] = tally.lost.get(stream, 0) + round_ - last - 1
-                else:
-                    tally.reordered[stream] = tally.reordered.get(stream, 0) + 1
+            if last is not None and round_ > last + 1:
+                tally.lost[stream] += round_ - last - 1
+            elif last is not None and round_ <= last:
+                tally.reordered[stream] += 1
 
 
 def subscriptions(streams: Sequence[str], clients: int, per_client: int) -> list[list[str]]:
     """``per_client`` consecutive streams per client, wrapping, so every stream gets about the same subscribers."""
     return [[streams[(n * per_client + j) % len(streams)] for j in range(per_client)] for n in range(clients)]
-
-
-async def open_clients(ports: Sequence[int], plan: Sequence[Sequence[str]], tally: Tally) -> load.IdleClients:
-    """One client per entry of ``plan``, alternating ``ports``."""
-    clients = [(ports[n % len(ports)], streams) for n, streams in enumerate(plan)]
-    return await load.open_many(clients, lambda item: StreamClient(item[0], item[1], tally), concurrency=100)
 
 
 async def run(stack: Stack, options: Options, redis_url: str) -> Outcome:
@@ -114,7 +101,8 @@ async def run(stack: Stack, options: Options, redis_url: str) -> Outcome:
 
     tally = Tally()
     plan = subscriptions(streams, options.relay_clients, options.relay_streams_per_client)
-    opened = await open_clients([port for _, port in daphnes], plan, tally)
+    clients = [(daphnes[n % len(daphnes)][1], names) for n, names in enumerate(plan)]  # ports alternating
+    opened = await load.open_many(clients, lambda item: StreamClient(item[0], item[1], tally), concurrency=100)
     clients = opened.connections
     if opened.errors:
         await opened.close(time_limit=5.0)
@@ -127,7 +115,7 @@ async def run(stack: Stack, options: Options, redis_url: str) -> Outcome:
         await asyncio.sleep(WARMUP_SECONDS)
         cpu_before = {name: cpu_seconds(p) for name, p in processes.items()}
         before = await asyncio.to_thread(exchange_call, exchange_port, "/bench/status")
-        tally.start()
+        tally.measuring, tally.latencies, tally.received = True, array("d"), 0
         began = time.monotonic()
         await asyncio.sleep(options.relay_seconds)
         tally.measuring = False
