@@ -63,10 +63,6 @@ class ScriptedExchange(SimulatedExchange):
             self._streams.pop(connection, None)
             self._finished.append((self._sent.pop(connection, 0), self._rounds.pop(connection, 0)))
 
-    async def send(self, connection: ServerConnection, message: dict | str) -> None:
-        await super().send(connection, message)
-        self._sent[connection] = self._sent.get(connection, 0) + 1
-
     def _sequenced_frame(self, symbol: str, index: int, round_: int) -> str:
         """An unclosed update stamped with the send time (``E``, ms) and the round (``k.L``); cheap to build."""
         key = (symbol, index)

@@ -62,8 +62,7 @@ class HttpError(Exception):
 
 class Client:
     def __init__(self, port: int, *, timeout: float) -> None:
-        self.port = port
-        self.timeout = timeout
+        self.port, self.timeout = port, timeout
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
 
@@ -102,5 +101,4 @@ class Client:
     async def close(self) -> None:
         if self._writer is not None:
             self._writer.close()
-            self._writer = None
-            self._reader = None
+        self._reader = self._writer = None

@@ -27,9 +27,7 @@ Session = Callable[[int, "ChurnTally", random.Random], Awaitable[None]]  # one c
 
 def event_of(message: dict[str, Any]) -> dict[str, Any] | None:
     """The kline event in a raw (``/ws``) or combined (``/stream``) frame; ``None`` for a request's reply."""
-    if "data" in message:
-        return message["data"]
-    return message if message.get("e") == "kline" else None
+    return message["data"] if "data" in message else message if message.get("e") == "kline" else None
 
 
 class TextClient(FeedConnection):
@@ -55,9 +53,8 @@ class TextClient(FeedConnection):
         self.after_gone = sum(1 for m in self.messages if (e := event_of(m)) is not None and e["s"] == symbol)
 
     def request(self, method: str, params: list[str], request_id: int) -> None:
-        self.transport.write(
-            client_frame(_TEXT, json.dumps({"method": method, "params": params, "id": request_id}).encode())
-        )
+        body = {"method": method, "params": params, "id": request_id}
+        self.transport.write(client_frame(_TEXT, json.dumps(body).encode()))
 
     async def expect(self, wanted: Callable[[dict[str, Any]], bool], time_limit: float = 10.0) -> dict[str, Any]:
         """The first kept frame ``wanted`` accepts; it and every frame before it are consumed."""
@@ -116,11 +113,7 @@ def _reply(request_id: int) -> Callable[[dict[str, Any]], bool]:
 
 
 def _event(stream: str | None = None) -> Callable[[dict[str, Any]], bool]:
-    def wanted(message: dict[str, Any]) -> bool:
-        event = event_of(message)
-        return event is not None and (stream is None or event["s"] == stream)
-
-    return wanted
+    return lambda m: (event := event_of(m)) is not None and (stream is None or event["s"] == stream)
 
 
 async def feed_session(port: int, tally: ChurnTally, _: random.Random) -> None:

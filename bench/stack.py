@@ -168,9 +168,9 @@ class Stack:
         env = {**env, "WEBSOCKETS_MAX_LINE_LENGTH": str(MAX_URL_BYTES)}
         return self.serve(name, lambda port: [sys.executable, "-m", "bench.exchange", "--port", str(port), *args], env)
 
-    def module(self, name: str, module: str, args: list[str]) -> subprocess.Popen:
-        """``python -m module args`` in the background (a bench helper process), logged like the rest."""
-        return self._spawn(name, [sys.executable, "-m", module, *args])
+    def background(self, name: str, args: list[str]) -> subprocess.Popen:
+        """``python args`` in the background (a bench helper process), logged like the rest."""
+        return self._spawn(name, [sys.executable, *args])
 
     def ingest(self, name: str, env: Mapping[str, str], symbols: list[str]) -> subprocess.Popen:
         args = [sys.executable, str(ROOT / "manage.py"), "ingest_klines", "--symbols", ",".join(symbols)]

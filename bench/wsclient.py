@@ -82,16 +82,12 @@ class FeedConnection(asyncio.Protocol):
         # of the chunk each time (40,000 frames a second reach the relay's one client process).
         pos, size = 0, len(buffer)
         while size - pos >= 2:
-            first, length = buffer[pos], buffer[pos + 1] & 0x7F
-            start = pos + 2
-            if length == 126:
-                if size - pos < 4:
+            first, length, start = buffer[pos], buffer[pos + 1] & 0x7F, pos + 2
+            if length >= 126:  # a 16-bit or a 64-bit length follows
+                width = 2 if length == 126 else 8
+                if size < start + width:
                     break
-                length, start = int.from_bytes(buffer[pos + 2 : pos + 4], "big"), pos + 4
-            elif length == 127:
-                if size - pos < 10:
-                    break
-                length, start = int.from_bytes(buffer[pos + 2 : pos + 10], "big"), pos + 10
+                length, start = int.from_bytes(buffer[start : start + width], "big"), start + width
             if size < start + length:
                 break
             payload = bytes(buffer[start : start + length])

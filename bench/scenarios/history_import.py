@@ -22,7 +22,7 @@ import pymongo
 from bench.options import Options
 from bench.report import check, fmt
 from bench.scenarios import Outcome
-from bench.scenarios.burst import shadow_documents
+from bench.scenarios.burst import timed_insert
 from bench.stack import Stack
 from klines.binance.archive import archive_files
 from klines.binance.archive_csv import BATCH
@@ -47,15 +47,12 @@ def backfill(env: dict[str, str], since: datetime, until: datetime) -> tuple[flo
 
 def bare(klines: pymongo.collection.Collection, since: datetime, until: datetime) -> float:
     """Seconds the ``insert_many`` calls of the stored documents, as shadows, take (the reads untimed)."""
-    spent, low, step = 0.0, since, timedelta(minutes=BATCH)
-    while low < until:
-        query = {"symbol": SYMBOL, "interval": "1m", "open_time": {"$gte": low, "$lt": min(until, low + step)}}
-        documents = shadow_documents(klines.find(query), datetime.now(UTC))
-        began = time.perf_counter()
-        klines.insert_many(documents, ordered=False)
-        spent += time.perf_counter() - began
-        low += step
-    return spent
+    step = timedelta(minutes=BATCH)
+    lows = [since + n * step for n in range(-(-(until - since) // step))]
+    queries = (
+        {"symbol": SYMBOL, "interval": "1m", "open_time": {"$gte": low, "$lt": min(until, low + step)}} for low in lows
+    )
+    return sum(timed_insert(klines, query, ordered=False)[0] for query in queries)
 
 
 def run(stack: Stack, options: Options, progress) -> Outcome:

@@ -1,8 +1,8 @@
 """Scenario: the ingest's CPU per stream message, and its cold start.
 
-*CPU per 1,000 messages*: the real ``ingest_klines`` (no Redis) and
-``bench/bare_reader.py`` (websocket-client and ``json.loads`` only) read the same
-500 scripted streams; each process's CPU over the window per frame sent to it.
+*CPU per 1,000 messages*: the real ``ingest_klines`` (no Redis) and :data:`BARE_READER`
+(websocket-client and ``json.loads`` only) read the same 500 scripted streams; each
+process's CPU over the window per frame sent to it.
 *Cold start*: an empty database, ``--clock-closes``, Binance's default REST budget;
 from spawning the process to the poll that sees every symbol's 11 newest closed
 klines; the exchange's log of REST requests gives the weight spent in any 60 s.
@@ -35,6 +35,18 @@ POLL_SECONDS = 0.25
 COLD_TIMEOUT = 180.0
 BUDGET = 1200  # BINANCE_REST_WEIGHT_PER_MINUTE's default
 BINANCE_LIMIT = 2400  # Binance's weight per minute per IP (USD-M futures)
+# The CPU baseline, ``python -c BARE_READER URL``: connected with the ingest's options (``skip_utf8_validation``:
+# the ingest decodes frames with ``bytes.decode()``), so the ratio is what the ingest adds to receiving and decoding.
+BARE_READER = """
+import json, signal, sys, websocket
+signal.signal(signal.SIGTERM, signal.default_int_handler)
+ws = websocket.create_connection(sys.argv[1], skip_utf8_validation=True)
+try:
+    while True:
+        json.loads(ws.recv())
+except (websocket.WebSocketException, OSError, KeyboardInterrupt):
+    pass
+"""
 
 
 async def run(stack: Stack, options: Options, progress) -> Outcome:
@@ -71,7 +83,7 @@ async def _cpu_per_message(stack: Stack, options: Options, symbols: list[str]) -
     await asyncio.to_thread(wait_for_streams, port, ingest_connections)
     await asyncio.to_thread(wait_until_settled, stack.klines(CPU_DATABASE))
     url = combined_stream_url(f"ws://127.0.0.1:{port}/market", [(s, "1m") for s in symbols])
-    bare = stack.module("ingest-bare-reader", "bench.bare_reader", ["--url", url])
+    bare = stack.background("ingest-bare-reader", ["-c", BARE_READER, url])
     await asyncio.to_thread(wait_for_streams, port, ingest_connections + 1)
     await asyncio.sleep(WARMUP_SECONDS)
     before = (cpu_seconds(ingest), cpu_seconds(bare), exchange_call(port, "/bench/status"))

@@ -66,6 +66,5 @@ async def run(stack: Stack, options: Options) -> Outcome:
             times = [time_to_drawn(url, condition, Path(profiles) / f"{path.strip('/')}-{n}") for n in range(runs)]
             outcome.data[path] = {"ms": times, "median_ms": statistics.median(times)}
             figures = f"median {fmt(statistics.median(times))} ms, max {fmt(max(times))} ms over {runs} runs"
-            notes = "navigation start to data drawn, empty cache"
-            outcome.rows.append(("page drawn (headless Chromium)", subject, figures, notes))
+            outcome.rows.append(("page drawn (headless Chromium)", subject, figures, "navigation start to drawn, cold"))
     return outcome

@@ -3,10 +3,9 @@
 500 scripted streams updated every 250 ms, relayed by the real ingest every
 100 ms; each client names ``relay_streams_per_client`` streams. Over the window:
 latency from the exchange's send, updates lost or reordered per stream, CPU per
-process; then every subscription must reach the exchange's last round. The clients
-read each frame's stream, ``E`` (the exchange's send time, ms) and ``k.L`` (the round)
-without decoding the JSON: a round skipped is a lost update, one not advancing a
-reordered one; latency is the receipt's wall clock minus ``E``.
+process; then every subscription must reach the exchange's last round. Clients read each
+frame's stream, ``E`` (send time) and ``k.L`` (round) without decoding the JSON: a round
+skipped is lost, one not advancing reordered; latency is the receipt's wall clock minus ``E``.
 """
 
 from __future__ import annotations

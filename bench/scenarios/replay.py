@@ -33,9 +33,7 @@ class ReplayClient(FeedConnection):
 
     def __init__(self, port: int, path: str, keep: bool) -> None:
         super().__init__(port, initial=0, path=path)
-        self.count = 0
-        self.kept: list[bytes] = []
-        self.keep = keep
+        self.count, self.keep, self.kept = 0, keep, []
 
     def on_text(self, payload: bytes) -> None:
         self.count += 1
@@ -89,12 +87,8 @@ async def run(stack: Stack, options: Options) -> Outcome:
     per_event = {key: cpu[key] / (options.replay_rounds * events * 6) * 1e6 for key in subjects}
     ratios = {n: rate[f"daphne {n}"] / rate[f"bare {n}"] for n in (1, CROWD)}
     data = {"events": events, "crowd": CROWD, "crowd_events_each": events // 20, "rounds": options.replay_rounds}
-    data |= {
-        "frames_identical": identical,
-        "events_per_s": rate,
-        "events_per_s_rounds": {f"{k} {n}": v for (k, n), v in runs.items()},
-    }
-    data |= {"ratio_daphne_over_bare": ratios, "server_cpu_us_per_event": per_event}
+    data |= {"frames_identical": identical, "events_per_s": rate, "ratio_daphne_over_bare": ratios}
+    data |= {"events_per_s_rounds": {f"{k} {n}": v for (k, n), v in runs.items()}, "server_cpu_us_per_event": per_event}
     outcome = Outcome("replay", data)
     title = f"replay, speed=0 (2 streams of 1m: {events:,} events; {CROWD} x {events // 20:,})"
     for key, label in (("daphne", "a daphne /market/replay/stream"), ("bare", "b bare websockets, same frames")):

@@ -4,11 +4,9 @@ All four servers run side by side on the same SecantusDB data. Each round
 storms every server once, in a rotated order, so machine noise is spread over
 all of them; the figures pool every round.
 
-The second client, not written for this project, is Node's ``ws`` package: ``bench/node/``
-pins its exact version (package.json and package-lock.json), installed on first use with
-``npm ci`` into the git-ignored ``bench/node/node_modules``; ``bench/node/storm.mjs`` runs
-the same storm and prints its latencies as one JSON line. Without node or npm,
-:func:`node_unavailable` says why in one line and that client is not measured.
+A second client, not written for this project: Node's ``ws``, pinned in ``bench/node/`` and
+installed on first use (``npm ci``); ``bench/node/storm.mjs`` runs the same storm on (a) and
+(b). Without node or npm, :func:`node_unavailable` says why and that client is not measured.
 """
 
 from __future__ import annotations
@@ -30,12 +28,8 @@ from bench.scenarios import SYMBOLS, Outcome
 from bench.stack import Stack, cpu_seconds
 
 DATABASE = "bench_storm"
-LABELS = {
-    "a": "a daphne (our service)",
-    "b": "b bare websockets (ceiling)",
-    "c": "c naive, query per connection",
-    "d": "d our app under uvicorn",
-}
+LABELS = {"a": "a daphne (our service)", "b": "b bare websockets (ceiling)", "c": "c naive, query per connection",
+          "d": "d our app under uvicorn"}  # fmt: skip
 
 
 NODE_DIR = Path(__file__).resolve().parents[1] / "node"
