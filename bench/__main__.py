@@ -14,6 +14,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import asdict
 from datetime import UTC, datetime
 
 from bench.load import raise_open_files_limit
@@ -22,9 +23,11 @@ from bench.report import machine, table, targets_table, write_json
 from bench.scenarios import (
     SYMBOLS,
     Outcome,
+    archive,
     bigrecord,
     burst,
     churn,
+    export,
     history,
     history_import,
     ingest,
@@ -34,6 +37,7 @@ from bench.scenarios import (
     pythons,
     reads,
     relay,
+    replay,
     scale,
     storm,
     timing,
@@ -56,6 +60,9 @@ def steps(o: Options, stack: Stack, redis_url: str, progress: Callable[[str], No
         "relay": lambda: relay.run(stack, o, redis_url),
         "ingest": lambda: ingest.run(stack, o, progress),
         "reads": lambda: reads.run(stack, o, progress),
+        "replay": lambda: replay.run(stack, o),
+        "archive": lambda: archive.run(stack, o),
+        "export": lambda: export.run(stack, o),
         "pythons": lambda: pythons.run(o, stack.logs, progress),
         "import": lambda: history_import.run(stack, o, progress),
         "history": lambda: history.run(stack, o, progress),
@@ -80,12 +87,10 @@ async def run_all(options: Options, stack: Stack, progress: Callable[[str], None
 
 
 def render(outcomes: list[Outcome], *, quick: bool) -> str:
-    lines = [
-        targets_table([t for o in outcomes for t in o.targets], quick=quick),
-        "",
-        table([row for o in outcomes for row in o.rows], ("scenario", "subject", "figures", "notes")),
-    ]
-    return "\n".join(lines)
+    targets = targets_table([t for o in outcomes for t in o.targets], quick=quick)
+    return (
+        f"{targets}\n\n{table([row for o in outcomes for row in o.rows], ('scenario', 'subject', 'figures', 'notes'))}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -102,25 +107,15 @@ def main(argv: list[str] | None = None) -> int:
     with Stack(options.workdir) as stack:
         outcomes = asyncio.run(run_all(options, stack, progress))
     duration = time.monotonic() - began
-    results = {
-        "started_at": started_at,
-        "duration_s": duration,
-        "quick": options.quick,
-        "machine": machine(),
-        "load_average_before": load_before,
-        "load_average_after": os.getloadavg(),
-        "open_files_limit": nofile,
-        "targets": [t.as_dict() for o in outcomes for t in o.targets],
-        "scenarios": {o.name: o.data for o in outcomes},
-    }
+    results = {"started_at": started_at, "duration_s": duration, "quick": options.quick, "machine": machine()}
+    results |= {"load_average_before": load_before, "load_average_after": os.getloadavg(), "open_files_limit": nofile}
+    results["targets"] = [asdict(t) for o in outcomes for t in o.targets]
+    results["scenarios"] = {o.name: o.data for o in outcomes}
     write_json(options.output, results)
     info = results["machine"]
-    print(
-        f"\nbinancews benchmarks, {started_at}, {duration:.0f} s: {info['nproc']} x {info['cpu_model']}, "
-        f"{info['ram_gib']} GiB RAM, load average {load_before[0]:.2f} before / {os.getloadavg()[0]:.2f} after\n"
-    )
-    print(render(outcomes, quick=options.quick))
-    print(f"\nJSON: {options.output}")
+    head = f"binancews benchmarks, {started_at}, {duration:.0f} s: {info['nproc']} x {info['cpu_model']}, "
+    head += f"{info['ram_gib']} GiB RAM, load average {load_before[0]:.2f} before / {os.getloadavg()[0]:.2f} after"
+    print(f"\n{head}\n\n{render(outcomes, quick=options.quick)}\n\nJSON: {options.output}")
     shutil.rmtree(options.workdir / "secantus-data", ignore_errors=True)
     return 0
 

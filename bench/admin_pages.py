@@ -45,37 +45,32 @@ def main() -> None:
     client = Client(HTTP_HOST="127.0.0.1")
     client.force_login(user)
 
-    def get(params: dict | str) -> tuple[float, object]:
+    times: dict[str, list[float]] = {"first": [], "next": [], "day": [], "unfiltered": [], "detail": []}
+
+    def get(kind: str, params: dict | str):
+        """One admin page, timed into ``times[kind]`` (not timed for ``warm-up``)."""
         began = time.monotonic()
         path = "/admin/klines/kline/" + (params if isinstance(params, str) else "")
         response = client.get(path, {} if isinstance(params, str) else params, secure=True)
-        elapsed = time.monotonic() - began
+        times.get(kind, []).append(time.monotonic() - began)
         if response.status_code != 200:
             raise RuntimeError(f"{path} {params}: HTTP {response.status_code}")
-        return elapsed, response
+        return response
 
-    get({"symbol": symbols[0], "interval": args.interval})  # warm-up: templates, the first connection
-    times: dict[str, list[float]] = {"first": [], "next": [], "day": [], "unfiltered": [], "detail": []}
+    get("warm-up", {"symbol": symbols[0], "interval": args.interval})  # templates, the first connection
     rows = 0
     for _ in range(args.pages):
         symbol = rng.choice(symbols)
-        elapsed, response = get({"symbol": symbol, "interval": args.interval})
-        times["first"].append(elapsed)
-        cl = response.context["cl"]
+        cl = get("first", {"symbol": symbol, "interval": args.interval}).context["cl"]
         rows = max(rows, len(cl.result_list))
-        elapsed, _ = get(cl.older_link)
-        times["next"].append(elapsed)
-        day = datetime.fromtimestamp(
-            (args.first_open_ms + rng.randrange(args.minutes) * 60_000) / 1000, UTC
-        )  # a day of the record, through the date drill-down
+        get("next", cl.older_link)
+        # a day of the record, through the date drill-down
+        day = datetime.fromtimestamp((args.first_open_ms + rng.randrange(args.minutes) * 60_000) / 1000, UTC)
         params = {"symbol": symbol, "interval": args.interval, "open_time__year": day.year}
-        params.update(open_time__month=day.month, open_time__day=day.day)
-        times["day"].append(get(params)[0])
+        get("day", params | {"open_time__month": day.month, "open_time__day": day.day})
     for _ in range(max(3, args.pages // 10)):
-        elapsed, response = get({})
-        times["unfiltered"].append(elapsed)
-        kline = response.context["cl"].result_list[0]
-        times["detail"].append(get(f"{kline.pk}/change/")[0])
+        kline = get("unfiltered", {}).context["cl"].result_list[0]
+        get("detail", f"{kline.pk}/change/")
     print(json.dumps({"times": times, "rows_per_page": rows}), flush=True)
 
 

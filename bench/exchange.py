@@ -26,11 +26,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from klines.simexchange.server import SimulatedExchange, json_response
-
-
-def kline_weight(limit: int) -> int:
-    """Binance's weight of ``GET /fapi/v1/klines`` by ``limit`` (1 below 100, 2 below 500, 5 to 1000, else 10)."""
-    return 1 if limit < 100 else 2 if limit < 500 else 5 if limit <= 1000 else 10
+from klines.simexchange.weight import request_weight
 
 
 class ScriptedExchange(SimulatedExchange):
@@ -66,10 +62,6 @@ class ScriptedExchange(SimulatedExchange):
         finally:
             self._streams.pop(connection, None)
             self._finished.append((self._sent.pop(connection, 0), self._rounds.pop(connection, 0)))
-
-    async def send(self, connection: ServerConnection, message: dict | str) -> None:
-        await super().send(connection, message)
-        self._sent[connection] = self._sent.get(connection, 0) + 1
 
     def _sequenced_frame(self, symbol: str, index: int, round_: int) -> str:
         """An unclosed update stamped with the send time (``E``, ms) and the round (``k.L``); cheap to build."""
@@ -119,14 +111,9 @@ class ScriptedExchange(SimulatedExchange):
     async def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
         parts = urlsplit(request.path)
         if parts.path == "/bench/status":
-            streams = sum(len(s) for s in self._streams.values())
-            status = {
-                "connections": len(self._streams),
-                "streams": streams,
-                "sent": list(self._sent.values()),
-                "rounds": list(self._rounds.values()),
-                "sent_by_closed_connections": sum(sent for sent, _ in self._finished),
-            }
+            status = {"connections": len(self._streams), "streams": sum(len(s) for s in self._streams.values())}
+            status |= {"sent": list(self._sent.values()), "rounds": list(self._rounds.values())}
+            status["sent_by_closed_connections"] = sum(sent for sent, _ in self._finished)
             return json_response(connection, HTTPStatus.OK, status)
         if parts.path == "/bench/rest":
             return json_response(connection, HTTPStatus.OK, {"requests": self.rest_log})
@@ -135,24 +122,13 @@ class ScriptedExchange(SimulatedExchange):
             wanted = None if raw == "*" else {s.strip().upper() for s in raw.split(",") if s.strip()}
             return json_response(connection, HTTPStatus.OK, await self.close_next(wanted))
         if request.headers.get("Upgrade", "").lower() != "websocket":
-            self._count_rest(parts.path, parse_qs(parts.query))
+            self.rest_log.append((time.time(), parts.path, request_weight(parts.path, parse_qs(parts.query))))
         return super()._process_request(connection, request)
 
-    def _count_rest(self, path: str, query: dict[str, list[str]]) -> None:
-        if path == "/fapi/v1/klines":
-            try:
-                limit = int(query.get("limit", ["500"])[0])
-            except ValueError:
-                limit = 500
-            weight = kline_weight(limit)
-        else:
-            weight = 1  # /fapi/v1/time, /fapi/v1/exchangeInfo, /fapi/v1/ping
-        self.rest_log.append((time.time(), path, weight))
 
-
-async def run(port: int, symbols: list[str], interval: str, update_seconds: float, clock: bool) -> None:
-    exchange = ScriptedExchange(symbols=symbols, interval=interval, update_seconds=update_seconds, clock=clock)
-    await exchange.start("127.0.0.1", port)
+async def run(port: int, symbols: list[str], clock: bool) -> None:
+    """One-minute klines of ``symbols``, an update of each every 250 ms."""
+    await ScriptedExchange(symbols=symbols, interval="1m", update_seconds=0.25, clock=clock).start("127.0.0.1", port)
     print(f"scripted exchange on 127.0.0.1:{port} with {len(symbols)} symbols", flush=True)
     await asyncio.Future()
 
@@ -161,13 +137,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.exchange")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--symbols-file", type=Path, required=True, help="one symbol per line")
-    parser.add_argument("--interval", default="1m")
-    parser.add_argument("--update-seconds", type=float, default=0.25)
     parser.add_argument("--clock-closes", action="store_true", help="close every kline at its boundary, as Binance")
     args = parser.parse_args()
     symbols = [s.strip().upper() for s in args.symbols_file.read_text().split() if s.strip()]
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run(args.port, symbols, args.interval, args.update_seconds, args.clock_closes))
+        asyncio.run(run(args.port, symbols, args.clock_closes))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The history benchmark's page choosers: random pages anywhere in the record, or the pages a crowd pages through.
+"""The history benchmark's page choosers, and its lean HTTP client.
 
 :class:`Pages` picks a random symbol and a random ``startTime`` that leaves a
 full page behind it: nearly every page is new, so it measures a read of the
@@ -6,11 +6,15 @@ store each time. :class:`PagedPages` picks among the pages that clients
 backfilling the same symbols ask for: python-binance's
 ``get_historical_klines`` and ccxt's paging start at a date and step by the
 page, so pages repeat across clients, and pages wholly in the past are what
-the service keeps encoded (``klines/api/pages.py``).
+the service keeps encoded (``klines/api/pages.py``). :class:`Client` is one keep-alive
+connection over ``asyncio.open_connection``: ``GET`` with a ``Content-Length`` answer
+(Django's CommonMiddleware sets it), reconnecting when the server closes; the body is
+read, not parsed, so the client stays cheap next to the server.
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
 
 INTERVAL = "1m"
@@ -50,3 +54,51 @@ class PagedPages:
 
     def __call__(self) -> str:
         return self.rng.choice(self.all)
+
+
+class HttpError(Exception):
+    """A non-200 answer or a malformed one."""
+
+
+class Client:
+    def __init__(self, port: int, *, timeout: float) -> None:
+        self.port, self.timeout = port, timeout
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+
+    async def get(self, target: str, within: float | None = None) -> bytes:
+        """The body of ``GET target``; raises :class:`HttpError` unless the status is 200."""
+        try:
+            return await asyncio.wait_for(self._get(target), within or self.timeout)
+        except TimeoutError:
+            await self.close()  # the answer may still come: this connection is spent
+            raise
+
+    async def _get(self, target: str) -> bytes:
+        if self._writer is None:
+            self._reader, self._writer = await asyncio.open_connection("127.0.0.1", self.port)
+        assert self._reader is not None
+        request = f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: keep-alive\r\n\r\n"
+        self._writer.write(request.encode())
+        try:
+            head = await self._reader.readuntil(b"\r\n\r\n")
+        except (asyncio.IncompleteReadError, ConnectionError):
+            await self.close()
+            raise
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ", 2)[1])
+        headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:] if line)}
+        if "content-length" not in headers:
+            await self.close()
+            raise HttpError(f"no Content-Length in the answer: {lines[0]}")
+        body = await self._reader.readexactly(int(headers["content-length"]))
+        if headers.get("connection", "").lower() == "close":
+            await self.close()
+        if status != 200:
+            raise HttpError(f"{lines[0]}: {body[:200]!r}")
+        return body
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        self._reader = self._writer = None

@@ -94,12 +94,8 @@ def ensure_venv(interpreter: Interpreter, venvs: Path, progress: Callable[[str],
     began = time.monotonic()
     target = venvs / interpreter.name
     stamp_path = target / STAMP
-    key = requirements_key()
-    try:
-        stamp = json.loads(stamp_path.read_text())
-    except (OSError, ValueError):
-        stamp = {}
-    python = target / "bin" / "python"
+    key, python = requirements_key(), target / "bin" / "python"
+    stamp = json.loads(stamp_path.read_text()) if stamp_path.is_file() else {}
     if stamp.get("interpreter") != interpreter.executable or not python.exists():
         progress(f"Python {interpreter.version}: creating {target} and installing requirements-dev.txt")
         shutil.rmtree(target, ignore_errors=True)
@@ -118,15 +114,3 @@ def ensure_venv(interpreter: Interpreter, venvs: Path, progress: Callable[[str],
         raise RuntimeError(f"pip install into {target} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
     stamp_path.write_text(json.dumps({"interpreter": interpreter.executable, "requirements": key}) + "\n")
     return Venv(python, installed, time.monotonic() - began)
-
-
-def stack_shebangs(bin_dir: Path, names: tuple[str, ...] = ("daphne", "uvicorn", "secantusd-py")) -> dict[str, str]:
-    """The interpreter each console script the stack starts runs under (its ``#!`` line)."""
-    out = {}
-    for name in names:
-        try:
-            first = (bin_dir / name).read_text().splitlines()[0]
-        except (OSError, IndexError):
-            first = ""
-        out[name] = first.removeprefix("#!").split()[0] if first.startswith("#!") else ""
-    return out

@@ -86,10 +86,6 @@ class IdleClients:
         await pool(self.connections, lambda c: c.close(time_limit), concurrency=concurrency)
         self.connections = []
 
-    def clear_updates(self) -> None:
-        for connection in self.connections:
-            connection.updates.clear()
-
 
 async def open_many(
     items: Sequence[T], factory: Callable[[T], FeedConnection], *, concurrency: int, time_limit: float = 30.0
@@ -107,19 +103,9 @@ async def open_many(
     return IdleClients(opened, errors, first_error, time.monotonic() - began)
 
 
-async def open_idle(
-    ports: list[int],
-    *,
-    count: int,
-    concurrency: int,
-    keep_updates: bool = False,
-    on_update: Callable[[FeedConnection], None] | None = None,
-    time_limit: float = 30.0,
-) -> IdleClients:
+async def open_idle(ports: list[int], *, count: int, concurrency: int, keep_updates: bool = False) -> IdleClients:
     """Open ``count`` connections to ``/`` spread evenly over ``ports``; each has read its initial frames."""
+    clients = [ports[i % len(ports)] for i in range(count)]
     return await open_many(
-        [ports[i % len(ports)] for i in range(count)],
-        lambda port: FeedConnection(port, keep_updates=keep_updates, on_update=on_update),
-        concurrency=concurrency,
-        time_limit=time_limit,
+        clients, lambda port: FeedConnection(port, keep_updates=keep_updates), concurrency=concurrency
     )

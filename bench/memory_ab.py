@@ -22,6 +22,7 @@ from pathlib import Path
 
 from bench import load
 from bench.options import RESULTS
+from bench.report import latency_summary
 from bench.scenarios import SYMBOLS
 from bench.scenarios.memory import idle_rss
 from bench.scenarios.storm import DATABASE
@@ -46,36 +47,26 @@ async def measure(
     return (held - zero) / max(opened, 1) / 1024, clients.errors, timed, cpu_us
 
 
-async def run(subjects: dict[str, Path], idle: int, rounds: int, redis: bool, storm: int) -> None:
+async def run(subjects: dict[str, Path], idle: int, rounds: int, storm: int) -> None:
     with Stack(RESULTS / "work-memory-ab") as stack:
         stack.start_mongo()
         env = stack.env(DATABASE)
         stack.prepare_database(env, symbols=SYMBOLS, count=30)
-        if redis:
-            env["REDIS_URL"] = stack.start_redis()
-        results: dict[str, list[float]] = {name: [] for name in subjects}
-        rates: dict[str, list[float]] = {name: [] for name in subjects}
-        cpus: dict[str, list[float]] = {name: [] for name in subjects}
+        figures: dict[tuple[str, str], list[float]] = {}
         names = list(subjects)
         for r in range(rounds):
             for name in names[r % len(names) :] + names[: r % len(names)]:
                 kib, errors, timed, cpu_us = await measure(stack, env, subjects[name], idle, storm)
-                results[name].append(kib)
+                figures.setdefault((name, "KiB per idle connection"), []).append(kib)
                 line = f"round {r} {name}: {kib:.2f} KiB, {errors} errors"
                 if timed is not None:
-                    rates[name].append(timed.rate)
-                    cpus[name].append(cpu_us)
-                    p99 = statistics.quantiles(timed.latencies, n=100)[98] * 1000 if len(timed.latencies) > 1 else 0
+                    figures.setdefault((name, "conn/s"), []).append(timed.rate)
+                    figures.setdefault((name, "µs daphne CPU per connection"), []).append(cpu_us)
+                    p99 = latency_summary(timed.latencies)["p99_ms"]
                     line += f"; storm {timed.rate:.0f} conn/s, p99 {p99:.0f} ms, {cpu_us:.0f} µs CPU/conn"
-                    line += f", {timed.errors} errors"
                 print(f"{line}, load {os.getloadavg()[0]:.2f}", flush=True)
-        for name, values in results.items():
-            print(f"{name}: median {statistics.median(values):.2f} KiB of {[round(v, 2) for v in values]}")
-            if rates[name]:
-                rounded = [round(v) for v in rates[name]]
-                print(f"{name}: median {statistics.median(rates[name]):.0f} conn/s of {rounded}")
-                rounded = [round(v) for v in cpus[name]]
-                print(f"{name}: median {statistics.median(cpus[name]):.0f} µs daphne CPU per connection of {rounded}")
+        for (name, what), values in figures.items():
+            print(f"{name}: median {statistics.median(values):.2f} {what} of {[round(v, 2) for v in values]}")
 
 
 def source_trees(parser: argparse.ArgumentParser, specs: list[str]) -> dict[str, Path]:
@@ -94,12 +85,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--subject", action="append", required=True, help="name=path of a source tree")
     parser.add_argument("--idle", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--redis", action="store_true", help="daphne with REDIS_URL (the default is without)")
     parser.add_argument("--storm", type=int, default=0, help="then a timed connect storm of this many clients")
     args = parser.parse_args(argv)
     subjects = source_trees(parser, args.subject)
     load.raise_open_files_limit(args.idle * 2 + 1000)
-    asyncio.run(run(subjects, args.idle, args.rounds, args.redis, args.storm))
+    asyncio.run(run(subjects, args.idle, args.rounds, args.storm))
     return 0
 
 

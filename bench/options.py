@@ -7,24 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SCENARIOS = (
-    "storm",
-    "fanout",
-    "burst",
-    "parse",
-    "memory",
-    "soak",
-    "pages",
-    "history",
-    "bigrecord",
-    "relay",
-    "ingest",
-    "timing",
-    "reads",
-    "scale",
-    "pythons",
-    "import",
-)
-OPT_IN = ("bigrecord",)  # hours at its default size: run with --only
+    "parse", "timing", "storm", "fanout", "scale", "burst", "memory", "soak", "pages", "relay", "ingest", "reads",
+    "replay", "archive", "export", "pythons", "import", "history", "bigrecord",
+)  # fmt: skip
+OPT_IN = ("bigrecord", "export")  # long at their default sizes (bigrecord: hours): run with --only
 RESULTS = Path(__file__).resolve().parent / "results"
 HISTORY_MIN_KLINES = 20 * 1500
 
@@ -49,6 +35,10 @@ SIZES: dict[str, tuple[float, float, str]] = {
     "reads_rounds": (5, 3, "reads: rounds, subjects interleaved"),
     "scale_clients": (10_000, 1_000, "many clients: idle clients"),
     "pythons_rounds": (2, 1, "pythons: rounds over every Python found"),
+    "replay_events": (20_000, 4_000, "replay: events to one client (and a twentieth to each of 100)"),
+    "replay_rounds": (3, 2, "replay: rounds, daphne and the bare server interleaved"),
+    "export_minutes": (525_600, 43_200, "export: klines of BTCUSDT 1m exported to Parquet (a year; a month)"),
+    "archive_downloads": (3, 2, "archive: warm downloads of the month's zip after the cold one"),
 }
 
 
@@ -78,6 +68,10 @@ class Options:
     reads_rounds: int
     scale_clients: int
     pythons_rounds: int
+    replay_events: int
+    replay_rounds: int
+    export_minutes: int
+    archive_downloads: int
     # fixed parameters
     concurrency: int = 100  # connect storm: clients in flight (also how fast idle clients are opened)
     daphnes: int = 2  # daphne processes sharing Redis (fan-out, many clients, soak, relay)

@@ -8,16 +8,17 @@ SecantusDB's. Prints one JSON object.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import random
 import statistics
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import partial
+from types import SimpleNamespace
 from typing import Any
 
 import django
@@ -43,23 +44,14 @@ def _models(pipeline: list[dict[str, Any]]) -> list[Kline]:
 
 
 @contextmanager
-def model_reads() -> Iterator[None]:
-    """The store's reads as they were before: the same pipelines, each document a ``Kline`` instance."""
+def subject(name: str) -> Iterator[None]:
+    """``model``: the store's reads as they were before, the same pipelines, each document a ``Kline`` instance."""
     original = reads._records
-    reads._records = _models
+    reads._records = _models if name == "model" else original
     try:
         yield
     finally:
         reads._records = original
-
-
-@contextmanager
-def subject(name: str) -> Iterator[None]:
-    if name == "model":
-        with model_reads():
-            yield
-    else:
-        yield
 
 
 def page_body(symbol: str, start_ms: int) -> str:
@@ -95,17 +87,10 @@ def timed(work: Callable[[], Any], count: int, mongo: psutil.Process) -> dict[st
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--page-symbols", required=True)
-    parser.add_argument("--poll-symbols", required=True)
-    parser.add_argument("--first-open-ms", type=int, required=True)
-    parser.add_argument("--minutes", type=int, required=True)
-    parser.add_argument("--rounds", type=int, required=True)
-    parser.add_argument("--pages", type=int, required=True)
-    parser.add_argument("--polls", type=int, required=True)
-    parser.add_argument("--mongo-pid", type=int, required=True)
-    args = parser.parse_args()
-    page_symbols, poll_symbols = args.page_symbols.split(","), args.poll_symbols.split(",")
+    """The arguments come as one JSON object: page_symbols, poll_symbols, first_open_ms, minutes, rounds, pages,
+    polls, mongo_pid."""
+    args = SimpleNamespace(**json.loads(sys.argv[1]))
+    page_symbols, poll_symbols = args.page_symbols, args.poll_symbols
     mongo = psutil.Process(args.mongo_pid)
     newest = reads.newest_stored_at()
     assert newest is not None, "nothing stored"
@@ -134,13 +119,11 @@ def main() -> None:
             with subject(name):
                 results[name]["page"].append(timed(partial(next_page, iter(starts)), args.pages, mongo))
                 results[name]["poll"].append(timed(partial(poll, since, sweep), args.polls, mongo))
-    summary = {
-        name: {
-            kind: {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
-            for kind, rounds in per_kind.items()
-        }
-        for name, per_kind in results.items()
-    }
+
+    def medians(rounds: list[dict[str, float]]) -> dict[str, float]:
+        return {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
+
+    summary = {name: {kind: medians(rounds) for kind, rounds in per_kind.items()} for name, per_kind in results.items()}
     out = {"identical": identical, "page_rows": page_rows, "poll_rows": poll_rows, "rounds": results}
     print(json.dumps({**out, "median": summary}))
 

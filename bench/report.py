@@ -26,46 +26,25 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 def latency_summary(seconds: Sequence[float]) -> dict[str, float]:
     """p50/p95/p99/max in milliseconds."""
-    return {
-        "count": len(seconds),
-        "min_ms": min(seconds) * 1000 if seconds else math.nan,
-        "p50_ms": percentile(seconds, 50) * 1000,
-        "p95_ms": percentile(seconds, 95) * 1000,
-        "p99_ms": percentile(seconds, 99) * 1000,
-        "max_ms": max(seconds) * 1000 if seconds else math.nan,
-    }
+    out = {"count": len(seconds), "min_ms": min(seconds) * 1000 if seconds else math.nan}
+    out |= {f"p{q}_ms": percentile(seconds, q) * 1000 for q in (50, 95, 99)}
+    return out | {"max_ms": max(seconds) * 1000 if seconds else math.nan}
 
 
 def distribution(seconds: Sequence[float], limit: float) -> dict[str, float]:
     """min/p50/p90/max of ``seconds`` and how many were under ``limit``."""
-    return {
-        "count": len(seconds),
-        "min_s": min(seconds) if seconds else math.nan,
-        "p50_s": percentile(seconds, 50),
-        "p90_s": percentile(seconds, 90),
-        "max_s": max(seconds) if seconds else math.nan,
-        "under_limit": sum(1 for s in seconds if s < limit),
-    }
+    out = {"count": len(seconds), "min_s": min(seconds) if seconds else math.nan}
+    out |= {"p50_s": percentile(seconds, 50), "p90_s": percentile(seconds, 90)}
+    return out | {"max_s": max(seconds) if seconds else math.nan, "under_limit": sum(1 for s in seconds if s < limit)}
 
 
 def machine() -> dict[str, Any]:
-    model = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []
+    model = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), "unknown")
     packages = ("daphne", "uvicorn", "websockets", "channels", "channels-redis", "Django", "SecantusDB", "pymongo")
-    return {
-        "nproc": os.cpu_count(),
-        "cpu_model": model,
-        "ram_gib": round(psutil.virtual_memory().total / 2**30, 1),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "packages": {name: version(name) for name in packages},
-    }
+    out = {"nproc": os.cpu_count(), "cpu_model": model, "ram_gib": round(psutil.virtual_memory().total / 2**30, 1)}
+    out |= {"python": platform.python_version(), "platform": platform.platform()}
+    return out | {"packages": {name: version(name) for name in packages}}
 
 
 @dataclass
@@ -75,9 +54,6 @@ class Target:
     goal: str  # e.g. "<= 2"
     met: bool
     why: str = ""
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "value": self.value, "goal": self.goal, "met": self.met, "why": self.why}
 
 
 def check(name: str, value: float, op: str, limit: float, why: str = "") -> Target:
@@ -99,18 +75,13 @@ def targets_table(targets: Sequence[Target], *, quick: bool) -> str:
 def fmt(value: float, digits: int = 1) -> str:
     if isinstance(value, float) and math.isnan(value):
         return "n/a"
-    if abs(value) >= 1000:
-        return f"{value:,.0f}"
-    return f"{value:.{digits}f}"
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.{digits}f}"
 
 
 def table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> str:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    line = "  ".join("-" * w for w in widths)
-    out = ["  ".join(str(h).ljust(w) for h, w in zip(header, widths, strict=True)), line]
-    for row in rows:
-        out.append("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)))
-    return "\n".join(out)
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) for row in [header, *rows]]
+    return "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:]])
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:

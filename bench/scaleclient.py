@@ -66,15 +66,8 @@ def serve(ports: list[int], count: int, concurrency: int) -> None:
     sockets = IdleSockets(ports, count)
     seconds = sockets.open(concurrency, OPEN_SECONDS)
     opened = sockets.ready
-    reply(
-        {
-            "opened": opened,
-            "refused": sockets.errors,
-            "first_error": sockets.first_error,
-            "open_files_limit": nofile,
-            "seconds": seconds,
-        }
-    )
+    status = {"opened": opened, "refused": sockets.errors, "first_error": sockets.first_error}
+    reply(status | {"open_files_limit": nofile, "seconds": seconds})
     commands = Commands(sockets)
     waiting: tuple[float, float, float] | None = None  # (close, deadline, reply at: once everyone has a frame)
     while not commands.ended:
@@ -99,14 +92,9 @@ def serve(ports: list[int], count: int, concurrency: int) -> None:
             if now >= reply_at:
                 waiting = None
                 got, missing = sockets.arrivals(COIN, close)
+                status = {"missing": missing, "dropped": sockets.dropped, "arrivals": [(p, at) for p, at, _ in got]}
                 reply(
-                    {
-                        "arrivals": [(port, received) for port, received, _ in got],
-                        "reads": [(port, read) for port, _, read in got],
-                        "missing": missing,
-                        "dropped": sockets.dropped,
-                        "extra_frames": sockets.frames - sockets.updated,
-                    }
+                    status | {"reads": [(p, at) for p, _, at in got], "extra_frames": sockets.frames - sockets.updated}
                 )
     sockets.close()
     reply({"closed": True})

@@ -12,6 +12,7 @@ import asyncio
 import json
 import random
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,13 +22,12 @@ from bench.wsclient import FeedConnection, client_frame, open_connection
 
 _TEXT = 0x1
 TIME_LIMIT = 30.0
+Session = Callable[[int, "ChurnTally", random.Random], Awaitable[None]]  # one churner's life on a port
 
 
 def event_of(message: dict[str, Any]) -> dict[str, Any] | None:
     """The kline event in a raw (``/ws``) or combined (``/stream``) frame; ``None`` for a request's reply."""
-    if "data" in message:
-        return message["data"]
-    return message if message.get("e") == "kline" else None
+    return message["data"] if "data" in message else message if message.get("e") == "kline" else None
 
 
 class TextClient(FeedConnection):
@@ -39,12 +39,6 @@ class TextClient(FeedConnection):
         self._arrived = asyncio.Event()
         self.gone: str | None = None  # a symbol unsubscribed: its events are counted from now on
         self.after_gone = 0
-
-    def _frame(self, first: int, payload: bytes, mono: float) -> None:
-        if first & 0x80 and first & 0x0F == _TEXT:
-            self.on_text(payload)
-        else:
-            super()._frame(first, payload, mono)
 
     def on_text(self, payload: bytes) -> None:
         message = json.loads(payload)
@@ -59,9 +53,8 @@ class TextClient(FeedConnection):
         self.after_gone = sum(1 for m in self.messages if (e := event_of(m)) is not None and e["s"] == symbol)
 
     def request(self, method: str, params: list[str], request_id: int) -> None:
-        self.transport.write(
-            client_frame(_TEXT, json.dumps({"method": method, "params": params, "id": request_id}).encode())
-        )
+        body = {"method": method, "params": params, "id": request_id}
+        self.transport.write(client_frame(_TEXT, json.dumps(body).encode()))
 
     async def expect(self, wanted: Callable[[dict[str, Any]], bool], time_limit: float = 10.0) -> dict[str, Any]:
         """The first kept frame ``wanted`` accepts; it and every frame before it are consumed."""
@@ -84,23 +77,15 @@ class StreamStayer(TextClient):
     def __init__(self, port: int, path: str) -> None:
         super().__init__(port, path)
         self.logs: dict[str, StreamLog] = {}
-        self.replies: list[dict[str, Any]] = []
 
     def on_text(self, payload: bytes) -> None:
         message = json.loads(payload)
-        event = event_of(message)
-        if event is None:
-            self.replies.append(message)
+        if (event := event_of(message)) is None:  # a request's reply, kept for expect()
+            self.messages.append(message)
             self._arrived.set()
             return
         k = event["k"]
         self.logs.setdefault(k["s"], StreamLog()).add(closed=k["x"], open_ms=k["t"], last_trade=k["L"])
-
-    async def wait_reply(self, request_id: int) -> None:
-        async with asyncio.timeout(10.0):
-            while not any(r.get("id") == request_id for r in self.replies):
-                self._arrived.clear()
-                await self._arrived.wait()
 
 
 async def open_stream_stayer(port: int, streams: Sequence[str], *, combined_url: bool) -> StreamStayer:
@@ -109,7 +94,7 @@ async def open_stream_stayer(port: int, streams: Sequence[str], *, combined_url:
     client, _, _ = await open_connection(port, time_limit=TIME_LIMIT, factory=lambda: StreamStayer(port, path))
     if not combined_url:
         client.request("SUBSCRIBE", list(streams), 1)
-        await client.wait_reply(1)
+        await client.expect(_reply(1))
     return client
 
 
@@ -117,17 +102,10 @@ async def open_stream_stayer(port: int, streams: Sequence[str], *, combined_url:
 class ChurnTally:
     """Churn sessions per port."""
 
-    completed: dict[int, int] = field(default_factory=dict)
+    completed: Counter[int] = field(default_factory=Counter)
     errors: int = 0
     first_error: str = ""
     after_unsubscribe: int = 0  # events of a stream received after UNSUBSCRIBE was answered
-
-    def done(self, port: int) -> None:
-        self.completed[port] = self.completed.get(port, 0) + 1
-
-    @property
-    def total(self) -> int:
-        return sum(self.completed.values())
 
 
 def _reply(request_id: int) -> Callable[[dict[str, Any]], bool]:
@@ -135,21 +113,17 @@ def _reply(request_id: int) -> Callable[[dict[str, Any]], bool]:
 
 
 def _event(stream: str | None = None) -> Callable[[dict[str, Any]], bool]:
-    def wanted(message: dict[str, Any]) -> bool:
-        event = event_of(message)
-        return event is not None and (stream is None or event["s"] == stream)
-
-    return wanted
+    return lambda m: (event := event_of(m)) is not None and (stream is None or event["s"] == stream)
 
 
 async def feed_session(port: int, tally: ChurnTally, _: random.Random) -> None:
     """``/``: connect, read the five frames, close."""
     connection, _, _ = await open_connection(port, time_limit=TIME_LIMIT)
     await connection.close(TIME_LIMIT)
-    tally.done(port)
+    tally.completed[port] += 1
 
 
-def stream_session(streams: Sequence[str]) -> Callable[[int, ChurnTally, random.Random], Awaitable[None]]:
+def stream_session(streams: Sequence[str]) -> Session:
     """A churner on the Binance-protocol streams, legacy paths (``/ws`` raw or ``/stream`` combined)."""
 
     async def session(port: int, tally: ChurnTally, rng: random.Random) -> None:
@@ -169,45 +143,25 @@ def stream_session(streams: Sequence[str]) -> Callable[[int, ChurnTally, random.
             tally.after_unsubscribe += client.after_gone
         finally:
             await client.close(TIME_LIMIT)
-        tally.done(port)
+        tally.completed[port] += 1
 
     return session
 
 
-class Pacer:
-    """Hands out start times ``1 / rate`` apart; a late caller starts at once (no catching up in bursts)."""
-
-    def __init__(self, rate: float) -> None:
-        self.interval = 1.0 / rate
-        self.next = time.monotonic()
-
-    async def wait(self) -> None:
-        now = time.monotonic()
-        slot = max(now, self.next)
-        self.next = slot + self.interval
-        if slot > now:
-            await asyncio.sleep(slot - now)
-
-
-async def churn(
-    ports: Sequence[int],
-    session: Callable[[int, ChurnTally, random.Random], Awaitable[None]],
-    *,
-    seconds: float,
-    rate: float,
-    concurrency: int,
-    tally: ChurnTally,
-) -> None:
+async def churn(ports: Sequence[int], session: Session, *, seconds: float, rate: float, concurrency: int,
+                tally: ChurnTally) -> None:  # fmt: skip
     """Run ``session`` at up to ``rate`` a second, ``concurrency`` at most in flight, alternating ``ports``."""
-    deadline = time.monotonic() + seconds
-    pacer = Pacer(rate)
-    started = 0
+    slot = time.monotonic()
+    deadline, started = slot + seconds, 0
 
     async def worker(seed: int) -> None:
-        nonlocal started
+        nonlocal started, slot
         rng = random.Random(seed)
         while True:
-            await pacer.wait()
+            # Start times 1 / rate apart; a late worker starts at once (no catching up in bursts).
+            now = time.monotonic()
+            mine, slot = max(now, slot), max(now, slot) + 1.0 / rate
+            await asyncio.sleep(mine - now)
             if time.monotonic() >= deadline:
                 return
             port = ports[started % len(ports)]

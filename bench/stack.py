@@ -12,7 +12,7 @@ import shutil
 import subprocess
 import sys
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import psutil
@@ -32,7 +32,20 @@ from klines.testing.servers import (
     wait_until,
 )
 
+BASELINES = [sys.executable, "-m", "bench.baselines"]
 MAX_URL_BYTES = 65536  # the scripted exchange's request-line limit: 1,024 streams in one URL fit
+SEED = """
+import time
+from klines.binance.parse import parse_rest_row
+from klines.models import Kline
+from klines.simexchange.series import KlineSeries
+series = KlineSeries(interval="1m", interval_ms=60_000)
+now = series.index_at(int(time.time() * 1000))
+Kline.objects.bulk_create(
+    Kline(**parse_rest_row(series.kline(s, i).rest_row(), symbol=s, interval="1m").as_fields())
+    for s in SYMBOLS for i in range(now - COUNT, now)
+)
+"""
 # Benchmark processes run as in production: no DEBUG query log, no per-event logging.
 PRODUCTION_ENV = {
     "DJANGO_DEBUG": "false",
@@ -82,13 +95,15 @@ class Stack:
         self._processes.append(process)
         return process
 
-    def spawn_listening(
-        self, name: str, args: list[str], port: int, env: Mapping[str, str] | None = None, *, cwd: Path = ROOT
-    ) -> subprocess.Popen:
-        process, log = start_listening(args, self.logs / f"{name}.log", port, env=env, cwd=cwd, timeout=60)
+    def serve(
+        self, name: str, argv: Callable[[int], list[str]], env: Mapping[str, str] | None = None, *, cwd: Path = ROOT
+    ) -> tuple[subprocess.Popen, int]:
+        """``argv(port)`` on a free port, logged as ``name``; returns once it listens."""
+        port = free_port()
+        process, log = start_listening(argv(port), self.logs / f"{name}.log", port, env=env, cwd=cwd, timeout=60)
         log.close()  # the child has its own copy
         self._processes.append(process)
-        return process
+        return process, port
 
     # -- infrastructure -----------------------------------------------------
     def start_mongo(self) -> SecantusServer:
@@ -119,49 +134,43 @@ class Stack:
         return _run(["-m", module, *args], env, timeout)
 
     def prepare_database(self, env: Mapping[str, str], *, symbols: list[str] | None = None, count: int = 30) -> None:
+        """Migrate; store ``count`` closed one-minute klines of each of ``symbols`` before now, through the ORM:
+        the simulated exchange's series, so later closes from it continue the same price walk."""
         self.manage(["migrate", "--noinput", "-v0"], env)
         if symbols:
-            self.python("bench.seed", ["--symbols", ",".join(symbols), "--count", str(count)], env)
+            code = f"SYMBOLS, COUNT = {[s.upper() for s in symbols]!r}, {count}\n{SEED}"
+            self.manage(["shell", "--no-imports", "-c", code], env)
 
     # -- servers ------------------------------------------------------------
     def daphne(self, name: str, env: Mapping[str, str], *, root: Path = ROOT) -> tuple[subprocess.Popen, int]:
         """Our service with the Procfile's command line, from the source tree ``root``."""
-        port = free_port()
-        return self.spawn_listening(name, daphne_argv(port), port, env, cwd=root), port
+        return self.serve(name, daphne_argv, env, cwd=root)
 
     def uvicorn(self, name: str, env: Mapping[str, str], *, ws: str) -> tuple[subprocess.Popen, int]:
-        port = free_port()
-        return self.spawn_listening(name, uvicorn_argv(port, ws=ws), port, env), port
+        return self.serve(name, lambda port: uvicorn_argv(port, ws=ws), env)
 
-    def bare(self, frames: list[str]) -> tuple[subprocess.Popen, int]:
-        port = free_port()
-        path = self.workdir / "frames.json"
-        path.write_text(json.dumps(frames))
-        args = [sys.executable, "-m", "bench.baselines", "bare", "--port", str(port), "--frames", str(path)]
-        return self.spawn_listening("bare", args, port), port
+    def bare(self, frames: list[str], *, close_reason: str = "") -> tuple[subprocess.Popen, int]:
+        (self.workdir / "frames.json").write_text(json.dumps(frames))
+        args = ["--frames", str(self.workdir / "frames.json"), "--close-reason", close_reason]
+        return self.serve("bare", lambda port: [*BASELINES, "bare", "--port", str(port), *args])
 
     def naive(self, env: Mapping[str, str], symbols: list[str]) -> tuple[subprocess.Popen, int]:
-        port = free_port()
-        args = [sys.executable, "-m", "bench.baselines", "naive", "--port", str(port)]
-        args += ["--mongo-uri", env["MONGO_URI"], "--database", env["MONGO_DATABASE"]]
-        args += ["--collection", "klines", "--symbols", ",".join(symbols)]
-        return self.spawn_listening("naive", args, port), port
+        args = ["--mongo-uri", env["MONGO_URI"], "--database", env["MONGO_DATABASE"], "--symbols", ",".join(symbols)]
+        return self.serve("naive", lambda port: [*BASELINES, "naive", "--port", str(port), *args])
 
     def exchange(
         self, name: str, symbols: list[str], env: Mapping[str, str], *, mode: tuple[str, ...] = ()
     ) -> tuple[subprocess.Popen, int]:
         """The scripted exchange (``bench/exchange.py``); ``mode`` e.g. ``("--clock-closes",)``."""
-        port = free_port()
-        path = self.workdir / f"{name}-symbols.txt"
-        path.write_text("\n".join(symbols))
-        args = [sys.executable, "-m", "bench.exchange", "--port", str(port), "--symbols-file", str(path), *mode]
+        (self.workdir / f"{name}-symbols.txt").write_text("\n".join(symbols))
+        args = ["--symbols-file", str(self.workdir / f"{name}-symbols.txt"), *mode]
         # One combined-stream URL for 500 symbols is ~9.5 KB; websockets refuses request lines over 8 KiB.
         env = {**env, "WEBSOCKETS_MAX_LINE_LENGTH": str(MAX_URL_BYTES)}
-        return self.spawn_listening(name, args, port, env), port
+        return self.serve(name, lambda port: [sys.executable, "-m", "bench.exchange", "--port", str(port), *args], env)
 
-    def module(self, name: str, module: str, args: list[str]) -> subprocess.Popen:
-        """``python -m module args`` in the background (a bench helper process), logged like the rest."""
-        return self._spawn(name, [sys.executable, "-m", module, *args])
+    def background(self, name: str, args: list[str]) -> subprocess.Popen:
+        """``python args`` in the background (a bench helper process), logged like the rest."""
+        return self._spawn(name, [sys.executable, *args])
 
     def ingest(self, name: str, env: Mapping[str, str], symbols: list[str]) -> subprocess.Popen:
         args = [sys.executable, str(ROOT / "manage.py"), "ingest_klines", "--symbols", ",".join(symbols)]

@@ -13,12 +13,22 @@ import json
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Self
 
 WINDOW = 10  # closes in a "/" frame
 
 
+class _Counts:
+    """Counts that add up with ``+=``, field by field."""
+
+    def __iadd__(self, other: Self) -> Self:
+        for name in self.__dataclass_fields__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        return self
+
+
 @dataclass
-class Verdict:
+class Verdict(_Counts):
     """Counts over one or many (client, stream) sequences; add them up with ``+=``."""
 
     expected: int = 0
@@ -28,11 +38,6 @@ class Verdict:
     reordered: int = 0  # received after a newer one
     unexpected: int = 0  # received, but not one of the expected
     coalesced: int = 0  # "/": no frame ended at it, but a later frame showed it (not lost, not a fault)
-
-    def __iadd__(self, other: Verdict) -> Verdict:
-        for name in self.__dataclass_fields__:
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-        return self
 
     @property
     def faults(self) -> int:
@@ -118,16 +123,11 @@ class StreamLog:
 
 
 @dataclass
-class UpdateVerdict:
+class UpdateVerdict(_Counts):
     received: int = 0
     lost: int = 0  # a round skipped within one kline
     reordered: int = 0  # not after the previous one, or an update of a kline already closed
     skipped_at_close: int = 0  # rounds skipped where the kline changed: updates of a closed kline are not sent
-
-    def __iadd__(self, other: UpdateVerdict) -> UpdateVerdict:
-        for name in self.__dataclass_fields__:
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-        return self
 
 
 def judge_updates(log: StreamLog) -> UpdateVerdict:

@@ -9,11 +9,10 @@ from datetime import UTC, datetime
 import pytest
 from bson import ObjectId
 
-from bench import nodeclient
-from bench.bare_insert import shadow_documents
 from bench.report import QUICK_FOOTNOTE, check, distribution, targets_table
 from bench.scenarios import Outcome
-from bench.scenarios.storm import node_report, node_summary
+from bench.scenarios.burst import shadow_documents
+from bench.scenarios.storm import NODE_DIR, node_report, node_summary, node_unavailable, pinned_version
 
 TARGETS = [check("p95 connect ms", 71.7, "<=", 100), check("p99 connect ms", 105.7, "<=", 100)]
 
@@ -52,7 +51,7 @@ def test_shadow_documents_are_new_documents_of_symbols_no_ingest_records() -> No
 
 def test_without_node_the_storm_says_so_and_judges_only_its_own_client(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", "/nonexistent")
-    why = nodeclient.unavailable()
+    why = node_unavailable()
     assert why is not None and "not measured" in why
     outcome = Outcome("storm")
     node_report(outcome, "connect storm", node_summary({}, why))
@@ -61,6 +60,6 @@ def test_without_node_the_storm_says_so_and_judges_only_its_own_client(monkeypat
 
 
 def test_the_node_client_is_pinned_to_one_version() -> None:
-    lock = json.loads((nodeclient.NODE_DIR / "package-lock.json").read_text())
-    assert lock["packages"]["node_modules/ws"]["version"] == nodeclient.pinned_version()
-    assert nodeclient.pinned_version()[0].isdigit()  # an exact version, not a range
+    lock = json.loads((NODE_DIR / "package-lock.json").read_text())
+    assert lock["packages"]["node_modules/ws"]["version"] == pinned_version()
+    assert pinned_version()[0].isdigit()  # an exact version, not a range

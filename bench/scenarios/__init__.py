@@ -40,14 +40,9 @@ def seed_record(
     return the minutes per symbol, the seeding, its JSON figures and its table row."""
     assert stack.mongo is not None
     minutes = -(-klines // len(RECORD_SYMBOLS))
+    now = datetime.now(UTC)
     seeded = bulkseed.seed(
-        stack.mongo.uri,
-        database,
-        "klines",
-        symbols=RECORD_SYMBOLS,
-        interval="1m",
-        minutes=minutes,
-        now=datetime.now(UTC),
+        stack.mongo.uri, database, "klines", symbols=RECORD_SYMBOLS, interval="1m", minutes=minutes, now=now
     )
     insert, indexes = f"insert {seeded.insert_seconds:.0f} s", f"indexes {seeded.index_seconds:.0f} s"
     progress(f"{database}: seeded {seeded.klines:,} klines in {seeded.seconds:.0f} s ({insert}, {indexes})")

@@ -16,7 +16,7 @@ import contextlib
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from decimal import Decimal
 
 import psutil
@@ -24,19 +24,12 @@ import pymongo
 
 from bench import load
 from bench.options import Options
+from bench.report import check, fmt
 from bench.scenarios import SYMBOLS, Outcome
 from bench.scenarios.burst import UNPACED_REST_WEIGHT, wait_until_settled
 from bench.soakclients import ChurnTally, churn, feed_session, open_stream_stayer, stream_session
-from bench.soakreport import soak_outcome
 from bench.stack import Stack, exchange_call, wait_for_streams
-from bench.stayers import (
-    StreamLog,
-    UpdateVerdict,
-    Verdict,
-    judge_feed,
-    judge_stream_closes,
-    judge_updates,
-)
+from bench.stayers import StreamLog, UpdateVerdict, Verdict, judge_feed, judge_stream_closes, judge_updates
 from klines.testing.servers import exchange_urls
 
 DATABASE = "bench_soak"
@@ -44,6 +37,7 @@ STREAMS = [f"{s}@kline_1m" for s in SYMBOLS]
 SAMPLE_SECONDS = 5.0
 SETTLE_SECONDS = 3.0  # churners stopped: daphne reaps closed connections once a second
 TAIL_SECONDS = 15.0  # after the last close, time for it to reach every stayer
+MIB = 2**20
 
 
 class Closer:
@@ -60,17 +54,14 @@ class Closer:
             self.sent.setdefault(symbol, []).append(open_ms)
         return sent
 
-    def clear(self) -> None:
-        self.sent.clear()
-
-    async def _run(self) -> None:
-        while True:
-            began = time.monotonic()
-            await self.close_all()
-            await asyncio.sleep(max(0.0, self.every - (time.monotonic() - began)))
-
     def start(self) -> None:
-        self.task = asyncio.create_task(self._run())
+        async def every() -> None:
+            while True:
+                began = time.monotonic()
+                await self.close_all()
+                await asyncio.sleep(max(0.0, self.every - (time.monotonic() - began)))
+
+        self.task = asyncio.create_task(every())
 
     async def stop(self) -> None:
         if self.task is not None:
@@ -118,7 +109,7 @@ async def run(stack: Stack, options: Options, redis_url: str) -> Outcome:
         await asyncio.to_thread(wait_until_settled, collection)
         await closer.close_all()  # one close before the stayers: start-up's one-off costs
         await asyncio.to_thread(wait_until_settled, collection)
-        closer.clear()
+        closer.sent.clear()
         return await _soak(options, ports, processes, closer, collection)
     finally:
         await closer.stop()
@@ -137,23 +128,10 @@ async def _soak(options: Options, ports: list[int], processes: list[psutil.Proce
     feed_tally, stream_tally = ChurnTally(), ChurnTally()
 
     async def churn_for(seconds: float) -> None:
+        common = {"seconds": seconds, "concurrency": options.soak_concurrency}
         await asyncio.gather(
-            churn(
-                ports,
-                feed_session,
-                seconds=seconds,
-                rate=options.soak_rate,
-                concurrency=options.soak_concurrency,
-                tally=feed_tally,
-            ),
-            churn(
-                ports,
-                stream_session(STREAMS),
-                seconds=seconds,
-                rate=options.soak_stream_rate,
-                concurrency=options.soak_concurrency,
-                tally=stream_tally,
-            ),
+            churn(ports, feed_session, rate=options.soak_rate, tally=feed_tally, **common),
+            churn(ports, stream_session(STREAMS), rate=options.soak_stream_rate, tally=stream_tally, **common),
         )
 
     try:
@@ -195,9 +173,81 @@ async def _soak(options: Options, ports: list[int], processes: list[psutil.Proce
             judged[port]["closes"] += judge_stream_closes(log, sent)
             judged[port]["updates"] += judge_updates(log)
     for tally, before in zip((feed_tally, stream_tally), warm, strict=True):  # the soak's own, per port
-        tally.completed = {port: n - before.get(port, 0) for port, n in tally.completed.items()}
-    tallies = (feed_tally, stream_tally)
-    return soak_outcome(options, ports, baseline, final, samples, elapsed, tallies, judged, tail)
+        tally.completed.subtract(before)
+    return _outcome(options, ports, baseline, final, samples, elapsed, (feed_tally, stream_tally), judged, tail)
+
+
+def trend_percent(points: Sequence[tuple[float, int]], baseline: int, over: float) -> float:
+    """Least-squares slope of (seconds, RSS) points, as % of ``baseline`` per ``over`` seconds; NaN if too few."""
+    n = len(points)
+    mean_t, mean_r = sum(t for t, _ in points) / max(n, 1), sum(r for _, r in points) / max(n, 1)
+    var = sum((t - mean_t) ** 2 for t, _ in points)
+    if n < 3 or var == 0:
+        return float("nan")
+    return sum((t - mean_t) * (r - mean_r) for t, r in points) / var * over / baseline * 100
+
+
+def _outcome(options: Options, ports, baseline, final, samples, elapsed, tallies, judged, tail) -> Outcome:
+    """RSS, fds and stayers per daphne: the JSON, the table rows and the verdicts."""
+    feed_tally, stream_tally = tallies
+    feeds, streams = feed_tally.completed.total(), stream_tally.completed.total()
+    errors = feed_tally.errors + stream_tally.errors
+    first_error = feed_tally.first_error or stream_tally.first_error
+    daphnes = []
+    for n, port in enumerate(ports):
+        (rss0, fds0), (rss1, fds1) = baseline[n], final[n]
+        points = [(t, values[n][0]) for t, values in samples if t >= options.soak_seconds / 2]
+        d = {"port": port, "rss_baseline_mib": rss0 / MIB, "rss_final_mib": rss1 / MIB}
+        d |= {"rss_peak_mib": max(values[n][0] for _, values in samples) / MIB}
+        d |= {"rss_growth_percent": (rss1 - rss0) / rss0 * 100}
+        d |= {"rss_trend_percent_per_10min": trend_percent(points, rss0, 600.0), "fds_baseline": fds0}
+        d |= {"fds_final": fds1, "fds_peak": max(values[n][1] for _, values in samples)}
+        d |= {"feed_churns": feed_tally.completed.get(port, 0), "stream_churns": stream_tally.completed.get(port, 0)}
+        daphnes.append(d | {f"stayers_{kind}": asdict(verdict) for kind, verdict in judged[port].items()})
+    total = {"feed": Verdict(), "closes": Verdict(), "updates": UpdateVerdict()}
+    for verdicts in judged.values():
+        for kind, verdict in verdicts.items():
+            total[kind] += verdict
+    data = {"seconds": options.soak_seconds, "warmup_seconds": options.soak_warmup, "elapsed_s": elapsed}
+    data |= {"close_every_s": options.soak_close_seconds, "stayers_per_daphne_each_kind": options.soak_stayers}
+    data |= {"churn_rate_per_s": {"feed": options.soak_rate, "streams": options.soak_stream_rate}}
+    data |= {"feed_churns": feeds, "stream_churns": streams, "churn_errors": errors}
+    data |= {"first_churn_error": first_error, "events_after_unsubscribe": stream_tally.after_unsubscribe}
+    data |= {"tail_s": tail, "daphnes": daphnes}
+    data["samples"] = [(round(t, 1), [(round(r / MIB, 2), f) for r, f in values]) for t, values in samples]
+    outcome = Outcome("soak", data)
+    title = f"churn soak ({options.soak_seconds:.0f} s after {options.soak_warmup:.0f} s warm-up, {len(ports)} daphne"
+    title += f" + Redis, closes every {options.soak_close_seconds:g} s)"
+    for n, d in enumerate(daphnes):
+        f, c, u = d["stayers_feed"], d["stayers_closes"], d["stayers_updates"]
+        figures = f"RSS {fmt(d['rss_baseline_mib'])} -> {fmt(d['rss_final_mib'])} MiB ({d['rss_growth_percent']:+.1f}%"
+        figures += f", trend {d['rss_trend_percent_per_10min']:+.1f}%/10 min); fds {d['fds_baseline']} -> "
+        figures += f"{d['fds_final']} (peak {d['fds_peak']})"
+        notes = f"stayers '/': {f['received']:,} frames, lost {f['lost']} (coalesced {f['coalesced']}), repeated "
+        notes += f"{f['repeated']}, reordered {f['reordered']}, unknown {f['unexpected']}; streams: closes "
+        notes += f"{c['received']:,} lost {c['lost']} repeated {c['repeated']} reordered {c['reordered']}; updates "
+        notes += f"{u['received']:,} lost {u['lost']} reordered {u['reordered']} (at a close {u['skipped_at_close']})"
+        subject = f"daphne-{n}: {d['feed_churns']:,} '/' + {d['stream_churns']:,} stream churns"
+        outcome.rows.append((title if n == 0 else "", subject, figures, notes))
+        outcome.targets.append(check(f"soak daphne-{n} RSS growth after warm-up (%)", d["rss_growth_percent"], "<", 5))
+        if options.soak_seconds >= 120:  # a shorter soak's trend is noise
+            trend = d["rss_trend_percent_per_10min"]
+            outcome.targets.append(check(f"soak daphne-{n} RSS trend, 2nd half (%/10 min)", trend, "<", 5))
+        outcome.targets.append(check(f"soak daphne-{n} fd growth", float(d["fds_final"] - d["fds_baseline"]), "<=", 0))
+    figures = f"{feeds:,} '/' and {streams:,} stream sessions ({fmt((feeds + streams) / elapsed, 0)}/s)"
+    notes = f"{errors} errors{f' (first: {first_error})' if errors else ''}; {stream_tally.after_unsubscribe} "
+    outcome.rows.append(
+        ("", "churners", figures, f"{notes}events after UNSUBSCRIBE; every stayer had the last close in {tail:.1f} s")
+    )
+    feed, closes, updates = total["feed"], total["closes"], total["updates"]
+    faults = float(feed.repeated + feed.reordered + feed.unexpected + closes.faults - closes.lost)
+    outcome.targets += [
+        check("soak stayers: closes lost ('/' + streams)", float(feed.lost + closes.lost), "<=", 0),
+        check("soak stayers: closes repeated/reordered", faults, "<=", 0),
+        check("soak stream stayers: updates lost/reordered", float(updates.lost + updates.reordered), "<=", 0),
+        check("soak churn errors", float(errors + stream_tally.after_unsubscribe), "<=", 0),
+    ]
+    return outcome
 
 
 async def _tail(feed: Sequence, streamers: Sequence, closer: Closer, collection) -> tuple[float, Stored]:
@@ -207,21 +257,11 @@ async def _tail(feed: Sequence, streamers: Sequence, closer: Closer, collection)
     while True:
         stored = await asyncio.to_thread(stored_klines, collection)
         newest = {symbol: stored.closes[symbol][-1] for symbol in last if stored.open_ms[symbol][-1] == last[symbol]}
-        feed_short = len(newest) < len(last) or any(
-            json.loads(payload)["values"][-1] != newest[json.loads(payload)["coin"]]
-            for c in feed
-            for payload in _last_per_coin(c.updates).values()
-        )
+        seen = [{(f := json.loads(p))["coin"]: f["values"][-1] for _, p in c.updates} for c in feed]  # newest each
+        feed_short = len(newest) < len(last) or any(close != newest[coin] for s in seen for coin, close in s.items())
         stream_short = any(
             last[symbol] not in s.logs.get(symbol, StreamLog()).closes for s in streamers for symbol in last
         )
         if (not feed_short and not stream_short) or time.monotonic() - began >= TAIL_SECONDS:
             return time.monotonic() - began, stored
         await asyncio.sleep(0.25)
-
-
-def _last_per_coin(updates: Sequence[tuple[float, bytes]]) -> dict[str, bytes]:
-    newest: dict[str, bytes] = {}
-    for _, payload in updates:
-        newest[json.loads(payload)["coin"]] = payload
-    return newest

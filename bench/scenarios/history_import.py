@@ -10,67 +10,58 @@ shape, reads from the store untimed. Rounds alternate which goes first.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
 import urllib.request
 from datetime import UTC, datetime, timedelta
 
-import psutil
 import pymongo
 
-from bench.bare_insert import shadow_documents
 from bench.options import Options
 from bench.report import check, fmt
 from bench.scenarios import Outcome
+from bench.scenarios.burst import timed_insert
 from bench.stack import Stack
 from klines.binance.archive import archive_files
 from klines.binance.archive_csv import BATCH
-from klines.testing.servers import ROOT, exchange_urls, free_port
+from klines.testing.servers import ROOT, exchange_urls
 
 DATABASE = "bench_import"
 SYMBOL = "BTCUSDT"
 
 
 def backfill(env: dict[str, str], since: datetime, until: datetime) -> tuple[float, int]:
-    """Run the command to completion: (wall seconds, peak RSS bytes, sampled every 0.1 s)."""
+    """Run the command to completion: (wall seconds, peak RSS bytes from ``wait4``)."""
     args = ["backfill_klines", "--since", f"{since:%Y-%m-%d}", "--until", f"{until:%Y-%m-%d}", "--quiet"]
     began = time.perf_counter()
     process = subprocess.Popen([sys.executable, str(ROOT / "manage.py"), *args], cwd=ROOT, env=env, text=True,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
-    watched, peak = psutil.Process(process.pid), 0
-    while process.poll() is None:
-        try:
-            peak = max(peak, watched.memory_info().rss)
-        except psutil.NoSuchProcess:
-            break
-        time.sleep(0.1)
-    out = process.communicate()[0]
-    if process.returncode != 0 or "complete: every kline" not in out:
+    out = process.stdout.read() if process.stdout else ""
+    _, status, usage = os.wait4(process.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0 or "complete: every kline" not in out:
         raise RuntimeError(f"backfill_klines failed or left gaps:\n{out}")
-    return time.perf_counter() - began, peak
+    return time.perf_counter() - began, usage.ru_maxrss * 1024
 
 
 def bare(klines: pymongo.collection.Collection, since: datetime, until: datetime) -> float:
     """Seconds the ``insert_many`` calls of the stored documents, as shadows, take (the reads untimed)."""
-    spent, low, step = 0.0, since, timedelta(minutes=BATCH)
-    while low < until:
-        query = {"symbol": SYMBOL, "interval": "1m", "open_time": {"$gte": low, "$lt": min(until, low + step)}}
-        documents = shadow_documents(klines.find(query), datetime.now(UTC))
-        began = time.perf_counter()
-        klines.insert_many(documents, ordered=False)
-        spent += time.perf_counter() - began
-        low += step
-    return spent
+    step = timedelta(minutes=BATCH)
+    lows = [since + n * step for n in range(-(-(until - since) // step))]
+    queries = (
+        {"symbol": SYMBOL, "interval": "1m", "open_time": {"$gte": low, "$lt": min(until, low + step)}} for low in lows
+    )
+    return sum(timed_insert(klines, query, ordered=False)[0] for query in queries)
 
 
 def run(stack: Stack, options: Options, progress) -> Outcome:
-    port = free_port()
-    urls = {**exchange_urls(port), "BINANCE_ARCHIVE_URL": f"http://127.0.0.1:{port}"}
-    env = stack.env(DATABASE, **urls, KLINE_SYMBOLS=SYMBOL.lower(), KLINE_INTERVALS="1m")
+    env = stack.env(DATABASE, KLINE_SYMBOLS=SYMBOL.lower(), KLINE_INTERVALS="1m")
     stack.prepare_database(env)
-    argv = [sys.executable, str(ROOT / "manage.py"), "simulate_exchange", "--port", str(port), "--symbols", SYMBOL]
-    stack.spawn_listening("import-exchange", [*argv, "--interval", "1m"], port, env)
+    argv = [sys.executable, str(ROOT / "manage.py"), "simulate_exchange", "--symbols", SYMBOL, "--interval", "1m"]
+    _, port = stack.serve("import-exchange", lambda port: [*argv, "--port", str(port)], env)
+    urls = {**exchange_urls(port), "BINANCE_ARCHIVE_URL": f"http://127.0.0.1:{port}"}
+    env |= urls
     until = datetime.now(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     since = until
     for _ in range(options.import_months):

@@ -36,25 +36,11 @@ async def run(stack: Stack, options: Options) -> Outcome:
     await asyncio.sleep(SETTLE_SECONDS)
     after = rss(process)
     per_connection = (held - zero) / opened if opened else float("nan")
-    outcome = Outcome(
-        "memory",
-        {
-            "rss_started_mib": started / MIB,
-            "rss_0_mib": zero / MIB,
-            "idle_clients": opened,
-            "errors": clients.errors,
-            "rss_idle_mib": held / MIB,
-            "rss_after_close_mib": after / MIB,
-            "per_connection_kib": per_connection / 1024,
-        },
-    )
-    outcome.rows.append(
-        (
-            "memory (one daphne, no Redis)",
-            f"RSS with 0 / {opened} idle clients",
-            f"{fmt(zero / MIB)} / {fmt(held / MIB)} MiB = {fmt(per_connection / 1024)} KiB per connection",
-            f"{fmt(after / MIB)} MiB after they closed",
-        )
-    )
+    data = {"rss_started_mib": started / MIB, "rss_0_mib": zero / MIB, "idle_clients": opened}
+    data |= {"errors": clients.errors, "rss_idle_mib": held / MIB, "rss_after_close_mib": after / MIB}
+    outcome = Outcome("memory", data | {"per_connection_kib": per_connection / 1024})
+    figures = f"{fmt(zero / MIB)} / {fmt(held / MIB)} MiB = {fmt(per_connection / 1024)} KiB per connection"
+    subject, notes = f"RSS with 0 / {opened} idle clients", f"{fmt(after / MIB)} MiB after they closed"
+    outcome.rows.append(("memory (one daphne, no Redis)", subject, figures, notes))
     outcome.targets = [check("memory per idle connection, one daphne (KiB)", per_connection / 1024, "<=", 20)]
     return outcome

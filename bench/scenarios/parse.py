@@ -42,17 +42,9 @@ def run(options: Options) -> Outcome:
             parse_stream_message(frame)
         rates.append(len(frames) / (time.perf_counter() - began))
     best, median = max(rates), statistics.median(rates)
-    outcome = Outcome(
-        "parse",
-        {"messages": len(frames), "repeats": REPEATS, "best_per_s": best, "median_per_s": median, "rates": rates},
-    )
-    outcome.rows.append(
-        (
-            f"parser ({len(frames)} frames x {REPEATS})",
-            "parse_stream_message",
-            f"{fmt(median, 0)} msg/s median, {fmt(best, 0)} best",
-            "one core, pure Python",
-        )
-    )
+    data = {"messages": len(frames), "repeats": REPEATS, "best_per_s": best, "median_per_s": median}
+    outcome = Outcome("parse", data | {"rates": rates})
+    figures = f"{fmt(median, 0)} msg/s median, {fmt(best, 0)} best"
+    outcome.rows.append((f"parser ({len(frames)} frames x {REPEATS})", "parse_stream_message", figures, "one core"))
     outcome.targets = [check("parser rate (msg/s, median)", median, ">=", 50_000)]
     return outcome

@@ -2,7 +2,7 @@
 
 For each Python 3.11-3.13 found (:mod:`bench.interpreters`), the bench runs itself as
 ``<venv>/bin/python -m bench --only storm,fanout`` with this run's sizes, so the whole
-stack runs under that Python (checked from the console scripts' ``#!``). Rounds
+stack runs under that Python (the servers are that venv's console scripts). Rounds
 rotate the order; each figure is the median over rounds, every round in the JSON.
 """
 
@@ -27,12 +27,9 @@ from klines.testing.servers import ROOT
 VENVS = RESULTS / "venvs"  # outside the work dir, which every run wipes
 CHILD_TIMEOUT = 3600.0
 # The figures compared, lower is better: (key, label).
-RANKED = (
-    ("storm_daphne_p99_ms", "daphne storm p99"),
-    ("fanout_p99_ms", "fan-out p99"),
-    # daphne's p99 over the bare server's, stormed in the same child run: machine noise mostly cancels.
-    ("ratio_p99_daphne_over_bare", "daphne/bare p99"),
-)
+# The last, daphne's p99 over the bare server's stormed in the same child run: machine noise mostly cancels.
+RANKED = (("storm_daphne_p99_ms", "daphne storm p99"), ("fanout_p99_ms", "fan-out p99"),
+          ("ratio_p99_daphne_over_bare", "daphne/bare p99"))  # fmt: skip
 
 
 def child_args(options: Options, *, output: Path, workdir: Path) -> list[str]:
@@ -46,39 +43,31 @@ def child_args(options: Options, *, output: Path, workdir: Path) -> list[str]:
 def summarize(result: dict[str, Any]) -> dict[str, Any]:
     """The figures compared across Pythons, from one child run's JSON."""
     storm = result["scenarios"]["storm"]
-    daphne, bare = storm["servers"]["a"], storm["servers"]["b"]
     fanout = result["scenarios"]["fanout"]
 
     def number(value: Any) -> float:
         return math.nan if value is None else float(value)
 
-    return {
-        "python": result["machine"]["python"],
-        "storm_daphne_p50_ms": number(daphne["p50_ms"]),
-        "storm_daphne_p99_ms": number(daphne["p99_ms"]),
-        "storm_daphne_conn_per_s": number(daphne["connections_per_s"]),
-        "storm_bare_p50_ms": number(bare["p50_ms"]),
-        "storm_bare_p99_ms": number(bare["p99_ms"]),
-        "storm_bare_conn_per_s": number(bare["connections_per_s"]),
-        "storm_errors": daphne["errors"] + bare["errors"],
+    out: dict[str, Any] = {"python": result["machine"]["python"]}
+    for name, server in (("daphne", storm["servers"]["a"]), ("bare", storm["servers"]["b"])):
+        out |= {f"storm_{name}_p50_ms": number(server["p50_ms"]), f"storm_{name}_p99_ms": number(server["p99_ms"])}
+        out[f"storm_{name}_conn_per_s"] = number(server["connections_per_s"])
+    out |= {"storm_errors": storm["servers"]["a"]["errors"] + storm["servers"]["b"]["errors"]}
+    out |= {
         "ratio_p99_daphne_over_bare": number(storm["ratio_p99_a_over_b"]),
         "fanout_p50_ms": number(fanout["p50_ms"]),
-        "fanout_p99_ms": number(fanout["p99_ms"]) if not fanout["missing"] else math.nan,
-        "fanout_missing": fanout["missing"],
-        "load_average_before": result["load_average_before"][0],
     }
+    out |= {"fanout_p99_ms": number(fanout["p99_ms"]) if not fanout["missing"] else math.nan}
+    return out | {"fanout_missing": fanout["missing"], "load_average_before": result["load_average_before"][0]}
 
 
 def combine(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     """Each figure's median over rounds; every round's value under ``per_round``."""
     numbers = [k for k, v in rounds[0].items() if isinstance(v, float)]
     out: dict[str, Any] = {k: statistics.median(r[k] for r in rounds) for k in numbers}
-    out["python"] = rounds[0]["python"]
-    out["storm_errors"] = sum(r["storm_errors"] for r in rounds)
-    out["fanout_missing"] = sum(r["fanout_missing"] for r in rounds)
-    out["rounds"] = len(rounds)
-    out["per_round"] = {k: [r[k] for r in rounds] for k in numbers}
-    return out
+    out |= {k: sum(r[k] for r in rounds) for k in ("storm_errors", "fanout_missing")}
+    out |= {"python": rounds[0]["python"], "rounds": len(rounds)}
+    return out | {"per_round": {k: [r[k] for r in rounds] for k in numbers}}
 
 
 def fastest(pythons: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -112,16 +101,15 @@ def verdict_rows(verdict: dict[str, Any], versions: dict[str, str]) -> list[tupl
         v = verdict[key]
         ratios = ", ".join(f"{versions[n]} {r:.2f}x" for n, r in v["over_fastest"].items() if n != v["fastest"])
         lead = {True: "clear in every round", False: "rounds overlap: within noise", None: "one round: not judged"}
-        rows.append(
-            (f"fastest by {label}", f"Python {versions[v['fastest']]}", f"{ratios or 'alone'}; {lead[v['clear']]}")
-        )
+        notes = f"{ratios or 'alone'}; {lead[v['clear']]}"
+        rows.append((f"fastest by {label}", f"Python {versions[v['fastest']]}", notes))
     return rows
 
 
 def _run_child(venv_python: Path, args: list[str], log: Path) -> dict[str, Any]:
     with open(log, "ab") as out:
         done = subprocess.run(
-            [str(venv_python), *args], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, timeout=CHILD_TIMEOUT
+            [venv_python, *args], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, timeout=CHILD_TIMEOUT
         )
     if done.returncode != 0:
         tail = log.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
@@ -168,42 +156,22 @@ async def run(options: Options, logs: Path, progress: Callable[[str], None]) -> 
 
     measured = {name: combine(r) for name, r in rounds.items() if r and name not in failures}
     verdict = fastest(measured)
-    shebangs = {name: interpreters.stack_shebangs(v.python.parent) for name, v in venvs.items()}
-    stack_here = {
-        name: all(s and Path(s).parent.resolve() == venvs[name].python.parent.resolve() for s in by_script.values())
-        for name, by_script in shebangs.items()
+    data = {"rounds": options.pythons_rounds, "running_python": sys.version.split()[0], "not_measured": missing}
+    data["interpreters"] = {n: {"version": i.version, "executable": i.executable} for n, i in found.items()}
+    data["venvs"] = {
+        n: {"python": str(v.python), "installed": v.installed, "seconds": v.seconds} for n, v in venvs.items()
     }
-    outcome = Outcome(
-        "pythons",
-        {
-            "rounds": options.pythons_rounds,
-            "running_python": sys.version.split()[0],
-            "interpreters": {n: {"version": i.version, "executable": i.executable} for n, i in found.items()},
-            "not_measured": missing,
-            "venvs": {
-                n: {"python": str(v.python), "installed": v.installed, "seconds": v.seconds} for n, v in venvs.items()
-            },
-            "stack_under_that_python": stack_here,
-            "failures": failures,
-            "pythons": measured,
-            "fastest": verdict,
-        },
-    )
+    outcome = Outcome("pythons", data | {"failures": failures, "pythons": measured, "fastest": verdict})
     title = f"pythons (storm {options.connections} x {options.rounds}, fan-out {options.idle}; median of rounds)"
     for name, p in measured.items():
         venv, version, per_round = venvs[name], f"Python {p['python']}", p["per_round"]
         setup = f"venv {venv.installed}" + (f" in {venv.seconds:.0f} s" if venv.seconds else "")
-        setup += "" if stack_here[name] else "; STACK NOT UNDER THIS PYTHON"
         daphne_notes = f"p99 per round {_list(per_round['storm_daphne_p99_ms'])}; {setup}"
         bare_notes = f"daphne/bare p99 {fmt(p['ratio_p99_daphne_over_bare'], 2)}"
-        for subject, key, notes in (
-            ("storm a daphne", "storm_daphne", daphne_notes),
-            ("storm b bare", "storm_bare", bare_notes),
-        ):
-            figures = f"p50 {fmt(p[key + '_p50_ms'])} / p99 {fmt(p[key + '_p99_ms'])} ms"
-            outcome.rows.append(
-                (title, f"{version}: {subject}", f"{figures}, {fmt(p[key + '_conn_per_s'], 0)} conn/s", notes)
-            )
+        for subject, key, notes in (("storm a daphne", "daphne", daphne_notes), ("storm b bare", "bare", bare_notes)):
+            figures = f"p50 {fmt(p[f'storm_{key}_p50_ms'])} / p99 {fmt(p[f'storm_{key}_p99_ms'])} ms"
+            figures += f", {fmt(p[f'storm_{key}_conn_per_s'], 0)} conn/s"
+            outcome.rows.append((title, f"{version}: {subject}", figures, notes))
         fanout = f"p50 {fmt(p['fanout_p50_ms'])} / p99 {fmt(p['fanout_p99_ms'])} ms"
         notes = f"p99 per round {_list(per_round['fanout_p99_ms'])} ms; load {_list(per_round['load_average_before'])}"
         outcome.rows.append((title, f"{version}: fan-out", fanout, notes))

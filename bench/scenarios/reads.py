@@ -48,17 +48,9 @@ async def run(stack: Stack, options: Options, progress: Callable[[str], None]) -
         stack.mongo.uri, DATABASE, "klines", symbols=poll_symbols, interval=INTERVAL, minutes=POLL_MINUTES, now=now
     )
     progress(f"reads: seeded {polls.klines:,} klines in {pages.seconds + polls.seconds:.0f} s; timing")
-    args = [
-        "--page-symbols", ",".join(page_symbols),
-        "--poll-symbols", ",".join(poll_symbols),
-        "--first-open-ms", str(pages.first_open_ms),
-        "--minutes", str(size["minutes"]),
-        "--rounds", str(size["rounds"]),
-        "--pages", str(size["pages"]),
-        "--polls", str(size["polls"]),
-        "--mongo-pid", str(stack.mongo.process.pid),
-    ]  # fmt: skip
-    data = json.loads(stack.python("bench.reads_worker", args, env, timeout=1800))
+    args = {"page_symbols": page_symbols, "poll_symbols": poll_symbols, "first_open_ms": pages.first_open_ms}
+    args |= {k: size[k] for k in ("minutes", "rounds", "pages", "polls")} | {"mongo_pid": stack.mongo.process.pid}
+    data = json.loads(stack.python("bench.reads_worker", [json.dumps(args)], env, timeout=1800))
     data.update(sizes=size, klines=polls.klines, seed_seconds=pages.seconds + polls.seconds)
     median = data["median"]
     ratios = {kind: median["records"][kind]["cpu_ms"] / median["model"][kind]["cpu_ms"] for kind in ("page", "poll")}
@@ -71,15 +63,10 @@ async def run(stack: Stack, options: Options, progress: Callable[[str], None]) -
     }
     for kind in ("page", "poll"):
         for name, label in (("model", "a Kline model (baseline)"), ("records", "b KlineRecord (the store)")):
-            figures = median[name][kind]
-            outcome.rows.append(
-                (
-                    f"reads: {what[kind]}" if name == "model" else "",
-                    label,
-                    f"CPU {fmt(figures['cpu_ms'], 2)} ms, wall {fmt(figures['wall_ms'], 2)} ms",
-                    f"SecantusDB CPU {fmt(figures['mongo_cpu_ms'], 2)} ms; medians of {size['rounds']} rounds",
-                )
-            )
+            m = median[name][kind]
+            figures = f"CPU {fmt(m['cpu_ms'], 2)} ms, wall {fmt(m['wall_ms'], 2)} ms"
+            notes = f"SecantusDB CPU {fmt(m['mongo_cpu_ms'], 2)} ms; medians of {size['rounds']} rounds"
+            outcome.rows.append((f"reads: {what[kind]}" if name == "model" else "", label, figures, notes))
     same = "identical" if data["identical"] else "DIFFERENT"
     outcome.rows.append(("", "bytes", f"page body and poll rows {same}", f"{data['klines']:,} klines stored"))
     outcome.targets = [

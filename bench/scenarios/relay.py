@@ -3,27 +3,86 @@
 500 scripted streams updated every 250 ms, relayed by the real ingest every
 100 ms; each client names ``relay_streams_per_client`` streams. Over the window:
 latency from the exchange's send, updates lost or reordered per stream, CPU per
-process; then every subscription must reach the exchange's last round.
+process; then every subscription must reach the exchange's last round. Clients read each
+frame's stream, ``E`` (send time) and ``k.L`` (round) without decoding the JSON: a round
+skipped is lost, one not advancing reordered; latency is the receipt's wall clock minus ``E``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from array import array
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import psutil
 
+from bench import load
 from bench.options import Options
-from bench.relayclient import Tally, open_clients, subscriptions
 from bench.report import check, fmt, latency_summary
 from bench.scenarios import Outcome
 from bench.scenarios.burst import UNPACED_REST_WEIGHT, burst_symbols, wait_until_settled
 from bench.stack import Stack, cpu_seconds, exchange_call, wait_for_streams
+from bench.wsclient import FeedConnection
 from klines.testing.servers import exchange_urls
 
 DATABASE = "bench_relay"
 WARMUP_SECONDS = 5.0
 TAIL_SECONDS = 15.0  # after the window, time for the last round to arrive everywhere
+
+
+def frame_fields(payload: bytes) -> tuple[bytes, int, int]:
+    """(stream, E, k.L) of a combined kline frame ``{"stream":"..","data":{.."E":..,"k":{.."L":..}}}``."""
+    start = payload.index(b'"stream":"') + 10
+    stream = payload[start : payload.index(b'"', start)]
+    e_at = payload.index(b'"E":', start) + 4
+    event_ms = int(payload[e_at : payload.index(b",", e_at)])
+    l_at = payload.index(b'"L":', e_at) + 4
+    end = l_at
+    while payload[end] in b"0123456789":
+        end += 1
+    return stream, event_ms, int(payload[l_at:end])
+
+
+@dataclass
+class Tally:
+    """What every client saw; latencies only while ``measuring``."""
+
+    measuring: bool = False
+    latencies: array = field(default_factory=lambda: array("d"))  # seconds
+    received: int = 0  # frames while measuring
+    lost: Counter[bytes] = field(default_factory=Counter)  # stream -> updates skipped, summed over its clients
+    reordered: Counter[bytes] = field(default_factory=Counter)
+
+
+class StreamClient(FeedConnection):
+    def __init__(self, port: int, streams: Sequence[str], tally: Tally) -> None:
+        super().__init__(port, initial=0, path="/market/stream?streams=" + "/".join(streams))
+        self.streams = list(streams)
+        self.tally = tally
+        self.last: dict[bytes, int] = {}  # stream -> newest round received
+
+    def on_text(self, payload: bytes) -> None:
+        now = time.time()
+        stream, event_ms, round_ = frame_fields(payload)
+        tally = self.tally
+        last = self.last.get(stream)
+        if last is None or round_ > last:
+            self.last[stream] = round_
+        if tally.measuring:
+            tally.received += 1
+            tally.latencies.append(now - event_ms / 1000)
+            if last is not None and round_ > last + 1:
+                tally.lost[stream] += round_ - last - 1
+            elif last is not None and round_ <= last:
+                tally.reordered[stream] += 1
+
+
+def subscriptions(streams: Sequence[str], clients: int, per_client: int) -> list[list[str]]:
+    """``per_client`` consecutive streams per client, wrapping, so every stream gets about the same subscribers."""
+    return [[streams[(n * per_client + j) % len(streams)] for j in range(per_client)] for n in range(clients)]
 
 
 async def run(stack: Stack, options: Options, redis_url: str) -> Outcome:
@@ -41,7 +100,8 @@ async def run(stack: Stack, options: Options, redis_url: str) -> Outcome:
 
     tally = Tally()
     plan = subscriptions(streams, options.relay_clients, options.relay_streams_per_client)
-    opened = await open_clients([port for _, port in daphnes], plan, tally)
+    clients = [(daphnes[n % len(daphnes)][1], names) for n, names in enumerate(plan)]  # ports alternating
+    opened = await load.open_many(clients, lambda item: StreamClient(item[0], item[1], tally), concurrency=100)
     clients = opened.connections
     if opened.errors:
         await opened.close(time_limit=5.0)
@@ -54,7 +114,7 @@ async def run(stack: Stack, options: Options, redis_url: str) -> Outcome:
         await asyncio.sleep(WARMUP_SECONDS)
         cpu_before = {name: cpu_seconds(p) for name, p in processes.items()}
         before = await asyncio.to_thread(exchange_call, exchange_port, "/bench/status")
-        tally.start()
+        tally.measuring, tally.latencies, tally.received = True, array("d"), 0
         began = time.monotonic()
         await asyncio.sleep(options.relay_seconds)
         tally.measuring = False
@@ -80,43 +140,23 @@ async def run(stack: Stack, options: Options, redis_url: str) -> Outcome:
     delivered_rate = tally.received / window
     lost = sum(tally.lost.values())
     reordered = sum(tally.reordered.values())
-    outcome = Outcome(
-        "relay",
-        {
-            "symbols": len(symbols),
-            "clients": len(plan),
-            "streams_per_client": options.relay_streams_per_client,
-            "daphne_processes": options.daphnes,
-            "window_s": window,
-            "exchange_updates_per_s": sent_rate,
-            "delivered_frames_per_s": delivered_rate,
-            "expected_frames_per_s": sent_rate * subscribers / len(streams),
-            "lost": lost,
-            "streams_with_loss": len(tally.lost),
-            "reordered": reordered,
-            "streams_with_reorder": len(tally.reordered),
-            "subscriptions_short_at_end": len(short),
-            "tail_caught_up_s": tail_s,
-            "clients_closed_by_server": closed,
-            "cpu_cores": cpu,
-            **summary,
-        },
-    )
+    data = {"symbols": len(symbols), "clients": len(plan), "streams_per_client": options.relay_streams_per_client}
+    data |= {"daphne_processes": options.daphnes, "window_s": window, "exchange_updates_per_s": sent_rate}
+    data |= {"delivered_frames_per_s": delivered_rate, "expected_frames_per_s": sent_rate * subscribers / len(streams)}
+    data |= {"lost": lost, "streams_with_loss": len(tally.lost), "reordered": reordered}
+    data |= {"streams_with_reorder": len(tally.reordered), "subscriptions_short_at_end": len(short)}
+    data |= {"tail_caught_up_s": tail_s, "clients_closed_by_server": closed, "cpu_cores": cpu, **summary}
+    outcome = Outcome("relay", data)
     title = (
         f"relay ({len(symbols)} streams x 1m, {len(plan)} clients x {options.relay_streams_per_client} streams, "
         f"{options.daphnes} daphne + Redis, {window:.0f} s)"
     )
     cpu_note = ", ".join(f"{name} {value:.2f}" for name, value in cpu.items())
-    outcome.rows.append(
-        (
-            title,
-            "exchange sends (E) -> client has it",
-            f"p50 {fmt(summary['p50_ms'])} / p99 {fmt(summary['p99_ms'])} / max {fmt(summary['max_ms'])} ms; "
-            f"{sent_rate:,.0f} updates/s in, {delivered_rate:,.0f} frames/s delivered",
-            f"lost {lost} ({len(tally.lost)} streams) + {len(short)} never arrived, reordered {reordered}; "
-            f"all caught up {tail_s:.1f} s after the window; {closed} clients closed; CPU cores: {cpu_note}",
-        )
-    )
+    figures = f"p50 {fmt(summary['p50_ms'])} / p99 {fmt(summary['p99_ms'])} / max {fmt(summary['max_ms'])} ms; "
+    figures += f"{sent_rate:,.0f} updates/s in, {delivered_rate:,.0f} frames/s delivered"
+    notes = f"lost {lost} ({len(tally.lost)} streams) + {len(short)} never arrived, reordered {reordered}; "
+    notes += f"all caught up {tail_s:.1f} s after the window; {closed} clients closed; CPU cores: {cpu_note}"
+    outcome.rows.append((title, "exchange sends (E) -> client has it", figures, notes))
     p99 = summary["p99_ms"]
     outcome.targets = [
         check("relay p99, exchange -> client (ms)", p99, "<", 250),

@@ -40,20 +40,13 @@ class _Connections:
     """``count`` connections whose sends return at once; counts the frames sent."""
 
     def __init__(self, count: int, *, streams: bool) -> None:
-        self.sent = 0
-        self.expected = 0
+        self.sent, self.expected, self.started, self.observe, self.frame = 0, 0, 0.0, False, "{}"
         self.all_sent = asyncio.Event()
-        self.started = 0.0
-        self.observe = False
-        self.frame = "{}"
         self.newest = datetime(2026, 1, 1, tzinfo=UTC)  # the open time of the frame's newest close
-        if streams:
-            self.senders = [FrameQueue(self._send, max_owed=MAX_OWED, too_slow=_too_slow) for _ in range(count)]
-        else:
-            self.senders = [
-                Outbox(lambda _: self.frame, lambda _: self.newest, self._send, max_owed=MAX_OWED, too_slow=_too_slow)
-                for _ in range(count)
-            ]
+        limits = {"max_owed": MAX_OWED, "too_slow": _too_slow}
+        book = (lambda _: self.frame, lambda _: self.newest)  # what an Outbox asks for: the frame, its newest close
+        self.senders = [FrameQueue(self._send, **limits) if streams else Outbox(*book, self._send, **limits)
+                        for _ in range(count)]  # fmt: skip
         for sender in self.senders:
             sender.start()
 
@@ -117,14 +110,12 @@ async def run(options: Options) -> Outcome:
         outcome.data[endpoint] = {"seconds": seconds, "median_s": median, "ratio_to_untimed": ratio}
         per_connection = {subject: median[subject] / count * 1e6 for subject in SUBJECTS}
         what = "one close, one frame each" if not streams else f"one batch, {UPDATES_PER_BATCH} frames each"
-        outcome.rows.append(
-            (
-                f"fan-out timing, {endpoint} ({count:,} connections, {what}, {rounds} rounds)",
-                "CPU per fan-out, median",
-                ", ".join(f"{s} {fmt(median[s] * 1000, 2)} ms ({fmt(per_connection[s], 2)} us/conn)" for s in SUBJECTS),
-                f"per event / untimed {ratio['per event']:.3f}; per frame / untimed {ratio['per frame']:.3f}",
-            )
+        title = f"fan-out timing, {endpoint} ({count:,} connections, {what}, {rounds} rounds)"
+        figures = ", ".join(
+            f"{s} {fmt(median[s] * 1000, 2)} ms ({fmt(per_connection[s], 2)} us/conn)" for s in SUBJECTS
         )
+        notes = f"per event / untimed {ratio['per event']:.3f}; per frame / untimed {ratio['per frame']:.3f}"
+        outcome.rows.append((title, "CPU per fan-out, median", figures, notes))
         name = f"fan-out timing cost, {endpoint} (per event / untimed)"
         outcome.targets.append(check(name, ratio["per event"], "<=", 1.10))
     return outcome
