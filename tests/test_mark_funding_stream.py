@@ -377,3 +377,32 @@ def test_after_its_first_round_the_recorder_reads_only_past_the_ends_of_each_rec
     for command in reads:
         match = command["pipeline"][0]["$match"]
         assert "open_time" in match, f"a whole record read: {command['pipeline']}"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_recorder_waits_while_klines_are_backfilled(fake_rest: ExchangeThread) -> None:
+    """At 1,000 symbols a round costs 2,000 of the request weight: taken while the start-up backfill ran, it held
+    the live service's klines back minutes. The recorder asks nothing until the klines are idle."""
+    fake = fake_rest.exchange
+    stop = threading.Event()
+    klines_idle = threading.Event()
+    rest = BinanceRest(fake_rest.rest_url, weight_per_minute=1200, stop=stop)
+    recorder = DerivativesRecorder(
+        rest=rest,
+        symbols=lambda: ["BTCUSDT"],
+        kline_intervals=["1m"],
+        mark_intervals=["1m"],
+        stop=stop,
+        klines_idle=klines_idle.is_set,
+    )
+    asked = len(fake.rest_calls)
+    runner = threading.Thread(target=recorder.run, daemon=True)
+    runner.start()
+    try:
+        time.sleep(1.5)  # three of the recorder's checks of the klines
+        assert fake.rest_calls[asked:] == [] and recorder.busy
+        klines_idle.set()
+        wait_until(lambda: MarkPriceKline.objects.filter(symbol="BTCUSDT").exists(), timeout=20, what="a round")
+    finally:
+        stop.set()
+        runner.join(5)

@@ -79,7 +79,6 @@ async def run(stack: Stack, options: Options, redis_url: str) -> Outcome:
     streams = [symbols[i : i + options.per_stream] for i in range(0, len(symbols), options.per_stream)]
     _, exchange_port = stack.exchange("burst-exchange", symbols, env)
     ingest_env = {**env, **exchange_urls(exchange_port), "BINANCE_REST_WEIGHT_PER_MINUTE": UNPACED_REST_WEIGHT}
-    ingest_env["KLINE_MARK_PRICES"] = "false"  # its REST reads for 1,000 symbols held the start-up backfill past 180 s
     for number, chunk in enumerate(streams):
         stack.ingest(f"burst-ingest-{number}", ingest_env, chunk)
     await asyncio.to_thread(wait_for_streams, exchange_port, len(streams))

@@ -14,7 +14,8 @@
 * A :class:`HoleRepair` thread per interval scans the whole stored record every
   ``repair_seconds`` and fetches every hole, whatever its age, through the same client.
 * A :class:`DerivativesRecorder` thread records mark-price klines and funding rates from REST after
-  each close, through the same client (:mod:`klines.ingest.derivatives`).
+  each close, through the same client, once no kline backfill, history or write waits
+  (:mod:`klines.ingest.derivatives`).
 * Connections of their own read the mark-price streams (``<symbol>@markPrice@1s``, under ``/market`` as the
   klines); a funding is stored when its time passes (:mod:`klines.ingest.funding_stream`), then confirmed
   or corrected by the recorder's REST round. A :class:`DerivativesRepair` thread fetches the holes inside
@@ -170,6 +171,7 @@ class IngestService:
             kline_intervals=settings.intervals,
             mark_intervals=mark_intervals(settings.intervals),
             stop=self.stop,
+            klines_idle=self._klines_idle,
         )
         self.derivatives_repair = DerivativesRepair(
             rest=self.rest,
@@ -257,6 +259,11 @@ class IngestService:
         kline = update.kline
         text = json.dumps(update.data, separators=(",", ":"))  # encoded once, for every serving process
         self.relay.offer(stream_name(kline.symbol, kline.interval), datetime_to_ms(kline.open_time), text)
+
+    def _klines_idle(self) -> bool:
+        """No kline backfill, first-start history or queued write: the mark-price recorder may use the weight."""
+        history = 0 if self.history is None else self.history.pending
+        return not history and not self.writer.pending and all(b.idle for b in self.backfills.values())
 
     def _fetched(self, kline: ClosedKline) -> bool:
         self.watches[kline.interval].note(kline.symbol, datetime_to_ms(kline.open_time))
