@@ -25,10 +25,11 @@ from typing import Any
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
+from bench.bulkseed import open_record
 from bench.history_pages import PAGE, Pages
 from bench.report import latency_summary
 from bench.scenarios.bigrecord import disk_bytes
-from klines.testing.servers import ROOT, SecantusServer, daphne, free_port, service_env, stop_process
+from klines.testing.servers import ROOT, daphne, free_port, service_env, stop_process
 
 COLLSTATS_TIMEOUT = 900  # seconds
 
@@ -84,7 +85,7 @@ def measure(directory: Path, pages: int) -> dict[str, Any]:
     data = directory / "data"
     load_before = os.getloadavg()
     disk = disk_bytes(data)
-    server = SecantusServer(data).start()
+    server = open_record(data)
     work = Path(tempfile.mkdtemp(prefix="keptrecord-"))
     try:
         env = service_env(server.uri, meta["database"], KLINE_SYMBOLS=",".join(meta["symbols"]))
