@@ -41,6 +41,7 @@ from klines.binance.intervals import interval_ms
 from klines.binance.parse import MalformedMessage, datetime_to_ms, ms_to_datetime
 from klines.binance.rest import BinanceRest, RestError
 from klines.ingest.backfill import PAGE_LIMIT, kline_weight
+from klines.ingest.periodic import IDLE_WAIT_SECONDS
 from klines.store.derivatives import (
     Span,
     funding_span,
@@ -56,7 +57,6 @@ from klines.window import HISTORY
 logger = logging.getLogger(__name__)
 
 RETRY = Backoff(initial=1.0, maximum=30.0)
-IDLE_WAIT_SECONDS = 0.5  # how often a round waiting for the klines asks again
 SETTLE_SECONDS = 1.0  # after a close, before asking: the exchange has it by then
 HOUR_MS = 3_600_000
 # Binance settles funding on the hour (every 1, 4 or 8 h): asked once an hour, this long after it.

@@ -32,6 +32,7 @@ from klines.binance.parse import MalformedMessage, datetime_to_ms, ms_to_datetim
 from klines.binance.rest import BinanceRest, RestError
 from klines.ingest.derivatives import fetch_funding, fetch_mark_klines
 from klines.ingest.gaps import Gap, find_gaps
+from klines.ingest.periodic import scan_periodically
 from klines.store.derivatives import (
     funding_times,
     mark_count_between,
@@ -45,7 +46,6 @@ logger = logging.getLogger(__name__)
 
 CHUNK = 5000  # intervals of open times read per query
 RETRY = Backoff(initial=1.0, maximum=30.0)
-IDLE_WAIT_SECONDS = 0.5
 FUNDING_MAX_MS = 8 * 3_600_000  # Binance's longest funding period
 FUNDING_JITTER_MS = 60_000  # Binance's oldest funding times are a few milliseconds past the hour
 
@@ -92,23 +92,16 @@ class DerivativesRepair:
         self._empty: set[tuple[str, str, int, int]] = set()  # ranges REST had nothing for (this process)
 
     def run(self) -> None:
-        attempt = 0
-        while not self.stop.is_set():
-            while not (self.idle() or self.stop.wait(IDLE_WAIT_SECONDS)):
-                pass
-            if self.stop.is_set():
-                return
-            try:
-                self.scan()
-            except (RestError, DatabaseError, PyMongoError, MalformedMessage) as exc:
-                if self.stop.is_set():
-                    return
-                delay, attempt = RETRY.delay(attempt), attempt + 1
-                logger.warning("mark price and funding hole repair failed (%s); again in %.0fs", exc, delay)
-                self.stop.wait(delay)
-                continue
-            attempt = 0
-            self.stop.wait(self.every_seconds)
+        scan_periodically(
+            self.scan,
+            name="mark price and funding hole repair",
+            idle=self.idle,
+            stop=self.stop,
+            every_seconds=self.every_seconds,
+            retry=RETRY,
+            failures=(RestError, DatabaseError, PyMongoError, MalformedMessage),
+            log=logger,
+        )
 
     def scan(self) -> None:
         """Find and fetch every hole of every recorded symbol, once."""

@@ -32,6 +32,7 @@ from klines.binance.parse import ClosedKline, datetime_to_ms, ms_to_datetime
 from klines.binance.rest import BinanceRest, RestError
 from klines.ingest.backfill import PAGE_LIMIT, Page, closed_before, fetch_page
 from klines.ingest.gaps import Gap, find_gaps, without
+from klines.ingest.periodic import scan_periodically
 from klines.ingest.supervise import Spawn, unsupervised
 from klines.store.exchange_gaps import exchange_gaps, remember_exchange_gap
 from klines.store.reads import count_between, newest_open_time, oldest_open_time, open_times_between
@@ -40,7 +41,6 @@ logger = logging.getLogger(__name__)
 
 CHUNK = 5000  # intervals of open times read per query
 RETRY = Backoff(initial=1.0, maximum=30.0)  # REST or the database failed during a scan
-IDLE_WAIT_SECONDS = 0.5
 
 
 def unanswered(gap: Gap, got_ms: Iterable[int], interval_ms: int) -> list[Gap]:
@@ -92,24 +92,16 @@ class HoleRepair:
         self._thread = spawn(f"hole-repair {self.interval}", self._run)
 
     def _run(self) -> None:
-        attempt = 0
-        while not self.stop.is_set():
-            while not (self.idle() or self.stop.wait(IDLE_WAIT_SECONDS)):
-                pass
-            if self.stop.is_set():
-                return
-            try:
-                self.scan()
-            except (RestError, DatabaseError, PyMongoError) as exc:
-                if self.stop.is_set():
-                    return
-                delay = self.retry.delay(attempt)
-                attempt += 1
-                logger.warning("hole repair %s failed (%s); again in %.0fs", self.interval, exc, delay)
-                self.stop.wait(delay)
-                continue
-            attempt = 0
-            self.stop.wait(self.every_seconds)
+        scan_periodically(
+            self.scan,
+            name=f"hole repair {self.interval}",
+            idle=self.idle,
+            stop=self.stop,
+            every_seconds=self.every_seconds,
+            retry=self.retry,
+            failures=(RestError, DatabaseError, PyMongoError),
+            log=logger,
+        )
 
     def scan(self) -> None:
         """Scan every symbol's whole stored range and fetch its holes."""
