@@ -43,7 +43,7 @@ from tests.helpers import (
 
 MINUTE = 60_000
 SYMBOLS_MANY = 12
-HISTORY_MANY = 300  # 1,500 (18,000 klines) measured the README's figures, in four minutes on a loaded machine
+HISTORY_MANY = 450  # 1,500 (18,000 klines) measured the README's figures, in four minutes on a loaded machine
 DEV = {"DJANGO_DEBUG": "true"}
 
 
@@ -315,7 +315,7 @@ def test_kline_history_zero_keeps_the_newest_eleven_of_before(
 def test_many_streams_load_their_history_while_live_closes_are_stored_on_time(
     mongo_uri: str, klines: Collection, ingests: list[Ingest], tmp_path: Path
 ) -> None:
-    """Twelve symbols, 300 klines each (a page of weight 2): 3,600 klines of history go in while a close of each
+    """Twelve symbols, 450 klines each (a page of weight 2): 5,400 klines of history go in while a close of each
     symbol comes every second; the closes are stored about as soon as they are sent, never queued behind
     the history (that would be seconds: SecantusDB stores a few thousand klines a second), and the exchange's
     request-weight limit (the ingest's budget) is never hit."""
@@ -343,7 +343,8 @@ def test_many_streams_load_their_history_while_live_closes_are_stored_on_time(
         f"p99 {statistics.quantiles(during, n=100)[98]:.3f}s, max {max(during):.3f}s; "
         f"weight at most {fake.weight.most} a minute; {ingest.log.count('reconnecting')} reconnects"
     )
-    assert len(during) >= SYMBOLS_MANY * 5
+    # Enough closes to judge (the history takes seconds: 3,600 klines once took 4 s on a quiet machine, 48 closes).
+    assert len(during) >= SYMBOLS_MANY * 3
     assert statistics.median(during) < 0.5  # queued behind the history's klines, a close would wait seconds
     assert fake.weight.refused == 0 and fake.weight.most <= 1200
     assert "QUEUE FULL" not in ingest.log and "rate limited" not in ingest.log
