@@ -25,6 +25,11 @@ class IngestStats:
     malformed_kinds: Counter[str] = field(default_factory=Counter)  # offending part -> frames
     latest_event_ms: int | None = None  # the newest event time (``E``) read: the exchange's clock
 
+    def count_malformed(self, exc: MalformedMessage) -> None:
+        """One frame skipped as malformed, counted with its offending part."""
+        self.malformed += 1
+        self.malformed_kinds[exc.kind] += 1
+
 
 class CappedLog:
     """Log a warning per bad frame, at most :data:`MALFORMED_LOG_PER_MINUTE` lines a minute."""
@@ -66,8 +71,7 @@ class KlineIngestor:
         try:
             update = parse_stream_message(text)
         except MalformedMessage as exc:
-            self.stats.malformed += 1
-            self.stats.malformed_kinds[exc.kind] += 1
+            self.stats.count_malformed(exc)
             self._warn("skipped malformed message: %s", exc)
             return
         kline = update.kline

@@ -82,8 +82,7 @@ class MarkPriceIngestor:
         try:
             update = parse_mark_price_message(text)
         except MalformedMessage as exc:
-            self.stats.malformed += 1
-            self.stats.malformed_kinds[exc.kind] += 1
+            self.stats.count_malformed(exc)
             self._warn("skipped malformed mark-price message: %s", exc)
             return
         if update.symbol not in self.symbols:
